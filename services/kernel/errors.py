@@ -1,0 +1,163 @@
+"""Errors are data: every failure the caller can fix is a 4xx with `{"error", "detail"}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger(__name__)
+
+
+class KinfolkError(Exception):
+    """Base of every error a caller can act on. Subclasses fix the status and the code."""
+
+    status_code = 400
+    code = "BadRequest"
+
+    def __init__(self, detail: Any = None, *, headers: dict[str, str] | None = None) -> None:
+        self.detail = detail if detail is not None else self.__class__.__doc__
+        self.headers = headers
+        super().__init__(str(self.detail))
+
+
+class BadRequest(KinfolkError):
+    """The request is not valid."""
+
+
+class InvalidJSON(KinfolkError):
+    """The body is not valid JSON."""
+
+    code = "InvalidJSON"
+
+
+class ValidationFailed(KinfolkError):
+    """Some fields are missing, unknown or of the wrong type."""
+
+    status_code = 422
+    code = "ValidationError"
+
+
+class Unauthorized(KinfolkError):
+    """Send a valid `Authorization: Bearer <token>` header."""
+
+    status_code = 401
+    code = "Unauthorized"
+
+    def __init__(self, detail: Any = None) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(KinfolkError):
+    """The credentials are valid but do not allow this."""
+
+    status_code = 403
+    code = "Forbidden"
+
+
+class NotFound(KinfolkError):
+    """Nothing was found here."""
+
+    status_code = 404
+    code = "NotFound"
+
+
+class MethodNotAllowed(KinfolkError):
+    """This path does not accept that method."""
+
+    status_code = 405
+    code = "MethodNotAllowed"
+
+
+class Conflict(KinfolkError):
+    """The request conflicts with the current state."""
+
+    status_code = 409
+    code = "Conflict"
+
+
+class PayloadTooLarge(KinfolkError):
+    """The body is larger than this endpoint accepts."""
+
+    status_code = 413
+    code = "PayloadTooLarge"
+
+
+class UnsupportedMediaType(KinfolkError):
+    """This endpoint does not accept that content type."""
+
+    status_code = 415
+    code = "UnsupportedMediaType"
+
+
+class ServiceUnavailable(KinfolkError):
+    """A dependency is not reachable right now; retry later."""
+
+    status_code = 503
+    code = "ServiceUnavailable"
+
+
+def error_body(code: str, detail: Any) -> dict[str, Any]:
+    return {"error": code, "detail": detail}
+
+
+def _validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+        for err in exc.errors()
+    ]
+
+
+async def _kinfolk_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, KinfolkError)
+    return JSONResponse(
+        error_body(exc.code, exc.detail), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    detail = _validation_detail(exc)
+    if any(item["type"] == "json_invalid" for item in detail):
+        return JSONResponse(error_body(InvalidJSON.code, detail), status_code=400)
+    return JSONResponse(error_body(ValidationFailed.code, detail), status_code=422)
+
+
+_HTTP_CODES: dict[int, type[KinfolkError]] = {
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    405: MethodNotAllowed,
+    409: Conflict,
+    413: PayloadTooLarge,
+    415: UnsupportedMediaType,
+}
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    cls = _HTTP_CODES.get(exc.status_code, BadRequest if exc.status_code < 500 else None)
+    code = cls.code if cls is not None else "InternalError"
+    detail = exc.detail if cls is None or exc.detail not in (None, "") else cls.__doc__
+    return JSONResponse(
+        error_body(code, detail), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled_error", path=request.url.path)
+    return JSONResponse(
+        error_body("InternalError", "Something went wrong on our side; it has been logged."),
+        status_code=500,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(KinfolkError, _kinfolk_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unhandled)

@@ -1,0 +1,41 @@
+"""What a service declares about itself, so the kernel can host, migrate and wire it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter
+from sqlalchemy import MetaData
+
+from services.kernel.events import Event
+
+if TYPE_CHECKING:
+    from services.kernel.auth import ApiKeyLookup
+    from services.kernel.consumer import ConsumerSpec
+    from services.kernel.db import Database
+    from services.kernel.jobs import JobSpec
+
+
+@dataclass(frozen=True)
+class ServiceModule:
+    name: str
+    schema: str
+    metadata: MetaData
+    router: APIRouter
+    migrations: Path
+    events: Sequence[type[Event]] = ()
+    consumers: Sequence[ConsumerSpec] = ()
+    jobs: Sequence[JobSpec] = ()
+    # Paths (prefixes) that accept bodies over the default limit, such as bulk imports.
+    large_body_paths: Sequence[str] = ()
+    # Set by the service that owns API keys, so keys are checked against its table in-process.
+    api_key_lookup: Callable[[Database], ApiKeyLookup] | None = None
+    tags: Sequence[str] = field(default_factory=tuple)
+
+    @property
+    def stream(self) -> str:
+        """The Redis Stream this service's events are published to."""
+        return f"kinfolk:events:{self.name}"

@@ -1,0 +1,86 @@
+"""The long-lived resources of one process: database, Redis, authentication."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+from redis.asyncio import Redis
+
+from services.kernel.auth import (
+    ApiKeyLookup,
+    ApiKeyRecord,
+    ApiKeyVerifier,
+    Authenticator,
+    MemberTokenCodec,
+)
+from services.kernel.db import Database
+from services.kernel.module import ServiceModule
+from services.kernel.settings import Settings
+
+
+class RemoteApiKeyLookup:
+    """Asks the members service (in another process) about a key it has not seen recently."""
+
+    def __init__(self, base_url: str, timeout: float) -> None:
+        self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout)
+
+    async def __call__(self, key_id: uuid.UUID, token: str) -> ApiKeyRecord | None:
+        response = await self._client.post(
+            "/members/v1/internal/api-keys/verify", json={"key": token}
+        )
+        if response.status_code in (401, 404):
+            return None
+        response.raise_for_status()
+        return ApiKeyRecord.from_json(response.content)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    database: Database
+    redis: Redis
+    authenticator: Authenticator
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        settings: Settings,
+        services: Sequence[ServiceModule],
+        *,
+        database_url: str,
+        redis_url: str,
+    ) -> AsyncIterator[Runtime]:
+        database = Database(database_url)
+        redis = Redis.from_url(redis_url)
+        remote: RemoteApiKeyLookup | None = None
+        lookup: ApiKeyLookup
+        local = next((s.api_key_lookup for s in services if s.api_key_lookup is not None), None)
+        if local is not None:
+            lookup = local(database)
+        elif settings.members_url:
+            remote = RemoteApiKeyLookup(settings.members_url, settings.outbound_timeout_seconds)
+            lookup = remote
+        else:
+            raise RuntimeError(
+                "API keys are checked by the members service: run it in this process "
+                "or set KINFOLK_MEMBERS_URL"
+            )
+        authenticator = Authenticator(
+            tokens=MemberTokenCodec(settings),
+            api_keys=ApiKeyVerifier(redis, lookup, settings.api_key_cache_seconds),
+        )
+        try:
+            yield cls(settings, database, redis, authenticator)
+        finally:
+            if remote is not None:
+                await remote.aclose()
+            await redis.aclose()
+            await database.dispose()

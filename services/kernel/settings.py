@@ -1,0 +1,69 @@
+"""Process-wide settings, read from `KINFOLK_*` environment variables."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KINFOLK_", extra="ignore")
+
+    # Infrastructure. When a URL is unset, an embedded server is started under `data_dir`.
+    database_url: str | None = None
+    redis_url: str | None = None
+    data_dir: Path = Path(".kinfolk")
+
+    # Member tokens. HS256 with a shared secret by default; RS256 with a public key or a JWKS URL.
+    jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
+    jwt_secret: SecretStr | None = None
+    jwt_public_key: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str = "kinfolk"
+    jwt_audience: str = "kinfolk"
+    jwt_leeway_seconds: int = 10
+
+    # Staff API keys are verified once and cached this long in Redis; revocation clears the cache.
+    api_key_cache_seconds: int = 60
+
+    # Base URLs of services running in other processes. Unset means "in this process".
+    members_url: str | None = None
+
+    # HTTP limits.
+    max_body_bytes: int = 1_048_576
+    max_import_bytes: int = 256 * 1_048_576
+    outbound_timeout_seconds: float = 10.0
+
+    # Events.
+    relay_batch_size: int = Field(default=500, ge=1)
+    relay_idle_seconds: float = 0.2
+    consumer_max_deliveries: int = Field(default=5, ge=1)
+    consumer_retry_after_seconds: float = 5.0
+
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    def jwt_signing_secret(self) -> str:
+        """The HS256 secret: configured, else one generated once and kept in the data folder.
+
+        Keeping it in the data folder lets `kinfolk token` mint tokens that a running
+        `kinfolk dev` accepts without any configuration.
+        """
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        path = self.data_dir / "jwt-secret"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
