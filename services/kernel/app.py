@@ -45,6 +45,8 @@ def build_app(
         docs_url="/docs",
         openapi_url="/openapi.json",
     )
+    # Service clients talk in process (ASGI) to the services listed here, over HTTP to the others.
+    app.state.services = tuple(services)
     if isinstance(runtime, Runtime):
         # Tests drive the app without a lifespan; attach eagerly so state is there at once.
         _attach(app, runtime)

@@ -57,7 +57,9 @@ class StaffPrincipal:
         if scope.value in self.scopes:
             return True
         # Write access to an area includes reading it.
-        return scope.value.endswith(":read") and scope.value.replace(":read", ":write") in self.scopes
+        return (
+            scope.value.endswith(":read") and scope.value.replace(":read", ":write") in self.scopes
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +188,15 @@ async def forget_api_key(redis: Redis, key_id: uuid.UUID) -> None:
     await redis.delete(api_key_cache_key(key_id))
 
 
+async def cache_api_key_record(redis: Redis, record: ApiKeyRecord, seconds: int) -> None:
+    """Put a key's current record in every service's cache, replacing whatever was there.
+
+    Revocation writes the revoked record rather than deleting the entry: a verifier then refuses
+    the key at once, without a lookup that could race the revoking transaction's commit.
+    """
+    await redis.set(api_key_cache_key(record.key_id), record.to_json(), ex=seconds)
+
+
 # --- Member tokens --------------------------------------------------------------------------
 
 
@@ -209,7 +220,9 @@ class MemberTokenCodec:
 
     def issue(self, brand_id: uuid.UUID, member_id: uuid.UUID, ttl: timedelta) -> str:
         if self._algorithm != "HS256":
-            raise ValueError("Kinfolk only issues tokens with HS256; RS256 tokens come from your IdP")
+            raise ValueError(
+                "Kinfolk only issues tokens with HS256; RS256 tokens come from your IdP"
+            )
         now = utcnow()
         claims = {
             "iss": self._settings.jwt_issuer,

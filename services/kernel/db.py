@@ -1,4 +1,4 @@
-"""Async SQLAlchemy on asyncpg: one engine per process, one session and transaction per unit of work.
+"""Async SQLAlchemy on asyncpg: one engine per process, one session per unit of work.
 
 Services never commit. The boundary (an HTTP request, a job, an event handler) owns the
 transaction: `unit_of_work` commits when the work returns and rolls back when it raises.

@@ -9,6 +9,7 @@ stopped when the last of those processes lets go.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -27,12 +28,16 @@ class InfrastructureUrls:
 
 @contextmanager
 def embedded_postgres(folder: Path) -> Iterator[str]:
-    import pgserver
-
     folder.mkdir(parents=True, exist_ok=True)
-    # cleanup_mode="stop": the server stops when the last process using this folder exits, and the
-    # data stays for next time.
-    server = pgserver.get_server(folder.resolve(), cleanup_mode="stop")
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI) and falls back to /tmp,
+        # which is what we want anyway.
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        # cleanup_mode="stop": the server stops when the last process using this folder exits,
+        # and the data stays for next time.
+        server = pgserver.get_server(folder.resolve(), cleanup_mode="stop")  # type: ignore[attr-defined]
     try:
         yield server.get_uri()
     finally:

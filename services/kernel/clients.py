@@ -1,0 +1,97 @@
+"""Typed HTTP clients for calling another Kinfolk service.
+
+A service never reads another's tables; it calls the other's HTTP API. When the other service is
+hosted by the same app (all in one, tests), the client talks to that app in process through
+`httpx.ASGITransport`: the same code path, no network. Otherwise it calls the base URL configured as
+`KINFOLK_<SERVICE>_URL` (a `<service>_url` field of `Settings`).
+
+Privacy contract: a service that declares `privacy_export=True` serves
+`GET /<service>/v1/privacy/members/{member_id}`. It answers 200 with a JSON object holding
+everything it keeps on that member (404 or `{}` when it holds nothing), and admits a staff key with
+`members:read` of the member's brand or that member's own token: the members service forwards
+its caller's `Authorization` header.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, Self
+
+import httpx
+from starlette.applications import Starlette
+from starlette.types import ASGIApp
+
+from services.kernel.errors import ServiceUnavailable
+from services.kernel.module import ServiceModule
+from services.kernel.settings import Settings
+
+
+class ServiceClient:
+    """Calls one other service. Subclass it to add a service's typed calls."""
+
+    def __init__(self, service: str, http: httpx.AsyncClient) -> None:
+        self.service = service
+        self._http = http
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        service: str,
+        *,
+        settings: Settings,
+        app: ASGIApp,
+        hosted: bool,
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[Self]:
+        """A client for `service`: in process through `app` when `hosted`, else over HTTP."""
+        timeout = httpx.Timeout(settings.outbound_timeout_seconds)
+        transport: httpx.AsyncBaseTransport | None = None
+        if hosted:
+            transport = httpx.ASGITransport(app=app)
+            base_url = "http://in-process"
+        else:
+            # Each service that others call adds its `<service>_url` setting, as members does.
+            configured = getattr(settings, f"{service}_url", None)
+            if not isinstance(configured, str) or not configured:
+                raise ServiceUnavailable(
+                    f"The {service} service is not in this process and "
+                    f"KINFOLK_{service.upper()}_URL is not set."
+                )
+            base_url = configured
+        async with httpx.AsyncClient(
+            base_url=base_url, transport=transport, timeout=timeout, headers=headers
+        ) as http:
+            yield cls(service, http)
+
+    async def get_json(self, path: str, *, missing: Any = None) -> Any:
+        """GET `path` as JSON; `missing` on 404; 503 when the service fails or is unreachable."""
+        try:
+            response = await self._http.get(path)
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailable(f"The {self.service} service is not reachable: {exc}") from exc
+        if response.status_code == 404:
+            return missing
+        if response.status_code != 200:
+            raise ServiceUnavailable(
+                f"The {self.service} service answered {response.status_code} to GET {path}."
+            )
+        return response.json()
+
+    async def privacy_export(self, member_id: uuid.UUID) -> dict[str, Any]:
+        """Everything this service holds on a member (see the privacy contract above)."""
+        path = f"/{self.service}/v1/privacy/members/{member_id}"
+        data = await self.get_json(path, missing={})
+        if not isinstance(data, dict):
+            raise ServiceUnavailable(
+                f"The {self.service} service's privacy export is not an object."
+            )
+        return data
+
+
+def hosted_services(app: Starlette) -> frozenset[str]:
+    """Names of the services the app in `app.state` serves itself (set by `build_app`)."""
+    services: tuple[ServiceModule, ...] = getattr(app.state, "services", ())
+    return frozenset(s.name for s in services)

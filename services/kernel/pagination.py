@@ -1,0 +1,102 @@
+"""Keyset pagination on a time-ordered UUID column.
+
+Pages are walked in ascending id order (ids are UUIDv7, so that is creation order) with an opaque
+`after` cursor naming the last id of the previous page. Unlike offsets, a page costs the same
+wherever it is and rows inserted meanwhile never shift or repeat items.
+
+An endpoint takes `PageDep`, the repository passes its query through `keyset()`, and the endpoint
+answers with `Page.of(rows, page, ...)`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Generic, TypeVar, TypeVarTuple
+
+from fastapi import Depends, Query
+from pydantic import BaseModel
+from sqlalchemy import Select
+from sqlalchemy.orm import InstrumentedAttribute
+
+from services.kernel.errors import BadRequest
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 100
+
+T = TypeVar("T")
+R = TypeVar("R")
+Ts = TypeVarTuple("Ts")
+
+
+class InvalidCursor(BadRequest):
+    """The `after` cursor is not one this API returned."""
+
+    code = "InvalidCursor"
+
+
+def encode_cursor(last_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(last_id.bytes).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str) -> uuid.UUID:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        return uuid.UUID(bytes=raw)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidCursor("The `after` cursor is not one this API returned.") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    limit: int
+    after: uuid.UUID | None
+
+
+def page_request(
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description="How many items to return.")
+    ] = DEFAULT_LIMIT,
+    after: Annotated[
+        str | None,
+        Query(max_length=64, description="The `next` cursor of the previous page."),
+    ] = None,
+) -> PageRequest:
+    return PageRequest(limit=limit, after=decode_cursor(after) if after is not None else None)
+
+
+PageDep = Annotated[PageRequest, Depends(page_request)]
+
+
+def keyset(
+    statement: Select[*Ts], column: InstrumentedAttribute[uuid.UUID], page: PageRequest
+) -> Select[*Ts]:
+    """The page's slice of `statement`, plus one row to tell whether another page follows."""
+    if page.after is not None:
+        statement = statement.where(column > page.after)
+    return statement.order_by(column).limit(page.limit + 1)
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        rows: Sequence[R],
+        page: PageRequest,
+        *,
+        key: Callable[[R], uuid.UUID],
+        item: Callable[[R], T],
+    ) -> Page[T]:
+        """Builds the page from `keyset()`'s rows: the extra row, if any, means there is a next."""
+        shown = rows[: page.limit]
+        more = len(rows) > page.limit
+        return cls(
+            items=[item(row) for row in shown],
+            next=encode_cursor(key(shown[-1])) if more else None,
+        )
