@@ -1,0 +1,419 @@
+"""Event consumers: Redis Streams consumer groups with an inbox, retries and a dead-letter stream.
+
+A message takes effect exactly once per consumer group, although Redis delivers it at least once:
+
+1. the handler runs in one `database.unit_of_work()` together with an insert of the event id into
+   the consuming service's inbox (`ON CONFLICT DO NOTHING`); a redelivered or duplicated event
+   finds its id there, skips the handler, and is simply acknowledged;
+2. the message is XACKed only after that transaction commits. A crash in between leaves it
+   pending; it is redelivered and deduplicated by step 1.
+
+A handler that raises rolls back (inbox row included) and leaves the message pending. After
+`consumer_retry_after_seconds` of idleness any consumer of the group claims it (XPENDING + XCLAIM,
+which also counts deliveries) and tries again. On the `consumer_max_deliveries`-th failed delivery
+the message is parked in `<stream>:dead` with the error and acknowledged, so one poison message
+never blocks the group. Messages that cannot be parsed, or whose event type this process does not
+know, are parked at once: retrying cannot fix them, but a deploy that knows the type can replay
+them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import traceback
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from prometheus_client import Counter
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+from sqlalchemy import Table
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kernel.clock import utcnow
+from services.kernel.db import Database
+from services.kernel.events import Event, parse_event
+from services.kernel.loops import Backoff, sleep_or_stop
+from services.kernel.module import ServiceModule
+from services.kernel.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+EventHandler = Callable[[AsyncSession, Event], Awaitable[None]]
+
+# Same naming as `ServiceModule.stream`; a spec names services, not streams, so a consumer does
+# not import the producing service's module.
+STREAM_PREFIX = "kinfolk:events:"
+DEAD_LETTER_SUFFIX = ":dead"
+
+# How long `run` blocks in XREADGROUP waiting for new messages: also the longest a stop waits.
+BLOCK_MILLISECONDS = 1_000
+
+# Keep the dead-letter text readable; the tail of a traceback is where the cause is.
+MAX_TRACEBACK_CHARS = 8_000
+
+MESSAGES = Counter(
+    "kinfolk_consumer_messages_total",
+    "Stream messages a consumer group dealt with, by outcome.",
+    ["group", "outcome"],
+)
+CONSUMER_ERRORS = Counter(
+    "kinfolk_consumer_errors_total",
+    "Consumer passes that failed on a database or Redis error and were retried after a backoff.",
+    ["group"],
+)
+
+
+def stream_for(service_name: str) -> str:
+    return f"{STREAM_PREFIX}{service_name}"
+
+
+def dead_letter_stream(stream: str) -> str:
+    return f"{stream}{DEAD_LETTER_SUFFIX}"
+
+
+def type_matches(pattern: str, event_type: str) -> bool:
+    """`member.created` matches itself; `member.*` matches every `member.` type; `*` matches all."""
+    if pattern == "*":
+        return True
+    if pattern.endswith(".*"):
+        return event_type.startswith(pattern[:-1])
+    return pattern == event_type
+
+
+def _check_pattern(pattern: str) -> None:
+    body = pattern[:-2] if pattern.endswith(".*") else pattern
+    if pattern != "*" and (not body or "*" in body):
+        raise ValueError(f"event type pattern {pattern!r}: use an exact type, 'prefix.*' or '*'")
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """One consumer group: which services' streams it reads, what it wants and what it does."""
+
+    name: str  # the consumer group, e.g. "rewards.member-events"; also the inbox's `consumer`
+    services: Sequence[str]  # names of the services whose streams it reads
+    handler: EventHandler  # runs inside the transaction that records the event in `inbox`
+    inbox: Table  # the consuming service's inbox table
+    event_types: frozenset[str] | None = None  # exact types or `prefix.*`; None wants everything
+
+    def __post_init__(self) -> None:
+        if not self.services:
+            raise ValueError(f"consumer {self.name!r} reads no service's stream")
+        for pattern in self.event_types or ():
+            _check_pattern(pattern)
+
+    @property
+    def streams(self) -> list[str]:
+        return [stream_for(name) for name in self.services]
+
+    def wants(self, event_type: str) -> bool:
+        if self.event_types is None:
+            return True
+        return any(type_matches(p, event_type) for p in self.event_types)
+
+
+def consumer_specs(services: Iterable[ServiceModule]) -> list[ConsumerSpec]:
+    """Every consumer the given services declare."""
+    return [spec for service in services for spec in service.consumers]
+
+
+class Outcome(enum.Enum):
+    HANDLED = "handled"  # the handler ran and committed
+    DUPLICATE = "duplicate"  # the inbox already had the event id: acknowledged, nothing run
+    SKIPPED = "skipped"  # a type this group does not want: acknowledged, nothing run
+    FAILED = "failed"  # the handler raised: left pending for a retry
+    DEAD = "dead"  # parked in the dead-letter stream and acknowledged
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
+
+
+def _fields(raw: Mapping[Any, Any]) -> dict[str, str]:
+    return {_text(key): _text(value) for key, value in raw.items()}
+
+
+def _describe(exc: BaseException) -> tuple[str, str]:
+    """The one-line error and the (truncated) traceback recorded with a dead letter."""
+    summary = f"{type(exc).__name__}: {exc}"
+    trace = "".join(traceback.format_exception(exc))
+    return summary, trace[-MAX_TRACEBACK_CHARS:]
+
+
+class ConsumerRunner:
+    """Runs consumer groups as one named consumer (unique per process, e.g. host and pid)."""
+
+    def __init__(
+        self,
+        database: Database,
+        redis: Redis,
+        specs: Sequence[ConsumerSpec],
+        settings: Settings,
+        consumer_name: str,
+        *,
+        block_ms: int = BLOCK_MILLISECONDS,
+    ) -> None:
+        names = [spec.name for spec in specs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"consumer group names must be unique: {names}")
+        self.database = database
+        self.redis = redis
+        self.specs = list(specs)
+        self.settings = settings
+        self.consumer_name = consumer_name
+        self.block_ms = block_ms
+        self._groups_ready: set[str] = set()
+
+    @property
+    def _retry_after_ms(self) -> int:
+        return int(self.settings.consumer_retry_after_seconds * 1000)
+
+    async def process_once(self) -> int:
+        """One non-blocking pass over every group: retries first, then new messages.
+
+        Returns how many messages were dealt with (handled, skipped, deduplicated, failed, parked).
+        """
+        total = 0
+        for spec in self.specs:
+            total += await self._process(spec, block_ms=None)
+        return total
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set: a task per group, so a slow group never holds up another."""
+        log.info(
+            "consumer.started", consumer=self.consumer_name, groups=[s.name for s in self.specs]
+        )
+        if not self.specs:
+            await stop.wait()
+        await asyncio.gather(*(self._run_group(spec, stop) for spec in self.specs))
+        log.info("consumer.stopped", consumer=self.consumer_name)
+
+    async def _run_group(self, spec: ConsumerSpec, stop: asyncio.Event) -> None:
+        backoff = Backoff()
+        while not stop.is_set():
+            try:
+                await self._process(spec, block_ms=self.block_ms)
+            except Exception:
+                # Database or Redis trouble: whatever was not acknowledged stays pending and is
+                # retried, so waiting and trying again loses nothing.
+                CONSUMER_ERRORS.labels(group=spec.name).inc()
+                self._groups_ready.discard(spec.name)
+                delay = backoff.next_delay()
+                log.exception("consumer.pass_failed", group=spec.name, retry_in_seconds=delay)
+                await sleep_or_stop(stop, delay)
+            else:
+                backoff.reset()
+
+    async def _process(self, spec: ConsumerSpec, block_ms: int | None) -> int:
+        await self._ensure_groups(spec)
+        count = 0
+        try:
+            count += await self._retry_pending(spec)
+            entries = await self._read_new(spec, None if count else block_ms)
+            for stream, messages in entries:
+                count += await self._handle_batch(spec, _text(stream), messages, {})
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # The stream and its groups were deleted under us: recreate them on the next pass.
+            self._groups_ready.discard(spec.name)
+        return count
+
+    async def _ensure_groups(self, spec: ConsumerSpec) -> None:
+        """Create the group on each stream (and the stream itself) if missing.
+
+        Starting at "0" rather than "$" makes a new group see the events already in the stream,
+        so a consumer deployed after its producer misses nothing that Redis still keeps.
+        """
+        if spec.name in self._groups_ready:
+            return
+        for stream in spec.streams:
+            try:
+                await self.redis.xgroup_create(stream, spec.name, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+        self._groups_ready.add(spec.name)
+
+    async def _read_new(self, spec: ConsumerSpec, block_ms: int | None) -> list[Any]:
+        entries = await self.redis.xreadgroup(
+            spec.name,
+            self.consumer_name,
+            dict.fromkeys(spec.streams, ">"),
+            count=self.settings.consumer_batch_size,
+            block=block_ms,
+        )
+        return list(entries or [])
+
+    async def _retry_pending(self, spec: ConsumerSpec) -> int:
+        """Claim messages idle past the retry delay (failed, or their consumer died) and retry them.
+
+        XCLAIM with the same minimum idle time is atomic, so when several consumers race for a
+        message exactly one gets it; it also counts the delivery, which XPENDING reported before.
+        """
+        count = 0
+        for stream in spec.streams:
+            pending = await self.redis.xpending_range(
+                stream,
+                spec.name,
+                min="-",
+                max="+",
+                count=self.settings.consumer_batch_size,
+                idle=self._retry_after_ms,
+            )
+            if not pending:
+                continue
+            deliveries = {p["message_id"]: int(p["times_delivered"]) + 1 for p in pending}
+            claimed = await self.redis.xclaim(
+                stream,
+                spec.name,
+                self.consumer_name,
+                min_idle_time=self._retry_after_ms,
+                message_ids=list(deliveries),
+            )
+            # Entries whose message was trimmed away come back empty (Redis 6.2): nothing to retry.
+            messages = [(mid, fields) for mid, fields in claimed if mid is not None]
+            count += await self._handle_batch(spec, stream, messages, deliveries)
+        return count
+
+    async def _handle_batch(
+        self,
+        spec: ConsumerSpec,
+        stream: str,
+        messages: Sequence[tuple[bytes | str, Mapping[Any, Any] | None]],
+        deliveries: Mapping[bytes | str, int],
+    ) -> int:
+        """Handle one stream's messages in stream order, then acknowledge those that are done.
+
+        One XACK for the batch: if the process dies before it, the committed messages come back
+        and the inbox turns them into no-ops.
+        """
+        done: list[bytes | str] = []
+        for message_id, raw in messages:
+            if raw is None:  # deleted from the stream while pending: nothing left to do
+                done.append(message_id)
+                continue
+            delivery = deliveries.get(message_id, 1)
+            outcome = await self._handle(spec, stream, message_id, _fields(raw), delivery)
+            MESSAGES.labels(group=spec.name, outcome=outcome.value).inc()
+            if outcome in (Outcome.HANDLED, Outcome.DUPLICATE, Outcome.SKIPPED):
+                done.append(message_id)
+        if done:
+            await self.redis.xack(stream, spec.name, *done)
+        return len(messages)
+
+    async def _handle(
+        self,
+        spec: ConsumerSpec,
+        stream: str,
+        message_id: bytes | str,
+        fields: dict[str, str],
+        delivery: int,
+    ) -> Outcome:
+        # Filter on the envelope field first: a type this group ignores is never parsed, so an
+        # unknown version of an unwanted type is not a dead letter here.
+        declared_type = fields.get("type")
+        if declared_type is not None and not spec.wants(declared_type):
+            return Outcome.SKIPPED
+        if delivery > self.settings.consumer_max_deliveries:
+            # Delivered the maximum number of times without a recorded outcome: its consumer
+            # stopped while handling it (killed, out of memory), perhaps because of it.
+            error = f"delivered {delivery - 1} times without completing (consumer stopped?)"
+            await self._dead_letter(spec, stream, message_id, fields, delivery - 1, error, "")
+            return Outcome.DEAD
+        try:
+            event = parse_event(fields["payload"])
+        except Exception as exc:
+            # Not JSON, not a known type/version, or not valid for its model: a retry cannot help.
+            error, trace = _describe(exc)
+            await self._dead_letter(spec, stream, message_id, fields, delivery, error, trace)
+            return Outcome.DEAD
+        if declared_type is None and not spec.wants(event.type):
+            return Outcome.SKIPPED
+        try:
+            ran = await self._apply(spec, event)
+        except Exception as exc:
+            error, trace = _describe(exc)
+            if delivery >= self.settings.consumer_max_deliveries:
+                await self._dead_letter(spec, stream, message_id, fields, delivery, error, trace)
+                return Outcome.DEAD
+            log.warning(
+                "consumer.handler_failed",
+                group=spec.name,
+                stream=stream,
+                message_id=_text(message_id),
+                event_id=str(event.id),
+                event_type=event.type,
+                delivery=delivery,
+                error=error,
+            )
+            return Outcome.FAILED
+        return Outcome.HANDLED if ran else Outcome.DUPLICATE
+
+    async def _apply(self, spec: ConsumerSpec, event: Event) -> bool:
+        """Record the event in the inbox and run the handler, in one transaction.
+
+        Returns False when the inbox already held the id: the effect happened before. A concurrent
+        delivery of the same event waits on the inbox row's unique index until the first commits,
+        then sees the conflict, so the handler never runs twice even in parallel.
+        """
+        inbox = spec.inbox
+        async with self.database.unit_of_work() as session:
+            inserted = (
+                await session.execute(
+                    insert(inbox)
+                    .values(consumer=spec.name, event_id=event.id)
+                    .on_conflict_do_nothing()
+                    .returning(inbox.c.event_id)
+                )
+            ).first()
+            if inserted is None:
+                return False
+            await spec.handler(session, event)
+        return True
+
+    async def _dead_letter(
+        self,
+        spec: ConsumerSpec,
+        stream: str,
+        message_id: bytes | str,
+        fields: dict[str, str],
+        deliveries: int,
+        error: str,
+        trace: str,
+    ) -> None:
+        """Park the message in `<stream>:dead` and acknowledge it, atomically (MULTI/EXEC).
+
+        The dead letter keeps the original fields, so replaying it is an XADD of those fields back
+        to the stream. The dead-letter stream is not capped: parked messages wait for a person.
+        """
+        letter = {
+            **fields,
+            "group": spec.name,
+            "stream": stream,
+            "original_id": _text(message_id),
+            "error": error,
+            "traceback": trace,
+            "deliveries": str(deliveries),
+            "consumer": self.consumer_name,
+            "dead_at": utcnow().isoformat(),
+        }
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(dead_letter_stream(stream), letter)  # type: ignore[arg-type]
+            pipe.xack(stream, spec.name, message_id)
+            await pipe.execute()
+        log.error(
+            "consumer.dead_lettered",
+            group=spec.name,
+            stream=stream,
+            message_id=_text(message_id),
+            event_id=fields.get("event_id"),
+            event_type=fields.get("type"),
+            deliveries=deliveries,
+            error=error,
+        )

@@ -1,0 +1,357 @@
+"""Background and scheduled jobs on arq (Redis), one database transaction per job.
+
+A service declares `JobSpec`s in `ServiceModule.jobs`. The worker runs each as
+`await spec.function(session, **kwargs)` inside one `database.unit_of_work()`: committed when the
+function returns, rolled back when it raises (the rule "one transaction per job, committed at the
+boundary"). Every service with an outbox and an inbox also gets the kernel's cleanup jobs.
+
+Job names are global on the queue, so services prefix theirs: "rewards.expire_points".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, timedelta
+from typing import Any, cast
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import structlog
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.cron import CronJob, cron
+from arq.worker import Function, Worker, func
+from sqlalchemy import CursorResult, Table, delete
+from sqlalchemy import func as sql_func
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kernel.db import Database
+from services.kernel.loops import Backoff, sleep_or_stop
+from services.kernel.module import ServiceModule
+from services.kernel.outbox import INBOX_TABLE, OUTBOX_TABLE
+from services.kernel.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+JobFunction = Callable[..., Awaitable[Any]]
+
+# Our own queue name, so Kinfolk's jobs never mix with another arq application on the same Redis.
+QUEUE_NAME = "kinfolk:jobs"
+
+# Published outbox rows are kept a week (a replay source if a stream was lost); inbox rows a month,
+# far longer than any redelivery can arrive late, so deduplication never forgets too early.
+OUTBOX_RETENTION = timedelta(days=7)
+INBOX_RETENTION = timedelta(days=30)
+
+# How long a stopping worker lets running jobs finish before cancelling them. A cancelled job's
+# transaction rolls back and arq runs it again later.
+SHUTDOWN_GRACE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a job runs by itself, in UTC, as arq's cron fields: None means "every"."""
+
+    month: int | frozenset[int] | None = None
+    day: int | frozenset[int] | None = None
+    weekday: int | frozenset[int] | None = None  # 0 = Monday
+    hour: int | frozenset[int] | None = None
+    minute: int | frozenset[int] | None = None
+    second: int | frozenset[int] = 0
+    run_at_startup: bool = False
+
+    def arq_options(self) -> dict[str, Any]:
+        def option(value: int | frozenset[int] | None) -> int | set[int] | None:
+            return set(value) if isinstance(value, frozenset) else value
+
+        return {
+            "month": option(self.month),
+            "day": option(self.day),
+            "weekday": option(self.weekday),
+            "hour": option(self.hour),
+            "minute": option(self.minute),
+            "second": option(self.second),
+            "run_at_startup": self.run_at_startup,
+        }
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A job: `await function(session, **kwargs)` in one transaction; optionally on a schedule."""
+
+    name: str
+    function: JobFunction
+    cron: Schedule | None = None
+    timeout_seconds: float | None = None  # None: the worker's default (300 s)
+
+
+def redis_settings(url: str) -> RedisSettings:
+    """arq's connection settings for any Redis URL Kinfolk accepts.
+
+    `redis://[user:password@]host[:port][/db]`, `rediss://...` (TLS) and
+    `unix:///path/to/redis.sock[?db=N]` (the embedded server); `?db=N` wins over a path number.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in {"redis", "rediss", "unix"}:
+        raise ValueError(f"not a Redis URL: {url!r}")
+    query = parse_qs(parts.query)
+    database = 0
+    if "db" in query:
+        database = int(query["db"][0])
+    elif parts.scheme != "unix" and parts.path.strip("/"):
+        database = int(parts.path.strip("/"))
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password else None
+    if parts.scheme == "unix":
+        return RedisSettings(
+            unix_socket_path=unquote(parts.path),
+            database=database,
+            username=username,
+            password=password,
+        )
+    return RedisSettings(
+        host=parts.hostname or "localhost",
+        port=parts.port or 6379,
+        database=database,
+        username=username,
+        password=password,
+        ssl=parts.scheme == "rediss",
+    )
+
+
+def _arq_coroutine(database: Database, spec: JobSpec) -> Callable[..., Awaitable[Any]]:
+    """The arq entry point of a job: arq's `ctx` in, one unit of work around the function."""
+
+    async def run_job(ctx: dict[Any, Any], **kwargs: Any) -> Any:
+        async with database.unit_of_work() as session:
+            return await spec.function(session, **kwargs)
+
+    run_job.__qualname__ = spec.name
+    return run_job
+
+
+def collect_jobs(services: Sequence[ServiceModule], *, kernel: bool = True) -> list[JobSpec]:
+    """Every job the services declare, plus the kernel's cleanup jobs of each service."""
+    specs: list[JobSpec] = []
+    for service in services:
+        specs.extend(service.jobs)
+        if kernel:
+            specs.extend(kernel_jobs(service))
+    names = [spec.name for spec in specs]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"job names must be unique across services: {duplicates}")
+    return specs
+
+
+def arq_functions(database: Database, specs: Sequence[JobSpec]) -> list[Function]:
+    """Every job, enqueueable by its name (scheduled ones too, to run them by hand)."""
+    return [
+        func(_arq_coroutine(database, spec), name=spec.name, timeout=spec.timeout_seconds)  # type: ignore[arg-type]
+        for spec in specs
+    ]
+
+
+def arq_cron_jobs(database: Database, specs: Sequence[JobSpec]) -> list[CronJob]:
+    """The scheduled jobs. arq's `unique` cron ids make several workers enqueue each run once."""
+    jobs: list[CronJob] = []
+    for spec in specs:
+        if spec.cron is None:
+            continue
+        jobs.append(
+            cron(
+                _arq_coroutine(database, spec),  # type: ignore[arg-type]
+                name=f"cron:{spec.name}",
+                timeout=spec.timeout_seconds,
+                unique=True,
+                **spec.cron.arq_options(),
+            )
+        )
+    return jobs
+
+
+def build_worker(
+    database: Database,
+    redis_url: str,
+    services: Sequence[ServiceModule],
+    settings: Settings,
+    *,
+    burst: bool = False,
+    poll_delay_seconds: float = 0.5,
+) -> Worker:
+    """An arq worker for every job of the given services. Build it inside the running event loop.
+
+    Signals are left to the host process (`kinfolk dev` runs the HTTP server, relay, consumers and
+    this worker in one loop and stops them together), hence `handle_signals=False`.
+    """
+    del settings  # accepted for symmetry with Relay/ConsumerRunner; nothing to tune yet
+    specs = collect_jobs(services)
+    return Worker(
+        functions=arq_functions(database, specs),
+        cron_jobs=arq_cron_jobs(database, specs),
+        redis_settings=redis_settings(redis_url),
+        queue_name=QUEUE_NAME,
+        burst=burst,
+        handle_signals=False,
+        poll_delay=poll_delay_seconds,
+        timezone=UTC,  # cron schedules are in UTC, whatever the machine's zone
+        # Results are only for debugging; a day keeps idempotent `job_id`s blocked that long.
+        keep_result=86_400,
+    )
+
+
+async def run_worker(
+    database: Database,
+    redis_url: str,
+    services: Sequence[ServiceModule],
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    burst: bool = False,
+    poll_delay_seconds: float = 0.5,
+) -> None:
+    """Run an arq worker in the current event loop until `stop` is set (or, in burst mode, the
+    queue is empty). If arq's main loop fails (Redis unreachable), a fresh worker starts after a
+    backoff: jobs live in Redis, so nothing is lost meanwhile.
+    """
+    if not collect_jobs(services):
+        log.info("jobs.none_declared")  # arq refuses a worker without jobs; nothing to run
+        return
+    backoff = Backoff()
+    while not stop.is_set():
+        worker = build_worker(
+            database,
+            redis_url,
+            services,
+            settings,
+            burst=burst,
+            poll_delay_seconds=poll_delay_seconds,
+        )
+        try:
+            finished = await _run_until_stopped(worker, stop)
+        except Exception:
+            delay = backoff.next_delay()
+            log.exception("jobs.worker_failed", retry_in_seconds=delay)
+            await sleep_or_stop(stop, delay)
+            continue
+        if finished:  # burst mode drained the queue
+            return
+
+
+async def _run_until_stopped(worker: Worker, stop: asyncio.Event) -> bool:
+    """Returns True when the worker finished by itself, False when `stop` ended it."""
+    main = asyncio.ensure_future(worker.async_run())
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({main, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        await _shut_down(worker, main)
+    if main.cancelled():
+        return False
+    main.result()  # re-raises a failure of arq's main loop
+    return True
+
+
+async def _shut_down(worker: Worker, main: asyncio.Future[None]) -> None:
+    """Stop taking jobs, give running ones a grace period, then let arq cancel the rest and
+    close its Redis pool. Never raises the worker's own failure: the caller reads `main`."""
+    worker.allow_pick_jobs = False
+    running = [task for task in worker.tasks.values() if not task.done()]
+    if running:
+        await asyncio.wait(running, timeout=SHUTDOWN_GRACE_SECONDS)
+    main.cancel()
+    await asyncio.wait({main})
+    try:
+        await worker.close()
+    except asyncio.CancelledError:
+        # arq re-raises the cancellation of jobs cut short after the grace period; only a
+        # cancellation of this task itself must go on.
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+
+
+async def enqueue(
+    redis: str | ArqRedis,
+    job_name: str,
+    /,
+    *,
+    job_id: str | None = None,
+    defer_by: timedelta | None = None,
+    **kwargs: Any,
+) -> str:
+    """Queue a job by name; returns its id.
+
+    With `job_id`, enqueueing is idempotent: while a job with that id is queued, running, or its
+    result is kept (a day), another enqueue is a no-op that returns the same id.
+    """
+    owned = isinstance(redis, str)
+    pool = await create_pool(redis_settings(redis)) if isinstance(redis, str) else redis
+    try:
+        job = await pool.enqueue_job(
+            job_name, _job_id=job_id, _queue_name=QUEUE_NAME, _defer_by=defer_by, **kwargs
+        )
+    finally:
+        if owned:
+            await pool.aclose()
+    if job is None:
+        assert job_id is not None  # arq refuses a job only when its id is taken
+        return job_id
+    return str(job.job_id)
+
+
+# The kernel's own jobs ----------------------------------------------------------------------
+
+
+def _table(service: ServiceModule, name: str) -> Table | None:
+    return service.metadata.tables.get(f"{service.schema}.{name}")
+
+
+def purge_outbox_job(table: Table, retention: timedelta = OUTBOX_RETENTION) -> JobFunction:
+    async def purge_outbox(session: AsyncSession) -> int:
+        """Delete published outbox rows older than the retention; unpublished rows always stay."""
+        result = await session.execute(
+            delete(table).where(
+                table.c.published_at.is_not(None),
+                table.c.published_at < sql_func.now() - retention,
+            )
+        )
+        return cast(CursorResult[Any], result).rowcount
+
+    return purge_outbox
+
+
+def purge_inbox_job(table: Table, retention: timedelta = INBOX_RETENTION) -> JobFunction:
+    async def purge_inbox(session: AsyncSession) -> int:
+        """Delete inbox rows older than the retention: no redelivery arrives that late."""
+        result = await session.execute(
+            delete(table).where(table.c.processed_at < sql_func.now() - retention)
+        )
+        return cast(CursorResult[Any], result).rowcount
+
+    return purge_inbox
+
+
+def kernel_jobs(service: ServiceModule) -> list[JobSpec]:
+    """The cleanup jobs of one service's outbox and inbox, daily at a quiet fixed time (UTC)."""
+    jobs: list[JobSpec] = []
+    outbox = _table(service, OUTBOX_TABLE)
+    if outbox is not None:
+        jobs.append(
+            JobSpec(
+                f"{service.name}.kernel.purge_outbox",
+                purge_outbox_job(outbox),
+                cron=Schedule(hour=3, minute=17),
+            )
+        )
+    inbox = _table(service, INBOX_TABLE)
+    if inbox is not None:
+        jobs.append(
+            JobSpec(
+                f"{service.name}.kernel.purge_inbox",
+                purge_inbox_job(inbox),
+                cron=Schedule(hour=3, minute=47),
+            )
+        )
+    return jobs

@@ -1,0 +1,159 @@
+"""The outbox relay: publishes committed outbox rows to each service's Redis Stream.
+
+Delivery is at-least-once. A batch is XADDed to Redis first and marked published afterwards, in
+the transaction that locked the rows; if the process dies between the two, the rows are still
+unpublished when the transaction rolls back and are published again by the next pass. Consumers
+dedupe on the event id (the inbox), so a duplicate in the stream never takes effect twice.
+
+Several relays may run at once (one per container, say): `FOR UPDATE SKIP LOCKED` hands each
+row to one of them. Order in a stream follows the outbox ids (time-ordered UUIDs) within a batch;
+across concurrent writers it is the order in which transactions committed and were picked up, so
+consumers must not rely on a strict global order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from prometheus_client import Counter
+from redis.asyncio import Redis
+from sqlalchemy import Row, Table, Text, cast, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kernel.db import Database
+from services.kernel.loops import Backoff, sleep_or_stop
+from services.kernel.module import ServiceModule
+from services.kernel.outbox import OUTBOX_TABLE
+from services.kernel.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+PUBLISHED = Counter(
+    "kinfolk_relay_events_published_total",
+    "Outbox rows the relay has XADDed to a service's stream (duplicates after a crash included).",
+    ["service"],
+)
+RELAY_ERRORS = Counter(
+    "kinfolk_relay_errors_total",
+    "Relay passes that failed on a database or Redis error and were retried after a backoff.",
+)
+
+# Streams are capped so Redis memory stays bounded even if a consumer group is abandoned. The
+# cap is approximate (`~`), which lets Redis trim whole macro nodes cheaply. A million entries is
+# days of traffic for a typical brand: far more than any live consumer lags behind, and the
+# outbox keeps published rows for a week if a replay is ever needed.
+STREAM_MAXLEN = 1_000_000
+
+
+def outbox_of(service: ServiceModule) -> Table | None:
+    """The service's outbox table, or None for a service without one (the gateway)."""
+    return service.metadata.tables.get(f"{service.schema}.{OUTBOX_TABLE}")
+
+
+def stream_fields(row: Row[Any]) -> dict[str, str]:
+    """The fields of one stream entry. Redis has no null, so a missing subject is ""."""
+    return {
+        "event_id": str(row.id),
+        "type": row.type,
+        "version": str(row.version),
+        "brand_id": str(row.brand_id),
+        "subject_id": "" if row.subject_id is None else str(row.subject_id),
+        "payload": row.payload,
+    }
+
+
+class Relay:
+    """Moves committed outbox rows of every given service to that service's stream."""
+
+    def __init__(
+        self,
+        database: Database,
+        redis: Redis,
+        services: Sequence[ServiceModule],
+        settings: Settings,
+    ) -> None:
+        self.database = database
+        self.redis = redis
+        self.settings = settings
+        self.outboxes: list[tuple[ServiceModule, Table]] = [
+            (service, table) for service in services if (table := outbox_of(service)) is not None
+        ]
+
+    async def publish_pending(self) -> int:
+        """One pass over every outbox; returns how many events were published."""
+        total = 0
+        for service, table in self.outboxes:
+            while True:
+                count = await self._publish_batch(service, table)
+                total += count
+                # A short batch: the outbox is drained (or the rest is locked by another relay).
+                if count < self.settings.relay_batch_size:
+                    break
+        return total
+
+    async def _publish_batch(self, service: ServiceModule, table: Table) -> int:
+        async with self.database.unit_of_work() as session:
+            rows = (
+                await session.execute(
+                    select(
+                        table.c.id,
+                        table.c.type,
+                        table.c.version,
+                        table.c.brand_id,
+                        table.c.subject_id,
+                        # The event JSON as PostgreSQL prints it: no decode and re-encode in Python.
+                        cast(table.c.payload, Text).label("payload"),
+                    )
+                    .where(table.c.published_at.is_(None))
+                    .order_by(table.c.id)
+                    .limit(self.settings.relay_batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not rows:
+                return 0
+            # MULTI/EXEC: the batch lands in the stream whole or not at all (barring a lost reply).
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for row in rows:
+                    pipe.xadd(
+                        service.stream,
+                        stream_fields(row),  # type: ignore[arg-type]
+                        maxlen=STREAM_MAXLEN,
+                        approximate=True,
+                    )
+                await pipe.execute()
+            await self._mark_published(session, table, [row.id for row in rows])
+        # Counted after the commit: a crash before it republishes, and is counted again then.
+        PUBLISHED.labels(service=service.name).inc(len(rows))
+        return len(rows)
+
+    async def _mark_published(self, session: AsyncSession, table: Table, ids: list[Any]) -> None:
+        """The step after XADD; a crash before its commit makes the batch publish again."""
+        await session.execute(
+            update(table).where(table.c.id.in_(ids)).values(published_at=func.now())
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish until `stop` is set: poll, idle when there is nothing to do, back off on errors.
+
+        One failed pass (database restarting, Redis unreachable) is logged and retried; the relay
+        never exits because of it, since nothing would publish events until someone restarted it.
+        """
+        backoff = Backoff()
+        log.info("relay.started", services=[s.name for s, _ in self.outboxes])
+        while not stop.is_set():
+            try:
+                published = await self.publish_pending()
+            except Exception:
+                RELAY_ERRORS.inc()
+                delay = backoff.next_delay()
+                log.exception("relay.pass_failed", retry_in_seconds=delay)
+                await sleep_or_stop(stop, delay)
+                continue
+            backoff.reset()
+            if published == 0:
+                await sleep_or_stop(stop, self.settings.relay_idle_seconds)
+        log.info("relay.stopped")
