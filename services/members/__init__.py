@@ -1,0 +1,1 @@
+"""The members service: brands, members, profiles, consents and staff API keys."""

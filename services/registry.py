@@ -1,0 +1,16 @@
+"""Every service this distribution can run, in dependency order."""
+
+from __future__ import annotations
+
+from services.kernel.module import ServiceModule
+from services.members.module import MEMBERS
+
+SERVICES: tuple[ServiceModule, ...] = (MEMBERS,)
+
+
+def service_named(name: str) -> ServiceModule:
+    for service in SERVICES:
+        if service.name == name:
+            return service
+    known = ", ".join(s.name for s in SERVICES)
+    raise LookupError(f"unknown service {name!r}; known services: {known}")
