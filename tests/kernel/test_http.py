@@ -1,0 +1,158 @@
+"""The HTTP layer every service shares: error shapes, body limits, request ids, probes, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict
+
+from services.kernel.app import build_app
+from services.kernel.db import service_metadata
+from services.kernel.errors import Conflict
+from services.kernel.module import ServiceModule
+from services.kernel.runtime import Runtime
+from services.kernel.settings import Settings
+
+
+class Echo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    count: int
+
+
+router = APIRouter(prefix="/probe/v1")
+
+
+@router.post("/echo")
+async def echo(body: Echo) -> Echo:
+    return body
+
+
+@router.post("/import")
+async def bulk(body: Echo) -> dict[str, int]:
+    return {"count": body.count}
+
+
+@router.post("/conflict")
+async def conflict() -> None:
+    raise Conflict("That name is taken; choose another.")
+
+
+@router.get("/boom")
+async def boom() -> None:
+    raise RuntimeError("a bug")
+
+
+PROBE = ServiceModule(
+    name="probe",
+    schema="probe",
+    metadata=service_metadata("probe"),
+    router=router,
+    migrations=Path("."),
+    large_body_paths=("/probe/v1/import",),
+)
+
+
+@pytest.fixture
+async def probe(base_settings: Settings, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    settings = base_settings.model_copy(update={"max_body_bytes": 200, "max_import_bytes": 5000})
+    app = build_app([PROBE], settings, runtime)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://probe") as client:
+        yield client
+
+
+async def test_valid_body_is_echoed_with_a_request_id(probe: httpx.AsyncClient) -> None:
+    response = await probe.post("/probe/v1/echo", json={"name": "a", "count": 1})
+    assert response.status_code == 200
+    assert response.json() == {"name": "a", "count": 1}
+    assert len(response.headers["x-request-id"]) == 36
+
+
+async def test_a_callers_request_id_is_kept(probe: httpx.AsyncClient) -> None:
+    response = await probe.get("/healthz", headers={"X-Request-ID": "trace-123"})
+    assert response.headers["x-request-id"] == "trace-123"
+
+
+async def test_malformed_json_is_a_400(probe: httpx.AsyncClient) -> None:
+    response = await probe.post(
+        "/probe/v1/echo", content=b'{"name": ', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "InvalidJSON"
+
+
+async def test_unknown_fields_and_wrong_types_are_422_with_their_location(
+    probe: httpx.AsyncClient,
+) -> None:
+    response = await probe.post("/probe/v1/echo", json={"name": "a", "count": "many", "x": 1})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"] == "ValidationError"
+    assert sorted((d["loc"], d["type"]) for d in body["detail"]) == [
+        (["body", "count"], "int_parsing"),
+        (["body", "x"], "extra_forbidden"),
+    ]
+
+
+async def test_oversize_bodies_are_413_by_length_and_while_streaming(
+    probe: httpx.AsyncClient,
+) -> None:
+    big = {"name": "x" * 300, "count": 1}
+    declared = await probe.post("/probe/v1/echo", json=big)
+    assert declared.status_code == 413
+    assert declared.json() == {
+        "error": "PayloadTooLarge",
+        "detail": "The body is larger than this endpoint accepts (200 bytes).",
+    }
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"name": "'
+        yield b"y" * 300
+        yield b'", "count": 1}'
+
+    streamed = await probe.post(
+        "/probe/v1/echo", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert streamed.status_code == 413
+    assert streamed.json()["error"] == "PayloadTooLarge"
+
+
+async def test_bulk_paths_take_larger_bodies(probe: httpx.AsyncClient) -> None:
+    response = await probe.post("/probe/v1/import", json={"name": "x" * 1000, "count": 2})
+    assert response.status_code == 200
+    assert response.json() == {"count": 2}
+
+
+async def test_errors_have_one_shape(probe: httpx.AsyncClient) -> None:
+    conflict = await probe.post("/probe/v1/conflict")
+    assert (conflict.status_code, conflict.json()) == (
+        409,
+        {"error": "Conflict", "detail": "That name is taken; choose another."},
+    )
+    missing = await probe.get("/probe/v1/nowhere")
+    assert (missing.status_code, missing.json()["error"]) == (404, "NotFound")
+    wrong_method = await probe.delete("/probe/v1/echo")
+    assert (wrong_method.status_code, wrong_method.json()["error"]) == (405, "MethodNotAllowed")
+    bug = await probe.get("/probe/v1/boom")
+    assert bug.status_code == 500
+    assert bug.json()["error"] == "InternalError"
+    assert "a bug" not in bug.text  # internals are logged, not shown
+
+
+async def test_probes_and_metrics(probe: httpx.AsyncClient) -> None:
+    assert (await probe.get("/healthz")).json() == {"status": "ok"}
+    assert (await probe.get("/readyz")).json() == {
+        "status": "ready",
+        "database": "ok",
+        "redis": "ok",
+    }
+    await probe.post("/probe/v1/echo", json={"name": "a", "count": 1})
+    metrics = (await probe.get("/metrics")).text
+    assert (
+        'kinfolk_http_requests_total{method="POST",route="/probe/v1/echo",status="200"}' in metrics
+    )

@@ -1,0 +1,208 @@
+"""The outbox relay: committed events reach the stream in order; a crash republishes, loses none."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import APIRouter
+from redis.asyncio import Redis
+from sqlalchemy import select
+
+from services.kernel import loops
+from services.kernel.consumer import ConsumerRunner, ConsumerSpec
+from services.kernel.db import Database, service_metadata
+from services.kernel.events import Event, parse_event
+from services.kernel.module import ServiceModule
+from services.kernel.outbox import Outbox
+from services.kernel.relay import Relay
+from services.kernel.settings import Settings
+from tests.kernel.eventing import BRAND, Throwaway, decoded, happened, throwaway_service
+
+
+@pytest.fixture(scope="module")
+async def thing(engine_database: Database) -> AsyncIterator[Throwaway]:
+    async with throwaway_service(engine_database, "relaytest") as service:
+        yield service
+
+
+@pytest.fixture(autouse=True)
+async def _clean(thing: Throwaway, engine_database: Database) -> None:
+    await thing.reset(engine_database)
+
+
+def small_batches(settings: Settings, size: int = 2) -> Settings:
+    return settings.model_copy(update={"relay_batch_size": size, "consumer_retry_after_seconds": 0})
+
+
+async def write(database: Database, thing: Throwaway, events: list[Event]) -> None:
+    async with database.unit_of_work() as session:
+        for event in events:
+            await Outbox(thing.outbox).add(session, event)
+
+
+async def write_then_fail(database: Database, thing: Throwaway, event: Event) -> None:
+    async with database.unit_of_work() as session:
+        await Outbox(thing.outbox).add(session, event)
+        raise RuntimeError("rolled back")
+
+
+async def stream_event_ids(redis: Redis, stream: str) -> list[uuid.UUID]:
+    return [uuid.UUID(fields[b"event_id"].decode()) for _, fields in await redis.xrange(stream)]
+
+
+async def test_committed_events_reach_the_stream_in_order_with_exact_fields(
+    thing: Throwaway, engine_database: Database, redis: Redis, base_settings: Settings
+) -> None:
+    subject = uuid.uuid4()
+    events: list[Event] = [happened(1, subject), happened(2), happened(3, subject)]
+    await write(engine_database, thing, events)
+    with pytest.raises(RuntimeError, match="rolled back"):
+        await write_then_fail(engine_database, thing, happened(99))
+
+    relay = Relay(engine_database, redis, [thing.service], base_settings)
+    assert await relay.publish_pending() == 3
+    assert await relay.publish_pending() == 0
+
+    entries = await redis.xrange("kinfolk:events:relaytest")
+    assert len(entries) == 3
+    for (_, raw), event in zip(entries, events, strict=True):
+        fields = decoded(raw)
+        payload = fields.pop("payload")
+        assert fields == {
+            "event_id": str(event.id),
+            "type": "kerneltest.thing_happened",
+            "version": "1",
+            "brand_id": str(BRAND),
+            "subject_id": "" if event.subject_id is None else str(subject),
+        }
+        assert parse_event(payload) == event
+    async with engine_database.unit_of_work() as session:
+        unpublished = await session.execute(
+            select(thing.outbox.c.id).where(thing.outbox.c.published_at.is_(None))
+        )
+        assert unpublished.all() == []
+
+
+async def test_full_batches_loop_until_the_outbox_is_drained(
+    thing: Throwaway, engine_database: Database, redis: Redis, base_settings: Settings
+) -> None:
+    events: list[Event] = [happened(n) for n in range(5)]
+    await write(engine_database, thing, events)
+    relay = Relay(engine_database, redis, [thing.service], small_batches(base_settings))
+    assert await relay.publish_pending() == 5
+    assert await stream_event_ids(redis, thing.stream) == [e.id for e in events]
+
+
+async def test_concurrent_relays_publish_each_event_once(
+    thing: Throwaway, engine_database: Database, redis: Redis, base_settings: Settings
+) -> None:
+    events: list[Event] = [happened(n) for n in range(20)]
+    await write(engine_database, thing, events)
+    settings = small_batches(base_settings, 3)
+    relays = [Relay(engine_database, redis, [thing.service], settings) for _ in range(3)]
+    counts = await asyncio.gather(*(relay.publish_pending() for relay in relays))
+    # SKIP LOCKED hands each row to one relay; a relay that finds the rest locked stops early
+    # and the next pass picks up whatever is left.
+    counts.append(await relays[0].publish_pending())
+    assert sum(counts) == 20
+    published = await stream_event_ids(redis, thing.stream)
+    assert sorted(published) == sorted(e.id for e in events)
+
+
+async def test_a_crash_between_xadd_and_commit_republishes_and_consumers_apply_once(
+    thing: Throwaway, engine_database: Database, redis: Redis, base_settings: Settings
+) -> None:
+    settings = small_batches(base_settings)
+    events: list[Event] = [happened(n) for n in range(5)]
+    await write(engine_database, thing, events)
+
+    crashing = Relay(engine_database, redis, [thing.service], settings)
+    marks = 0
+    original_mark = crashing._mark_published
+
+    async def mark_then_die(*args: Any) -> None:
+        nonlocal marks
+        marks += 1
+        if marks == 2:  # the second batch is in Redis, but its UPDATE never commits
+            raise ConnectionResetError("relay killed")
+        await original_mark(*args)
+
+    crashing._mark_published = mark_then_die  # type: ignore[method-assign]
+    with pytest.raises(ConnectionResetError):
+        await crashing.publish_pending()
+    ids = [e.id for e in events]
+    assert await stream_event_ids(redis, thing.stream) == ids[:4]
+
+    restarted = Relay(engine_database, redis, [thing.service], settings)
+    assert await restarted.publish_pending() == 3
+    # Events 2 and 3 are in the stream twice: at least once, never lost.
+    assert await stream_event_ids(redis, thing.stream) == [*ids[:4], ids[2], ids[3], ids[4]]
+
+    async def record(session: Any, event: Event) -> None:
+        await session.execute(
+            thing.effects.insert().values(consumer="c", event_id=event.id, n=event.data.n)  # type: ignore[attr-defined]
+        )
+
+    spec = ConsumerSpec("relaytest.effects", ["relaytest"], record, thing.inbox)
+    runner = ConsumerRunner(engine_database, redis, [spec], settings, "c1")
+    assert await runner.process_once() == 7
+    assert await runner.process_once() == 0
+    assert await thing.effects_rows(engine_database) == [
+        ("c", e.id, n) for n, e in enumerate(events)
+    ]
+    assert (await redis.xpending(thing.stream, "relaytest.effects"))["pending"] == 0
+
+
+async def test_run_survives_a_failed_pass_and_stops_when_asked(
+    thing: Throwaway,
+    engine_database: Database,
+    redis: Redis,
+    base_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(loops, "BACKOFF_INITIAL_SECONDS", 0.01)
+    settings = base_settings.model_copy(update={"relay_idle_seconds": 0.01})
+    relay = Relay(engine_database, redis, [thing.service], settings)
+    original = relay.publish_pending
+    calls = 0
+
+    async def flaky() -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionRefusedError("redis is restarting")
+        return await original()
+
+    relay.publish_pending = flaky  # type: ignore[method-assign]
+    event = happened(7)
+    await write(engine_database, thing, [event])
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    for _ in range(500):
+        if await redis.xlen(thing.stream):
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, timeout=5)
+    assert calls >= 2
+    assert await stream_event_ids(redis, thing.stream) == [event.id]
+
+
+async def test_services_without_an_outbox_are_skipped(
+    engine_database: Database, redis: Redis, base_settings: Settings
+) -> None:
+    stateless = ServiceModule(
+        name="gatewaytest",
+        schema="gatewaytest",
+        metadata=service_metadata("gatewaytest"),
+        router=APIRouter(),
+        migrations=Path("."),
+    )
+    relay = Relay(engine_database, redis, [stateless], base_settings)
+    assert relay.outboxes == []
+    assert await relay.publish_pending() == 0
