@@ -1,0 +1,227 @@
+"""The `kinfolk` command: run everything for development, or one piece as a container would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import uuid
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
+from typing import Annotated, Any
+
+import typer
+
+from services.kernel.embedded import InfrastructureUrls, infrastructure
+from services.kernel.logging import configure_logging
+from services.kernel.settings import Settings, get_settings
+
+app = typer.Typer(
+    help="Kinfolk: a self-hosted backend for brand communities and loyalty programs.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+brand_app = typer.Typer(help="Manage brands (tenants).", no_args_is_help=True)
+app.add_typer(brand_app, name="brand")
+
+
+def _settings() -> Settings:
+    settings = get_settings()
+    configure_logging(settings)
+    return settings
+
+
+def _run(
+    settings: Settings, main: Callable[[InfrastructureUrls], Coroutine[Any, Any, None]]
+) -> None:
+    """Start (or reuse) the infrastructure, then run `main` in an event loop."""
+    with infrastructure(settings) as urls:
+        asyncio.run(main(urls))
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply every service's database migrations."""
+    from services.kernel.migrations import migrate as apply
+    from services.registry import SERVICES
+
+    settings = _settings()
+
+    async def main(urls: InfrastructureUrls) -> None:
+        await apply(urls.database_url, SERVICES)
+        typer.echo(f"migrated: {', '.join(s.name for s in SERVICES)}")
+
+    _run(settings, main)
+
+
+@app.command()
+def dev(
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+) -> None:
+    """Everything in one process: migrations, a seeded demo brand, every service, relay, workers."""
+    from services.processes import run_dev
+
+    settings = _settings()
+
+    async def main(urls: InfrastructureUrls) -> None:
+        await run_dev(settings, urls, host=host, port=port)
+
+    _run(settings, main)
+
+
+@app.command()
+def serve(
+    service: Annotated[str, typer.Argument(help="The service to serve, e.g. members.")],
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "0.0.0.0",  # noqa: S104
+) -> None:
+    """One service alone, as its container runs it."""
+    from services.processes import serve_one
+    from services.registry import service_named
+
+    try:
+        module = service_named(service)
+    except LookupError as exc:
+        raise typer.BadParameter(str(exc), param_hint="SERVICE") from exc
+    settings = _settings()
+
+    async def main(urls: InfrastructureUrls) -> None:
+        await serve_one(settings, urls, module, host=host, port=port)
+
+    _run(settings, main)
+
+
+@app.command()
+def relay() -> None:
+    """Publish every service's outbox to Redis Streams, until stopped."""
+    from services.processes import run_relay
+
+    settings = _settings()
+
+    async def main(urls: InfrastructureUrls) -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        await run_relay(settings, urls, stop)
+
+    _run(settings, main)
+
+
+@app.command()
+def worker() -> None:
+    """Run background and scheduled jobs and every event consumer, until stopped."""
+    from services.processes import run_workers
+
+    settings = _settings()
+
+    async def main(urls: InfrastructureUrls) -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        await run_workers(settings, urls, stop)
+
+    _run(settings, main)
+
+
+@brand_app.command("create")
+def brand_create(
+    name: Annotated[str, typer.Argument(help="The brand's name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Create a brand and print its id and an admin API key with every scope."""
+    from services.processes import create_brand_with_key
+
+    settings = _settings()
+    if not name.strip():
+        raise typer.BadParameter("the brand needs a name", param_hint="NAME")
+
+    async def main(urls: InfrastructureUrls) -> None:
+        brand_id, api_key = await create_brand_with_key(urls, name.strip())
+        if as_json:
+            typer.echo(json.dumps({"brand_id": str(brand_id), "api_key": api_key}))
+        else:
+            typer.echo(f"brand id: {brand_id}\napi key:  {api_key}")
+            typer.echo("Keep the key: it is shown only once.", err=True)
+
+    _run(settings, main)
+
+
+@app.command()
+def token(
+    brand: Annotated[str, typer.Option(help="The brand id.")],
+    member: Annotated[str, typer.Option(help="The member's id or external id.")],
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds.", min=1)] = 3600,
+) -> None:
+    """Print a member JWT (for development and tests)."""
+    from services.processes import member_token
+
+    settings = _settings()
+    try:
+        brand_id = uuid.UUID(brand)
+    except ValueError as exc:
+        raise typer.BadParameter(
+            "the brand must be a brand id (a UUID)", param_hint="--brand"
+        ) from exc
+
+    async def main(urls: InfrastructureUrls) -> None:
+        jwt = await member_token(settings, urls, brand_id, member, timedelta(seconds=ttl))
+        if jwt is None:
+            typer.echo(f"no member {member!r} in brand {brand_id}", err=True)
+            raise typer.Exit(code=1)
+        typer.echo(jwt)
+
+    _run(settings, main)
+
+
+@app.command()
+def revision(
+    service: Annotated[str, typer.Argument(help="The service whose models changed.")],
+    message: Annotated[str, typer.Argument(help="What the migration does.")],
+) -> None:
+    """Autogenerate the next migration of a service from its models."""
+    from services.kernel.migrations import make_revision
+    from services.kernel.migrations import migrate as apply
+    from services.registry import SERVICES, service_named
+
+    try:
+        module = service_named(service)
+    except LookupError as exc:
+        raise typer.BadParameter(str(exc), param_hint="SERVICE") from exc
+    settings = _settings()
+
+    async def main(urls: InfrastructureUrls) -> None:
+        await apply(urls.database_url, SERVICES)
+        await make_revision(urls.database_url, module, message)
+
+    _run(settings, main)
+
+
+@app.command()
+def schemas(
+    check: Annotated[
+        bool, typer.Option("--check", help="Fail if the committed files are stale.")
+    ] = False,
+) -> None:
+    """Regenerate the committed contracts under schemas/ (OpenAPI, event JSON Schema)."""
+    from services.contracts import stale_contracts, write_contracts
+
+    if check:
+        stale = stale_contracts()
+        for path in stale:
+            typer.echo(f"stale: {path}", err=True)
+        raise typer.Exit(code=1 if stale else 0)
+    for written in write_contracts():
+        typer.echo(f"wrote {written}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,167 @@
+"""How Kinfolk's processes run: all in one (`kinfolk dev`), or one piece each (containers).
+
+Every entry point opens the same `Runtime` and runs the same components (HTTP app, outbox relay,
+event consumers, job worker); `kinfolk dev` simply runs all of them in one event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Coroutine, Sequence
+from datetime import timedelta
+from typing import Any
+
+import uvicorn
+
+from services import demo
+from services.kernel.app import build_app
+from services.kernel.auth import MemberTokenCodec
+from services.kernel.consumer import ConsumerRunner
+from services.kernel.db import Database
+from services.kernel.embedded import InfrastructureUrls
+from services.kernel.jobs import run_worker
+from services.kernel.migrations import migrate
+from services.kernel.module import ServiceModule
+from services.kernel.relay import Relay
+from services.kernel.runtime import Runtime
+from services.kernel.settings import Settings
+from services.members import service as members_service
+from services.registry import SERVICES
+
+
+def _uvicorn(app: Any, host: str, port: int) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
+    )
+    return uvicorn.Server(config)
+
+
+async def _announce_when_listening(server: uvicorn.Server, message: str) -> None:
+    while not server.started:
+        if server.should_exit:
+            return
+        await asyncio.sleep(0.05)
+    print(message, flush=True)
+
+
+async def _serve_until_stopped(
+    server: uvicorn.Server,
+    background: Sequence[Coroutine[Any, Any, None]],
+    stop: asyncio.Event,
+    announce: str | None = None,
+) -> None:
+    """Serve HTTP; when the server exits (a signal), stop the background components and wait."""
+    if announce is not None:
+        background = [*background, _announce_when_listening(server, announce)]
+    tasks = [asyncio.create_task(c) for c in background]
+    try:
+        await server.serve()
+    finally:
+        stop.set()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, timeout=10)
+
+
+def _consumer_runner(runtime: Runtime, services: Sequence[ServiceModule]) -> ConsumerRunner | None:
+    specs = [spec for s in services for spec in s.consumers]
+    if not specs:
+        return None
+    return ConsumerRunner(
+        runtime.database,
+        runtime.redis,
+        specs,
+        runtime.settings,
+        consumer_name=f"c-{uuid.uuid4().hex[:8]}",
+    )
+
+
+async def _components(
+    runtime: Runtime,
+    urls: InfrastructureUrls,
+    services: Sequence[ServiceModule],
+    stop: asyncio.Event,
+) -> list[Coroutine[Any, Any, None]]:
+    components: list[Coroutine[Any, Any, None]] = [
+        Relay(runtime.database, runtime.redis, services, runtime.settings).run(stop),
+        run_worker(runtime.database, urls.redis_url, services, runtime.settings, stop),
+    ]
+    consumers = _consumer_runner(runtime, services)
+    if consumers is not None:
+        components.append(consumers.run(stop))
+    return components
+
+
+async def run_dev(settings: Settings, urls: InfrastructureUrls, *, host: str, port: int) -> None:
+    await migrate(urls.database_url, SERVICES)
+    async with Runtime.open(
+        settings, SERVICES, database_url=urls.database_url, redis_url=urls.redis_url
+    ) as runtime:
+        app = build_app(SERVICES, settings, runtime, title="Kinfolk")
+        seeded = await demo.ensure_demo_brand(settings, runtime.database, app)
+        stop = asyncio.Event()
+        components = await _components(runtime, urls, SERVICES, stop)
+        banner = demo.banner(settings, urls, seeded, host=host, port=port)
+        await _serve_until_stopped(_uvicorn(app, host, port), components, stop, banner)
+
+
+async def serve_one(
+    settings: Settings, urls: InfrastructureUrls, service: ServiceModule, *, host: str, port: int
+) -> None:
+    async with Runtime.open(
+        settings, [service], database_url=urls.database_url, redis_url=urls.redis_url
+    ) as runtime:
+        app = build_app([service], settings, runtime)
+        await _serve_until_stopped(_uvicorn(app, host, port), [], asyncio.Event())
+
+
+async def run_relay(settings: Settings, urls: InfrastructureUrls, stop: asyncio.Event) -> None:
+    async with Runtime.open(
+        settings, SERVICES, database_url=urls.database_url, redis_url=urls.redis_url
+    ) as runtime:
+        await Relay(runtime.database, runtime.redis, SERVICES, settings).run(stop)
+
+
+async def run_workers(settings: Settings, urls: InfrastructureUrls, stop: asyncio.Event) -> None:
+    async with Runtime.open(
+        settings, SERVICES, database_url=urls.database_url, redis_url=urls.redis_url
+    ) as runtime:
+        components: list[Coroutine[Any, Any, None]] = [
+            run_worker(runtime.database, urls.redis_url, SERVICES, settings, stop)
+        ]
+        consumers = _consumer_runner(runtime, SERVICES)
+        if consumers is not None:
+            components.append(consumers.run(stop))
+        await asyncio.gather(*components)
+
+
+async def create_brand_with_key(urls: InfrastructureUrls, name: str) -> tuple[uuid.UUID, str]:
+    await migrate(urls.database_url, SERVICES)
+    database = Database(urls.database_url)
+    try:
+        async with database.unit_of_work() as session:
+            brand, api_key = await members_service.create_brand(session, name)
+        return brand.id, api_key
+    finally:
+        await database.dispose()
+
+
+async def member_token(
+    settings: Settings,
+    urls: InfrastructureUrls,
+    brand_id: uuid.UUID,
+    member: str,
+    ttl: timedelta,
+) -> str | None:
+    """A JWT for a member given by id or external id, or None when the brand has no such member."""
+    database = Database(urls.database_url)
+    try:
+        async with database.unit_of_work() as session:
+            found = await members_service.find_member(session, brand_id, member)
+    finally:
+        await database.dispose()
+    if found is None:
+        return None
+    return MemberTokenCodec(settings).issue(brand_id, found.id, ttl)

@@ -1,0 +1,53 @@
+"""The committed contracts match the code; `kinfolk schemas` is the one way to refresh them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from services.contracts import render_contracts, stale_contracts, write_contracts
+
+
+def test_committed_contracts_match_the_code() -> None:
+    assert stale_contracts() == [], "run `kinfolk schemas` and commit the result"
+
+
+def test_every_members_event_and_route_is_in_the_contracts() -> None:
+    files = render_contracts()
+    events = sorted(p.name for p in files if p.parent == Path("schemas/events"))
+    assert events == [
+        "member.consent_changed.v1.json",
+        "member.created.v1.json",
+        "member.erased.v1.json",
+        "member.updated.v1.json",
+    ]
+    openapi = json.loads(files[Path("schemas/openapi/members.json")])
+    assert "/members/v1/members/import" in openapi["paths"]
+    assert "/members/v1/internal/api-keys/verify" not in openapi["paths"]
+
+
+def test_stale_files_are_found_and_rewritten(tmp_path: Path) -> None:
+    expected = {
+        Path("schemas/events/a.v1.json"): "{}\n",
+        Path("schemas/openapi/x.json"): '{"openapi": "3.1.0"}\n',
+    }
+    assert stale_contracts(tmp_path, expected) == [
+        "schemas/events/a.v1.json",
+        "schemas/openapi/x.json",
+    ]
+    assert write_contracts(tmp_path, expected) == list(expected)
+    assert stale_contracts(tmp_path, expected) == []
+    assert write_contracts(tmp_path, expected) == []
+
+    (tmp_path / "schemas/events/a.v1.json").write_text('{"changed": true}\n')
+    (tmp_path / "schemas/events/retired.v1.json").write_text("{}\n")
+    (tmp_path / "schemas/events/README.md").write_text("not generated\n")
+    assert stale_contracts(tmp_path, expected) == [
+        "schemas/events/a.v1.json",
+        "schemas/events/retired.v1.json (no longer produced)",
+    ]
+    assert write_contracts(tmp_path, expected) == [
+        Path("schemas/events/a.v1.json"),
+        Path("schemas/events/retired.v1.json"),
+    ]
+    assert (tmp_path / "schemas/events/README.md").exists()
