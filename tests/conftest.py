@@ -70,7 +70,7 @@ class TestInfrastructure:
 def base_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
         data_dir=tmp_path_factory.mktemp("kinfolk"),
-        jwt_secret="test-secret-" + "x" * 32,  # type: ignore[arg-type]
+        jwt_secret="test-secret-" + "x" * 64,  # type: ignore[arg-type]
         log_format="console",
         log_level="WARNING",
     )
