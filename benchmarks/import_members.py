@@ -27,6 +27,7 @@ from benchmarks._harness import median, report, scratch_database, servers
 from services.demo import demo_members
 from services.kernel.app import build_app
 from services.kernel.db import Database
+from services.kernel.logging import configure_logging
 from services.kernel.runtime import Runtime
 from services.kernel.settings import Settings
 from services.members import service as members_service
@@ -152,6 +153,7 @@ async def main() -> None:
         name = f"kinfolk_bench_import_{os.getpid()}"
         async with scratch_database(urls.database_url, name) as url:
             settings = Settings(database_url=url, redis_url=urls.redis_url, log_level="WARNING")
+            configure_logging(settings)
             async with Runtime.open(
                 settings, SERVICES, database_url=url, redis_url=urls.redis_url
             ) as runtime:

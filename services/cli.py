@@ -98,19 +98,25 @@ def serve(
     _run(settings, main)
 
 
-@app.command()
-def relay() -> None:
-    """Publish every service's outbox to Redis Streams, until stopped."""
-    from services.processes import run_relay
-
+def _run_until_signalled(
+    runner: Callable[[Settings, InfrastructureUrls, asyncio.Event], Coroutine[Any, Any, None]],
+) -> None:
     settings = _settings()
 
     async def main(urls: InfrastructureUrls) -> None:
         stop = asyncio.Event()
         _stop_on_signals(stop)
-        await run_relay(settings, urls, stop)
+        await runner(settings, urls, stop)
 
     _run(settings, main)
+
+
+@app.command()
+def relay() -> None:
+    """Publish every service's outbox to Redis Streams, until stopped."""
+    from services.processes import run_relay
+
+    _run_until_signalled(run_relay)
 
 
 @app.command()
@@ -118,14 +124,7 @@ def worker() -> None:
     """Run background and scheduled jobs and every event consumer, until stopped."""
     from services.processes import run_workers
 
-    settings = _settings()
-
-    async def main(urls: InfrastructureUrls) -> None:
-        stop = asyncio.Event()
-        _stop_on_signals(stop)
-        await run_workers(settings, urls, stop)
-
-    _run(settings, main)
+    _run_until_signalled(run_workers)
 
 
 @brand_app.command("create")

@@ -8,6 +8,7 @@ database number. Unset, the embedded servers are started under `.kinfolk/test`.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
-from sqlalchemy import text
+from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
 
 from services.kernel.app import build_app
@@ -59,7 +60,7 @@ def _redis_db_for_worker(url: str, worker_index: int) -> str:
 
 
 @dataclass(frozen=True)
-class TestInfrastructure:
+class WorkerInfrastructure:
     server_url: str  # the PostgreSQL server's maintenance database
     database_url: str  # this worker's own database, migrated
     redis_url: str  # this worker's own Redis database number
@@ -86,7 +87,7 @@ def server_urls() -> Iterator[InfrastructureUrls]:
 @pytest.fixture(scope="session")
 async def test_infra(
     server_urls: InfrastructureUrls, worker_id: str
-) -> AsyncIterator[TestInfrastructure]:
+) -> AsyncIterator[WorkerInfrastructure]:
     # The pid keeps concurrent runs on one server apart; the database is dropped at the end.
     name = f"kinfolk_test_{worker_id}_{os.getpid()}"
     admin = create_async_engine(asyncpg_url(server_urls.database_url), isolation_level="AUTOCOMMIT")
@@ -96,14 +97,14 @@ async def test_infra(
     database_url = _with_database(server_urls.database_url, name)
     await migrate(database_url, SERVICES)
     redis_url = _redis_db_for_worker(server_urls.redis_url, _worker_index(worker_id))
-    yield TestInfrastructure(server_urls.database_url, database_url, redis_url, worker_id)
+    yield WorkerInfrastructure(server_urls.database_url, database_url, redis_url, worker_id)
     async with admin.connect() as conn:
         await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     await admin.dispose()
 
 
 @pytest.fixture(scope="session")
-async def engine_database(test_infra: TestInfrastructure) -> AsyncIterator[Database]:
+async def engine_database(test_infra: WorkerInfrastructure) -> AsyncIterator[Database]:
     """A real pooled Database on this worker's database: for tests whose work must commit."""
     database = Database(test_infra.database_url)
     yield database
@@ -111,7 +112,7 @@ async def engine_database(test_infra: TestInfrastructure) -> AsyncIterator[Datab
 
 
 @pytest.fixture
-async def redis(test_infra: TestInfrastructure) -> AsyncIterator[Redis]:
+async def redis(test_infra: WorkerInfrastructure) -> AsyncIterator[Redis]:
     client = Redis.from_url(test_infra.redis_url)
     await client.flushdb()
     yield client
@@ -136,6 +137,17 @@ def database(connection: AsyncConnection) -> Database:
 async def session(database: Database) -> AsyncIterator[AsyncSession]:
     async with database.sessionmaker() as s:
         yield s
+
+
+async def purge_brand(database: Database, brand_id: uuid.UUID) -> None:
+    """Delete every row of one brand from every service: for tests that must commit."""
+    async with database.engine.begin() as conn:
+        for service in reversed(SERVICES):
+            for table in reversed(service.metadata.sorted_tables):
+                if "brand_id" in table.c:
+                    await conn.execute(delete(table).where(table.c.brand_id == brand_id))
+                elif table.name == "brands" and "id" in table.c:
+                    await conn.execute(delete(table).where(table.c.id == brand_id))
 
 
 def make_runtime(settings: Settings, database: Database, redis: Redis) -> Runtime:

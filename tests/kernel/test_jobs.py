@@ -31,7 +31,7 @@ from services.kernel.settings import Settings
 from tests.kernel.eventing import Throwaway, happened, throwaway_service
 
 if TYPE_CHECKING:
-    from tests.conftest import TestInfrastructure
+    from tests.conftest import WorkerInfrastructure
 
 # arq 0.28 closes its pool with redis-py's deprecated `close()`; nothing for us to change.
 pytestmark = pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
@@ -87,7 +87,7 @@ async def test_an_enqueued_job_runs_and_commits(
     thing: Throwaway,
     engine_database: Database,
     redis: Redis,
-    test_infra: TestInfrastructure,
+    test_infra: WorkerInfrastructure,
     base_settings: Settings,
 ) -> None:
     service = with_jobs(thing)
@@ -107,7 +107,7 @@ async def test_an_enqueued_job_runs_and_commits(
 async def test_an_enqueue_with_a_job_id_is_idempotent(
     thing: Throwaway,
     engine_database: Database,
-    test_infra: TestInfrastructure,
+    test_infra: WorkerInfrastructure,
     base_settings: Settings,
 ) -> None:
     service = with_jobs(thing)
@@ -131,7 +131,7 @@ async def test_an_enqueue_with_a_job_id_is_idempotent(
 async def test_a_failing_job_rolls_back(
     thing: Throwaway,
     engine_database: Database,
-    test_infra: TestInfrastructure,
+    test_infra: WorkerInfrastructure,
     base_settings: Settings,
 ) -> None:
     service = with_jobs(thing, fail=True)
@@ -150,7 +150,7 @@ async def test_a_failing_job_rolls_back(
 async def test_run_worker_runs_jobs_in_the_current_loop_until_stopped(
     thing: Throwaway,
     engine_database: Database,
-    test_infra: TestInfrastructure,
+    test_infra: WorkerInfrastructure,
     base_settings: Settings,
 ) -> None:
     service = with_jobs(thing)
@@ -178,7 +178,7 @@ async def test_run_worker_runs_jobs_in_the_current_loop_until_stopped(
 async def test_kernel_jobs_are_scheduled_daily_for_outbox_and_inbox(
     thing: Throwaway,
     engine_database: Database,
-    test_infra: TestInfrastructure,
+    test_infra: WorkerInfrastructure,
     base_settings: Settings,
 ) -> None:
     jobs = kernel_jobs(thing.service)
@@ -207,7 +207,7 @@ async def test_kernel_jobs_are_scheduled_daily_for_outbox_and_inbox(
 async def test_outbox_and_inbox_cleanup_keep_what_is_still_needed(
     thing: Throwaway,
     engine_database: Database,
-    test_infra: TestInfrastructure,
+    test_infra: WorkerInfrastructure,
     base_settings: Settings,
 ) -> None:
     events = {name: happened(n) for n, name in enumerate(["old", "recent", "unsent", "new"])}

@@ -26,7 +26,7 @@ from services.members import service
 from services.members.models import OUTBOX
 from services.members.module import MEMBERS
 from services.registry import SERVICES
-from tests.conftest import make_runtime
+from tests.conftest import make_runtime, purge_brand
 from tests.kernel.eventing import Throwaway, throwaway_service
 
 
@@ -51,8 +51,11 @@ async def committed(
     async with engine_database.unit_of_work() as session:
         brand, key = await service.create_brand(session, f"Flow {uuid.uuid4().hex[:6]}")
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://kinfolk.test") as client:
-        yield client, brand.id, {"Authorization": f"Bearer {key}"}
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://kinfolk.test") as client:
+            yield client, brand.id, {"Authorization": f"Bearer {key}"}
+    finally:
+        await purge_brand(engine_database, brand.id)
 
 
 @pytest.fixture
