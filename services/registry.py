@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from services.kernel.module import ServiceModule
 from services.members.module import MEMBERS
+from services.rewards.module import REWARDS
 
-SERVICES: tuple[ServiceModule, ...] = (MEMBERS,)
+SERVICES: tuple[ServiceModule, ...] = (MEMBERS, REWARDS)
 
 
 def service_named(name: str) -> ServiceModule:

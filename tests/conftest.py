@@ -28,6 +28,7 @@ from services.kernel.embedded import InfrastructureUrls, infrastructure
 from services.kernel.migrations import migrate
 from services.kernel.runtime import Runtime
 from services.kernel.settings import Settings
+from services.members import service as members_service
 from services.registry import SERVICES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,6 +149,54 @@ async def purge_brand(database: Database, brand_id: uuid.UUID) -> None:
                     await conn.execute(delete(table).where(table.c.brand_id == brand_id))
                 elif table.name == "brands" and "id" in table.c:
                     await conn.execute(delete(table).where(table.c.id == brand_id))
+
+
+@dataclass(frozen=True)
+class BrandFixture:
+    id: uuid.UUID
+    key: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return bearer(self.key)
+
+
+@dataclass(frozen=True)
+class MemberFixture:
+    id: uuid.UUID
+    brand_id: uuid.UUID
+    external_id: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return bearer(self.token)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def make_brand(session: AsyncSession, name: str) -> BrandFixture:
+    brand, key = await members_service.create_brand(session, name)
+    await session.commit()
+    return BrandFixture(brand.id, key)
+
+
+@pytest.fixture
+async def brand(session: AsyncSession) -> BrandFixture:
+    """A brand and its admin API key (every scope)."""
+    return await make_brand(session, "Acme Beauty")
+
+
+@pytest.fixture
+async def other_brand(session: AsyncSession) -> BrandFixture:
+    return await make_brand(session, "Other Brand")
+
+
+@pytest.fixture
+def tokens(base_settings: Settings) -> MemberTokenCodec:
+    return MemberTokenCodec(base_settings)
 
 
 def make_runtime(settings: Settings, database: Database, redis: Redis) -> Runtime:

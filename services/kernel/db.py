@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from enum import StrEnum
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fastapi import Depends, Request
-from sqlalchemy import MetaData
+from sqlalchemy import Enum, MetaData
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -44,6 +45,22 @@ def make_base(schema: str) -> type[DeclarativeBase]:
         metadata = service_metadata(schema)
 
     return Base
+
+
+def text_enum(enum: type[StrEnum], name: str) -> Enum:
+    """An enum column stored as text with a CHECK constraint, not a Postgres ENUM type.
+
+    Adding a value is then a plain constraint change; the values, not the member names, are stored.
+    """
+    return Enum(
+        enum,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
 
 
 def asyncpg_url(url: str) -> str:

@@ -72,9 +72,20 @@ PageDep = Annotated[PageRequest, Depends(page_request)]
 
 
 def keyset(
-    statement: Select[*Ts], column: InstrumentedAttribute[uuid.UUID], page: PageRequest
+    statement: Select[*Ts],
+    column: InstrumentedAttribute[uuid.UUID],
+    page: PageRequest,
+    *,
+    newest_first: bool = False,
 ) -> Select[*Ts]:
-    """The page's slice of `statement`, plus one row to tell whether another page follows."""
+    """The page's slice of `statement`, plus one row to tell whether another page follows.
+
+    Ids are UUIDv7, so ordering by id is ordering by creation; `newest_first` walks it backwards.
+    """
+    if newest_first:
+        if page.after is not None:
+            statement = statement.where(column < page.after)
+        return statement.order_by(column.desc()).limit(page.limit + 1)
     if page.after is not None:
         statement = statement.where(column > page.after)
     return statement.order_by(column).limit(page.limit + 1)

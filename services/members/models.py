@@ -11,7 +11,6 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
-    Enum,
     ForeignKey,
     Index,
     Text,
@@ -22,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.kernel.db import make_base
+from services.kernel.db import make_base, text_enum
 from services.kernel.idempotency import IdempotencyStore, idempotency_table
 from services.kernel.outbox import Outbox, inbox_table, outbox_table
 
@@ -46,20 +45,6 @@ class ConsentPurpose(StrEnum):
     SMS_MARKETING = "sms_marketing"
     PUSH = "push"
     PERSONALISATION = "personalisation"
-
-
-def _text_enum(enum: type[StrEnum], name: str) -> Enum:
-    # Stored as text with a CHECK constraint (not a Postgres ENUM type), so adding a value is a
-    # plain constraint change; the enum's values, not its member names, are what is stored.
-    return Enum(
-        enum,
-        name=name,
-        native_enum=False,
-        create_constraint=True,
-        length=32,
-        values_callable=lambda members: [m.value for m in members],
-        validate_strings=True,
-    )
 
 
 class Brand(Base):
@@ -92,7 +77,7 @@ class Member(Base):
     traits: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     interests: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
     status: Mapped[MemberStatus] = mapped_column(
-        _text_enum(MemberStatus, "member_status"), server_default=MemberStatus.ACTIVE.value
+        text_enum(MemberStatus, "member_status"), server_default=MemberStatus.ACTIVE.value
     )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -106,7 +91,7 @@ class Consent(Base):
 
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"), primary_key=True)
     purpose: Mapped[ConsentPurpose] = mapped_column(
-        _text_enum(ConsentPurpose, "consent_purpose"), primary_key=True
+        text_enum(ConsentPurpose, "consent_purpose"), primary_key=True
     )
     brand_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("brands.id"))
     granted: Mapped[bool] = mapped_column(Boolean)
@@ -123,7 +108,7 @@ class ConsentChange(Base):
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"))
     brand_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("brands.id"))
-    purpose: Mapped[ConsentPurpose] = mapped_column(_text_enum(ConsentPurpose, "consent_purpose"))
+    purpose: Mapped[ConsentPurpose] = mapped_column(text_enum(ConsentPurpose, "consent_purpose"))
     granted: Mapped[bool] = mapped_column(Boolean)
     source: Mapped[str | None] = mapped_column(Text)
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,9 +1,8 @@
-"""Fixtures for the members service: brands with admin keys, members, member tokens."""
+"""Fixtures for the members service: a member created through the API, the outbox."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -13,58 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.auth import MemberTokenCodec
-from services.kernel.settings import Settings
-from services.members import service
 from services.members.models import OUTBOX
-
-
-@dataclass(frozen=True)
-class BrandFixture:
-    id: uuid.UUID
-    key: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return bearer(self.key)
-
-
-@dataclass(frozen=True)
-class MemberFixture:
-    id: uuid.UUID
-    brand_id: uuid.UUID
-    external_id: str
-    token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return bearer(self.token)
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def make_brand(session: AsyncSession, name: str) -> BrandFixture:
-    brand, key = await service.create_brand(session, name)
-    await session.commit()
-    return BrandFixture(brand.id, key)
-
-
-@pytest.fixture
-async def brand(session: AsyncSession) -> BrandFixture:
-    """A brand and its admin API key (every scope)."""
-    return await make_brand(session, "Acme Beauty")
-
-
-@pytest.fixture
-async def other_brand(session: AsyncSession) -> BrandFixture:
-    return await make_brand(session, "Other Brand")
-
-
-@pytest.fixture
-def tokens(base_settings: Settings) -> MemberTokenCodec:
-    return MemberTokenCodec(base_settings)
-
+from tests.conftest import BrandFixture, MemberFixture
 
 MEMBER_BODY: dict[str, Any] = {
     "external_id": "crm-1",

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.kernel.auth import ApiKeyRecord, api_key_cache_key, hash_api_key_secret
 from services.kernel.clock import utcnow
 from services.members.models import ApiKey
-from tests.members.conftest import BrandFixture, MemberFixture, bearer
+from tests.conftest import BrandFixture, MemberFixture, bearer
 
 KEYS = "/members/v1/api-keys"
 MEMBERS = "/members/v1/members"

@@ -8,7 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.members.models import ConsentChange
-from tests.members.conftest import BrandFixture, MemberFixture, outbox_events
+from tests.conftest import BrandFixture, MemberFixture
+from tests.members.conftest import outbox_events
 
 
 def url(member: MemberFixture, purpose: str = "email_marketing") -> str:

@@ -7,7 +7,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.members.models import IDEMPOTENCY, Member
-from tests.members.conftest import MEMBER_BODY, BrandFixture, outbox_events
+from tests.conftest import BrandFixture
+from tests.members.conftest import MEMBER_BODY, outbox_events
 
 URL = "/members/v1/members"
 

@@ -19,7 +19,8 @@ from services.members import service
 from services.members.importing import LineError, parse_import
 from services.members.models import Member
 from services.registry import SERVICES
-from tests.members.conftest import BrandFixture, MemberFixture, outbox_events
+from tests.conftest import BrandFixture, MemberFixture
+from tests.members.conftest import outbox_events
 
 URL = "/members/v1/members/import"
 NDJSON = {"Content-Type": "application/x-ndjson"}

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.members.models import Member
-from tests.members.conftest import MEMBER_BODY, BrandFixture, MemberFixture, outbox_events
+from tests.conftest import BrandFixture, MemberFixture
+from tests.members.conftest import MEMBER_BODY, outbox_events
 
 URL = "/members/v1/members"
 

@@ -21,7 +21,8 @@ from services.kernel.settings import Settings
 from services.members.endpoints import privacy_services
 from services.members.models import ConsentChange
 from services.registry import SERVICES
-from tests.members.conftest import BrandFixture, MemberFixture, outbox_events
+from tests.conftest import BrandFixture, MemberFixture
+from tests.members.conftest import outbox_events
 
 MEMBERS = "/members/v1/members"
 

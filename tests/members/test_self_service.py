@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.kernel.auth import MemberTokenCodec
 from services.kernel.clock import utcnow
 from services.kernel.settings import Settings
-from tests.members.conftest import BrandFixture, MemberFixture, bearer, outbox_events
+from tests.conftest import BrandFixture, MemberFixture, bearer
+from tests.members.conftest import outbox_events
 
 ME = "/members/v1/me"
 

@@ -1,0 +1,1 @@
+"""The rewards service: points ledger, tiers, earning rules, campaigns, perks and drops."""

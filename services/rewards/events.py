@@ -1,0 +1,197 @@
+"""Events the rewards service publishes: the contract with marketing, webhooks and the apps."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime
+
+from services.kernel.events import Event, EventData
+from services.rewards.models import Bucket, EntryKind
+
+
+class PointsMovement(EventData):
+    """A ledger entry and the balances right after it."""
+
+    member_id: uuid.UUID
+    entry_id: uuid.UUID
+    kind: EntryKind
+    bucket: Bucket
+    points: int
+    reason: str
+    source_type: str
+    source_id: str | None
+    available: int
+    pending: int
+
+
+class PointsEarned(Event):
+    type: Literal["points.earned"] = "points.earned"
+    version: Literal[1] = 1
+    data: PointsMovement
+
+
+class PointsPending(Event):
+    type: Literal["points.pending"] = "points.pending"
+    version: Literal[1] = 1
+    data: PointsMovement
+
+
+class PointsRedeemed(Event):
+    type: Literal["points.redeemed"] = "points.redeemed"
+    version: Literal[1] = 1
+    data: PointsMovement
+
+
+class PointsExpired(Event):
+    type: Literal["points.expired"] = "points.expired"
+    version: Literal[1] = 1
+    data: PointsMovement
+
+
+class PointsAdjusted(Event):
+    """Any other movement: staff adjustments, refunds, reversals, releases and voids."""
+
+    type: Literal["points.adjusted"] = "points.adjusted"
+    version: Literal[1] = 1
+    data: PointsMovement
+
+
+class ExpiringSoonData(EventData):
+    member_id: uuid.UUID
+    points: int
+    expires_at: AwareDatetime
+
+
+class PointsExpiringSoon(Event):
+    type: Literal["points.expiring_soon"] = "points.expiring_soon"
+    version: Literal[1] = 1
+    data: ExpiringSoonData
+
+
+class TierChangedData(EventData):
+    member_id: uuid.UUID
+    from_tier_id: uuid.UUID | None
+    from_tier: str | None
+    to_tier_id: uuid.UUID | None
+    to_tier: str | None
+    direction: Literal["up", "down"]
+    reason: str
+    window_spend_minor: int
+
+
+class TierChanged(Event):
+    type: Literal["tier.changed"] = "tier.changed"
+    version: Literal[1] = 1
+    data: TierChangedData
+
+
+class PurchaseLineData(EventData):
+    sku: str
+    category: str | None
+    quantity: int
+    amount_minor: int
+
+
+class PurchaseData(EventData):
+    member_id: uuid.UUID
+    purchase_id: uuid.UUID
+    order_id: str
+    amount_minor: int
+    currency: str
+    lines: list[PurchaseLineData]
+    points: int
+    points_bucket: Bucket
+    occurred_at: AwareDatetime
+
+
+class PurchaseRecorded(Event):
+    type: Literal["purchase.recorded"] = "purchase.recorded"
+    version: Literal[1] = 1
+    data: PurchaseData
+
+
+class ReturnData(EventData):
+    member_id: uuid.UUID
+    purchase_id: uuid.UUID
+    order_id: str
+    return_id: str
+    amount_minor: int
+    currency: str
+    lines: list[PurchaseLineData]
+    points_reversed: int
+    occurred_at: AwareDatetime
+
+
+class PurchaseReturned(Event):
+    type: Literal["purchase.returned"] = "purchase.returned"
+    version: Literal[1] = 1
+    data: ReturnData
+
+
+class RedemptionData(EventData):
+    member_id: uuid.UUID
+    redemption_id: uuid.UUID
+    perk_id: uuid.UUID
+    perk_name: str
+    category: str
+    points: int
+    drop_id: uuid.UUID | None
+
+
+class PerkRedeemed(Event):
+    type: Literal["perk.redeemed"] = "perk.redeemed"
+    version: Literal[1] = 1
+    data: RedemptionData
+
+
+class PerkRedemptionCancelled(Event):
+    type: Literal["perk.redemption_cancelled"] = "perk.redemption_cancelled"
+    version: Literal[1] = 1
+    data: RedemptionData
+
+
+class DropEntryData(EventData):
+    member_id: uuid.UUID
+    drop_id: uuid.UUID
+    perk_id: uuid.UUID
+    entered_at: datetime
+
+
+class DropEntered(Event):
+    type: Literal["drop.entered"] = "drop.entered"
+    version: Literal[1] = 1
+    data: DropEntryData
+
+
+class DropWonData(EventData):
+    member_id: uuid.UUID
+    drop_id: uuid.UUID
+    perk_id: uuid.UUID
+    redemption_id: uuid.UUID
+    position: int
+
+
+class DropWon(Event):
+    type: Literal["drop.won"] = "drop.won"
+    version: Literal[1] = 1
+    data: DropWonData
+
+
+REWARDS_EVENTS: list[type[Event]] = [
+    PointsEarned,
+    PointsPending,
+    PointsRedeemed,
+    PointsExpired,
+    PointsExpiringSoon,
+    PointsAdjusted,
+    TierChanged,
+    PerkRedeemed,
+    PerkRedemptionCancelled,
+    PurchaseRecorded,
+    PurchaseReturned,
+    DropEntered,
+    DropWon,
+]

@@ -1,0 +1,298 @@
+"""The ledger's rules: the one way points move.
+
+`post()` appends an entry, moves the cached balances in the same transaction (refusing to take
+available points below zero unless the caller allows it, which only returns do), keeps lots
+(spent oldest first, paying back a negative balance before anything else), and writes the event.
+Every other part of rewards (purchases, redemptions, expiry, activity) moves points through it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kernel.clock import utcnow
+from services.kernel.ids import new_id
+from services.rewards.errors import InsufficientPoints, MemberNotFound, ProgramNotConfigured
+from services.rewards.events import (
+    PointsAdjusted,
+    PointsEarned,
+    PointsExpired,
+    PointsMovement,
+    PointsPending,
+    PointsRedeemed,
+)
+from services.rewards.ledger.repository import Balances, LedgerRepository
+from services.rewards.ledger.schemas import (
+    AdjustmentCreate,
+    AdjustmentRead,
+    BalanceRead,
+    ProgramSettings,
+)
+from services.rewards.models import (
+    OUTBOX,
+    Account,
+    Bucket,
+    EntryKind,
+    ExpiryPolicy,
+    LedgerEntry,
+    Lot,
+    Program,
+)
+
+# Kinds that count as the member being active (the inactivity expiry rule looks at these).
+_ACTIVE_KINDS = frozenset({EntryKind.EARN, EntryKind.REDEEM})
+
+
+@dataclass(frozen=True, slots=True)
+class Movement:
+    """What to post: signed points into one bucket, with the reason the member will read."""
+
+    member_id: uuid.UUID
+    kind: EntryKind
+    bucket: Bucket
+    points: int
+    reason: str
+    source_type: str
+    source_id: str | None
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    entry_id: uuid.UUID
+    balances: Balances
+
+
+async def program_for(session: AsyncSession, brand_id: uuid.UUID) -> Program:
+    program = await LedgerRepository(session).program(brand_id)
+    if program is None:
+        raise ProgramNotConfigured(
+            "This brand has no loyalty program yet: configure it with PUT /rewards/v1/program."
+        )
+    return program
+
+
+async def account_for(
+    session: AsyncSession,
+    brand_id: uuid.UUID,
+    *,
+    member_id: uuid.UUID | None = None,
+    external_id: str | None = None,
+) -> Account:
+    """The member's account, by id or by the brand's external id; 404 when rewards has none."""
+    repository = LedgerRepository(session)
+    account = (
+        await repository.account(brand_id, member_id)
+        if member_id is not None
+        else await repository.account_by_external_id(brand_id, external_id or "")
+    )
+    if account is None or account.member_status == "erased":
+        reference = member_id if member_id is not None else f"external id {external_id!r}"
+        raise MemberNotFound(f"No member {reference} in this brand.")
+    return account
+
+
+async def configure_program(
+    session: AsyncSession, brand_id: uuid.UUID, settings: ProgramSettings
+) -> Program:
+    return await LedgerRepository(session).save_program(brand_id, settings.model_dump())
+
+
+async def balances_of(session: AsyncSession, account: Account) -> BalanceRead:
+    return BalanceRead(
+        member_id=account.member_id,
+        available=account.available,
+        pending=account.pending,
+        lifetime_earned=account.lifetime_earned,
+    )
+
+
+async def adjust(
+    session: AsyncSession, brand_id: uuid.UUID, member_id: uuid.UUID, adjustment: AdjustmentCreate
+) -> AdjustmentRead:
+    """A staff correction, with the reason the member will see; it cannot overdraw."""
+    program = await program_for(session, brand_id)
+    account = await account_for(session, brand_id, member_id=member_id)
+    posted = await post(
+        session,
+        brand_id,
+        program,
+        Movement(
+            member_id=account.member_id,
+            kind=EntryKind.ADJUST,
+            bucket=Bucket.AVAILABLE,
+            points=adjustment.points,
+            reason=adjustment.reason,
+            source_type="staff",
+            source_id=None,
+            occurred_at=utcnow(),
+        ),
+    )
+    await session.refresh(account)
+    return AdjustmentRead(entry_id=posted.entry_id, balance=await balances_of(session, account))
+
+
+def lot_expiry(program: Program, earned_at: datetime) -> datetime | None:
+    """When points earned at `earned_at` expire lot by lot; None when the policy is not per lot."""
+    if program.expiry_policy == ExpiryPolicy.DAYS_AFTER_EARNING and program.expiry_days:
+        return earned_at + timedelta(days=program.expiry_days)
+    return None
+
+
+PointsEvent = PointsEarned | PointsPending | PointsRedeemed | PointsExpired | PointsAdjusted
+
+
+def _event_for(movement: Movement) -> type[PointsEvent]:
+    if movement.kind == EntryKind.EARN:
+        return PointsEarned if movement.bucket == Bucket.AVAILABLE else PointsPending
+    if movement.kind == EntryKind.REDEEM:
+        return PointsRedeemed
+    if movement.kind == EntryKind.EXPIRE:
+        return PointsExpired
+    return PointsAdjusted
+
+
+async def post(
+    session: AsyncSession,
+    brand_id: uuid.UUID,
+    program: Program,
+    movement: Movement,
+    *,
+    allow_negative: bool = False,
+) -> Posted:
+    """Append one entry and move the balances it changes; the caller's transaction commits it."""
+    if movement.points == 0:
+        raise ValueError("a ledger entry moves a non-zero number of points")
+    repository = LedgerRepository(session)
+    into_available = movement.bucket == Bucket.AVAILABLE
+    counts_as_earned = (
+        into_available
+        and movement.points > 0
+        and movement.kind
+        in (
+            EntryKind.EARN,
+            EntryKind.RELEASE,
+        )
+    )
+    balances = await repository.move_balances(
+        movement.member_id,
+        available=movement.points if into_available else 0,
+        pending=0 if into_available else movement.points,
+        lifetime=movement.points if counts_as_earned else 0,
+        floor=None if allow_negative or movement.points > 0 or not into_available else 0,
+        touch_activity_at=movement.occurred_at if movement.kind in _ACTIVE_KINDS else None,
+    )
+    if balances is None:
+        raise InsufficientPoints(
+            f"The member has too few {movement.bucket.value} points for this ({-movement.points})."
+        )
+    entry = LedgerEntry(
+        id=new_id(),
+        brand_id=brand_id,
+        member_id=movement.member_id,
+        kind=movement.kind,
+        bucket=movement.bucket,
+        points=movement.points,
+        reason=movement.reason,
+        source_type=movement.source_type,
+        source_id=movement.source_id,
+        occurred_at=movement.occurred_at,
+    )
+    await repository.append(entry)
+    if into_available:
+        await _keep_lots(repository, brand_id, program, movement, entry.id, balances)
+    await OUTBOX.add(
+        session,
+        _event_for(movement)(
+            brand_id=brand_id,
+            subject_id=movement.member_id,
+            occurred_at=movement.occurred_at,
+            data=PointsMovement(
+                member_id=movement.member_id,
+                entry_id=entry.id,
+                kind=movement.kind,
+                bucket=movement.bucket,
+                points=movement.points,
+                reason=movement.reason,
+                source_type=movement.source_type,
+                source_id=movement.source_id,
+                available=balances.available,
+                pending=balances.pending,
+            ),
+        ),
+    )
+    return Posted(entry.id, balances)
+
+
+async def _keep_lots(
+    repository: LedgerRepository,
+    brand_id: uuid.UUID,
+    program: Program,
+    movement: Movement,
+    entry_id: uuid.UUID,
+    after: Balances,
+) -> None:
+    if movement.points < 0:
+        # Spending takes from the oldest lots; whatever no lot covers is a negative balance.
+        await repository.take_from_lots(movement.member_id, -movement.points)
+        return
+    # A negative balance (a return after the points were spent) is paid back first: only what
+    # is left over becomes a spendable lot.
+    before = after.available - movement.points
+    spendable = movement.points if before >= 0 else max(0, after.available)
+    if spendable == 0:
+        return
+    await repository.add_lot(
+        Lot(
+            id=new_id(),
+            brand_id=brand_id,
+            member_id=movement.member_id,
+            entry_id=entry_id,
+            points=spendable,
+            remaining=spendable,
+            earned_at=movement.occurred_at,
+            expires_at=lot_expiry(program, movement.occurred_at),
+        )
+    )
+
+
+async def release_pending(
+    session: AsyncSession,
+    brand_id: uuid.UUID,
+    program: Program,
+    *,
+    member_id: uuid.UUID,
+    points: int,
+    reason: str,
+    source_type: str,
+    source_id: str | None,
+    occurred_at: datetime,
+) -> Posted:
+    """Pending points become available: a pair of entries, so both buckets still sum up."""
+    out_of_pending = Movement(
+        member_id=member_id,
+        kind=EntryKind.RELEASE,
+        bucket=Bucket.PENDING,
+        points=-points,
+        reason=reason,
+        source_type=source_type,
+        source_id=source_id,
+        occurred_at=occurred_at,
+    )
+    await post(session, brand_id, program, out_of_pending)
+    into_available = replace(out_of_pending, bucket=Bucket.AVAILABLE, points=points)
+    return await post(session, brand_id, program, into_available)
+
+
+async def ledger_matches(session: AsyncSession, member_id: uuid.UUID) -> bool:
+    """The invariant: the cached balances equal the sums of the member's entries."""
+    repository = LedgerRepository(session)
+    account = await session.get(Account, member_id, populate_existing=True)
+    if account is None:
+        return True
+    sums = await repository.sums_from_entries(member_id)
+    return (account.available, account.pending) == (sums.available, sums.pending)
