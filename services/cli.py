@@ -81,19 +81,26 @@ def serve(
     service: Annotated[str, typer.Argument(help="The service to serve, e.g. members.")],
     port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "0.0.0.0",  # noqa: S104
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
 ) -> None:
-    """One service alone, as its container runs it."""
-    from services.processes import serve_one
+    """One service alone (or `all`), as its container runs it."""
+    from services.processes import serve_many, serve_one
     from services.registry import service_named
 
-    try:
-        module = service_named(service)
-    except LookupError as exc:
-        raise typer.BadParameter(str(exc), param_hint="SERVICE") from exc
+    if service != "all":
+        try:
+            service_named(service)
+        except LookupError as exc:
+            raise typer.BadParameter(str(exc), param_hint="SERVICE") from exc
     settings = _settings()
 
+    if workers > 1:
+        with infrastructure(settings) as urls:
+            serve_many(urls, service, host=host, port=port, workers=workers)
+        return
+
     async def main(urls: InfrastructureUrls) -> None:
-        await serve_one(settings, urls, module, host=host, port=port)
+        await serve_one(settings, urls, service, host=host, port=port)
 
     _run(settings, main)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import uuid
 from collections.abc import Coroutine, Sequence
 from datetime import timedelta
@@ -28,7 +29,7 @@ from services.kernel.relay import Relay
 from services.kernel.runtime import Runtime
 from services.kernel.settings import Settings
 from services.members import service as members_service
-from services.registry import SERVICES
+from services.registry import SERVICES, service_named
 
 
 def _uvicorn(app: Any, host: str, port: int) -> uvicorn.Server:
@@ -107,14 +108,38 @@ async def run_dev(settings: Settings, urls: InfrastructureUrls, *, host: str, po
         await _serve_until_stopped(_uvicorn(app, host, port), components, stop, banner)
 
 
+def _hosted(service: str) -> Sequence[ServiceModule]:
+    return SERVICES if service == "all" else [service_named(service)]
+
+
 async def serve_one(
-    settings: Settings, urls: InfrastructureUrls, service: ServiceModule, *, host: str, port: int
+    settings: Settings, urls: InfrastructureUrls, service: str, *, host: str, port: int
 ) -> None:
+    services = _hosted(service)
     async with Runtime.open(
-        settings, [service], database_url=urls.database_url, redis_url=urls.redis_url
+        settings, services, database_url=urls.database_url, redis_url=urls.redis_url
     ) as runtime:
-        app = build_app([service], settings, runtime)
+        app = build_app(services, settings, runtime)
         await _serve_until_stopped(_uvicorn(app, host, port), [], asyncio.Event())
+
+
+def serve_many(
+    urls: InfrastructureUrls, service: str, *, host: str, port: int, workers: int
+) -> None:
+    """Several worker processes through `services.asgi`, on the URLs resolved here."""
+    os.environ["KINFOLK_DATABASE_URL"] = urls.database_url
+    os.environ["KINFOLK_REDIS_URL"] = urls.redis_url
+    if service != "all":
+        os.environ["KINFOLK_SERVICES"] = service
+    uvicorn.run(
+        "services.asgi:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+    )
 
 
 async def run_relay(settings: Settings, urls: InfrastructureUrls, stop: asyncio.Event) -> None:

@@ -133,11 +133,11 @@ class LedgerRepository:
 
     async def append(self, entry: LedgerEntry) -> None:
         self.session.add(entry)
-        await self.session.flush([entry])
+        await self.session.flush()
 
     async def add_lot(self, lot: Lot) -> None:
         self.session.add(lot)
-        await self.session.flush([lot])
+        await self.session.flush()
 
     async def take_from_lots(self, member_id: uuid.UUID, points: int) -> int:
         """Spends `points` from open lots, oldest first; returns how many were found in lots."""

@@ -115,8 +115,8 @@ async def adjust(
     session: AsyncSession, brand_id: uuid.UUID, member_id: uuid.UUID, adjustment: AdjustmentCreate
 ) -> AdjustmentRead:
     """A staff correction, with the reason the member will see; it cannot overdraw."""
-    program = await program_for(session, brand_id)
     account = await account_for(session, brand_id, member_id=member_id)
+    program = await program_for(session, brand_id)
     posted = await post(
         session,
         brand_id,

@@ -1,0 +1,285 @@
+"""Purchases per second through `POST /rewards/v1/purchases`, against pgbench on the same server.
+
+A real server (`kinfolk serve all --workers 2`, a subprocess) takes purchases from CLIENTS
+concurrent HTTP clients for DURATION seconds; pgbench runs its built-in TPC-B-like script with
+the same number of clients on the same PostgreSQL, in the same run. Two rounds in alternating
+order; medians. At the end every member's cached balance must equal the sum of their ledger
+entries and the points of all accepted purchases (zero drift).
+
+Run: python3 -m uv run --frozen python -m benchmarks.ledger
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import orjson
+from sqlalchemy import text
+
+from benchmarks._harness import median, report, scratch_database, servers
+from services.kernel.consumer import ConsumerRunner
+from services.kernel.db import Database, libpq_url
+from services.kernel.logging import configure_logging
+from services.kernel.relay import Relay
+from services.kernel.settings import Settings
+from services.members import service as members_service
+from services.registry import SERVICES
+from services.rewards.ledger.projection import MEMBERS_PROJECTION
+
+CLIENTS = int(os.environ.get("KINFOLK_BENCH_CLIENTS", "16"))
+DURATION = float(os.environ.get("KINFOLK_BENCH_SECONDS", "20"))
+MEMBERS = int(os.environ.get("KINFOLK_BENCH_MEMBERS", "2000"))
+ROUNDS = 2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def seed(database_url: str, redis_url: str, settings: Settings) -> tuple[str, list[str]]:
+    """A brand with a program and MEMBERS members known to rewards (through the real projection)."""
+    from services.kernel.app import build_app
+    from services.kernel.runtime import Runtime
+
+    async with Runtime.open(
+        settings, SERVICES, database_url=database_url, redis_url=redis_url
+    ) as rt:
+        async with rt.database.unit_of_work() as session:
+            _, api_key = await members_service.create_brand(session, "Ledger bench")
+        app = build_app(SERVICES, settings, rt)
+        headers = {"Authorization": f"Bearer {api_key}"}
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            program = {"currency": "EUR", "points_per_unit": 1}
+            (
+                await client.put("/rewards/v1/program", json=program, headers=headers)
+            ).raise_for_status()
+            external_ids = [f"bench-{n:06d}" for n in range(MEMBERS)]
+            body = b"\n".join(
+                orjson.dumps({"external_id": e, "email": f"{e}@example.com"}) for e in external_ids
+            )
+            imported = await client.post(
+                "/members/v1/members/import",
+                content=body,
+                headers={**headers, "Content-Type": "application/x-ndjson"},
+                timeout=300,
+            )
+            imported.raise_for_status()
+        # Members reach rewards as they do in production: relay, stream, projection consumer.
+        await Relay(rt.database, rt.redis, SERVICES, settings).publish_pending()
+        runner = ConsumerRunner(rt.database, rt.redis, [MEMBERS_PROJECTION], settings, "bench")
+        while await runner.process_once():
+            pass
+    return api_key, external_ids
+
+
+async def drive(base: str, api_key: str, external_ids: list[str], seconds: float) -> list[float]:
+    """CLIENTS loops posting purchases with fresh order ids; returns each request's latency."""
+    latencies: list[float] = []
+    failures = 0
+    order = itertools.count()
+    deadline = time.perf_counter() + seconds
+    headers = {"Authorization": f"Bearer {api_key}"}
+    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
+    run = uuid.uuid4().hex[:6]
+
+    async def client_loop(client: httpx.AsyncClient) -> None:
+        nonlocal failures
+        while time.perf_counter() < deadline:
+            n = next(order)
+            body = {
+                "external_id": external_ids[n % len(external_ids)],
+                "order_id": f"{run}-{n}",
+                "amount_minor": 1000 + (n % 97) * 100,
+                "currency": "EUR",
+                "lines": [],
+                "occurred_at": datetime.now(UTC).isoformat(),
+            }
+            started = time.perf_counter()
+            response = await client.post("/rewards/v1/purchases", json=body, headers=headers)
+            latencies.append(time.perf_counter() - started)
+            if response.status_code not in (200, 201):
+                failures += 1
+                if failures <= 3:
+                    print(f"purchase failed: {response.status_code} {response.text[:300]}")
+
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+        await asyncio.gather(*(client_loop(client) for _ in range(CLIENTS)))
+    if failures:
+        sys.exit(f"{failures} purchases failed")
+    return latencies
+
+
+def pgbench_binary() -> str:
+    import pgserver
+
+    bundled = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pgbench"
+    return str(bundled) if bundled.exists() else shutil.which("pgbench") or "pgbench"
+
+
+def pgbench_args(url: str) -> list[str]:
+    parts = urlsplit(libpq_url(url))
+    host = parse_qs(parts.query).get("host", [parts.hostname or "127.0.0.1"])[0]
+    args = ["-h", host, "-U", parts.username or "postgres"]
+    if parts.port:
+        args += ["-p", str(parts.port)]
+    return [*args, parts.path.lstrip("/")]
+
+
+def init_pgbench(url: str) -> None:
+    command = [pgbench_binary(), "-i", "-q", "-s", "10", *pgbench_args(url)]
+    subprocess.run(command, check=True, capture_output=True)
+
+
+def run_pgbench(url: str, seconds: float) -> float:
+    command = [pgbench_binary(), "-n", "-c", str(CLIENTS), "-j", "2", "-T", str(int(seconds))]
+    result = subprocess.run(
+        [*command, *pgbench_args(url)], capture_output=True, text=True, check=True
+    )
+    match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", result.stdout)
+    assert match, result.stdout
+    return float(match.group(1))
+
+
+async def drift(database_url: str) -> int:
+    """Members whose cached balance differs from their entries, plus purchases whose points
+    differ from what their ledger lines say: must be zero."""
+    database = Database(database_url)
+    try:
+        async with database.engine.connect() as conn:
+            balances = await conn.scalar(
+                text(
+                    """SELECT count(*) FROM rewards.accounts a LEFT JOIN (
+                         SELECT member_id,
+                                sum(points) FILTER (WHERE bucket = 'available') AS available,
+                                sum(points) FILTER (WHERE bucket = 'pending') AS pending
+                         FROM rewards.ledger_entries GROUP BY member_id) e USING (member_id)
+                       WHERE a.available <> coalesce(e.available, 0)
+                          OR a.pending <> coalesce(e.pending, 0)"""
+                )
+            )
+            purchases = await conn.scalar(
+                text(
+                    """SELECT abs(
+                         (SELECT coalesce(sum(points), 0) FROM rewards.purchases) -
+                         (SELECT coalesce(sum(points), 0) FROM rewards.ledger_entries
+                          WHERE source_type = 'purchase' AND kind = 'earn'))"""
+                )
+            )
+        return int(balances or 0) + int(purchases or 0)
+    finally:
+        await database.dispose()
+
+
+def start_server(database_url: str, redis_url: str, port: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "KINFOLK_DATABASE_URL": database_url,
+        "KINFOLK_REDIS_URL": redis_url,
+        "KINFOLK_LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "serve",
+            "all",
+            "--workers",
+            "2",
+            "--port",
+            str(port),
+        ],
+        env=env,
+    )
+
+
+async def wait_ready(base: str) -> None:
+    async with httpx.AsyncClient(base_url=base) as client:
+        for _ in range(300):
+            try:
+                if (await client.get("/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    sys.exit("the server did not become ready")
+
+
+async def main() -> None:
+    with servers() as urls:
+        pid = os.getpid()
+        async with (
+            scratch_database(urls.database_url, f"kinfolk_bench_ledger_{pid}") as url,
+            scratch_database(urls.database_url, f"kinfolk_bench_pgbench_{pid}") as pgbench_url,
+        ):
+            settings = Settings(database_url=url, redis_url=urls.redis_url, log_level="WARNING")
+            configure_logging(settings)
+            api_key, external_ids = await seed(url, urls.redis_url, settings)
+            await asyncio.to_thread(init_pgbench, pgbench_url)
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            server = start_server(url, urls.redis_url, port)
+            try:
+                await wait_ready(base)
+                await drive(base, api_key, external_ids, 2.0)  # warm up both workers
+                ours: list[float] = []
+                theirs: list[float] = []
+                latencies: list[float] = []
+                for round_ in range(ROUNDS):
+                    order = ("kinfolk", "pgbench") if round_ % 2 == 0 else ("pgbench", "kinfolk")
+                    for which in order:
+                        if which == "kinfolk":
+                            started = time.perf_counter()
+                            measured = await drive(base, api_key, external_ids, DURATION)
+                            rate = len(measured) / (time.perf_counter() - started)
+                            ours.append(rate)
+                            latencies += measured
+                            p99 = statistics.quantiles(measured, n=100)[98] * 1000
+                            print(
+                                f"round {round_ + 1}: kinfolk {rate:8.0f} purchases/s, p99 {p99:.1f} ms"
+                            )
+                        else:
+                            tps = run_pgbench(pgbench_url, DURATION)
+                            theirs.append(tps)
+                            print(f"round {round_ + 1}: pgbench {tps:8.0f} tps")
+            finally:
+                server.send_signal(signal.SIGINT)
+                server.wait(timeout=30)
+            drifted = await drift(url)
+            print(f"balance drift after the run: {drifted}")
+    cuts = statistics.quantiles(latencies, n=100)
+    report(
+        "ledger_purchases",
+        value=median(ours),
+        unit="purchases/s",
+        anchor=f"pgbench_tpcb_{CLIENTS}_clients",
+        anchor_value=median(theirs),
+        target=">= 0.5 of pgbench, p99 < 50 ms, zero drift",
+        p50_ms=round(statistics.median(latencies) * 1000, 2),
+        p99_ms=round(cuts[98] * 1000, 2),
+        drift=drifted,
+        clients=CLIENTS,
+        seconds=DURATION,
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
