@@ -223,6 +223,33 @@ async def wait_ready(base: str) -> None:
     sys.exit("the server did not become ready")
 
 
+async def run_rounds(
+    base: str, api_key: str, external_ids: list[str], pgbench_url: str
+) -> tuple[list[float], list[float], list[float]]:
+    """Alternating rounds of our load and pgbench; rates per round and every latency."""
+    ours: list[float] = []
+    theirs: list[float] = []
+    latencies: list[float] = []
+    for round_ in range(ROUNDS):
+        order = ("kinfolk", "pgbench") if round_ % 2 == 0 else ("pgbench", "kinfolk")
+        for which in order:
+            if which == "pgbench":
+                tps = await asyncio.to_thread(run_pgbench, pgbench_url, DURATION)
+                theirs.append(tps)
+                print(f"round {round_ + 1}: pgbench {tps:8.0f} tps", flush=True)
+                continue
+            started = time.perf_counter()
+            measured = await drive(base, api_key, external_ids, DURATION)
+            rate = len(measured) / (time.perf_counter() - started)
+            ours.append(rate)
+            latencies += measured
+            p99 = statistics.quantiles(measured, n=100)[98] * 1000
+            print(
+                f"round {round_ + 1}: kinfolk {rate:8.0f} purchases/s, p99 {p99:.1f} ms", flush=True
+            )
+    return ours, theirs, latencies
+
+
 async def main() -> None:
     with servers() as urls:
         pid = os.getpid()
@@ -240,26 +267,7 @@ async def main() -> None:
             try:
                 await wait_ready(base)
                 await drive(base, api_key, external_ids, 2.0)  # warm up both workers
-                ours: list[float] = []
-                theirs: list[float] = []
-                latencies: list[float] = []
-                for round_ in range(ROUNDS):
-                    order = ("kinfolk", "pgbench") if round_ % 2 == 0 else ("pgbench", "kinfolk")
-                    for which in order:
-                        if which == "kinfolk":
-                            started = time.perf_counter()
-                            measured = await drive(base, api_key, external_ids, DURATION)
-                            rate = len(measured) / (time.perf_counter() - started)
-                            ours.append(rate)
-                            latencies += measured
-                            p99 = statistics.quantiles(measured, n=100)[98] * 1000
-                            print(
-                                f"round {round_ + 1}: kinfolk {rate:8.0f} purchases/s, p99 {p99:.1f} ms"
-                            )
-                        else:
-                            tps = run_pgbench(pgbench_url, DURATION)
-                            theirs.append(tps)
-                            print(f"round {round_ + 1}: pgbench {tps:8.0f} tps")
+                ours, theirs, latencies = await run_rounds(base, api_key, external_ids, pgbench_url)
             finally:
                 server.send_signal(signal.SIGINT)
                 server.wait(timeout=30)

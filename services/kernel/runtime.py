@@ -25,8 +25,10 @@ from services.kernel.settings import Settings
 class RemoteApiKeyLookup:
     """Asks the members service (in another process) about a key it has not seen recently."""
 
-    def __init__(self, base_url: str, timeout: float) -> None:
-        self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout)
+    def __init__(
+        self, base_url: str, timeout: float, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
 
     async def __call__(self, key_id: uuid.UUID, token: str) -> ApiKeyRecord | None:
         response = await self._client.post(
