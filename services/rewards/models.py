@@ -104,6 +104,7 @@ class Account(Base):
     __table_args__ = (
         UniqueConstraint("brand_id", "external_id"),
         Index(None, "brand_id", "member_id"),
+        Index(None, "brand_id", "tier_id"),  # the tier review walks a brand's tiered members
     )
 
     member_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
@@ -117,6 +118,9 @@ class Account(Base):
     pending: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     lifetime_earned: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     last_activity_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The inactivity expiry date the member was last reminded of (`points.expiring_soon`): one
+    # reminder per date; activity moves the date, so a later lapse is announced again.
+    inactivity_reminded_for: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _created()
 
 
@@ -188,6 +192,12 @@ class Purchase(Base):
     __table_args__ = (
         UniqueConstraint("brand_id", "order_id"),
         Index(None, "member_id", "occurred_at"),
+        # The release job's queue: purchases whose points are still pending.
+        Index(
+            "ix_purchases_pending_release",
+            "pending_until",
+            postgresql_where=text("points_bucket = 'pending'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = _id()
@@ -202,13 +212,15 @@ class Purchase(Base):
     pending_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     returned_minor: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     returned_points: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    # How the points were computed (rules, tier, campaigns; exact points per line), as answered.
+    breakdown: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'"))
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _created()
 
 
 class Return(Base):
     __tablename__ = "returns"
-    __table_args__ = (UniqueConstraint("brand_id", "return_id"),)
+    __table_args__ = (UniqueConstraint("brand_id", "return_id"), Index(None, "purchase_id"))
 
     id: Mapped[uuid.UUID] = _id()
     brand_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
@@ -424,7 +436,11 @@ class RedemptionStatus(StrEnum):
 
 class Redemption(Base):
     __tablename__ = "redemptions"
-    __table_args__ = (Index(None, "member_id", "perk_id", "status"),)
+    __table_args__ = (
+        Index(None, "member_id", "perk_id", "status"),
+        Index(None, "member_id", "id"),
+        Index(None, "perk_id", "status"),
+    )
 
     id: Mapped[uuid.UUID] = _id()
     brand_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
@@ -438,6 +454,9 @@ class Redemption(Base):
     drop_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_at: Mapped[datetime] = _created()
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the code was first shown (to the member or to staff); a revealed code may be in use,
+    # so cancelling retires it instead of returning it to the pool.
+    code_revealed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class DropMethod(StrEnum):
@@ -455,6 +474,9 @@ class Drop(Base):
     __table_args__ = (
         CheckConstraint("closes_at > opens_at", name="closes_after_open"),
         CheckConstraint("units > 0", name="positive_units"),
+        Index(None, "brand_id", "id"),
+        Index(None, "perk_id"),
+        Index(None, "status", "closes_at"),
     )
 
     id: Mapped[uuid.UUID] = _id()
@@ -486,6 +508,8 @@ class DropEntry(Base):
     position: Mapped[int | None] = mapped_column(Integer)  # queue order, or draw order
     won: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     redemption_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    # What the draw did with this entrant: won, skipped:<error code>, or NULL (not reached).
+    outcome: Mapped[str | None] = mapped_column(Text)
 
 
 class BirthdayGift(Base):

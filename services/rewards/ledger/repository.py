@@ -117,7 +117,8 @@ class LedgerRepository:
             "lifetime_earned": Account.lifetime_earned + lifetime,
         }
         if touch_activity_at is not None:
-            values["last_activity_at"] = touch_activity_at
+            # Never backwards: an event delivered late must not make a member look inactive.
+            values["last_activity_at"] = func.greatest(Account.last_activity_at, touch_activity_at)
         row = (
             await self.session.execute(
                 update(Account)
@@ -139,8 +140,15 @@ class LedgerRepository:
         self.session.add(lot)
         await self.session.flush()
 
-    async def take_from_lots(self, member_id: uuid.UUID, points: int) -> int:
-        """Spends `points` from open lots, oldest first; returns how many were found in lots."""
+    async def take_from_lots(
+        self, member_id: uuid.UUID, points: int, first: Sequence[uuid.UUID] = ()
+    ) -> int:
+        """Spends `points` from open lots, oldest first; returns how many were found in lots.
+
+        Lots named in `first` are taken before any other (expiry empties exactly the lots that
+        are due, even when an older lot expires later). The rows are locked in (earned_at, id)
+        order either way, the order every writer uses, so two writers never deadlock on lots.
+        """
         lots = (
             await self.session.execute(
                 select(Lot.id, Lot.remaining)
@@ -149,6 +157,9 @@ class LedgerRepository:
                 .with_for_update()
             )
         ).all()
+        if first:
+            preferred = set(first)
+            lots = sorted(lots, key=lambda lot: lot.id not in preferred)  # stable: FIFO otherwise
         left = points
         for lot in lots:
             if left == 0:

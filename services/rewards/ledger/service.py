@@ -9,6 +9,7 @@ Every other part of rewards (purchases, redemptions, expiry, activity) moves poi
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -163,8 +164,13 @@ async def post(
     movement: Movement,
     *,
     allow_negative: bool = False,
+    from_lots: Sequence[uuid.UUID] = (),
 ) -> Posted:
-    """Append one entry and move the balances it changes; the caller's transaction commits it."""
+    """Append one entry and move the balances it changes; the caller's transaction commits it.
+
+    A debit takes from the oldest lots, or first from `from_lots` when given (expiry names the
+    lots that are due).
+    """
     if movement.points == 0:
         raise ValueError("a ledger entry moves a non-zero number of points")
     repository = LedgerRepository(session)
@@ -204,7 +210,7 @@ async def post(
     )
     await repository.append(entry)
     if into_available:
-        await _keep_lots(repository, brand_id, program, movement, entry.id, balances)
+        await _keep_lots(repository, brand_id, program, movement, entry.id, balances, from_lots)
     await OUTBOX.add(
         session,
         _event_for(movement)(
@@ -235,10 +241,11 @@ async def _keep_lots(
     movement: Movement,
     entry_id: uuid.UUID,
     after: Balances,
+    from_lots: Sequence[uuid.UUID] = (),
 ) -> None:
     if movement.points < 0:
         # Spending takes from the oldest lots; whatever no lot covers is a negative balance.
-        await repository.take_from_lots(movement.member_id, -movement.points)
+        await repository.take_from_lots(movement.member_id, -movement.points, from_lots)
         return
     # A negative balance (a return after the points were spent) is paid back first: only what
     # is left over becomes a spendable lot.
