@@ -1,0 +1,536 @@
+"""Purchases and returns: points follow what members buy and bring back.
+
+**Purchases.** The order id is the idempotency key. The purchase row is inserted with
+`INSERT ... ON CONFLICT (brand_id, order_id) DO NOTHING` before any point moves: of two
+concurrent requests with one order id, the second waits on the first's row and, once it commits,
+finds the order taken. A replay (same order id, same member, amount, currency, lines and time)
+answers **200** with the first answer (rebuilt from the stored row and breakdown, identical) and
+the header `Idempotent-Replayed: true`; the first answer is a 201. The same order id with a
+different body is refused with 409 `OrderIdReused`. Each member's purchases run one at a time
+(their account row is locked first), so the tier multiplier and the window spend of one purchase
+include every earlier one.
+
+Points come from `earning.service.breakdown_for()`, the computation the simulator shows. They go
+to the pending bucket while the return window (`program.pending_days` after `occurred_at`) is
+open, else straight to available; `release_due()` (a job every 5 minutes) releases them later.
+
+**Returns.** The return id is the idempotency key (a replay answers 200 with the first answer; a
+different body under the same id is 409 `ReturnIdReused`). A return reverses points in
+proportion to what it brings back, cumulatively:
+
+    reversed so far = floor(points * returned value / earned value)
+
+where the earned value is the purchase's exact points before rounding and the returned value is,
+for a return with lines, each returned line's share of its sku's exact points (a 3x sku returned
+takes back 3x), and for a return by amount only, its share of the purchase's amount at the
+purchase's average rate; bonus points are returned in proportion to the amount. The return that
+brings the returned amount to the whole purchase reverses **exactly** everything not yet
+reversed. So partial returns round in the member's favour, never drift (each return reverses
+`reversed so far` minus what earlier returns did), and returning everything reverses exactly what
+was earned. Points come from the pending bucket while they are pending, else from available with
+the balance allowed to go negative (the only way it can), which later earnings pay back first.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from fractions import Fraction
+from math import floor
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kernel.clock import utcnow
+from services.kernel.ids import new_id
+from services.rewards.earning import service as earning
+from services.rewards.earning.currencies import format_minor
+from services.rewards.earning.schemas import Breakdown
+from services.rewards.errors import (
+    LinesDoNotAddUp,
+    MemberNotFound,
+    OrderIdReused,
+    PurchaseNotFound,
+    ReturnBeforePurchase,
+    ReturnExceedsPurchase,
+    ReturnIdReused,
+    ReturnLineNotInPurchase,
+)
+from services.rewards.events import (
+    PurchaseData,
+    PurchaseLineData,
+    PurchaseRecorded,
+    PurchaseReturned,
+    ReturnData,
+)
+from services.rewards.ledger import service as ledger
+from services.rewards.ledger.service import Movement
+from services.rewards.models import OUTBOX, Bucket, EntryKind, Purchase, Return
+from services.rewards.purchases.repository import (
+    SOURCE_PURCHASE,
+    SOURCE_RETURN,
+    PurchaseRepository,
+)
+from services.rewards.purchases.schemas import (
+    LineRead,
+    PurchaseCreate,
+    PurchaseRead,
+    PurchaseResult,
+    ReturnCreate,
+    ReturnResult,
+    ReturnSummary,
+)
+from services.rewards.tiers import service as tiers
+
+RELEASE_BATCH = 500
+
+
+# --- Purchases ------------------------------------------------------------------------------
+
+
+def _lines(values: Sequence[dict[str, Any]]) -> list[LineRead]:
+    return [LineRead.model_validate(line) for line in values]
+
+
+def _result(purchase: Purchase) -> PurchaseResult:
+    return PurchaseResult(
+        purchase_id=purchase.id,
+        order_id=purchase.order_id,
+        member_id=purchase.member_id,
+        amount_minor=purchase.amount_minor,
+        currency=purchase.currency,
+        lines=_lines(purchase.lines),
+        occurred_at=purchase.occurred_at,
+        points=purchase.points,
+        # Recorded pending exactly when it had a pending_until (the release flips the bucket).
+        points_bucket=Bucket.PENDING if purchase.pending_until is not None else Bucket.AVAILABLE,
+        pending_until=purchase.pending_until,
+        breakdown=Breakdown.model_validate(purchase.breakdown),
+    )
+
+
+def _replay(existing: Purchase, member_id: uuid.UUID, payload: PurchaseCreate) -> PurchaseResult:
+    differences = [
+        name
+        for name, same in (
+            ("member", existing.member_id == member_id),
+            ("amount_minor", existing.amount_minor == payload.amount_minor),
+            ("currency", existing.currency == payload.currency),
+            ("lines", existing.lines == [line.model_dump() for line in payload.lines]),
+            ("occurred_at", existing.occurred_at == payload.occurred_at),
+        )
+        if not same
+    ]
+    if differences:
+        raise OrderIdReused(
+            f"Order {payload.order_id!r} was already recorded with another "
+            f"{', '.join(differences)}: an order id names one purchase. Send a new order id, or "
+            "the same body to get the first answer again."
+        )
+    return _result(existing)
+
+
+async def record_purchase(
+    session: AsyncSession, brand_id: uuid.UUID, payload: PurchaseCreate
+) -> tuple[PurchaseResult, bool]:
+    """Records a purchase and its points; returns the answer and whether it was new."""
+    program = await ledger.program_for(session, brand_id)
+    rates = earning.rates_for(program, payload.currency)
+    earning.check_lines(payload.amount_minor, payload.lines)
+    repository = PurchaseRepository(session)
+    account = await repository.lock_account(
+        brand_id, member_id=payload.member_id, external_id=payload.external_id
+    )
+    if account is None or account.member_status == "erased":
+        reference = (
+            payload.member_id
+            if payload.member_id is not None
+            else f"external id {payload.external_id!r}"
+        )
+        raise MemberNotFound(f"No member {reference} in this brand.")
+    ladder = await tiers.ladder_of(session, brand_id)
+    breakdown = await earning.breakdown_for(
+        session,
+        brand_id,
+        rates,
+        order_id=payload.order_id,
+        amount_minor=payload.amount_minor,
+        lines=payload.lines,
+        occurred_at=payload.occurred_at,
+        tier=ladder.by_id(account.tier_id),
+        member=True,
+    )
+    now = utcnow()
+    pending_until = (
+        earning.pending_until(program, payload.occurred_at, now) if breakdown.points > 0 else None
+    )
+    bucket = Bucket.PENDING if pending_until is not None else Bucket.AVAILABLE
+    purchase = Purchase(
+        id=new_id(),
+        brand_id=brand_id,
+        member_id=account.member_id,
+        order_id=payload.order_id,
+        amount_minor=payload.amount_minor,
+        currency=payload.currency,
+        lines=[line.model_dump() for line in payload.lines],
+        points=breakdown.points,
+        points_bucket=bucket,
+        pending_until=pending_until,
+        returned_minor=0,
+        returned_points=0,
+        breakdown=breakdown.model_dump(mode="json"),
+        occurred_at=payload.occurred_at,
+        created_at=now,
+    )
+    values = {column.key: getattr(purchase, column.key) for column in Purchase.__table__.columns}
+    if not await repository.insert_purchase(values):
+        # The order id is taken (by an earlier request, or a concurrent one that committed
+        # first): a replay if the body is the same.
+        existing = await repository.by_order(brand_id, payload.order_id)
+        assert existing is not None
+        return _replay(existing, account.member_id, payload), False
+
+    if breakdown.points > 0:
+        await ledger.post(
+            session,
+            brand_id,
+            program,
+            Movement(
+                member_id=account.member_id,
+                kind=EntryKind.EARN,
+                bucket=bucket,
+                points=breakdown.points,
+                reason=breakdown.reason,
+                source_type=SOURCE_PURCHASE,
+                source_id=payload.order_id,
+                occurred_at=payload.occurred_at,
+            ),
+        )
+    result = _result(purchase)
+    await OUTBOX.add(
+        session,
+        PurchaseRecorded(
+            brand_id=brand_id,
+            subject_id=account.member_id,
+            occurred_at=payload.occurred_at,
+            data=PurchaseData(
+                member_id=account.member_id,
+                purchase_id=purchase.id,
+                order_id=purchase.order_id,
+                amount_minor=purchase.amount_minor,
+                currency=purchase.currency,
+                lines=[PurchaseLineData(**line.model_dump()) for line in payload.lines],
+                points=purchase.points,
+                points_bucket=bucket,
+                occurred_at=purchase.occurred_at,
+            ),
+        ),
+    )
+    await tiers.upgrade_after_purchase(
+        session,
+        brand_id,
+        program,
+        ladder,
+        member_id=account.member_id,
+        current_tier_id=account.tier_id,
+        order_id=payload.order_id,
+        now=now,
+    )
+    return result, True
+
+
+async def get_purchase(session: AsyncSession, brand_id: uuid.UUID, order_id: str) -> PurchaseRead:
+    repository = PurchaseRepository(session)
+    purchase = await repository.by_order(brand_id, order_id)
+    if purchase is None:
+        raise PurchaseNotFound(f"No purchase with order id {order_id!r} in this brand.")
+    returns = await repository.returns_of(purchase.id)
+    return PurchaseRead(
+        **_result(purchase).model_dump(),
+        returned_minor=purchase.returned_minor,
+        returned_points=purchase.returned_points,
+        points_now_in=purchase.points_bucket,
+        returns=[
+            ReturnSummary(
+                return_id=r.return_id,
+                amount_minor=r.amount_minor,
+                points_reversed=r.points_reversed,
+                occurred_at=r.occurred_at,
+            )
+            for r in returns
+        ],
+    )
+
+
+async def release_due(
+    session: AsyncSession, now: datetime | None = None, batch: int = RELEASE_BATCH
+) -> int:
+    """The job: pending purchase points whose return window has closed become available.
+
+    Only what returns left is released. Each purchase flips to `available` in the same
+    transaction as its release, so a second run (or a concurrent one: rows are claimed with
+    SKIP LOCKED) never releases it twice. Returns how many purchases were released.
+    """
+    now = now or utcnow()
+    repository = PurchaseRepository(session)
+    released = 0
+    while True:
+        due = await repository.due_for_release(now, batch)
+        for purchase in due:
+            program = await ledger.program_for(session, purchase.brand_id)
+            remaining = purchase.points - purchase.returned_points
+            if remaining > 0:
+                await ledger.release_pending(
+                    session,
+                    purchase.brand_id,
+                    program,
+                    member_id=purchase.member_id,
+                    points=remaining,
+                    reason=(
+                        f"Order {purchase.order_id}: the return window closed; "
+                        f"{remaining} pts are now available"
+                    ),
+                    source_type=SOURCE_PURCHASE,
+                    source_id=purchase.order_id,
+                    occurred_at=now,
+                )
+            await repository.mark_released(purchase.id)
+        released += len(due)
+        if len(due) < batch:
+            return released
+
+
+# --- Returns --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Returned:
+    amount_minor: int
+    lines: Sequence[dict[str, Any]]
+
+
+def reversed_so_far(purchase: Purchase, breakdown: Breakdown, returns: Sequence[_Returned]) -> int:
+    """How many of the purchase's points the returns together take back (see the module doc)."""
+    returned = sum(r.amount_minor for r in returns)
+    if returned >= purchase.amount_minor:
+        return purchase.points
+    earned = Fraction(breakdown.exact_points)
+    if purchase.points == 0 or earned == 0:
+        return 0
+    line_points = sum((Fraction(line.points) for line in breakdown.lines), Fraction(0))
+    sku_points: dict[str | None, Fraction] = {}
+    sku_amount: dict[str | None, int] = {}
+    for earned_line in breakdown.lines:
+        sku = earned_line.sku
+        sku_points[sku] = sku_points.get(sku, Fraction(0)) + Fraction(earned_line.points)
+        sku_amount[sku] = sku_amount.get(sku, 0) + earned_line.amount_minor
+    value = Fraction(0)
+    for r in returns:
+        share = Fraction(r.amount_minor, purchase.amount_minor)
+        if r.lines:
+            for back in r.lines:
+                value += (
+                    Fraction(back["amount_minor"], sku_amount[back["sku"]])
+                    * sku_points[back["sku"]]
+                )
+        else:
+            value += share * line_points
+        value += share * breakdown.bonus_points
+    return min(purchase.points, floor(purchase.points * value / earned))
+
+
+def _return_result(row: Return, purchase: Purchase, reversed_from: Bucket | None) -> ReturnResult:
+    return ReturnResult(
+        return_id=row.return_id,
+        order_id=purchase.order_id,
+        purchase_id=purchase.id,
+        member_id=purchase.member_id,
+        amount_minor=row.amount_minor,
+        currency=purchase.currency,
+        lines=_lines(row.lines),
+        occurred_at=row.occurred_at,
+        points_reversed=row.points_reversed,
+        reversed_from=reversed_from,
+    )
+
+
+def _amount_of(payload: ReturnCreate) -> int:
+    lines_total = sum(line.amount_minor for line in payload.lines)
+    if payload.amount_minor is None:
+        return lines_total
+    if payload.lines and lines_total != payload.amount_minor:
+        raise LinesDoNotAddUp(
+            f"The returned lines add up to {lines_total}, not amount_minor {payload.amount_minor}:"
+            " make them agree, or send only one of the two."
+        )
+    return payload.amount_minor
+
+
+async def _return_replay(
+    session: AsyncSession, brand_id: uuid.UUID, existing: Return, payload: ReturnCreate
+) -> ReturnResult:
+    repository = PurchaseRepository(session)
+    purchase = await repository.purchase_by_id(existing.purchase_id)
+    assert purchase is not None
+    lines_total = sum(line.amount_minor for line in payload.lines)
+    amount = payload.amount_minor if payload.amount_minor is not None else lines_total
+    differences = [
+        name
+        for name, same in (
+            ("order_id", purchase.order_id == payload.order_id),
+            ("amount_minor", existing.amount_minor == amount),
+            ("lines", existing.lines == [line.model_dump() for line in payload.lines]),
+            ("occurred_at", existing.occurred_at == payload.occurred_at),
+        )
+        if not same
+    ]
+    if differences:
+        raise ReturnIdReused(
+            f"Return {payload.return_id!r} was already recorded with another "
+            f"{', '.join(differences)}: a return id names one return. Send a new return id, or "
+            "the same body to get the first answer again."
+        )
+    bucket = await repository.reversal_bucket(brand_id, existing.return_id)
+    return _return_result(existing, purchase, bucket)
+
+
+def _check_lines_returnable(
+    purchase: Purchase, previous: Sequence[Return], payload: ReturnCreate
+) -> None:
+    bought_amount: dict[str, int] = {}
+    bought_quantity: dict[str, int] = {}
+    for line in purchase.lines:
+        bought_amount[line["sku"]] = bought_amount.get(line["sku"], 0) + line["amount_minor"]
+        bought_quantity[line["sku"]] = bought_quantity.get(line["sku"], 0) + line["quantity"]
+    back_amount: dict[str, int] = {}
+    back_quantity: dict[str, int] = {}
+    for earlier in previous:
+        for line in earlier.lines:
+            back_amount[line["sku"]] = back_amount.get(line["sku"], 0) + line["amount_minor"]
+            back_quantity[line["sku"]] = back_quantity.get(line["sku"], 0) + line["quantity"]
+    for returning in payload.lines:
+        back_amount[returning.sku] = back_amount.get(returning.sku, 0) + returning.amount_minor
+        back_quantity[returning.sku] = back_quantity.get(returning.sku, 0) + returning.quantity
+    for sku in back_amount:
+        if sku not in bought_amount:
+            skus = ", ".join(sorted(bought_amount)) or "none: return it by amount_minor"
+            raise ReturnLineNotInPurchase(
+                f"Order {purchase.order_id} has no sku {sku!r} (its skus: {skus})."
+            )
+    for sku, amount in back_amount.items():
+        if amount > bought_amount[sku] or back_quantity[sku] > bought_quantity[sku]:
+            raise ReturnExceedsPurchase(
+                f"Sku {sku!r} of order {purchase.order_id} was bought {bought_quantity[sku]} "
+                f"time(s) for {format_minor(bought_amount[sku], purchase.currency)}; with this "
+                f"return {back_quantity[sku]} for "
+                f"{format_minor(amount, purchase.currency)} would be returned."
+            )
+
+
+async def record_return(
+    session: AsyncSession, brand_id: uuid.UUID, payload: ReturnCreate
+) -> tuple[ReturnResult, bool]:
+    """Records a return and reverses its share of the purchase's points."""
+    program = await ledger.program_for(session, brand_id)
+    repository = PurchaseRepository(session)
+    # Locked: returns of one purchase, and its release, run one at a time.
+    purchase = await repository.by_order(brand_id, payload.order_id, for_update=True)
+    if purchase is None:
+        raise PurchaseNotFound(
+            f"No purchase with order id {payload.order_id!r} in this brand: check the order id "
+            "(a return needs its purchase recorded first)."
+        )
+    existing = await repository.return_by_id(brand_id, payload.return_id)
+    if existing is not None:
+        return await _return_replay(session, brand_id, existing, payload), False
+
+    amount = _amount_of(payload)
+    if payload.occurred_at < purchase.occurred_at:
+        raise ReturnBeforePurchase(
+            f"The return is dated {payload.occurred_at.isoformat()}, before its purchase "
+            f"({purchase.occurred_at.isoformat()}): send when the goods came back."
+        )
+    remaining = purchase.amount_minor - purchase.returned_minor
+    if amount > remaining:
+        raise ReturnExceedsPurchase(
+            f"Order {purchase.order_id} has {format_minor(remaining, purchase.currency)} left to "
+            f"return (of {format_minor(purchase.amount_minor, purchase.currency)}); this return "
+            f"is {format_minor(amount, purchase.currency)}."
+        )
+    previous = await repository.returns_of(purchase.id)
+    if payload.lines:
+        _check_lines_returnable(purchase, previous, payload)
+    lines = [line.model_dump() for line in payload.lines]
+    breakdown = Breakdown.model_validate(purchase.breakdown)
+    returns = [_Returned(r.amount_minor, r.lines) for r in previous]
+    after = reversed_so_far(purchase, breakdown, [*returns, _Returned(amount, lines)])
+    # Earlier returns reversed reversed_so_far(earlier) == returned_points; this one, the rest.
+    points = max(0, after - purchase.returned_points)
+    row = Return(
+        id=new_id(),
+        brand_id=brand_id,
+        purchase_id=purchase.id,
+        return_id=payload.return_id,
+        amount_minor=amount,
+        lines=lines,
+        points_reversed=points,
+        occurred_at=payload.occurred_at,
+        created_at=utcnow(),
+    )
+    values = {column.key: getattr(row, column.key) for column in Return.__table__.columns}
+    if not await repository.insert_return(values):
+        # A concurrent request with this return id committed first (for another order).
+        existing = await repository.return_by_id(brand_id, payload.return_id)
+        assert existing is not None
+        return await _return_replay(session, brand_id, existing, payload), False
+
+    reversed_from: Bucket | None = None
+    if points > 0:
+        reversed_from = purchase.points_bucket
+        returned_total = purchase.returned_minor + amount
+        await ledger.post(
+            session,
+            brand_id,
+            program,
+            Movement(
+                member_id=purchase.member_id,
+                kind=EntryKind.REVERSE,
+                bucket=reversed_from,
+                points=-points,
+                reason=(
+                    f"Return {payload.return_id} of order {purchase.order_id}: "
+                    f"{format_minor(amount, purchase.currency)} back "
+                    f"({format_minor(returned_total, purchase.currency)} of "
+                    f"{format_minor(purchase.amount_minor, purchase.currency)} returned), "
+                    f"{points} pts reversed"
+                ),
+                source_type=SOURCE_RETURN,
+                source_id=payload.return_id,
+                occurred_at=payload.occurred_at,
+            ),
+            # Only a return may take the balance below zero: the points may be spent already.
+            allow_negative=True,
+        )
+    await repository.add_returned(purchase.id, amount, points)
+    await OUTBOX.add(
+        session,
+        PurchaseReturned(
+            brand_id=brand_id,
+            subject_id=purchase.member_id,
+            occurred_at=payload.occurred_at,
+            data=ReturnData(
+                member_id=purchase.member_id,
+                purchase_id=purchase.id,
+                order_id=purchase.order_id,
+                return_id=payload.return_id,
+                amount_minor=amount,
+                currency=purchase.currency,
+                lines=[PurchaseLineData(**line) for line in lines],
+                points_reversed=points,
+                occurred_at=payload.occurred_at,
+            ),
+        ),
+    )
+    return _return_result(row, purchase, reversed_from), True
