@@ -1,0 +1,1 @@
+"""The member's view of their points: balance, what expires soon, last activity."""

@@ -1,0 +1,44 @@
+"""REST for the member view: a member's points summary, for the member or for staff."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from services.kernel.auth import MemberDep, Scope, StaffPrincipal, require_staff
+from services.kernel.db import SessionDep
+from services.rewards.account import service
+from services.rewards.account.schemas import SummaryRead
+
+router = APIRouter(prefix="/rewards/v1", tags=["rewards: member view"])
+
+StaffRead = Annotated[StaffPrincipal, Depends(require_staff(Scope.REWARDS_READ))]
+
+_ERRORS: dict[int | str, dict[str, str]] = {
+    404: {"description": "MemberNotFound"},
+    409: {"description": "ProgramNotConfigured"},
+}
+
+
+@router.get(
+    "/me/summary",
+    response_model=SummaryRead,
+    summary="My points: balance, what expires soon, last activity",
+    responses=_ERRORS,
+)
+async def my_summary(session: SessionDep, me: MemberDep) -> SummaryRead:
+    return await service.summary(session, me.brand_id, me.member_id)
+
+
+@router.get(
+    "/members/{member_id}/summary",
+    response_model=SummaryRead,
+    summary="A member's points: balance, what expires soon, last activity",
+    responses=_ERRORS,
+)
+async def member_summary(
+    member_id: uuid.UUID, session: SessionDep, staff: StaffRead
+) -> SummaryRead:
+    return await service.summary(session, staff.brand_id, member_id)

@@ -1,0 +1,257 @@
+"""Activity points: what members do elsewhere earns points by the brand's `activity` rules.
+
+An activity is a name, usually the event type that reports it (`post.approved`,
+`review.published`, `prompt.answered`, `experience.attended`, `referral.purchased`), plus two of
+rewards' own: `profile.completed` (from `member.updated`, see `activity.consumer`) and `birthday`
+(the daily job below). `award_activity` is the one entry point: the consumer calls it for events,
+and any service can call it in-process.
+
+Rules (all in one transaction, under the member's account lock, so concurrent events for one
+member cannot race past a cap):
+
+- Every active rule of kind `activity` whose `activity` matches fires, each on its own, in rule id
+  (creation) order; an activity no rule names is ignored. A rule without `points` is skipped
+  (`misconfigured`): nothing to award.
+- Only active members earn: nothing for erased or suspended members, nor in a brand without a
+  program. A member rewards has not heard of yet raises `MemberNotFound`, so the consumer retries
+  (the member projection may simply lag behind).
+- Once per (rule, event id): `activity_awards` is unique on it, so a redelivered event pays once.
+- Caps count a rule's awards to the member (times, not points): `cap_per_day` in the UTC day of
+  the activity, `cap_per_month` in its UTC calendar month, `cap_lifetime` ever. An award is allowed
+  while the count is below the cap: a cap of 3 pays the 1st to 3rd, not the 4th. Awards are dated by
+  when the activity happened (`occurred_at`), not by when the event arrived, so lag and
+  redelivery never move an award into another day. An activity over a cap records nothing.
+- Points go straight to `available` (an `earn` entry, reason = the rule's name,
+  `source_type="activity"`, `source_id=<award id>`): activity is reported once it is final (a post
+  is approved, an experience attended), so there is no return window to wait for. The award is
+  activity for the inactivity expiry rule.
+- Birthdays: a daily job pays the `birthday` rules to active members with a birthday
+  (`accounts.birthday`) in the current UTC month, once per calendar year: the event id is derived
+  from the member and the year, so a second run, or a second day in the month, pays nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kernel.clock import utcnow
+from services.kernel.ids import new_id
+from services.rewards.activity.repository import ActivityRepository
+from services.rewards.errors import MemberNotFound
+from services.rewards.ledger.repository import LedgerRepository
+from services.rewards.ledger.service import Movement, post
+from services.rewards.models import Bucket, EarningRule, EntryKind, Program
+
+POST_APPROVED = "post.approved"
+REVIEW_PUBLISHED = "review.published"
+PROMPT_ANSWERED = "prompt.answered"
+EXPERIENCE_ATTENDED = "experience.attended"
+REFERRAL_PURCHASED = "referral.purchased"
+PROFILE_COMPLETED = "profile.completed"
+BIRTHDAY = "birthday"
+
+# The activities Kinfolk reports today or will (the community service's events); a rule may name
+# any other activity a service reports through `award_activity`.
+KNOWN_ACTIVITIES: frozenset[str] = frozenset(
+    {
+        POST_APPROVED,
+        REVIEW_PUBLISHED,
+        PROMPT_ANSWERED,
+        EXPERIENCE_ATTENDED,
+        REFERRAL_PURCHASED,
+        PROFILE_COMPLETED,
+        BIRTHDAY,
+    }
+)
+
+# Event ids rewards derives for activities that have no event of their own (uuid5 in this space).
+ACTIVITY_NAMESPACE = uuid.UUID("8932a5fb-5ea9-4108-86e5-f7dba2ac65ca")
+
+BATCH_SIZE = 500
+
+
+class Outcome(StrEnum):
+    AWARDED = "awarded"
+    DUPLICATE = "duplicate"  # this rule already paid this event
+    CAPPED = "capped"  # a cap is reached; nothing recorded
+    MISCONFIGURED = "misconfigured"  # the rule has no points to award
+
+
+@dataclass(frozen=True, slots=True)
+class RuleResult:
+    rule_id: uuid.UUID
+    outcome: Outcome
+    points: int
+    entry_id: uuid.UUID | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityResult:
+    """What an activity did: one result per matching rule, or why no rule was considered."""
+
+    rules: tuple[RuleResult, ...] = ()
+    ignored: str | None = None
+
+    @property
+    def points(self) -> int:
+        return sum(r.points for r in self.rules if r.outcome == Outcome.AWARDED)
+
+
+def derived_event_id(*parts: object) -> uuid.UUID:
+    """A stable event id for an activity without an event of its own (a birthday in a year)."""
+    return uuid.uuid5(ACTIVITY_NAMESPACE, ":".join(str(p) for p in parts))
+
+
+def birthday_event_id(member_id: uuid.UUID, year: int) -> uuid.UUID:
+    return derived_event_id(BIRTHDAY, member_id, year)
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("activity times must be timezone-aware")
+    return moment.astimezone(UTC)
+
+
+def _day(moment: datetime) -> tuple[datetime, datetime]:
+    start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return start, start + timedelta(days=1)
+
+
+def _month(moment: datetime) -> tuple[datetime, datetime]:
+    start = moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    following = start.replace(year=start.year + (start.month == 12), month=start.month % 12 + 1)
+    return start, following
+
+
+async def award_activity(
+    session: AsyncSession,
+    brand_id: uuid.UUID,
+    member_id: uuid.UUID,
+    activity: str,
+    event_id: uuid.UUID,
+    occurred_at: datetime,
+) -> ActivityResult:
+    """Pay the brand's rules for `activity` to the member, once per event, within the caps."""
+    occurred_at = _utc(occurred_at)
+    ledger = LedgerRepository(session)
+    program = await ledger.program(brand_id)
+    if program is None:
+        return ActivityResult(ignored="the brand has no loyalty program")
+    repository = ActivityRepository(session)
+    rules = await repository.rules_for(brand_id, activity)
+    if not rules:
+        return ActivityResult(ignored=f"no active rule awards {activity!r}")
+    account = await ledger.lock_account(brand_id, member_id)
+    if account is None:
+        raise MemberNotFound(f"No member {member_id} in this brand (yet).")
+    if account.member_status != "active":
+        return ActivityResult(ignored=f"the member is {account.member_status}")
+    results = [
+        await _apply_rule(session, program, rule, member_id, event_id, occurred_at)
+        for rule in rules
+    ]
+    return ActivityResult(rules=tuple(results))
+
+
+async def _apply_rule(
+    session: AsyncSession,
+    program: Program,
+    rule: EarningRule,
+    member_id: uuid.UUID,
+    event_id: uuid.UUID,
+    occurred_at: datetime,
+) -> RuleResult:
+    def result(outcome: Outcome, detail: str) -> RuleResult:
+        return RuleResult(rule.id, outcome, 0, None, detail)
+
+    if rule.points is None or rule.points <= 0:
+        return result(Outcome.MISCONFIGURED, "the rule has no points to award")
+    repository = ActivityRepository(session)
+    if await repository.award_exists(rule.id, event_id):
+        return result(Outcome.DUPLICATE, "this event was already awarded")
+    counts = await repository.award_counts(
+        member_id, rule.id, day=_day(occurred_at), month=_month(occurred_at)
+    )
+    for cap, count, label in (
+        (rule.cap_lifetime, counts.lifetime, "cap_lifetime"),
+        (rule.cap_per_month, counts.month, "cap_per_month"),
+        (rule.cap_per_day, counts.day, "cap_per_day"),
+    ):
+        if cap is not None and count >= cap:
+            return result(Outcome.CAPPED, f"{label} {cap} reached")
+    award_id = new_id()
+    added = await repository.add_award(
+        {
+            "id": award_id,
+            "brand_id": program.brand_id,
+            "member_id": member_id,
+            "rule_id": rule.id,
+            "event_id": event_id,
+            "points": rule.points,
+            "awarded_at": occurred_at,
+        }
+    )
+    if not added:
+        return result(Outcome.DUPLICATE, "this event was already awarded")
+    posted = await post(
+        session,
+        program.brand_id,
+        program,
+        Movement(
+            member_id=member_id,
+            kind=EntryKind.EARN,
+            bucket=Bucket.AVAILABLE,
+            points=rule.points,
+            reason=rule.name,
+            source_type="activity",
+            source_id=str(award_id),
+            occurred_at=occurred_at,
+        ),
+    )
+    return RuleResult(rule.id, Outcome.AWARDED, rule.points, posted.entry_id, "awarded")
+
+
+async def award_birthdays(
+    session: AsyncSession, *, now: datetime | None = None, batch_size: int = BATCH_SIZE
+) -> int:
+    """The daily job: pay `birthday` rules to members born in this UTC month, once a year.
+
+    Returns how many members were paid.
+    """
+    moment = _utc(utcnow() if now is None else now)
+    year_start = moment.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
+    repository = ActivityRepository(session)
+    paid = 0
+    for brand_id, rule_ids in (await repository.rules_by_brand(BIRTHDAY)).items():
+        if await LedgerRepository(session).program(brand_id) is None:
+            continue  # no program: nothing to pay, no need to visit its members
+        after: uuid.UUID | None = None
+        while True:
+            member_ids = await repository.birthday_members(
+                brand_id,
+                month=moment.month,
+                rule_ids=rule_ids,
+                since=year_start,
+                after=after,
+                limit=batch_size,
+            )
+            for member_id in member_ids:
+                result = await award_activity(
+                    session,
+                    brand_id,
+                    member_id,
+                    BIRTHDAY,
+                    birthday_event_id(member_id, moment.year),
+                    moment,
+                )
+                paid += result.points > 0
+            if len(member_ids) < batch_size:
+                break
+            after = member_ids[-1]
+    return paid
