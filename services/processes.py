@@ -101,7 +101,7 @@ async def run_dev(settings: Settings, urls: InfrastructureUrls, *, host: str, po
         settings, SERVICES, database_url=urls.database_url, redis_url=urls.redis_url
     ) as runtime:
         app = build_app(SERVICES, settings, runtime, title="Kinfolk")
-        seeded = await demo.ensure_demo_brand(settings, runtime.database, app)
+        seeded = await demo.ensure_demo_brand(settings, runtime, app)
         stop = asyncio.Event()
         components = await _components(runtime, urls, SERVICES, stop)
         banner = demo.banner(settings, urls, seeded, host=host, port=port)

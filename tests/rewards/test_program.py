@@ -46,6 +46,8 @@ async def test_a_brand_configures_and_reads_its_program(
     ("change", "location"),
     [
         ({"currency": "eur"}, ["body", "currency"]),
+        ({"currency": "ABC"}, ["body", "currency"]),
+        ({"currency": "XAU"}, ["body", "currency"]),
         ({"points_per_unit": 0}, ["body", "points_per_unit"]),
         ({"pending_days": -1}, ["body", "pending_days"]),
         ({"expiry_days": None}, ["body"]),

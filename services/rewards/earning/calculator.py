@@ -39,7 +39,7 @@ from decimal import Context, Decimal
 from fractions import Fraction
 from math import floor
 
-from services.rewards.earning.currencies import format_minor
+from services.rewards.currencies import format_minor
 from services.rewards.earning.schemas import (
     Breakdown,
     CampaignHit,

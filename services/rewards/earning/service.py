@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.kernel.clock import utcnow
 from services.kernel.ids import new_id
 from services.kernel.pagination import PageRequest
+from services.rewards.currencies import exponent
 from services.rewards.earning import calculator
-from services.rewards.earning.currencies import exponent
 from services.rewards.earning.repository import EarningRepository
 from services.rewards.earning.schemas import (
     ActivityRuleCreate,

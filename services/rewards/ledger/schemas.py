@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from services.rewards.currencies import exponent
 from services.rewards.models import Bucket, EntryKind, ExpiryPolicy, QualificationWindow
 
 
@@ -25,6 +26,15 @@ class ProgramSettings(Input):
     inactivity_months: int | None = Field(default=None, ge=1, le=120)
     expiry_reminder_days: int = Field(default=30, ge=0, le=365)
     qualification_window: QualificationWindow = QualificationWindow.CALENDAR_YEAR
+
+    @field_validator("currency")
+    @classmethod
+    def _iso_4217(cls, code: str) -> str:
+        if exponent(code) is None:
+            raise ValueError(
+                f"{code} is not an ISO 4217 currency with a minor unit (e.g. EUR, USD)"
+            )
+        return code
 
     @model_validator(mode="after")
     def _policy_has_its_number(self) -> ProgramSettings:

@@ -45,8 +45,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.clock import utcnow
 from services.kernel.ids import new_id
+from services.rewards.currencies import format_minor
 from services.rewards.earning import service as earning
-from services.rewards.earning.currencies import format_minor
 from services.rewards.earning.schemas import Breakdown
 from services.rewards.errors import (
     LinesDoNotAddUp,

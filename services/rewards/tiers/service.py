@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.clock import utcnow
 from services.kernel.ids import new_id
-from services.rewards.earning.currencies import format_minor
+from services.rewards.currencies import format_minor
 from services.rewards.errors import (
     DuplicateTierName,
     DuplicateTierRank,

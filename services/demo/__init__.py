@@ -7,66 +7,26 @@ brand's id and admin key are kept in the data folder so restarts reuse them.
 from __future__ import annotations
 
 import json
-import random
 import uuid
 from dataclasses import dataclass
-from datetime import date
-from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
-from services.kernel.db import Database
+from services.demo.members import demo_members
+from services.demo.rewards import seed_rewards
+from services.kernel.clock import utcnow
+from services.kernel.consumer import ConsumerRunner
 from services.kernel.embedded import InfrastructureUrls
+from services.kernel.relay import Relay
+from services.kernel.runtime import Runtime
 from services.kernel.settings import Settings
 from services.members import service as members_service
+from services.registry import SERVICES
+from services.rewards.ledger.projection import MEMBERS_PROJECTION
 
 DEMO_BRAND_NAME = "Kinfolk Demo Beauty"
 DEMO_MEMBERS = 500
-_FIRST = [
-    "Ava",
-    "Mia",
-    "Zoe",
-    "Lena",
-    "Nora",
-    "Iris",
-    "Maya",
-    "Ruby",
-    "Sofia",
-    "Alex",
-    "Sam",
-    "Noah",
-    "Leo",
-    "Jules",
-    "Rosa",
-    "Ines",
-    "Yara",
-    "Omar",
-    "Kai",
-    "Elif",
-]
-_LAST = [
-    "Martin",
-    "Garcia",
-    "Chen",
-    "Okafor",
-    "Rossi",
-    "Nguyen",
-    "Silva",
-    "Dubois",
-    "Khan",
-    "Novak",
-    "Larsen",
-    "Moreau",
-    "Tanaka",
-    "Haddad",
-    "Kowalski",
-]
-_SKIN = ["dry", "oily", "combination", "normal", "sensitive"]
-_CONCERNS = ["acne", "dullness", "redness", "fine lines", "dark spots", "pores", "dehydration"]
-_CATEGORIES = ["skincare", "makeup", "fragrance", "hair", "bath", "tools"]
-_ZONES = ["Europe/Paris", "Europe/London", "America/New_York", "America/Los_Angeles", "Asia/Tokyo"]
-_LOCALES = ["fr-FR", "en-GB", "en-US", "en-US", "ja-JP"]
 
 
 @dataclass(frozen=True)
@@ -76,36 +36,17 @@ class DemoBrand:
     sample_member: str  # an external id, for `kinfolk token`
 
 
-def demo_members(count: int, seed: int = 7) -> list[dict[str, Any]]:
-    """Deterministic demo members with beauty-profile traits and interests."""
-    rng = random.Random(seed)
-    members = []
-    for n in range(1, count + 1):
-        first, last = rng.choice(_FIRST), rng.choice(_LAST)
-        place = rng.randrange(len(_ZONES))
-        favourites = rng.sample(_CATEGORIES, k=rng.randint(1, 3))
-        members.append(
-            {
-                "external_id": f"demo-{n:05d}",
-                "email": f"{first.lower()}.{last.lower()}.{n}@example.com",
-                "display_name": f"{first} {last[0]}.",
-                "birthday": date(
-                    rng.randint(1960, 2006), rng.randint(1, 12), rng.randint(1, 28)
-                ).isoformat(),
-                "locale": _LOCALES[place],
-                "time_zone": _ZONES[place],
-                "traits": {
-                    "skin_type": rng.choice(_SKIN),
-                    "concerns": rng.sample(_CONCERNS, k=rng.randint(1, 3)),
-                    "favourite_categories": favourites,
-                },
-                "interests": favourites,
-            }
-        )
-    return members
+async def _let_rewards_learn_the_members(runtime: Runtime) -> None:
+    """Run the relay and the rewards projection once, as the background workers would shortly."""
+    await Relay(runtime.database, runtime.redis, SERVICES, runtime.settings).publish_pending()
+    runner = ConsumerRunner(
+        runtime.database, runtime.redis, [MEMBERS_PROJECTION], runtime.settings, "demo-seed"
+    )
+    while await runner.process_once():
+        pass
 
 
-async def ensure_demo_brand(settings: Settings, database: Database, app: FastAPI) -> DemoBrand:
+async def ensure_demo_brand(settings: Settings, runtime: Runtime, app: FastAPI) -> DemoBrand:
     """The demo brand recorded in the data folder if it still works, else a newly seeded one."""
     record = settings.data_dir / "demo-brand.json"
     transport = httpx.ASGITransport(app=app)
@@ -120,18 +61,19 @@ async def ensure_demo_brand(settings: Settings, database: Database, app: FastAPI
             if check.status_code == 200:
                 return DemoBrand(uuid.UUID(saved["brand_id"]), saved["api_key"], "demo-00001")
 
-        async with database.unit_of_work() as session:
+        async with runtime.database.unit_of_work() as session:
             brand, api_key = await members_service.create_brand(session, DEMO_BRAND_NAME)
-        body = "\n".join(json.dumps(m) for m in demo_members(DEMO_MEMBERS)).encode()
+        headers = {"Authorization": f"Bearer {api_key}"}
+        members = demo_members(DEMO_MEMBERS)
+        body = "\n".join(json.dumps(m) for m in members).encode()
         response = await client.post(
             "/members/v1/members/import",
             content=body,
-            headers={
-                "Authorization": f"Bearer {api_key}",
-                "Content-Type": "application/x-ndjson",
-            },
+            headers={**headers, "Content-Type": "application/x-ndjson"},
         )
         response.raise_for_status()
+        await _let_rewards_learn_the_members(runtime)
+        await seed_rewards(client, headers, members, utcnow())
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps({"brand_id": str(brand.id), "api_key": api_key}))
     record.chmod(0o600)

@@ -1,0 +1,81 @@
+"""Demo members: deterministic, with beauty-profile traits and interests."""
+
+from __future__ import annotations
+
+import random
+from datetime import date
+from typing import Any
+
+_FIRST = [
+    "Ava",
+    "Mia",
+    "Zoe",
+    "Lena",
+    "Nora",
+    "Iris",
+    "Maya",
+    "Ruby",
+    "Sofia",
+    "Alex",
+    "Sam",
+    "Noah",
+    "Leo",
+    "Jules",
+    "Rosa",
+    "Ines",
+    "Yara",
+    "Omar",
+    "Kai",
+    "Elif",
+]
+_LAST = [
+    "Martin",
+    "Garcia",
+    "Chen",
+    "Okafor",
+    "Rossi",
+    "Nguyen",
+    "Silva",
+    "Dubois",
+    "Khan",
+    "Novak",
+    "Larsen",
+    "Moreau",
+    "Tanaka",
+    "Haddad",
+    "Kowalski",
+]
+_SKIN = ["dry", "oily", "combination", "normal", "sensitive"]
+_CONCERNS = ["acne", "dullness", "redness", "fine lines", "dark spots", "pores", "dehydration"]
+CATEGORIES = ["skincare", "makeup", "fragrance", "hair", "bath", "tools"]
+_ZONES = ["Europe/Paris", "Europe/London", "America/New_York", "America/Los_Angeles", "Asia/Tokyo"]
+_LOCALES = ["fr-FR", "en-GB", "en-US", "en-US", "ja-JP"]
+
+
+def demo_members(count: int, seed: int = 7) -> list[dict[str, Any]]:
+    """Deterministic demo members with beauty-profile traits and interests."""
+    rng = random.Random(seed)
+    members = []
+    for n in range(1, count + 1):
+        first, last = rng.choice(_FIRST), rng.choice(_LAST)
+        place = rng.randrange(len(_ZONES))
+        favourites = rng.sample(CATEGORIES, k=rng.randint(1, 3))
+        members.append(
+            {
+                "external_id": f"demo-{n:05d}",
+                "email": f"{first.lower()}.{last.lower()}.{n}@example.com",
+                "display_name": f"{first} {last[0]}.",
+                "birthday": date(
+                    rng.randint(1960, 2006), rng.randint(1, 12), rng.randint(1, 28)
+                ).isoformat(),
+                "locale": _LOCALES[place],
+                "time_zone": _ZONES[place],
+                "traits": {
+                    "skin_type": rng.choice(_SKIN),
+                    "concerns": rng.sample(_CONCERNS, k=rng.randint(1, 3)),
+                    "favourite_categories": favourites,
+                },
+                "interests": favourites,
+            }
+        )
+    return members

@@ -1,0 +1,224 @@
+"""The demo brand's loyalty program: tiers, rules, a campaign, a perks catalog with a drop next
+week, and a year of purchases, a few returns and redemptions, all through the public API.
+
+Deterministic for a given seed; times are relative to `now`, so the demo always looks current.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from services.demo.members import CATEGORIES
+
+PROGRAM = {
+    "currency": "EUR",
+    "points_per_unit": 1,
+    "pending_days": 14,
+    "expiry_policy": "inactivity",
+    "inactivity_months": 18,
+    "expiry_reminder_days": 30,
+    "qualification_window": "calendar_year",
+}
+TIERS = [
+    {"name": "Insider", "rank": 0, "threshold_minor": 0, "benefits": ["Birthday gift"]},
+    {
+        "name": "VIB",
+        "rank": 1,
+        "threshold_minor": 35_000,
+        "multiplier": "1.25",
+        "benefits": ["Birthday gift", "Seasonal savings event"],
+    },
+    {
+        "name": "Rouge",
+        "rank": 2,
+        "threshold_minor": 100_000,
+        "multiplier": "1.5",
+        "priority_booking": True,
+        "benefits": ["Birthday gift", "Free shipping", "First access to drops"],
+    },
+]
+RULES = [
+    {"kind": "category_multiplier", "name": "Fragrance counts double", "category": "fragrance",
+     "multiplier": "2"},
+    {"kind": "sku_multiplier", "name": "Hero serum triple points", "sku": "SKU-SERUM-01",
+     "multiplier": "3"},
+    {"kind": "activity", "name": "Completed profile", "activity": "profile.completed",
+     "points": 100, "cap_lifetime": 1},
+    {"kind": "activity", "name": "Birthday points", "activity": "birthday", "points": 250,
+     "cap_per_month": 1},
+]  # fmt: skip
+PERKS = [
+    ("10 € off your next order", "discount_code", "voucher", 500, None),
+    ("Deluxe sample trio", "free_product", "skincare", 250, 400),
+    ("Full-size lipstick", "free_product", "makeup", 1500, 100),
+    ("Fragrance discovery set", "free_product", "fragrance", 2000, 60),
+    ("Masterclass: skin prep with our artists", "experience_access", "events", 3000, 20),
+    ("Donate 5 € to Look Good Feel Better", "donation", "charity", 500, None),
+    ("Limited edition palette", "free_product", "makeup", 2500, 10),
+]
+_SKUS = {
+    "skincare": ["SKU-SERUM-01", "SKU-CREAM-02", "SKU-CLEANSER-03"],
+    "makeup": ["SKU-LIP-10", "SKU-MASCARA-11", "SKU-FOUND-12"],
+    "fragrance": ["SKU-EDP-20", "SKU-EDT-21"],
+    "hair": ["SKU-OIL-30", "SKU-MASK-31"],
+    "bath": ["SKU-SOAK-40"],
+    "tools": ["SKU-BRUSH-50", "SKU-SPONGE-51"],
+}
+
+
+async def _post(client: httpx.AsyncClient, path: str, body: Any, headers: dict[str, str]) -> Any:
+    response = await client.post(path, json=body, headers=headers)
+    if response.status_code >= 400:
+        raise RuntimeError(f"demo seed: {path} answered {response.status_code}: {response.text}")
+    return response.json()
+
+
+def _purchases(
+    rng: random.Random, favourites: Sequence[str], now: datetime
+) -> list[dict[str, Any]]:
+    """A member's year: most buy a little, a few buy a lot (spend is heavy-tailed)."""
+    count = min(int(rng.paretovariate(1.3)) - 1, 25)
+    orders = []
+    for _ in range(max(count, 0)):
+        lines: list[dict[str, Any]] = []
+        for _ in range(rng.randint(1, 3)):
+            category = rng.choice(favourites) if rng.random() < 0.8 else rng.choice(CATEGORIES)
+            quantity = rng.randint(1, 2)
+            lines.append(
+                {
+                    "sku": rng.choice(_SKUS[category]),
+                    "category": category,
+                    "quantity": quantity,
+                    "amount_minor": quantity * rng.choice([1200, 2400, 3500, 4800, 6500, 9000]),
+                }
+            )
+        orders.append(
+            {
+                "amount_minor": sum(line["amount_minor"] for line in lines),
+                "currency": "EUR",
+                "lines": lines,
+                "occurred_at": (
+                    now - timedelta(minutes=rng.randint(60, 360 * 24 * 60))
+                ).isoformat(),
+            }
+        )
+    return sorted(orders, key=lambda order: order["occurred_at"])
+
+
+async def seed_rewards(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    members: Sequence[dict[str, Any]],
+    now: datetime,
+    seed: int = 11,
+) -> None:
+    rng = random.Random(seed)
+    response = await client.put("/rewards/v1/program", json=PROGRAM, headers=headers)
+    response.raise_for_status()
+    tiers = [await _post(client, "/rewards/v1/tiers", tier, headers) for tier in TIERS]
+    for rule in RULES:
+        await _post(client, "/rewards/v1/rules", rule, headers)
+    await _post(
+        client,
+        "/rewards/v1/campaigns",
+        {
+            "name": "Skincare week: double points",
+            "starts_at": (now - timedelta(days=3)).isoformat(),
+            "ends_at": (now + timedelta(days=4)).isoformat(),
+            "categories": ["skincare"],
+            "multiplier": "2",
+        },
+        headers,
+    )
+    perks = []
+    for name, kind, category, cost, stock in PERKS:
+        body: dict[str, Any] = {
+            "name": name,
+            "kind": kind,
+            "category": category,
+            "cost_points": cost,
+            "inventory_total": stock,
+            "per_member_limit": 2,
+        }
+        if name == "Full-size lipstick":
+            body["tier_ids"] = [tiers[1]["id"], tiers[2]["id"]]
+        perks.append(await _post(client, "/rewards/v1/perks", body, headers))
+    codes = [f"DEMO-{rng.randrange(16**8):08X}" for _ in range(300)]
+    await _post(client, f"/rewards/v1/perks/{perks[0]['id']}/codes", {"codes": codes}, headers)
+    await _post(
+        client,
+        "/rewards/v1/drops",
+        {
+            "perk_id": perks[-1]["id"],
+            "method": "draw",
+            "units": 10,
+            "early_opens_at": (now + timedelta(days=6)).isoformat(),
+            "early_tier_ids": [tiers[2]["id"]],
+            "opens_at": (now + timedelta(days=7)).isoformat(),
+            "closes_at": (now + timedelta(days=9)).isoformat(),
+        },
+        headers,
+    )
+    plans = [(m, _purchases(rng, m["interests"] or CATEGORIES, now)) for m in members]
+    gate = asyncio.Semaphore(8)
+
+    async def shop(member: dict[str, Any], orders: list[dict[str, Any]]) -> None:
+        async with gate:
+            for n, order in enumerate(orders):
+                order_id = f"{member['external_id']}-{n + 1:03d}"
+                body = {**order, "external_id": member["external_id"], "order_id": order_id}
+                await _post(client, "/rewards/v1/purchases", body, headers)
+            if orders and rng.random() < 0.08:
+                last = orders[-1]
+                await _post(
+                    client,
+                    "/rewards/v1/returns",
+                    {
+                        "order_id": f"{member['external_id']}-{len(orders):03d}",
+                        "return_id": f"R-{member['external_id']}",
+                        "lines": [last["lines"][0]],
+                        "occurred_at": now.isoformat(),
+                    },
+                    headers,
+                )
+
+    await asyncio.gather(*(shop(member, orders) for member, orders in plans))
+    await _redeem(client, headers, perks, rng)
+
+
+async def _member_ids(client: httpx.AsyncClient, headers: dict[str, str]) -> list[str]:
+    ids: list[str] = []
+    params: dict[str, Any] = {"limit": 100}
+    while True:
+        page = (await client.get("/members/v1/members", params=params, headers=headers)).json()
+        ids += [member["id"] for member in page["items"]]
+        if page["next"] is None:
+            return ids
+        params["after"] = page["next"]
+
+
+async def _redeem(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    perks: list[dict[str, Any]],
+    rng: random.Random,
+) -> None:
+    """About a third of members redeem a perk, so redemptions and stock look lived in.
+
+    A member who cannot (too few points, wrong tier, sold out) is simply refused, as in life.
+    """
+    for member_id in await _member_ids(client, headers):
+        if rng.random() > 0.35:
+            continue
+        perk = rng.choice(perks[:-1])  # the last one is for the drop
+        await client.post(
+            f"/rewards/v1/members/{member_id}/redemptions",
+            json={"perk_id": perk["id"]},
+            headers={**headers, "Idempotency-Key": f"demo-{member_id}-{perk['id']}"},
+        )
