@@ -28,6 +28,7 @@ from pydantic_core import PydanticCustomError
 
 from services.kernel.auth import Scope
 from services.kernel.clock import utcnow
+from services.kernel.schemas import Input
 from services.members.models import ConsentPurpose, MemberStatus
 
 MAX_TRAITS = 100
@@ -43,10 +44,6 @@ _LOCALE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 # RFC 5322 dot-atom, the plain ASCII local part nearly every address has.
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _DOT_ATOM = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")
-
-
-class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class Output(BaseModel):

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from services.kernel.auth import MemberDep, Scope, StaffPrincipal, require_staff
+from services.kernel.auth import MemberDep
 from services.kernel.db import SessionDep
+from services.rewards.access import StaffRead
 from services.rewards.account import service
 from services.rewards.account.schemas import SummaryRead
 
 router = APIRouter(prefix="/rewards/v1", tags=["rewards: member view"])
 
-StaffRead = Annotated[StaffPrincipal, Depends(require_staff(Scope.REWARDS_READ))]
 
 _ERRORS: dict[int | str, dict[str, str]] = {
     404: {"description": "MemberNotFound"},

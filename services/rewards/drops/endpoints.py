@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 
-from services.kernel.auth import MemberDep, Scope, StaffPrincipal, require_staff
+from services.kernel.auth import MemberDep
 from services.kernel.db import SessionDep
 from services.kernel.pagination import Page, PageDep
+from services.rewards.access import StaffRead, StaffWrite
 from services.rewards.drops import service
 from services.rewards.drops.repository import DropFilters
 from services.rewards.drops.schemas import (
@@ -23,9 +23,6 @@ from services.rewards.drops.schemas import (
 from services.rewards.models import DropStatus
 
 router = APIRouter(prefix="/rewards/v1", tags=["rewards: drops"])
-
-StaffRead = Annotated[StaffPrincipal, Depends(require_staff(Scope.REWARDS_READ))]
-StaffWrite = Annotated[StaffPrincipal, Depends(require_staff(Scope.REWARDS_WRITE))]
 
 
 @router.post(

@@ -16,8 +16,9 @@ from pydantic import (
     field_validator,
 )
 
+from services.kernel.schemas import Input, UtcDatetime
 from services.rewards.models import DropEntry, DropMethod, DropStatus
-from services.rewards.perks.schemas import TierIds, UtcDatetime
+from services.rewards.perks.schemas import TierIds
 
 Units = Annotated[StrictInt, Field(ge=1, le=1_000_000, description="How many winners at most.")]
 Seed = Annotated[
@@ -28,10 +29,6 @@ Seed = Annotated[
         "the draw; the audit reveals it afterwards."
     ),
 ]
-
-
-class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class _Windows(Input):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime
 
-from services.kernel.auth import Scope, StaffPrincipal, require_staff
 from services.kernel.db import SessionDep
 from services.kernel.pagination import Page, PageDep
+from services.rewards.access import StaffRead, StaffWrite
 from services.rewards.earning import service
 from services.rewards.earning.schemas import (
     ActivitySimulationRequest,
@@ -27,9 +27,6 @@ from services.rewards.earning.schemas import (
 from services.rewards.models import RuleKind
 
 router = APIRouter(prefix="/rewards/v1", tags=["rewards: earning"])
-
-StaffRead = Annotated[StaffPrincipal, Depends(require_staff(Scope.REWARDS_READ))]
-StaffWrite = Annotated[StaffPrincipal, Depends(require_staff(Scope.REWARDS_WRITE))]
 
 
 # --- Simulate (before /rules/{rule_id}, which it would otherwise never reach for GETs) ------

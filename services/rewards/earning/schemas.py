@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from services.kernel.clock import utcnow
+from services.kernel.schemas import Input, UtcDatetime
 from services.rewards.models import AudienceKind, Bucket, RuleKind
 
 # How far in the future a purchase's clock may be (tills and shops drift a little).
@@ -37,10 +38,6 @@ MAX_CAP = 1_000_000
 MAX_CATEGORIES = 100
 
 
-class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
 class Output(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -51,10 +48,6 @@ def _not_in_future(value: datetime) -> datetime:
             f"must not be in the future (more than {int(CLOCK_SKEW.total_seconds() // 60)} "
             "minutes ahead of UTC now); send when the purchase happened"
         )
-    return value.astimezone(UTC)
-
-
-def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
@@ -82,7 +75,6 @@ OccurredAt = Annotated[
     AfterValidator(_not_in_future),
     Field(description="When it happened (with a time zone); not in the future"),
 ]
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
 Multiplier = Annotated[
     Decimal,
     Field(gt=0, le=Decimal("999.999"), max_digits=6, decimal_places=3),

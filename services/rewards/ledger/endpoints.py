@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
-from services.kernel.auth import MemberDep, Scope, StaffPrincipal, require_staff
+from services.kernel.auth import MemberDep
 from services.kernel.db import SessionDep
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
 from services.kernel.pagination import Page, PageDep
+from services.rewards.access import StaffRead, StaffWrite
 from services.rewards.ledger import service
 from services.rewards.ledger.repository import LedgerRepository
 from services.rewards.ledger.schemas import (
@@ -24,9 +24,6 @@ from services.rewards.ledger.schemas import (
 from services.rewards.models import IDEMPOTENCY
 
 router = APIRouter(prefix="/rewards/v1", tags=["rewards: ledger"])
-
-StaffRead = Annotated[StaffPrincipal, Depends(require_staff(Scope.REWARDS_READ))]
-StaffWrite = Annotated[StaffPrincipal, Depends(require_staff(Scope.REWARDS_WRITE))]
 
 
 @router.get("/program", response_model=ProgramRead, summary="The brand's program settings")

@@ -7,12 +7,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from services.kernel.schemas import Input
 from services.rewards.currencies import exponent
 from services.rewards.models import Bucket, EntryKind, ExpiryPolicy, QualificationWindow
-
-
-class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class ProgramSettings(Input):

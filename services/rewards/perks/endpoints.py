@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
-from services.kernel.auth import MemberDep, Scope, StaffPrincipal, require_staff
+from services.kernel.auth import MemberDep
 from services.kernel.db import SessionDep
 from services.kernel.idempotency import request_hash
 from services.kernel.pagination import Page, PageDep
+from services.rewards.access import StaffRead, StaffWrite
 from services.rewards.models import IDEMPOTENCY, PerkKind, RedemptionStatus
 from services.rewards.perks import service
 from services.rewards.perks.repository import PerkFilters
@@ -27,8 +28,6 @@ from services.rewards.perks.schemas import (
 
 router = APIRouter(prefix="/rewards/v1", tags=["rewards: perks"])
 
-StaffRead = Annotated[StaffPrincipal, Depends(require_staff(Scope.REWARDS_READ))]
-StaffWrite = Annotated[StaffPrincipal, Depends(require_staff(Scope.REWARDS_WRITE))]
 
 RequiredIdempotencyKey = Annotated[
     str,

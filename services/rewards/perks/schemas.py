@@ -6,12 +6,11 @@ Points, inventories and limits are strict integers: `"5"` and `5.0` are refused,
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -24,6 +23,7 @@ from pydantic import (
     field_validator,
 )
 
+from services.kernel.schemas import Input, UtcDatetime
 from services.rewards.models import PerkKind, Redemption, RedemptionStatus
 
 MAX_TAGS = 30
@@ -32,10 +32,6 @@ MAX_TIERS = 50
 MAX_FULFILMENT_KEYS = 30
 MAX_CODES_PER_UPLOAD = 10_000
 MAX_POINTS = 1_000_000_000
-
-
-class Input(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class Output(BaseModel):
@@ -68,12 +64,6 @@ def _fulfilment(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
-
-
-# Any offset is accepted; times are kept and shown in UTC.
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Category = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 Description = Annotated[str, StringConstraints(max_length=5_000)]

@@ -7,13 +7,11 @@ the same id with another body 409. No `Idempotency-Key` header is needed.
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Response
 
-from fastapi import APIRouter, Depends, Response
-
-from services.kernel.auth import Scope, StaffPrincipal, require_staff
 from services.kernel.db import SessionDep
 from services.kernel.idempotency import REPLAYED_HEADER
+from services.rewards.access import StaffRead, StaffWrite
 from services.rewards.purchases import service
 from services.rewards.purchases.schemas import (
     PurchaseCreate,
@@ -24,9 +22,6 @@ from services.rewards.purchases.schemas import (
 )
 
 router = APIRouter(prefix="/rewards/v1", tags=["rewards: purchases"])
-
-StaffRead = Annotated[StaffPrincipal, Depends(require_staff(Scope.REWARDS_READ))]
-StaffWrite = Annotated[StaffPrincipal, Depends(require_staff(Scope.REWARDS_WRITE))]
 
 
 def _replayed(response: Response) -> None:

@@ -8,12 +8,12 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
+from services.kernel.schemas import Input
 from services.rewards.earning.schemas import (
     MAX_LINES,
     AmountMinor,
     Breakdown,
     ExternalId,
-    Input,
     Key,
     OccurredAt,
     OrderId,

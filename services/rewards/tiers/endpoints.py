@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 
-from services.kernel.auth import MemberDep, Scope, StaffPrincipal, require_staff
+from services.kernel.auth import MemberDep
 from services.kernel.db import SessionDep
+from services.rewards.access import StaffRead, StaffWrite
 from services.rewards.tiers import service
 from services.rewards.tiers.schemas import TierCreate, TierList, TierRead, TierStatus, TierUpdate
 
 router = APIRouter(prefix="/rewards/v1", tags=["rewards: tiers"])
 
-StaffRead = Annotated[StaffPrincipal, Depends(require_staff(Scope.REWARDS_READ))]
-StaffWrite = Annotated[StaffPrincipal, Depends(require_staff(Scope.REWARDS_WRITE))]
 
 _LADDER_ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"description": "DuplicateTierRank, DuplicateTierName or ProgramNotConfigured"},

@@ -9,9 +9,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StringConstraints, model_validator
 
+from services.kernel.schemas import Input
 from services.rewards.earning.schemas import (
     MAX_AMOUNT_MINOR,
-    Input,
     Multiplier,
     Name,
     OutMultiplier,
