@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
+import httpx
+import jsonschema
+
 from services.contracts import render_contracts, stale_contracts, write_contracts
+from tests.conftest import BrandFixture
 
 
 def test_committed_contracts_match_the_code() -> None:
@@ -53,3 +58,28 @@ def test_stale_files_are_found_and_rewritten(tmp_path: Path) -> None:
         Path("schemas/events/retired.v1.json"),
     ]
     assert (tmp_path / "schemas/events/README.md").exists()
+
+
+async def test_error_answers_match_the_documented_error_schema(
+    client: httpx.AsyncClient, brand: BrandFixture
+) -> None:
+    document = json.loads(render_contracts()[Path("schemas/openapi/members.json")])
+    error_schema = document["components"]["schemas"]["Error"]
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            for status in ("400", "401", "403", "404", "409", "413", "422"):
+                schema = operation["responses"][status]["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/Error"}
+    answers = [
+        await client.post("/members/v1/members", json={"email": 5}, headers=brand.headers),
+        await client.post(
+            "/members/v1/members",
+            content=b"{",
+            headers={**brand.headers, "content-type": "application/json"},
+        ),
+        await client.get("/members/v1/members"),
+        await client.get(f"/members/v1/members/{uuid.uuid4()}", headers=brand.headers),
+    ]
+    assert [a.status_code for a in answers] == [422, 400, 401, 404]
+    for answer in answers:
+        jsonschema.validate(answer.json(), error_schema)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from services.kernel.errors import ServiceUnavailable, install_error_handlers
@@ -65,7 +68,56 @@ def build_app(
     for service in services:
         app.include_router(service.router)
     _add_probes(app)
+    _document_errors(app)
     return app
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx and 5xx answer: a stable code to branch on and a detail that says what to fix."""
+
+    error: str = Field(description="A stable code, e.g. ValidationError, NotFound, OutOfStock")
+    detail: Any = Field(
+        description="What went wrong and how to fix it: a sentence, or for ValidationError a "
+        "list of {loc, msg, type}"
+    )
+
+
+_ERROR_STATUSES = {
+    "400": "Malformed request (InvalidJSON, InvalidCursor, ...)",
+    "401": "Missing, invalid, expired or revoked credentials",
+    "403": "The credentials do not allow this",
+    "404": "Not found in this brand",
+    "409": "Conflicts with the current state",
+    "413": "Body too large",
+    "422": "Invalid fields (ValidationError) or a rule of the request refused",
+}
+
+
+def _document_errors(app: FastAPI) -> None:
+    """Make the OpenAPI document say what the error handlers really answer, on every operation."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        document = get_openapi(
+            title=app.title, version=app.version, routes=app.routes, description=app.description
+        )
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas["Error"] = ErrorBody.model_json_schema()
+        content = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                for status, description in _ERROR_STATUSES.items():
+                    response = responses.setdefault(status, {"description": description})
+                    response["content"] = content
+        # FastAPI's own 422 shape is never sent: our handler answers with `Error`.
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _attach(app: FastAPI, runtime: Runtime) -> None:
