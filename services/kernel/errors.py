@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
+import sqlalchemy.exc
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -146,6 +148,34 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(code, detail), status_code=exc.status_code, headers=exc.headers)
 
 
+def _is_data_exception(exc: sqlalchemy.exc.DBAPIError) -> bool:
+    """PostgreSQL's SQLSTATE class 22 ("data exception"), or asyncpg refusing an argument."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    cause = exc.orig.__cause__ if exc.orig is not None else None
+    return (isinstance(sqlstate, str) and sqlstate.startswith("22")) or isinstance(
+        cause, asyncpg.exceptions.DataError
+    )
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    # A value that passed validation but PostgreSQL cannot hold (a NUL character in text, a
+    # number past 64 bits, a date past year 9999) is the caller's to fix, not a server error.
+    assert isinstance(exc, sqlalchemy.exc.DBAPIError)
+    if not _is_data_exception(exc):
+        return await _unhandled(request, exc)
+    cause = exc.orig
+    reason = str(cause).splitlines()[0].rsplit(": ", 1)[-1][:200]
+    log.warning("unstorable_value", path=request.url.path, reason=reason)
+    return JSONResponse(
+        error_body(
+            "InvalidValue",
+            f"A value in the request cannot be stored ({reason}); "
+            "remove NUL characters and keep numbers and dates in range.",
+        ),
+        status_code=422,
+    )
+
+
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled_error", path=request.url.path)
     return JSONResponse(
@@ -158,4 +188,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(KinfolkError, _kinfolk_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(sqlalchemy.exc.DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unhandled)

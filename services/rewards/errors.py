@@ -23,6 +23,12 @@ class InsufficientPoints(Conflict):
     code = "InsufficientPoints"
 
 
+class PointsOutOfRange(ValidationFailed):
+    """The purchase would earn more points than one purchase may."""
+
+    code = "PointsOutOfRange"
+
+
 class UnknownCurrency(ValidationFailed):
     """The currency is not an ISO 4217 code this program accepts."""
 

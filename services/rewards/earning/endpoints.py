@@ -6,10 +6,10 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from pydantic import AwareDatetime
 
 from services.kernel.db import SessionDep
 from services.kernel.pagination import Page, PageDep
+from services.kernel.schemas import UtcDatetime
 from services.rewards.access import StaffRead, StaffWrite
 from services.rewards.earning import service
 from services.rewards.earning.schemas import (
@@ -158,7 +158,7 @@ async def list_campaigns(
     staff: StaffRead,
     page: PageDep,
     live_at: Annotated[
-        AwareDatetime | None,
+        UtcDatetime | None,
         Query(description="Only campaigns whose window contains this time (with a time zone)"),
     ] = None,
     active: bool | None = None,

@@ -7,7 +7,7 @@ Inputs refuse unknown fields. Amounts, quantities, points and caps are strict in
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from services.kernel.clock import utcnow
-from services.kernel.schemas import Input, UtcDatetime
+from services.kernel.schemas import Input, UtcDatetime, as_utc
 from services.rewards.models import AudienceKind, Bucket, RuleKind
 
 # How far in the future a purchase's clock may be (tills and shops drift a little).
@@ -43,12 +43,13 @@ class Output(BaseModel):
 
 
 def _not_in_future(value: datetime) -> datetime:
+    value = as_utc(value)
     if value > utcnow() + CLOCK_SKEW:
         raise ValueError(
             f"must not be in the future (more than {int(CLOCK_SKEW.total_seconds() // 60)} "
             "minutes ahead of UTC now); send when the purchase happened"
         )
-    return value.astimezone(UTC)
+    return value
 
 
 def _decimal_number(value: Decimal) -> float | int:

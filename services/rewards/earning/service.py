@@ -47,6 +47,7 @@ from services.rewards.errors import (
     InvalidWindow,
     LinesDoNotAddUp,
     NoMultiplierOrBonus,
+    PointsOutOfRange,
     RuleInUse,
     RuleNotFound,
     UnknownCurrency,
@@ -109,6 +110,10 @@ def member_tier(tier: Tier | None) -> calculator.MemberTier | None:
     return calculator.MemberTier(tier.id, tier.name, tier.multiplier) if tier is not None else None
 
 
+# Far above any real basket, and low enough that balances summed over a lifetime stay in 64 bits.
+MAX_POINTS_PER_PURCHASE = 10**12
+
+
 async def breakdown_for(
     session: AsyncSession,
     brand_id: uuid.UUID,
@@ -148,7 +153,7 @@ async def breakdown_for(
         )
         for campaign in await repository.live_campaigns(brand_id, occurred_at)
     ]
-    return calculator.compute(
+    breakdown = calculator.compute(
         rates,
         calculator.Purchase(
             order_id=order_id,
@@ -164,6 +169,12 @@ async def breakdown_for(
         tier=member_tier(tier),
         member=member,
     )
+    if breakdown.points > MAX_POINTS_PER_PURCHASE:
+        raise PointsOutOfRange(
+            f"This purchase would earn {breakdown.points} points, more than one purchase may "
+            f"({MAX_POINTS_PER_PURCHASE}); check the amount, the currency and the multipliers."
+        )
+    return breakdown
 
 
 async def simulate(
