@@ -10,7 +10,8 @@ commit. So:
   then replays it) or rolls back (and then does the work itself);
 - a request that fails stores nothing: the claim rolls back with the work, so a retry runs again.
 
-Keys are scoped by brand. Each service keeps the table in its own schema (`idempotency_table`).
+Keys are scoped by brand, and within it by caller (the staff, or one member). Each service
+keeps the table in its own schema (`idempotency_table`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kernel.auth import MemberPrincipal, Principal
 from services.kernel.errors import Conflict
 
 IDEMPOTENCY_TABLE = "idempotency_keys"
@@ -98,15 +100,21 @@ class IdempotencyStore:
         self,
         session: AsyncSession,
         *,
-        brand_id: uuid.UUID,
+        caller: Principal,
         key: str | None,
         fingerprint: str,
         status_code: int,
         work: Callable[[], Awaitable[BaseModel]],
     ) -> Response:
-        """Runs `work` once per key and answers with its result (or the stored first answer)."""
+        """Runs `work` once per key and answers with its result (or the stored first answer).
+
+        Keys belong to whoever sent them: the brand's staff share one namespace, each member has
+        their own, so no caller can claim or replay another's key.
+        """
         if key is None:
             return _json_response(status_code, (await work()).model_dump_json().encode())
+        brand_id = caller.brand_id
+        key = _scoped(caller, key)
         stored = await self._claim(session, brand_id, key, fingerprint)
         if stored is not None:
             response = _json_response(*stored)
@@ -149,6 +157,12 @@ class IdempotencyStore:
         assert row.response_status is not None
         assert row.response_body is not None
         return row.response_status, row.response_body
+
+
+def _scoped(caller: Principal, key: str) -> str:
+    if isinstance(caller, MemberPrincipal):
+        return f"member:{caller.member_id}:{key}"
+    return f"staff:{key}"
 
 
 def _json_response(status_code: int, body: bytes) -> Response:

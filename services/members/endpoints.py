@@ -134,7 +134,7 @@ async def create_member(
 
     return await IDEMPOTENCY.run(
         session,
-        brand_id=staff.brand_id,
+        caller=staff,
         key=idempotency_key,
         fingerprint=request_hash(request.method, request.url.path, payload),
         status_code=201,

@@ -69,7 +69,7 @@ async def test_a_failed_request_does_not_keep_its_key(
     assert failed.json()["error"] == "DuplicateExternalId"
     assert retried.status_code == 201
     keys = (await session.execute(select(IDEMPOTENCY.table.c.key))).scalars().all()
-    assert keys == ["retry-me"]
+    assert keys == ["staff:retry-me"]
 
 
 async def test_an_overlong_key_is_422(client: httpx.AsyncClient, brand: BrandFixture) -> None:

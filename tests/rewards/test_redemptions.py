@@ -556,3 +556,25 @@ async def test_a_brand_never_reaches_another_brands_redemptions(
     anonymous = await client.get("/rewards/v1/me/redemptions", headers=bearer("nope"))
     assert anonymous.status_code == 401
     assert await redemption_count(session, status="completed") == 1
+
+
+async def test_idempotency_keys_belong_to_their_sender(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    brand: BrandFixture,
+    member: MemberFixture,
+    program: Program,
+) -> None:
+    # A staff caller sending what looks like a member's namespaced key claims nothing of theirs.
+    perk = await create_perk(client, brand, cost_points=10)
+    await give(session, program, member.id, 100)
+    staff = await client.post(
+        f"/rewards/v1/members/{member.id}/redemptions",
+        json={"perk_id": perk["id"]},
+        headers={**brand.headers, "Idempotency-Key": f"member:{member.id}:k"},
+    )
+    mine = await redeem(client, member, perk["id"], key="k")
+    assert (staff.status_code, mine.status_code) == (201, 201)
+    assert "Idempotent-Replayed" not in mine.headers
+    assert staff.json()["id"] != mine.json()["id"]
+    assert await balance(session, member.id) == 80

@@ -87,7 +87,7 @@ async def create_adjustment(
 
     return await IDEMPOTENCY.run(
         session,
-        brand_id=staff.brand_id,
+        caller=staff,
         key=idempotency_key,
         fingerprint=request_hash(request.method, request.url.path, adjustment),
         status_code=201,

@@ -153,7 +153,7 @@ async def redeem_for_member(
 
     return await IDEMPOTENCY.run(
         session,
-        brand_id=staff.brand_id,
+        caller=staff,
         key=idempotency_key,
         fingerprint=request_hash(request.method, request.url.path, payload),
         status_code=201,
@@ -240,9 +240,8 @@ async def redeem(
 
     return await IDEMPOTENCY.run(
         session,
-        brand_id=me.brand_id,
-        # Keys are the member's own: two members sending the same key never meet.
-        key=f"member:{me.member_id}:{idempotency_key}",
+        caller=me,
+        key=idempotency_key,
         fingerprint=request_hash(request.method, request.url.path, payload),
         status_code=201,
         work=work,

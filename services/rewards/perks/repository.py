@@ -143,10 +143,14 @@ class PerkRepository:
         )
         return set(rows)
 
-    async def tier_names(self, tier_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    async def tier_names(
+        self, brand_id: uuid.UUID, tier_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, str]:
         if not tier_ids:
             return {}
-        rows = await self.session.execute(select(Tier.id, Tier.name).where(Tier.id.in_(tier_ids)))
+        rows = await self.session.execute(
+            select(Tier.id, Tier.name).where(Tier.brand_id == brand_id, Tier.id.in_(tier_ids))
+        )
         return {row.id: row.name for row in rows}
 
     # --- what one member sees ---
@@ -327,20 +331,6 @@ class PerkRepository:
         return (
             await self.session.scalars(keyset(statement, Redemption.id, page, newest_first=True))
         ).all()
-
-    async def mark_revealed(self, redemption_ids: Sequence[uuid.UUID], at: datetime) -> None:
-        if not redemption_ids:
-            return
-        await self.session.execute(
-            update(Redemption)
-            .where(
-                Redemption.id.in_(redemption_ids),
-                Redemption.code.is_not(None),
-                Redemption.code_revealed_at.is_(None),
-            )
-            .values(code_revealed_at=at)
-            .execution_options(synchronize_session=False)
-        )
 
     # --- birthday gifts ---
 

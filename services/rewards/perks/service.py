@@ -332,7 +332,7 @@ async def _tier_names(
         return {}
     if account.tier_id is not None:
         ids.add(account.tier_id)
-    return await perks.tier_names(sorted(ids))
+    return await perks.tier_names(account.brand_id, sorted(ids))
 
 
 async def check_can_enter(session: AsyncSession, perk: Perk, account: Account) -> None:
