@@ -92,9 +92,19 @@ class PerkRepository:
         await self.session.flush()
 
     async def get(
-        self, brand_id: uuid.UUID, perk_id: uuid.UUID, *, for_update: bool = False
+        self,
+        brand_id: uuid.UUID,
+        perk_id: uuid.UUID,
+        *,
+        for_update: bool = False,
+        keep: bool = False,
     ) -> Perk | None:
-        """The perk as the database has it now (a copy already in the session is refreshed)."""
+        """The perk as the database has it now (a copy already in the session is refreshed).
+
+        `keep` takes FOR KEY SHARE: the perk cannot be deleted until this transaction ends (a
+        delete waits, then finds what this transaction added), while concurrent redemptions'
+        stock updates go on unhindered.
+        """
         statement = (
             select(Perk)
             .where(Perk.brand_id == brand_id, Perk.id == perk_id)
@@ -102,6 +112,8 @@ class PerkRepository:
         )
         if for_update:
             statement = statement.with_for_update()
+        elif keep:
+            statement = statement.with_for_update(read=True, key_share=True)
         return (await self.session.scalars(statement)).one_or_none()
 
     async def page(

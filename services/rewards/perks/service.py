@@ -243,7 +243,7 @@ async def upload_codes(
 ) -> CodesReport:
     """Adds codes to a discount perk's pool; codes it already has (or sent twice) are ignored."""
     perks = PerkRepository(session)
-    perk = await perks.get(brand_id, perk_id)
+    perk = await perks.get(brand_id, perk_id, keep=True)
     if perk is None:
         raise PerkNotFound(f"No perk {perk_id} in this brand.")
     if perk.kind is not PerkKind.DISCOUNT_CODE:
@@ -377,7 +377,7 @@ async def redeem(
     """The one redemption path (see the module doc for the rules, in the order checked)."""
     now = now or utcnow()
     perks = PerkRepository(session)
-    perk = await perks.get(brand_id, perk_id)
+    perk = await perks.get(brand_id, perk_id, keep=True)
     if perk is None or (channel in _DIRECT and not perk.active):
         raise PerkNotFound(f"No active perk {perk_id} in this brand.")
     account = await account_for(session, brand_id, member_id=member_id)
