@@ -190,6 +190,38 @@ async def test_tiers_need_a_program_and_a_held_tier_cannot_be_deleted(
     assert (in_use.status_code, in_use.json()["error"]) == (409, "TierInUse")
 
 
+@pytest.mark.parametrize("named_by", ["perk", "campaign"])
+async def test_a_tier_named_by_a_perk_or_a_campaign_cannot_be_deleted(
+    client: httpx.AsyncClient, session: AsyncSession, brand: BrandFixture, named_by: str
+) -> None:
+    await set_program(session, brand.id)
+    vib = await make_tier(client, brand, "VIB", 1, 35_000)
+    if named_by == "perk":
+        body: dict[str, Any] = {
+            "name": "Lipstick",
+            "kind": "free_product",
+            "category": "makeup",
+            "cost_points": 100,
+            "tier_ids": [vib["id"]],
+        }
+        made = await client.post("/rewards/v1/perks", json=body, headers=brand.headers)
+    else:
+        body = {
+            "name": "VIB week",
+            "starts_at": "2026-01-01T00:00:00Z",
+            "ends_at": "2026-01-08T00:00:00Z",
+            "audience": "tiers",
+            "tier_ids": [vib["id"]],
+            "multiplier": "2",
+        }
+        made = await client.post("/rewards/v1/campaigns", json=body, headers=brand.headers)
+    assert made.status_code == 201, made.text
+    refused = await client.delete(f"/rewards/v1/tiers/{vib['id']}", headers=brand.headers)
+    assert (refused.status_code, refused.json()["error"]) == (409, "TierInUse")
+    listed = await client.get("/rewards/v1/tiers", headers=brand.headers)
+    assert [t["name"] for t in listed.json()["items"]] == ["VIB"]
+
+
 # --- Upgrades -------------------------------------------------------------------------------
 
 

@@ -6,10 +6,19 @@ import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import exists, func, or_, select, update
+from sqlalchemy import any_, exists, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.rewards.models import Account, Program, Purchase, Tier, TierChange
+from services.rewards.models import (
+    Account,
+    Campaign,
+    Drop,
+    Perk,
+    Program,
+    Purchase,
+    Tier,
+    TierChange,
+)
 
 
 class TierRepository:
@@ -51,18 +60,31 @@ class TierRepository:
         await self.session.flush()
 
     async def in_use(self, tier_id: uuid.UUID) -> bool:
-        """Whether any member holds the tier or ever held it."""
-        held = await self.session.scalar(select(exists().where(Account.tier_id == tier_id)))
-        if held:
-            return True
-        history = await self.session.scalar(
-            select(
-                exists().where(
-                    or_(TierChange.from_tier_id == tier_id, TierChange.to_tier_id == tier_id)
+        """Whether a member holds or held the tier, or a perk, campaign or drop names it."""
+        used = await self.session.scalar(
+            select(literal(True)).where(
+                or_(
+                    exists().where(Account.tier_id == tier_id),
+                    exists().where(
+                        or_(TierChange.from_tier_id == tier_id, TierChange.to_tier_id == tier_id)
+                    ),
+                    exists().where(any_(Perk.tier_ids) == tier_id),
+                    exists().where(any_(Campaign.tier_ids) == tier_id),
+                    exists().where(any_(Drop.early_tier_ids) == tier_id),
                 )
             )
         )
-        return bool(history)
+        return bool(used)
+
+    async def keep(self, tier_id: uuid.UUID) -> bool:
+        """FOR KEY SHARE on the tier: it cannot be deleted before this transaction ends.
+
+        False when it is already gone (deleted by a transaction that committed meanwhile).
+        """
+        kept = await self.session.scalar(
+            select(Tier.id).where(Tier.id == tier_id).with_for_update(read=True, key_share=True)
+        )
+        return kept is not None
 
     # --- spend ---
 

@@ -230,6 +230,8 @@ async def _change(
     direction: Literal["up", "down"],
 ) -> bool:
     repository = TierRepository(session)
+    if not await repository.keep(target.id):
+        return False  # the tier was deleted meanwhile; the next purchase or review decides
     moved = await repository.move_member(
         member_id,
         from_tier_id=current.id if current is not None else None,
@@ -565,9 +567,12 @@ async def delete_tier(session: AsyncSession, brand_id: uuid.UUID, tier_id: uuid.
     if tier is None:
         raise TierNotFound(f"No tier {tier_id} in this brand.")
     repository = TierRepository(session)
+    # Lock the row before checking: a purchase moving a member into this tier holds it (FOR KEY
+    # SHARE) until it commits, so the check below then sees that member.
+    await repository.get(brand_id, tier_id, for_update=True)
     if await repository.in_use(tier_id):
         raise TierInUse(
-            f"Members hold or have held {tier.name!r}: it stays in their history. Rename it or "
-            "raise its threshold instead."
+            f"{tier.name!r} is held or was held by members, or perks, campaigns or drops name "
+            "it: it stays. Rename it or change its threshold instead."
         )
     await repository.delete(tier)
