@@ -12,17 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.clock import utcnow
 from services.kernel.ids import new_id
-from services.rewards.ledger import service as ledger
 from services.rewards.models import (
     Account,
-    Bucket,
-    EntryKind,
     Perk,
     Program,
     Redemption,
     Tier,
 )
 from tests.conftest import BrandFixture, MemberFixture
+from tests.rewards.points_helpers import move
 
 
 def perk_body(**changes: Any) -> dict[str, Any]:
@@ -49,21 +47,7 @@ async def create_perk(
 
 async def give(session: AsyncSession, program: Program, member_id: uuid.UUID, points: int) -> None:
     """Points the member can spend at once."""
-    await ledger.post(
-        session,
-        program.brand_id,
-        program,
-        ledger.Movement(
-            member_id=member_id,
-            kind=EntryKind.EARN,
-            bucket=Bucket.AVAILABLE,
-            points=points,
-            reason="test points",
-            source_type="test",
-            source_id=None,
-            occurred_at=utcnow() - timedelta(days=1),
-        ),
-    )
+    await move(session, program, member_id, points, utcnow() - timedelta(days=1))
 
 
 async def make_tier(session: AsyncSession, brand_id: uuid.UUID, name: str, rank: int) -> uuid.UUID:

@@ -12,8 +12,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.clock import utcnow
-from services.rewards.ledger import service as ledger
-from services.rewards.ledger.schemas import ProgramSettings
 from services.rewards.models import (
     OUTBOX,
     Account,
@@ -21,7 +19,6 @@ from services.rewards.models import (
     EarningRule,
     LedgerEntry,
     Lot,
-    Program,
     Purchase,
     Return,
     Tier,
@@ -62,11 +59,6 @@ async def balance(session: AsyncSession, member_id: uuid.UUID) -> tuple[int, int
 
 async def tier_of(session: AsyncSession, member_id: uuid.UUID) -> uuid.UUID | None:
     return await session.scalar(select(Account.tier_id).where(Account.member_id == member_id))
-
-
-async def set_program(session: AsyncSession, brand_id: uuid.UUID, **settings: Any) -> Program:
-    values = {"currency": "EUR", "points_per_unit": 1, **settings}
-    return await ledger.configure_program(session, brand_id, ProgramSettings(**values))
 
 
 def purchase(

@@ -18,6 +18,7 @@ from services.rewards.models import LedgerEntry, Purchase
 from services.rewards.purchases.service import release_due
 from tests.conftest import BrandFixture, MemberFixture
 from tests.rewards.conftest import MakeMember, rewards_events
+from tests.rewards.points_helpers import set_program
 from tests.rewards.purchase_helpers import (
     balance,
     buy,
@@ -26,7 +27,6 @@ from tests.rewards.purchase_helpers import (
     line,
     purchase,
     returned,
-    set_program,
 )
 
 BOUGHT_AT = datetime(2026, 3, 14, 15, 9, 26, tzinfo=UTC)

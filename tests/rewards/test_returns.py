@@ -17,6 +17,7 @@ from services.rewards.ledger.service import Movement
 from services.rewards.models import Bucket, EntryKind, LedgerEntry, Lot, Program
 from tests.conftest import BrandFixture, MemberFixture
 from tests.rewards.conftest import rewards_events
+from tests.rewards.points_helpers import set_program
 from tests.rewards.purchase_helpers import (
     balance,
     buy,
@@ -27,7 +28,6 @@ from tests.rewards.purchase_helpers import (
     make_tier,
     purchase,
     returned,
-    set_program,
 )
 
 

@@ -16,6 +16,7 @@ from services.kernel.ids import new_id
 from services.rewards.models import ActivityAward
 from tests.conftest import BrandFixture, MemberFixture
 from tests.rewards.conftest import rewards_events
+from tests.rewards.points_helpers import set_program
 from tests.rewards.purchase_helpers import (
     buy,
     counts,
@@ -24,7 +25,6 @@ from tests.rewards.purchase_helpers import (
     make_rule,
     make_tier,
     purchase,
-    set_program,
 )
 
 CATEGORY = {

@@ -19,6 +19,7 @@ from services.rewards.module import REWARDS
 from services.rewards.tiers.service import add_years, review_tiers
 from tests.conftest import BrandFixture, MemberFixture
 from tests.rewards.conftest import MakeMember, rewards_events
+from tests.rewards.points_helpers import set_program
 from tests.rewards.purchase_helpers import (
     buy,
     counts,
@@ -26,7 +27,6 @@ from tests.rewards.purchase_helpers import (
     make_tier,
     purchase,
     returned,
-    set_program,
     tier_of,
 )
 

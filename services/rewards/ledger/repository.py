@@ -54,6 +54,10 @@ class LedgerRepository:
         account = await self.session.get(Account, member_id)
         return account if account is not None and account.brand_id == brand_id else None
 
+    async def current_account(self, member_id: uuid.UUID) -> Account | None:
+        """The account as the database has it now (a copy in the session is refreshed)."""
+        return await self.session.get(Account, member_id, populate_existing=True)
+
     async def account_by_external_id(self, brand_id: uuid.UUID, external_id: str) -> Account | None:
         result = await self.session.scalars(
             select(Account).where(Account.brand_id == brand_id, Account.external_id == external_id)

@@ -298,7 +298,7 @@ async def release_pending(
 async def ledger_matches(session: AsyncSession, member_id: uuid.UUID) -> bool:
     """The invariant: the cached balances equal the sums of the member's entries."""
     repository = LedgerRepository(session)
-    account = await session.get(Account, member_id, populate_existing=True)
+    account = await repository.current_account(member_id)
     if account is None:
         return True
     sums = await repository.sums_from_entries(member_id)
