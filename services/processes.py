@@ -79,15 +79,15 @@ def _consumer_runner(runtime: Runtime, services: Sequence[ServiceModule]) -> Con
     )
 
 
-async def _components(
+def _workers(
     runtime: Runtime,
     urls: InfrastructureUrls,
     services: Sequence[ServiceModule],
     stop: asyncio.Event,
 ) -> list[Coroutine[Any, Any, None]]:
+    """What `kinfolk worker` runs: the job worker and every event consumer."""
     components: list[Coroutine[Any, Any, None]] = [
-        Relay(runtime.database, runtime.redis, services, runtime.settings).run(stop),
-        run_worker(runtime.database, urls.redis_url, services, runtime.settings, stop),
+        run_worker(runtime.database, urls.redis_url, services, runtime.settings, stop)
     ]
     consumers = _consumer_runner(runtime, services)
     if consumers is not None:
@@ -103,7 +103,8 @@ async def run_dev(settings: Settings, urls: InfrastructureUrls, *, host: str, po
         app = build_app(SERVICES, settings, runtime, title="Kinfolk")
         seeded = await demo.ensure_demo_brand(settings, runtime, app)
         stop = asyncio.Event()
-        components = await _components(runtime, urls, SERVICES, stop)
+        relay = Relay(runtime.database, runtime.redis, SERVICES, settings).run(stop)
+        components = [relay, *_workers(runtime, urls, SERVICES, stop)]
         banner = demo.banner(settings, urls, seeded, host=host, port=port)
         await _serve_until_stopped(_uvicorn(app, host, port), components, stop, banner)
 
@@ -153,13 +154,7 @@ async def run_workers(settings: Settings, urls: InfrastructureUrls, stop: asynci
     async with Runtime.open(
         settings, SERVICES, database_url=urls.database_url, redis_url=urls.redis_url
     ) as runtime:
-        components: list[Coroutine[Any, Any, None]] = [
-            run_worker(runtime.database, urls.redis_url, SERVICES, settings, stop)
-        ]
-        consumers = _consumer_runner(runtime, SERVICES)
-        if consumers is not None:
-            components.append(consumers.run(stop))
-        await asyncio.gather(*components)
+        await asyncio.gather(*_workers(runtime, urls, SERVICES, stop))
 
 
 async def create_brand_with_key(urls: InfrastructureUrls, name: str) -> tuple[uuid.UUID, str]:
