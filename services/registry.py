@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from services.community.module import COMMUNITY
 from services.kernel.module import ServiceModule
 from services.members.module import MEMBERS
 from services.rewards.module import REWARDS
 
-SERVICES: tuple[ServiceModule, ...] = (MEMBERS, REWARDS)
+SERVICES: tuple[ServiceModule, ...] = (MEMBERS, REWARDS, COMMUNITY)
 
 
 def service_named(name: str) -> ServiceModule:

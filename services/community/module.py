@@ -1,0 +1,50 @@
+"""How the kernel hosts, migrates and wires the community service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+
+from services.community.challenges.endpoints import router as challenges_router
+from services.community.events import COMMUNITY_EVENTS
+from services.community.experiences.endpoints import router as experiences_router
+from services.community.groups.endpoints import router as groups_router
+from services.community.ideas.endpoints import router as ideas_router
+from services.community.members.projection import MEMBERS_PROJECTION
+from services.community.milestones.endpoints import router as milestones_router
+from services.community.models import SCHEMA, Base
+from services.community.moderation.endpoints import router as moderation_router
+from services.community.posts.endpoints import router as posts_router
+from services.community.prompts.endpoints import router as prompts_router
+from services.community.reputation.endpoints import router as reputation_router
+from services.community.social.endpoints import router as social_router
+from services.community.testimonials.endpoints import router as testimonials_router
+from services.kernel.module import ServiceModule
+
+router = APIRouter()
+for part in (
+    posts_router,
+    social_router,
+    groups_router,
+    prompts_router,
+    challenges_router,
+    reputation_router,
+    ideas_router,
+    milestones_router,
+    testimonials_router,
+    experiences_router,
+    moderation_router,
+):
+    router.include_router(part)
+
+COMMUNITY = ServiceModule(
+    name="community",
+    schema=SCHEMA,
+    metadata=Base.metadata,
+    router=router,
+    migrations=Path(__file__).parent / "migrations",
+    events=COMMUNITY_EVENTS,
+    consumers=(MEMBERS_PROJECTION,),
+    jobs=(),
+)

@@ -1,0 +1,72 @@
+"""Events about posts and comments: the contract with rewards (content points), the
+recommender, marketing and webhooks."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from services.community.models import ContentStatus, PostKind
+from services.kernel.events import Event, EventData
+
+
+class PostData(EventData):
+    post_id: uuid.UUID
+    author_id: uuid.UUID
+    kind: PostKind
+    status: ContentStatus
+    group_id: uuid.UUID | None
+    prompt_id: uuid.UUID | None
+    review_sku: str | None
+    rating: int | None
+    tags: list[str]
+    skus: list[str]
+    incentivised: bool
+
+
+class PostCreated(Event):
+    """A post was written: `status` is `published` when the automatic first pass approved it
+    (a `post.approved` follows in the same transaction) or `held` for review."""
+
+    type: Literal["post.created"] = "post.created"
+    version: Literal[1] = 1
+    data: PostData
+
+
+class PostApproved(Event):
+    """The post is public: approved by the automatic first pass or by a moderator."""
+
+    type: Literal["post.approved"] = "post.approved"
+    version: Literal[1] = 1
+    data: PostData
+
+
+class PostRemovedData(PostData):
+    removed_by: Literal["author", "moderator"]
+    reason: str | None
+
+
+class PostRemoved(Event):
+    """The post is gone from every feed; points tied to it are voided or taken back."""
+
+    type: Literal["post.removed"] = "post.removed"
+    version: Literal[1] = 1
+    data: PostRemovedData
+
+
+class CommentData(EventData):
+    comment_id: uuid.UUID
+    post_id: uuid.UUID
+    post_author_id: uuid.UUID
+    parent_id: uuid.UUID | None
+    author_id: uuid.UUID
+    status: ContentStatus
+
+
+class CommentCreated(Event):
+    type: Literal["comment.created"] = "comment.created"
+    version: Literal[1] = 1
+    data: CommentData
+
+
+EVENTS: tuple[type[Event], ...] = (PostCreated, PostApproved, PostRemoved, CommentCreated)

@@ -1,0 +1,7 @@
+"""Events of the community's testimonials."""
+
+from __future__ import annotations
+
+from services.kernel.events import Event
+
+EVENTS: tuple[type[Event], ...] = ()
