@@ -151,6 +151,7 @@ class AudienceKind(StrEnum):
     ALL = "all"
     TIERS = "tiers"
     GROUPS = "groups"
+    MILESTONE = "milestone"  # members who reached a milestone (a join anniversary, say)
 
 
 class Prompt(Base):
@@ -176,6 +177,7 @@ class Prompt(Base):
     audience_group_ids: Mapped[list[uuid.UUID]] = mapped_column(
         ARRAY(UUID(as_uuid=True)), server_default="{}"
     )
+    audience_milestone: Mapped[str | None] = mapped_column(Text)
     # Shown to members; the points themselves come from rewards' `prompt.answered` activity rules.
     points: Mapped[int | None] = mapped_column(Integer)
     answer_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))

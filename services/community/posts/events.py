@@ -4,6 +4,7 @@ recommender, marketing and webhooks."""
 from __future__ import annotations
 
 import uuid
+from enum import StrEnum
 from typing import Literal
 
 from services.community.models import ContentStatus, PostKind
@@ -69,4 +70,32 @@ class CommentCreated(Event):
     data: CommentData
 
 
-EVENTS: tuple[type[Event], ...] = (PostCreated, PostApproved, PostRemoved, CommentCreated)
+class ReactionKind(StrEnum):
+    LOVE = "love"
+    HELPFUL = "helpful"
+    WOW = "wow"
+    HAHA = "haha"
+    SUPPORT = "support"
+
+
+class ReactionData(EventData):
+    member_id: uuid.UUID  # who reacted
+    kind: ReactionKind
+    post_id: uuid.UUID
+    comment_id: uuid.UUID | None  # set when the reaction is to a comment on the post
+    target_author_id: uuid.UUID  # whose content it is: reactions build their reputation
+
+
+class ReactionAdded(Event):
+    type: Literal["reaction.added"] = "reaction.added"
+    version: Literal[1] = 1
+    data: ReactionData
+
+
+EVENTS: tuple[type[Event], ...] = (
+    PostCreated,
+    PostApproved,
+    PostRemoved,
+    CommentCreated,
+    ReactionAdded,
+)

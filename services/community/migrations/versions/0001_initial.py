@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 05:53:47.867624
+Create Date: 2026-11-22 05:55:18.104651
 """
 
 from __future__ import annotations
@@ -120,6 +120,7 @@ def upgrade() -> None:
                 "all",
                 "tiers",
                 "groups",
+                "milestone",
                 name="audience_kind",
                 native_enum=False,
                 create_constraint=True,
@@ -134,6 +135,7 @@ def upgrade() -> None:
         sa.Column(
             "audience_group_ids", postgresql.ARRAY(sa.UUID()), server_default="{}", nullable=False
         ),
+        sa.Column("audience_milestone", sa.Text(), nullable=True),
         sa.Column("points", sa.Integer(), nullable=True),
         sa.Column("answer_count", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column(
