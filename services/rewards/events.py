@@ -180,6 +180,26 @@ class DropWon(Event):
     data: DropWonData
 
 
+DeclineReason = Literal["insufficient_points", "member_inactive"]
+
+
+class PaymentDeclinedData(EventData):
+    member_id: uuid.UUID
+    source_type: str  # what the points were to pay for, e.g. "experience_booking"
+    source_id: str
+    points: int
+    reason: DeclineReason
+    available: int  # the member's available points when the payment was declined
+
+
+class PointsPaymentDeclined(Event):
+    """Another service asked rewards to take points as payment and rewards could not."""
+
+    type: Literal["points.payment_declined"] = "points.payment_declined"
+    version: Literal[1] = 1
+    data: PaymentDeclinedData
+
+
 REWARDS_EVENTS: list[type[Event]] = [
     PointsEarned,
     PointsPending,
@@ -194,4 +214,5 @@ REWARDS_EVENTS: list[type[Event]] = [
     PurchaseReturned,
     DropEntered,
     DropWon,
+    PointsPaymentDeclined,
 ]

@@ -347,13 +347,31 @@ class Campaign(Base):
     created_at: Mapped[datetime] = _created()
 
 
+class AwardState(StrEnum):
+    AVAILABLE = "available"  # paid into the available bucket
+    PENDING = "pending"  # content awaiting approval: pending points
+    VOIDED = "voided"  # the content was removed before approval: its pending points voided
+    REVERSED = "reversed"  # the content was removed after approval: its points taken back
+
+
 class ActivityAward(Base):
-    """Points awarded for an activity event: one per event (idempotent) and counted for caps."""
+    """Points awarded for an activity event: one per event (idempotent) and counted for caps.
+
+    Awards for content (a post, a review, a prompt answer) carry the content's key: they wait
+    in `pending` while the content is held for review, and follow it when it is approved or
+    removed.
+    """
 
     __tablename__ = "activity_awards"
     __table_args__ = (
         UniqueConstraint("rule_id", "event_id"),
         Index(None, "member_id", "rule_id", "awarded_at"),
+        Index(
+            "ix_activity_awards_content",
+            "brand_id",
+            "content_key",
+            postgresql_where=text("content_key IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = _id()
@@ -363,6 +381,10 @@ class ActivityAward(Base):
     event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     points: Mapped[int] = mapped_column(Integer)
     awarded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    content_key: Mapped[str | None] = mapped_column(Text)  # e.g. "post:<id>"
+    state: Mapped[AwardState] = mapped_column(
+        text_enum(AwardState, "award_state"), server_default=AwardState.AVAILABLE.value
+    )
 
 
 # --- Perks, redemptions, drops ----------------------------------------------------------------

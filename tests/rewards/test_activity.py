@@ -43,40 +43,15 @@ from services.rewards.activity.tasks import AWARD_BIRTHDAYS
 from services.rewards.errors import MemberNotFound
 from services.rewards.ledger import service as ledger
 from services.rewards.ledger.projection import MEMBERS_PROJECTION
-from services.rewards.models import ActivityAward, EarningRule, LedgerEntry, Program, RuleKind
+from services.rewards.models import ActivityAward, LedgerEntry, Program, RuleKind
 from services.rewards.module import REWARDS
 from tests.conftest import BrandFixture, MemberFixture, make_runtime, purge_brand
 from tests.rewards.conftest import MakeMember, rewards_events, sync_members
 from tests.rewards.points_helpers import account_of, at, entries_of, set_program
+from tests.rewards.rule_helpers import make_rule
 
 DAY = at("2024-05-01T00:00:00+00:00")
 TICK = timedelta(microseconds=1)
-
-
-async def make_rule(
-    session: AsyncSession,
-    brand_id: uuid.UUID,
-    activity: str,
-    points: int | None = 10,
-    *,
-    name: str | None = None,
-    kind: RuleKind = RuleKind.ACTIVITY,
-    active: bool = True,
-    **caps: int,
-) -> EarningRule:
-    rule = EarningRule(
-        id=new_id(),
-        brand_id=brand_id,
-        name=name or f"{activity} bonus",
-        kind=kind,
-        activity=activity,
-        points=points,
-        active=active,
-        **caps,
-    )
-    session.add(rule)
-    await session.flush()
-    return rule
 
 
 async def award(
@@ -393,7 +368,7 @@ def test_the_birthday_job_and_the_consumer_are_registered() -> None:
     assert AWARD_BIRTHDAYS in collect_jobs([REWARDS])
     assert AWARD_BIRTHDAYS.cron is not None
     assert ACTIVITY_CONSUMER in REWARDS.consumers
-    assert list(ACTIVITY_CONSUMER.services) == list(ACTIVITY_SOURCES) == ["members"]
+    assert list(ACTIVITY_CONSUMER.services) == list(ACTIVITY_SOURCES) == ["members", "community"]
     assert ACTIVITY_CONSUMER.wants("member.updated")
     assert ACTIVITY_CONSUMER.wants("post.approved")
     assert not ACTIVITY_CONSUMER.wants("member.created")
@@ -445,11 +420,15 @@ async def test_other_event_types_pay_their_subject(
     session: AsyncSession, brand: BrandFixture, member: MemberFixture
 ) -> None:
     """How the community service's events will arrive: the subject is the member who acted."""
-    await make_rule(session, brand.id, "post.approved", 30)
+    await make_rule(session, brand.id, "referral.purchased", 30)
 
-    # A stand-in: the community service and its event classes do not exist yet.
+    # A stand-in: no service reports referrals yet.
     event = Event(
-        type="post.approved", version=1, brand_id=brand.id, subject_id=member.id, data=EventData()
+        type="referral.purchased",
+        version=1,
+        brand_id=brand.id,
+        subject_id=member.id,
+        data=EventData(),
     )
     await handle_activity_event(session, event)
     await handle_activity_event(session, event)  # the inbox normally stops this; awards do too

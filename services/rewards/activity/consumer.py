@@ -10,45 +10,56 @@ It reads the streams of `ACTIVITY_SOURCES` and hands each event it has an extrac
   `member.created` does not count, even with a complete profile: a bulk import would otherwise
   pay every imported customer.
 
-When the community service lands, add it to `ACTIVITY_SOURCES`: its events whose type is one of
-`SUBJECT_ACTIVITIES` then pay the event's subject (the member who posted, answered, attended),
-with the event's own id and time. An event type whose subject is not the member to pay gets an
-extractor of its own in `EXTRACTORS`.
+- Community content (`post.*`): a post pays `post.approved` rules, a review `review.published`
+  rules. The award is keyed by the post (`content_key`, and an event id derived from the post,
+  so the post's creation and its approval are the same award): `post.created` of a post held for
+  review pays into `pending`; `post.approved` first settles what is pending, then pays what was
+  not paid yet (a post published at once); `post.removed` voids or takes back everything the
+  post earned, including the answer to a prompt.
+
+Other events whose type is one of `SUBJECT_ACTIVITIES` pay the event's subject with the event's
+own id and time; an event type whose member to pay is elsewhere gets its own extractor.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.community.models import ContentStatus, PostKind
+from services.community.posts.events import PostApproved, PostCreated, PostData, PostRemoved
 from services.kernel.consumer import ConsumerSpec
 from services.kernel.events import Event
 from services.members.events import MemberUpdated
 from services.members.models import MemberStatus
 from services.rewards.activity.service import (
+    AVAILABLE_AWARD,
     EXPERIENCE_ATTENDED,
     POST_APPROVED,
     PROFILE_COMPLETED,
     PROMPT_ANSWERED,
     REFERRAL_PURCHASED,
     REVIEW_PUBLISHED,
+    Award,
     award_activity,
     derived_event_id,
+    revoke_content,
+    settle_content,
 )
-from services.rewards.models import INBOX
+from services.rewards.models import INBOX, Bucket
 
 # The services whose events can earn activity points.
-ACTIVITY_SOURCES: tuple[str, ...] = ("members",)
+ACTIVITY_SOURCES: tuple[str, ...] = ("members", "community")
 
 PROFILE_FIELDS: tuple[str, ...] = ("email", "display_name", "birthday")
 
 # Event types that are, by their name, the activity of their subject.
 SUBJECT_ACTIVITIES: frozenset[str] = frozenset(
-    {POST_APPROVED, REVIEW_PUBLISHED, PROMPT_ANSWERED, EXPERIENCE_ATTENDED, REFERRAL_PURCHASED}
+    {PROMPT_ANSWERED, EXPERIENCE_ATTENDED, REFERRAL_PURCHASED}
 )
 
 
@@ -58,6 +69,7 @@ class Activity:
     activity: str
     event_id: uuid.UUID
     occurred_at: datetime
+    award: Award = AVAILABLE_AWARD
 
 
 Extractor = Callable[[Event], Activity | None]
@@ -79,6 +91,39 @@ def profile_completed(event: Event) -> Activity | None:
     )
 
 
+def post_key(post_id: uuid.UUID) -> str:
+    """The content key of everything a post earns (its own points and a prompt answer's)."""
+    return f"post:{post_id}"
+
+
+def _post_activity(data: PostData) -> str:
+    return REVIEW_PUBLISHED if data.kind == PostKind.REVIEW else POST_APPROVED
+
+
+def _post_award(event: Event, data: PostData, bucket: Bucket) -> Activity:
+    activity = _post_activity(data)
+    return Activity(
+        member_id=data.author_id,
+        activity=activity,
+        event_id=derived_event_id(activity, data.post_id),
+        occurred_at=event.occurred_at,
+        award=Award(bucket=bucket, content_key=post_key(data.post_id)),
+    )
+
+
+def post_created(event: Event) -> Activity | None:
+    """A post held for review earns pending points; a published one is paid on approval."""
+    if not isinstance(event, PostCreated) or event.data.status != ContentStatus.HELD:
+        return None
+    return _post_award(event, event.data, Bucket.PENDING)
+
+
+def post_approved(event: Event) -> Activity | None:
+    if not isinstance(event, PostApproved):
+        return None
+    return _post_award(event, event.data, Bucket.AVAILABLE)
+
+
 def subject_activity(event: Event) -> Activity | None:
     """The event's type is the activity, and its subject the member who did it."""
     if event.subject_id is None:
@@ -88,17 +133,49 @@ def subject_activity(event: Event) -> Activity | None:
 
 EXTRACTORS: dict[str, Extractor] = {
     "member.updated": profile_completed,
+    "post.created": post_created,
+    "post.approved": post_approved,
     **dict.fromkeys(SUBJECT_ACTIVITIES, subject_activity),
 }
 
 
+async def _settle_post(session: AsyncSession, event: Event) -> None:
+    if isinstance(event, PostApproved):
+        await settle_content(
+            session, event.brand_id, post_key(event.data.post_id), event.occurred_at
+        )
+
+
+async def _revoke_post(session: AsyncSession, event: Event) -> None:
+    if isinstance(event, PostRemoved):
+        await revoke_content(
+            session, event.brand_id, post_key(event.data.post_id), event.occurred_at
+        )
+
+
+# What happens to content's awards when it is approved or removed, before anything new is paid.
+CONTENT_LIFECYCLE: dict[str, Callable[[AsyncSession, Event], Awaitable[None]]] = {
+    "post.approved": _settle_post,
+    "post.removed": _revoke_post,
+}
+
+
 async def handle_activity_event(session: AsyncSession, event: Event) -> None:
+    lifecycle = CONTENT_LIFECYCLE.get(event.type)
+    if lifecycle is not None:
+        await lifecycle(session, event)
     extract = EXTRACTORS.get(event.type)
     found = extract(event) if extract is not None else None
     if found is None:
         return
     await award_activity(
-        session, event.brand_id, found.member_id, found.activity, found.event_id, found.occurred_at
+        session,
+        event.brand_id,
+        found.member_id,
+        found.activity,
+        found.event_id,
+        found.occurred_at,
+        found.award,
     )
 
 
@@ -107,5 +184,5 @@ ACTIVITY_CONSUMER = ConsumerSpec(
     services=ACTIVITY_SOURCES,
     handler=handle_activity_event,
     inbox=INBOX,
-    event_types=frozenset(EXTRACTORS),
+    event_types=frozenset(EXTRACTORS) | frozenset(CONTENT_LIFECYCLE),
 )

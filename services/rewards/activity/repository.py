@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import distinct, extract, func, select
+from sqlalchemy import distinct, extract, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.rewards.models import Account, ActivityAward, EarningRule, RuleKind
+from services.rewards.models import Account, ActivityAward, AwardState, EarningRule, RuleKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +78,26 @@ class ActivityRepository:
             .returning(ActivityAward.id)
         )
         return inserted is not None
+
+    async def content_awards(
+        self, brand_id: uuid.UUID, content_key: str, state: AwardState
+    ) -> list[ActivityAward]:
+        result = await self.session.scalars(
+            select(ActivityAward)
+            .where(
+                ActivityAward.brand_id == brand_id,
+                ActivityAward.content_key == content_key,
+                ActivityAward.state == state,
+            )
+            .order_by(ActivityAward.id)
+        )
+        return list(result.all())
+
+    async def set_state(self, award_ids: Sequence[uuid.UUID], state: AwardState) -> None:
+        if award_ids:
+            await self.session.execute(
+                update(ActivityAward).where(ActivityAward.id.in_(award_ids)).values(state=state)
+            )
 
     # --- birthdays ---
 

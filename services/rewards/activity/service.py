@@ -21,10 +21,15 @@ member cannot race past a cap):
   while the count is below the cap: a cap of 3 pays the 1st to 3rd, not the 4th. Awards are dated by
   when the activity happened (`occurred_at`), not by when the event arrived, so lag and
   redelivery never move an award into another day. An activity over a cap records nothing.
-- Points go straight to `available` (an `earn` entry, reason = the rule's name,
-  `source_type="activity"`, `source_id=<award id>`): activity is reported once it is final (a post
-  is approved, an experience attended), so there is no return window to wait for. The award is
-  activity for the inactivity expiry rule.
+- Points go to `available` (an `earn` entry, reason = the rule's name, `source_type="activity"`,
+  `source_id=<award id>`), except for content held for review: the community reports a post or
+  a prompt answer when it is written, and while it is held its awards are `pending`
+  (`bucket=PENDING`, keyed by `content_key`). `settle_content` makes them available when the
+  content is approved; `revoke_content` voids them if it is removed first, or takes available
+  points back (a `reverse` entry, which may leave a negative balance, as a return does) if it
+  is removed after approval. The award is activity for the inactivity expiry rule.
+- An event may name its own amount (a prompt's or a challenge's points): it is paid instead of
+  the rule's `points`, still only through an active rule, with the rule's caps.
 - Birthdays: a daily job pays the `birthday` rules to active members with a birthday
   (`accounts.birthday`) in the current UTC month, once per calendar year: the event id is derived
   from the member and the year, so a second run, or a second day in the month, pays nothing.
@@ -44,8 +49,15 @@ from services.kernel.ids import new_id
 from services.rewards.activity.repository import ActivityRepository
 from services.rewards.errors import MemberNotFound
 from services.rewards.ledger.repository import LedgerRepository
-from services.rewards.ledger.service import Movement, post
-from services.rewards.models import Bucket, EarningRule, EntryKind, Program
+from services.rewards.ledger.service import Movement, post, release_pending
+from services.rewards.models import (
+    ActivityAward,
+    AwardState,
+    Bucket,
+    EarningRule,
+    EntryKind,
+    Program,
+)
 
 POST_APPROVED = "post.approved"
 REVIEW_PUBLISHED = "review.published"
@@ -129,6 +141,19 @@ def _month(moment: datetime) -> tuple[datetime, datetime]:
     return start, following
 
 
+@dataclass(frozen=True, slots=True)
+class Award:
+    """How to pay: into which bucket, for which content, and whether the event names the
+    amount."""
+
+    bucket: Bucket = Bucket.AVAILABLE
+    content_key: str | None = None
+    points: int | None = None
+
+
+AVAILABLE_AWARD = Award()
+
+
 async def award_activity(
     session: AsyncSession,
     brand_id: uuid.UUID,
@@ -136,6 +161,7 @@ async def award_activity(
     activity: str,
     event_id: uuid.UUID,
     occurred_at: datetime,
+    award: Award = AVAILABLE_AWARD,
 ) -> ActivityResult:
     """Pay the brand's rules for `activity` to the member, once per event, within the caps."""
     occurred_at = _utc(occurred_at)
@@ -153,7 +179,7 @@ async def award_activity(
     if account.member_status != "active":
         return ActivityResult(ignored=f"the member is {account.member_status}")
     results = [
-        await _apply_rule(session, program, rule, member_id, event_id, occurred_at)
+        await _apply_rule(session, program, rule, member_id, event_id, occurred_at, award)
         for rule in rules
     ]
     return ActivityResult(rules=tuple(results))
@@ -166,11 +192,13 @@ async def _apply_rule(
     member_id: uuid.UUID,
     event_id: uuid.UUID,
     occurred_at: datetime,
+    award: Award,
 ) -> RuleResult:
     def result(outcome: Outcome, detail: str) -> RuleResult:
         return RuleResult(rule.id, outcome, 0, None, detail)
 
-    if rule.points is None or rule.points <= 0:
+    points = award.points if award.points is not None else rule.points
+    if points is None or points <= 0:
         return result(Outcome.MISCONFIGURED, "the rule has no points to award")
     repository = ActivityRepository(session)
     if await repository.award_exists(rule.id, event_id):
@@ -193,8 +221,10 @@ async def _apply_rule(
             "member_id": member_id,
             "rule_id": rule.id,
             "event_id": event_id,
-            "points": rule.points,
+            "points": points,
             "awarded_at": occurred_at,
+            "content_key": award.content_key,
+            "state": AwardState.PENDING if award.bucket == Bucket.PENDING else AwardState.AVAILABLE,
         }
     )
     if not added:
@@ -206,15 +236,92 @@ async def _apply_rule(
         Movement(
             member_id=member_id,
             kind=EntryKind.EARN,
-            bucket=Bucket.AVAILABLE,
-            points=rule.points,
+            bucket=award.bucket,
+            points=points,
             reason=rule.name,
             source_type="activity",
             source_id=str(award_id),
             occurred_at=occurred_at,
         ),
     )
-    return RuleResult(rule.id, Outcome.AWARDED, rule.points, posted.entry_id, "awarded")
+    return RuleResult(rule.id, Outcome.AWARDED, points, posted.entry_id, "awarded")
+
+
+async def settle_content(
+    session: AsyncSession, brand_id: uuid.UUID, content_key: str, occurred_at: datetime
+) -> int:
+    """The content was approved: its pending awards become available. Returns the points."""
+    awards = await _locked_awards(session, brand_id, content_key, AwardState.PENDING)
+    if not awards:
+        return 0
+    program = await LedgerRepository(session).program(brand_id)
+    assert program is not None  # pending awards exist only in brands with a program
+    occurred_at = _utc(occurred_at)
+    for award in awards:
+        await release_pending(
+            session,
+            brand_id,
+            program,
+            member_id=award.member_id,
+            points=award.points,
+            reason="Approved",
+            source_type="activity",
+            source_id=str(award.id),
+            occurred_at=occurred_at,
+        )
+    await ActivityRepository(session).set_state([a.id for a in awards], AwardState.AVAILABLE)
+    return sum(a.points for a in awards)
+
+
+async def revoke_content(
+    session: AsyncSession, brand_id: uuid.UUID, content_key: str, occurred_at: datetime
+) -> int:
+    """The content was removed: pending awards are voided, available ones taken back (even if
+    spent: the balance may go negative). Returns the points taken out of either bucket."""
+    pending = await _locked_awards(session, brand_id, content_key, AwardState.PENDING)
+    paid = await _locked_awards(session, brand_id, content_key, AwardState.AVAILABLE)
+    if not pending and not paid:
+        return 0
+    program = await LedgerRepository(session).program(brand_id)
+    assert program is not None
+    occurred_at = _utc(occurred_at)
+    for award, kind, bucket in (
+        *((a, EntryKind.VOID, Bucket.PENDING) for a in pending),
+        *((a, EntryKind.REVERSE, Bucket.AVAILABLE) for a in paid),
+    ):
+        await post(
+            session,
+            brand_id,
+            program,
+            Movement(
+                member_id=award.member_id,
+                kind=kind,
+                bucket=bucket,
+                points=-award.points,
+                reason="Content removed",
+                source_type="activity",
+                source_id=str(award.id),
+                occurred_at=occurred_at,
+            ),
+            allow_negative=True,
+        )
+    repository = ActivityRepository(session)
+    await repository.set_state([a.id for a in pending], AwardState.VOIDED)
+    await repository.set_state([a.id for a in paid], AwardState.REVERSED)
+    return sum(a.points for a in (*pending, *paid))
+
+
+async def _locked_awards(
+    session: AsyncSession, brand_id: uuid.UUID, content_key: str, state: AwardState
+) -> list[ActivityAward]:
+    """The content's awards in `state`, under their members' account locks (taken first, in
+    the same order as every other ledger write, so settling cannot deadlock with earning)."""
+    repository = ActivityRepository(session)
+    awards = await repository.content_awards(brand_id, content_key, state)
+    ledger = LedgerRepository(session)
+    for member_id in sorted({a.member_id for a in awards}):
+        await ledger.lock_account(brand_id, member_id)
+    return await repository.content_awards(brand_id, content_key, state)
 
 
 async def award_birthdays(
