@@ -18,6 +18,7 @@ from services.rewards.expiry.tasks import EXPIRY_JOBS
 from services.rewards.ledger.endpoints import router as ledger_router
 from services.rewards.ledger.projection import MEMBERS_PROJECTION
 from services.rewards.models import SCHEMA, Base
+from services.rewards.payments.consumer import PAYMENTS_CONSUMER
 from services.rewards.perks.endpoints import router as perks_router
 from services.rewards.perks.tasks import BIRTHDAY_GIFTS_JOB
 from services.rewards.purchases.endpoints import router as purchases_router
@@ -41,7 +42,7 @@ REWARDS = ServiceModule(
     router=router,
     migrations=Path(__file__).parent / "migrations",
     events=REWARDS_EVENTS,
-    consumers=(MEMBERS_PROJECTION, ACTIVITY_CONSUMER),
+    consumers=(MEMBERS_PROJECTION, ACTIVITY_CONSUMER, PAYMENTS_CONSUMER),
     jobs=(
         *EXPIRY_JOBS,
         *ACTIVITY_JOBS,

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.community.experiences.events import (
+    CancelledData,
+    CancelReason,
+    ExperienceCancelled,
+    ExperiencePaymentRequested,
+    PaymentRequestedData,
+)
+from services.community.experiences.models import BookingStatus
+from services.kernel.ids import new_id
 from services.rewards.models import EntryKind, Program
+from services.rewards.payments.consumer import handle_payment_event
 from services.rewards.payments.service import Charge, ChargeOutcome, charge, refund
 from tests.conftest import BrandFixture, MemberFixture
 from tests.rewards.conftest import rewards_events
@@ -62,18 +72,67 @@ async def test_a_refund_gives_back_what_was_charged_once_and_nothing_when_unpaid
     await move(session, program, member.id, 100, WHEN)
     await charge(session, booking(brand, member, 60))
 
-    async def give_back(source_id: str = "b-1") -> int:
+    async def give_back(source_id: str = "b-1", points: int = 60) -> int:
         return await refund(
             session,
             brand_id=brand.id,
             member_id=member.id,
             source_type="experience_booking",
             source_id=source_id,
+            points=points,
             reason="Booking cancelled",
             occurred_at=WHEN,
         )
 
-    assert await give_back() == 60
+    assert await give_back(points=500) == 60  # never more than was charged
     assert await give_back() == 0
     assert await give_back("never-paid") == 0
+    assert (await account_of(session, member.id)).available == 100
+
+
+async def test_the_consumer_charges_a_booking_once_and_refunds_what_the_cancellation_says(
+    session: AsyncSession, brand: BrandFixture, member: MemberFixture, program: Program
+) -> None:
+    await move(session, program, member.id, 100, WHEN)
+    booking_id, session_id, experience_id = new_id(), new_id(), new_id()
+    requested = ExperiencePaymentRequested(
+        brand_id=brand.id,
+        occurred_at=WHEN,
+        data=PaymentRequestedData(
+            booking_id=booking_id,
+            member_id=member.id,
+            session_id=session_id,
+            experience_id=experience_id,
+            points=40,
+            title="Fragrance masterclass",
+        ),
+    )
+    await handle_payment_event(session, requested)
+    await handle_payment_event(session, requested)
+    assert (await account_of(session, member.id)).available == 60
+    redeemed = [e for e in await rewards_events(session) if e[0] == "points.redeemed"]
+    assert [(d["points"], d["source_type"], d["source_id"]) for _, d in redeemed] == [
+        (-40, "experience_booking", str(booking_id))
+    ]
+
+    def cancelled(refund_points: int) -> ExperienceCancelled:
+        return ExperienceCancelled(
+            brand_id=brand.id,
+            occurred_at=WHEN,
+            data=CancelledData(
+                booking_id=booking_id,
+                member_id=member.id,
+                session_id=session_id,
+                experience_id=experience_id,
+                seats=2,
+                previous_status=BookingStatus.CONFIRMED,
+                reason=CancelReason.MEMBER,
+                refund_points=refund_points,
+            ),
+        )
+
+    await handle_payment_event(session, cancelled(0))  # past the cut-off: nothing back
+    assert (await account_of(session, member.id)).available == 60
+    await handle_payment_event(session, cancelled(40))
+    await handle_payment_event(session, cancelled(40))
     assert (await account_of(session, member.id)).available == 100

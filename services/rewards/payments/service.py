@@ -4,8 +4,9 @@
   `source_type`/`source_id` name what was bought), or declines with `points.payment_declined`
   when the member has too few points or is not active. Never below zero. Charging the same
   source twice charges once (redelivered requests, replays).
-- `refund`: gives back what the source was charged (a `refund` entry), at most once and never
-  more than was charged; nothing when nothing was charged.
+- `refund`: gives back up to `points` of what the source was charged (a `refund` entry); all
+  refunds of a source together never exceed its charge, so a redelivered or repeated refund
+  gives nothing more, and a source never charged gets nothing.
 Both run under the member's account lock, in the consumer's transaction.
 """
 
@@ -88,10 +89,11 @@ async def refund(
     member_id: uuid.UUID,
     source_type: str,
     source_id: str,
+    points: int,
     reason: str,
     occurred_at: datetime,
 ) -> int:
-    """Refund what the source was charged; returns the points refunded now (0 if nothing)."""
+    """Refund up to `points` of what the source was charged; returns the points refunded now."""
     ledger = LedgerRepository(session)
     program = await ledger.program(brand_id)
     if program is None or await ledger.lock_account(brand_id, member_id) is None:
@@ -103,7 +105,7 @@ async def refund(
     refunded = (
         await payments.settled_points(brand_id, source_type, source_id, EntryKind.REFUND) or 0
     )
-    owed = charged - refunded
+    owed = min(points, charged - refunded)
     if owed <= 0:
         return 0
     await post(
