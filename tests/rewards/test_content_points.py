@@ -10,6 +10,15 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.community.challenges.events import ChallengeCompleted, ChallengeCompletedData
+from services.community.experiences.events import (
+    CheckedInData,
+    ExperienceCheckedIn,
+    ExperienceReviewed,
+    ReviewedData,
+)
+from services.community.experiences.models import CheckInMethod
+from services.community.milestones.events import MilestoneData, MilestoneReached
 from services.community.models import ContentStatus, PostKind
 from services.community.posts.events import (
     PostApproved,
@@ -18,6 +27,7 @@ from services.community.posts.events import (
     PostRemoved,
     PostRemovedData,
 )
+from services.community.prompts.events import PromptAnswered, PromptAnsweredData
 from services.kernel.events import Event
 from services.kernel.ids import new_id
 from services.rewards.activity.consumer import handle_activity_event
@@ -173,3 +183,90 @@ async def test_content_without_a_rule_earns_nothing_and_removal_changes_nothing(
     await feed(session, *post.created(), post.approved(), post.removed())
     assert await balances(session, member) == (0, 0, 0)
     assert await entries_of(session, member.id) == []
+
+
+def answered(post: Lifecycle, points: int | None) -> PromptAnswered:
+    return PromptAnswered(
+        brand_id=post.member.brand_id,
+        occurred_at=WHEN,
+        data=PromptAnsweredData(
+            prompt_id=new_id(),
+            post_id=post.post_id,
+            member_id=post.member.id,
+            status=post.created_status,
+            points=points,
+        ),
+    )
+
+
+async def test_a_held_prompt_answer_pays_the_prompts_points_pending_and_follows_its_post(
+    session: AsyncSession, brand: BrandFixture, member: MemberFixture, program: Program
+) -> None:
+    await make_rule(session, brand.id, "prompt.answered", 5, name="Prompt answered")
+    answer = Lifecycle(member, ContentStatus.HELD)
+
+    await feed(session, *answer.created(), answered(answer, 30), answered(answer, 30))
+    assert await balances(session, member) == (0, 30, 0)
+    await feed(session, answer.approved())
+    assert await balances(session, member) == (30, 0, 30)
+    await feed(session, answer.removed())
+    assert await balances(session, member) == (0, 0, 30)
+    assert await award_states(session) == [AwardState.REVERSED]
+
+
+async def test_a_prompt_without_its_own_points_pays_the_rules_points(
+    session: AsyncSession, brand: BrandFixture, member: MemberFixture, program: Program
+) -> None:
+    await make_rule(session, brand.id, "prompt.answered", 5)
+    answer = Lifecycle(member, ContentStatus.PUBLISHED)
+    await feed(session, *answer.created(), answered(answer, None))
+    assert await balances(session, member) == (5, 0, 5)
+
+
+async def test_attendance_reviews_challenges_and_milestones_pay_the_member_in_the_event(
+    session: AsyncSession, brand: BrandFixture, member: MemberFixture, program: Program
+) -> None:
+    await make_rule(session, brand.id, "experience.attended", 15, name="Attended")
+    await make_rule(session, brand.id, "experience.reviewed", 3, name="Reviewed")
+    await make_rule(session, brand.id, "challenge.completed", 1, name="Challenge")
+    await make_rule(session, brand.id, "milestone.reached", 10, name="Milestone")
+    ids = {"booking_id": new_id(), "session_id": new_id(), "experience_id": new_id()}
+    events: list[Event] = [
+        ExperienceCheckedIn(
+            brand_id=brand.id,
+            occurred_at=WHEN,
+            data=CheckedInData(**ids, member_id=member.id, method=CheckInMethod.HOST),
+        ),
+        ExperienceReviewed(
+            brand_id=brand.id,
+            occurred_at=WHEN,
+            data=ReviewedData(
+                review_id=new_id(),
+                experience_id=ids["experience_id"],
+                session_id=ids["session_id"],
+                member_id=member.id,
+                host_member_id=None,
+                rating=5,
+            ),
+        ),
+        ChallengeCompleted(
+            brand_id=brand.id,
+            occurred_at=WHEN,
+            data=ChallengeCompletedData(
+                challenge_id=new_id(), member_id=member.id, points=100, badge_id=None
+            ),
+        ),
+        MilestoneReached(
+            brand_id=brand.id,
+            occurred_at=WHEN,
+            data=MilestoneData(member_id=member.id, milestone="first_post", reached_at=WHEN),
+        ),
+    ]
+    await feed(session, *events, *events)  # redelivered: each pays once
+    assert await balances(session, member) == (128, 0, 128)
+    assert [(e.reason, e.points) for e in await entries_of(session, member.id)] == [
+        ("Attended", 15),
+        ("Reviewed", 3),
+        ("Challenge", 100),
+        ("Milestone", 10),
+    ]

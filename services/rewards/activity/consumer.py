@@ -17,8 +17,15 @@ It reads the streams of `ACTIVITY_SOURCES` and hands each event it has an extrac
   not paid yet (a post published at once); `post.removed` voids or takes back everything the
   post earned, including the answer to a prompt.
 
+- `prompt.answered` pays `prompt.answered` rules, the prompt's own points when it names them;
+  the answer is a post, so its award follows the post (pending while held, settled or revoked
+  with it).
+- `experience.checked_in` pays `experience.attended`; `experience.reviewed`,
+  `challenge.completed` (the challenge's own points when it names them) and `milestone.reached`
+  pay rules of their own name. Each pays the member in the event's data, once per event.
+
 Other events whose type is one of `SUBJECT_ACTIVITIES` pay the event's subject with the event's
-own id and time; an event type whose member to pay is elsewhere gets its own extractor.
+own id and time.
 """
 
 from __future__ import annotations
@@ -30,15 +37,22 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.community.challenges.events import ChallengeCompleted
+from services.community.experiences.events import ExperienceCheckedIn, ExperienceReviewed
+from services.community.milestones.events import MilestoneReached
 from services.community.models import ContentStatus, PostKind
 from services.community.posts.events import PostApproved, PostCreated, PostData, PostRemoved
+from services.community.prompts.events import PromptAnswered
 from services.kernel.consumer import ConsumerSpec
 from services.kernel.events import Event
 from services.members.events import MemberUpdated
 from services.members.models import MemberStatus
 from services.rewards.activity.service import (
     AVAILABLE_AWARD,
+    CHALLENGE_COMPLETED,
     EXPERIENCE_ATTENDED,
+    EXPERIENCE_REVIEWED,
+    MILESTONE_REACHED,
     POST_APPROVED,
     PROFILE_COMPLETED,
     PROMPT_ANSWERED,
@@ -58,9 +72,7 @@ ACTIVITY_SOURCES: tuple[str, ...] = ("members", "community")
 PROFILE_FIELDS: tuple[str, ...] = ("email", "display_name", "birthday")
 
 # Event types that are, by their name, the activity of their subject.
-SUBJECT_ACTIVITIES: frozenset[str] = frozenset(
-    {PROMPT_ANSWERED, EXPERIENCE_ATTENDED, REFERRAL_PURCHASED}
-)
+SUBJECT_ACTIVITIES: frozenset[str] = frozenset({REFERRAL_PURCHASED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +136,44 @@ def post_approved(event: Event) -> Activity | None:
     return _post_award(event, event.data, Bucket.AVAILABLE)
 
 
+def prompt_answered(event: Event) -> Activity | None:
+    if not isinstance(event, PromptAnswered):
+        return None
+    data = event.data
+    held = data.status == ContentStatus.HELD
+    return Activity(
+        member_id=data.member_id,
+        activity=PROMPT_ANSWERED,
+        event_id=derived_event_id(PROMPT_ANSWERED, data.post_id),
+        occurred_at=event.occurred_at,
+        award=Award(
+            bucket=Bucket.PENDING if held else Bucket.AVAILABLE,
+            content_key=post_key(data.post_id),
+            points=data.points,
+        ),
+    )
+
+
+def member_activity(event: Event) -> Activity | None:
+    """Community events that pay the member their data names, once per event."""
+    match event:
+        case ExperienceCheckedIn():
+            return Activity(event.data.member_id, EXPERIENCE_ATTENDED, event.id, event.occurred_at)
+        case ExperienceReviewed():
+            return Activity(event.data.member_id, EXPERIENCE_REVIEWED, event.id, event.occurred_at)
+        case MilestoneReached():
+            return Activity(event.data.member_id, MILESTONE_REACHED, event.id, event.occurred_at)
+        case ChallengeCompleted():
+            return Activity(
+                event.data.member_id,
+                CHALLENGE_COMPLETED,
+                event.id,
+                event.occurred_at,
+                Award(points=event.data.points),
+            )
+    return None
+
+
 def subject_activity(event: Event) -> Activity | None:
     """The event's type is the activity, and its subject the member who did it."""
     if event.subject_id is None:
@@ -135,6 +185,16 @@ EXTRACTORS: dict[str, Extractor] = {
     "member.updated": profile_completed,
     "post.created": post_created,
     "post.approved": post_approved,
+    "prompt.answered": prompt_answered,
+    **dict.fromkeys(
+        (
+            "experience.checked_in",
+            "experience.reviewed",
+            "milestone.reached",
+            "challenge.completed",
+        ),
+        member_activity,
+    ),
     **dict.fromkeys(SUBJECT_ACTIVITIES, subject_activity),
 }
 

@@ -1,10 +1,11 @@
 """Activity points: what members do elsewhere earns points by the brand's `activity` rules.
 
 An activity is a name, usually the event type that reports it (`post.approved`,
-`review.published`, `prompt.answered`, `experience.attended`, `referral.purchased`), plus two of
-rewards' own: `profile.completed` (from `member.updated`, see `activity.consumer`) and `birthday`
-(the daily job below). `award_activity` is the one entry point: the consumer calls it for events,
-and any service can call it in-process.
+`review.published`, `prompt.answered`, `experience.attended` (from `experience.checked_in`),
+`experience.reviewed`, `challenge.completed`, `milestone.reached`, `referral.purchased`), plus
+two of rewards' own: `profile.completed` (from `member.updated`, see `activity.consumer`) and
+`birthday` (the daily job below). `award_activity` is the one entry point: the consumer calls
+it for events, and any service can call it in-process.
 
 Rules (all in one transaction, under the member's account lock, so concurrent events for one
 member cannot race past a cap):
@@ -64,22 +65,11 @@ REVIEW_PUBLISHED = "review.published"
 PROMPT_ANSWERED = "prompt.answered"
 EXPERIENCE_ATTENDED = "experience.attended"
 REFERRAL_PURCHASED = "referral.purchased"
+EXPERIENCE_REVIEWED = "experience.reviewed"
+CHALLENGE_COMPLETED = "challenge.completed"
+MILESTONE_REACHED = "milestone.reached"
 PROFILE_COMPLETED = "profile.completed"
 BIRTHDAY = "birthday"
-
-# The activities Kinfolk reports today or will (the community service's events); a rule may name
-# any other activity a service reports through `award_activity`.
-KNOWN_ACTIVITIES: frozenset[str] = frozenset(
-    {
-        POST_APPROVED,
-        REVIEW_PUBLISHED,
-        PROMPT_ANSWERED,
-        EXPERIENCE_ATTENDED,
-        REFERRAL_PURCHASED,
-        PROFILE_COMPLETED,
-        BIRTHDAY,
-    }
-)
 
 # Event ids rewards derives for activities that have no event of their own (uuid5 in this space).
 ACTIVITY_NAMESPACE = uuid.UUID("8932a5fb-5ea9-4108-86e5-f7dba2ac65ca")
