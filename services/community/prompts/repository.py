@@ -1,0 +1,172 @@
+"""All SQL of prompts and their answers. Every query filters by brand, or by a prompt id already
+resolved within the brand.
+
+Who a prompt is for is one SQL condition (`_for_member`), used both to list the prompts open to a
+member and to check one before they answer it, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    any_,
+    exists,
+    false,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.community.milestones.models import ReachedMilestone
+from services.community.models import (
+    AudienceKind,
+    CommunityMember,
+    Group,
+    GroupMembership,
+    MembershipStatus,
+    Post,
+    Prompt,
+)
+from services.community.social.repository import not_blocked_between
+from services.kernel.pagination import PageRequest, keyset
+
+# A literal, so the planner matches the partial index on published posts.
+_PUBLISHED: ColumnElement[str] = literal_column("'published'")
+
+
+def _for_member(member: CommunityMember) -> ColumnElement[bool]:
+    """The prompts whose audience includes `member`: everyone; their tier; an active membership
+    of one of the groups (not archived); or a milestone they reached."""
+    tier = member.tier_id
+    in_tier = Prompt.audience_tier_ids.contains([tier]) if tier is not None else false()
+    in_group = exists().where(
+        GroupMembership.member_id == member.member_id,
+        GroupMembership.status == MembershipStatus.ACTIVE,
+        GroupMembership.group_id == any_(Prompt.audience_group_ids),
+        Group.id == GroupMembership.group_id,
+        Group.archived.is_(False),
+    )
+    reached = exists().where(
+        ReachedMilestone.brand_id == member.brand_id,
+        ReachedMilestone.member_id == member.member_id,
+        ReachedMilestone.milestone == Prompt.audience_milestone,
+    )
+    return or_(
+        Prompt.audience == AudienceKind.ALL,
+        and_(Prompt.audience == AudienceKind.TIERS, in_tier),
+        and_(Prompt.audience == AudienceKind.GROUPS, in_group),
+        and_(Prompt.audience == AudienceKind.MILESTONE, reached),
+    )
+
+
+def _open_at(now: datetime) -> ColumnElement[bool]:
+    return and_(Prompt.starts_at <= now, or_(Prompt.ends_at.is_(None), Prompt.ends_at > now))
+
+
+class PromptRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, prompt: Prompt) -> None:
+        self.session.add(prompt)
+        await self.session.flush()
+
+    async def get(
+        self,
+        brand_id: uuid.UUID,
+        prompt_id: uuid.UUID,
+        *,
+        for_update: bool = False,
+        keep: bool = False,
+    ) -> Prompt | None:
+        """The prompt; `keep` (FOR KEY SHARE) holds off its deletion until the transaction ends
+        without blocking other answers."""
+        statement = (
+            select(Prompt)
+            .where(Prompt.brand_id == brand_id, Prompt.id == prompt_id)
+            .execution_options(populate_existing=True)
+        )
+        if for_update:
+            statement = statement.with_for_update()
+        elif keep:
+            statement = statement.with_for_update(read=True, key_share=True)
+        return await self.session.scalar(statement)
+
+    async def page(self, brand_id: uuid.UUID, page: PageRequest) -> Sequence[Prompt]:
+        """Every prompt of the brand, newest first."""
+        statement = select(Prompt).where(Prompt.brand_id == brand_id)
+        return (
+            await self.session.scalars(keyset(statement, Prompt.id, page, newest_first=True))
+        ).all()
+
+    async def open_for(
+        self, member: CommunityMember, now: datetime, page: PageRequest
+    ) -> Sequence[Prompt]:
+        """The prompts open now whose audience includes the member, newest first."""
+        statement = select(Prompt).where(
+            Prompt.brand_id == member.brand_id, _open_at(now), _for_member(member)
+        )
+        return (
+            await self.session.scalars(keyset(statement, Prompt.id, page, newest_first=True))
+        ).all()
+
+    async def is_for(self, prompt_id: uuid.UUID, member: CommunityMember) -> bool:
+        return bool(
+            await self.session.scalar(
+                select(exists().where(Prompt.id == prompt_id, _for_member(member)))
+            )
+        )
+
+    async def groups_of_brand(
+        self, brand_id: uuid.UUID, group_ids: Sequence[uuid.UUID]
+    ) -> set[uuid.UUID]:
+        if not group_ids:
+            return set()
+        rows = await self.session.scalars(
+            select(Group.id).where(Group.brand_id == brand_id, Group.id.in_(group_ids))
+        )
+        return set(rows)
+
+    async def has_answers(self, prompt_id: uuid.UUID) -> bool:
+        return bool(await self.session.scalar(select(exists().where(Post.prompt_id == prompt_id))))
+
+    async def delete(self, prompt: Prompt) -> None:
+        await self.session.delete(prompt)
+        await self.session.flush()
+
+    async def count_answer(self, prompt_id: uuid.UUID) -> None:
+        await self.session.execute(
+            update(Prompt)
+            .where(Prompt.id == prompt_id)
+            .values(answer_count=Prompt.answer_count + 1)
+        )
+
+    async def answers(
+        self,
+        brand_id: uuid.UUID,
+        prompt_id: uuid.UUID,
+        viewer_id: uuid.UUID | None,
+        page: PageRequest,
+    ) -> list[tuple[Post, str | None]]:
+        """The prompt's published answers with their authors' names, newest first; a member
+        reading sees nothing by someone they blocked or who blocked them."""
+        statement = (
+            select(Post, CommunityMember.display_name)
+            .join(CommunityMember, CommunityMember.member_id == Post.author_id)
+            .where(
+                Post.brand_id == brand_id,
+                Post.prompt_id == prompt_id,
+                Post.status == _PUBLISHED,
+            )
+        )
+        if viewer_id is not None:
+            statement = statement.where(not_blocked_between(viewer_id, Post.author_id))
+        rows = await self.session.execute(keyset(statement, Post.id, page, newest_first=True))
+        return [(post, name) for post, name in rows]
