@@ -1,23 +1,69 @@
 """The automatic first pass over every post and comment, before anyone else sees it.
 
 `screen` decides whether new content is published at once or held for review (visible to its
-author only). Posts and comments call it in the transaction that writes them.
+author only). Posts and comments call it in the transaction that writes them, before writing.
+Every rule runs, so a moderator sees all the reasons content was held:
+
+- `blocklist`: the text contains a term of the brand's blocklist (whole words, ignoring case and
+  compatibility forms);
+- `links` / `mentions`: a new member (trust level 0) wrote more links or @mentions than the
+  brand's settings allow (default 2 each, as Discourse does);
+- `duplicate`: the same body (by `body_hash`) was written within the window (default a day) by
+  the same author already (default once) or by several other authors (default 2); texts shorter
+  than `duplicate_min_length` ("Love it!") are never duplicates;
+- `classifier`: the brand's trained classifier puts the probability that the text is spam or
+  abusive above the brand's threshold (default 0.8).
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.community.models import CommunityMember, ContentStatus
+from services.community.models import CommunityMember, ContentStatus, TrustLevel
+from services.community.moderation.blocklist import brand_terms
+from services.community.moderation.repository import ScreeningRepository
+from services.community.moderation.rules import (
+    HeldReason,
+    blocklisted,
+    count_links,
+    count_mentions,
+)
+from services.community.moderation.schemas import SettingsRead
+from services.community.moderation.settings import current_settings
+from services.community.moderation.training import brand_classifier
+from services.kernel.clock import utcnow
 
 
 @dataclass(frozen=True, slots=True)
 class Screening:
     status: ContentStatus  # PUBLISHED or HELD
-    reasons: list[str] = field(default_factory=list)  # why it was held, e.g. "blocklist:word"
+    reasons: list[str] = field(default_factory=list)  # why it was held, e.g. "blocklist"
+
+
+async def _duplicate(
+    session: AsyncSession,
+    settings: SettingsRead,
+    *,
+    brand_id: uuid.UUID,
+    author: CommunityMember,
+    text: str,
+    body_hash: str,
+    content_id: uuid.UUID | None,
+) -> bool:
+    if len(text.strip()) < settings.duplicate_min_length:
+        return False
+    since = utcnow() - timedelta(minutes=settings.duplicate_window_minutes)
+    copies = await ScreeningRepository(session).copies(
+        brand_id, author.member_id, body_hash, since, content_id
+    )
+    return (
+        copies.by_author >= settings.duplicate_same_author
+        or copies.other_authors >= settings.duplicate_other_authors
+    )
 
 
 async def screen(
@@ -27,7 +73,33 @@ async def screen(
     author: CommunityMember,
     text: str,
     body_hash: str,
+    content_id: uuid.UUID | None = None,
 ) -> Screening:
-    """Publish or hold new content by `author`. (Placeholder until moderation lands its rules:
-    publishes everything.)"""
+    """Publish or hold new content by `author`. `text` is everything readers will read (the
+    body and alt texts); `body_hash` identifies copies of the body. When screening an edit of
+    existing content, pass its id as `content_id` so it is not its own duplicate."""
+    settings = await current_settings(session, brand_id)
+    reasons: list[HeldReason] = []
+    if blocklisted(text, await brand_terms(session, brand_id)):
+        reasons.append(HeldReason.BLOCKLIST)
+    if author.trust_level <= TrustLevel.NEW:
+        if count_links(text) > settings.new_member_max_links:
+            reasons.append(HeldReason.LINKS)
+        if count_mentions(text) > settings.new_member_max_mentions:
+            reasons.append(HeldReason.MENTIONS)
+    if await _duplicate(
+        session,
+        settings,
+        brand_id=brand_id,
+        author=author,
+        text=text,
+        body_hash=body_hash,
+        content_id=content_id,
+    ):
+        reasons.append(HeldReason.DUPLICATE)
+    model = await brand_classifier(session, brand_id)
+    if model is not None and model.suspicion(text) > settings.classifier_threshold:
+        reasons.append(HeldReason.CLASSIFIER)
+    if reasons:
+        return Screening(ContentStatus.HELD, [reason.value for reason in reasons])
     return Screening(ContentStatus.PUBLISHED)
