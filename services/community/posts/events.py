@@ -92,10 +92,42 @@ class ReactionAdded(Event):
     data: ReactionData
 
 
+class CommentApproved(Event):
+    """A held comment was approved by a moderator and is now public."""
+
+    type: Literal["comment.approved"] = "comment.approved"
+    version: Literal[1] = 1
+    data: CommentData
+
+
+class CommentRemovedData(CommentData):
+    removed_by: Literal["author", "moderator"]
+    reason: str | None
+
+
+class CommentRemoved(Event):
+    """The comment is gone from its thread; reputation earned from it is taken back."""
+
+    type: Literal["comment.removed"] = "comment.removed"
+    version: Literal[1] = 1
+    data: CommentRemovedData
+
+
+class ReactionRemoved(Event):
+    """A member took a reaction back: whatever `reaction.added` earned its target is undone."""
+
+    type: Literal["reaction.removed"] = "reaction.removed"
+    version: Literal[1] = 1
+    data: ReactionData
+
+
 EVENTS: tuple[type[Event], ...] = (
     PostCreated,
     PostApproved,
     PostRemoved,
     CommentCreated,
+    CommentApproved,
+    CommentRemoved,
     ReactionAdded,
+    ReactionRemoved,
 )
