@@ -87,6 +87,8 @@ class CommunityMember(Base):
     tier_name: Mapped[str | None] = mapped_column(Text)
     reputation: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     trust_level: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
+    # Set by staff: the trust level then stays as they set it, whatever the reputation does.
+    trust_level_locked: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     # A moderation decision may suspend a member from the community until a time (or for good).
     suspended_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = created_column()
@@ -232,6 +234,15 @@ class Post(Base):
         ),
         Index("ix_posts_tags", "tags", postgresql_using="gin"),
         Index(None, "brand_id", text("id DESC")),
+        # An author's own view (`/me/posts`) includes held posts, which the feed index leaves out.
+        Index(
+            "ix_posts_author_own",
+            "author_id",
+            text("id DESC"),
+            postgresql_where=text("status <> 'removed'"),
+        ),
+        # Staff lists by status (the held ones above all).
+        Index(None, "brand_id", "status", "id"),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()  # uuid7: sorts by creation time
@@ -266,7 +277,11 @@ class Comment(Base):
     """A comment on a post; `parent_id` threads replies."""
 
     __tablename__ = "comments"
-    __table_args__ = (Index(None, "post_id", "id"), Index(None, "author_id", "id"))
+    __table_args__ = (
+        Index(None, "post_id", "id"),
+        Index(None, "author_id", "id"),
+        Index(None, "brand_id", "status", "id"),
+    )
 
     id: Mapped[uuid.UUID] = uuid_pk()
     brand_id: Mapped[uuid.UUID] = brand_column()
@@ -277,6 +292,7 @@ class Comment(Base):
     status: Mapped[ContentStatus] = mapped_column(text_enum(ContentStatus, "content_status"))
     held_reasons: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     body_hash: Mapped[str] = mapped_column(Text)
+    reaction_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     created_at: Mapped[datetime] = created_column()
     approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

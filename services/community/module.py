@@ -6,17 +6,23 @@ from pathlib import Path
 
 from fastapi import APIRouter
 
+from services.community.challenges.consumer import CHALLENGES_CONSUMER
 from services.community.challenges.endpoints import router as challenges_router
 from services.community.events import COMMUNITY_EVENTS
 from services.community.experiences.endpoints import router as experiences_router
+from services.community.experiences.payments import EXPERIENCE_PAYMENTS
+from services.community.experiences.tasks import EXPIRE_PAYMENTS
 from services.community.groups.endpoints import router as groups_router
 from services.community.ideas.endpoints import router as ideas_router
 from services.community.members.projection import MEMBERS_PROJECTION
+from services.community.milestones.consumer import MILESTONES_CONSUMER
 from services.community.milestones.endpoints import router as milestones_router
+from services.community.milestones.tasks import ANNIVERSARIES_JOB
 from services.community.models import SCHEMA, Base
 from services.community.moderation.endpoints import router as moderation_router
 from services.community.posts.endpoints import router as posts_router
 from services.community.prompts.endpoints import router as prompts_router
+from services.community.reputation.consumer import REPUTATION_CONSUMER
 from services.community.reputation.endpoints import router as reputation_router
 from services.community.social.endpoints import router as social_router
 from services.community.testimonials.endpoints import router as testimonials_router
@@ -45,6 +51,12 @@ COMMUNITY = ServiceModule(
     router=router,
     migrations=Path(__file__).parent / "migrations",
     events=COMMUNITY_EVENTS,
-    consumers=(MEMBERS_PROJECTION,),
-    jobs=(),
+    consumers=(
+        MEMBERS_PROJECTION,
+        MILESTONES_CONSUMER,
+        EXPERIENCE_PAYMENTS,
+        REPUTATION_CONSUMER,
+        CHALLENGES_CONSUMER,
+    ),
+    jobs=(ANNIVERSARIES_JOB, EXPIRE_PAYMENTS),
 )
