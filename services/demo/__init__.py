@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
 
-from services.demo.members import demo_members
+from services.demo.community import seed_community
+from services.demo.members import demo_members, member_records
 from services.demo.rewards import seed_rewards
+from services.kernel.auth import MemberTokenCodec
 from services.kernel.clock import utcnow
 from services.kernel.consumer import ConsumerRunner
 from services.kernel.embedded import InfrastructureUrls
@@ -23,7 +26,6 @@ from services.kernel.runtime import Runtime
 from services.kernel.settings import Settings
 from services.members import service as members_service
 from services.registry import SERVICES
-from services.rewards.ledger.projection import MEMBERS_PROJECTION
 
 DEMO_BRAND_NAME = "Kinfolk Demo Beauty"
 DEMO_MEMBERS = 500
@@ -36,17 +38,26 @@ class DemoBrand:
     sample_member: str  # an external id, for `kinfolk token`
 
 
-async def _let_rewards_learn_the_members(runtime: Runtime) -> None:
-    """Run the relay and the rewards projection once, as the background workers would shortly."""
-    await Relay(runtime.database, runtime.redis, SERVICES, runtime.settings).publish_pending()
+async def _settle_events(runtime: Runtime) -> None:
+    """Run the relay and every consumer until no event is left, as the background workers would
+    shortly: the other services learn the members, content earns points, bookings get paid."""
+    relay = Relay(runtime.database, runtime.redis, SERVICES, runtime.settings)
+    consumers = [spec for service in SERVICES for spec in service.consumers]
     runner = ConsumerRunner(
-        runtime.database, runtime.redis, [MEMBERS_PROJECTION], runtime.settings, "demo-seed"
+        runtime.database, runtime.redis, consumers, runtime.settings, "demo-seed"
     )
-    while await runner.process_once():
-        pass
+    while True:
+        published = await relay.publish_pending()
+        handled = 0
+        while (batch := await runner.process_once()) > 0:
+            handled += batch
+        if published == 0 and handled == 0:
+            return
 
 
-async def ensure_demo_brand(settings: Settings, runtime: Runtime, app: FastAPI) -> DemoBrand:
+async def ensure_demo_brand(
+    settings: Settings, runtime: Runtime, app: FastAPI, *, size: int = DEMO_MEMBERS
+) -> DemoBrand:
     """The demo brand recorded in the data folder if it still works, else a newly seeded one."""
     record = settings.data_dir / "demo-brand.json"
     transport = httpx.ASGITransport(app=app)
@@ -64,7 +75,7 @@ async def ensure_demo_brand(settings: Settings, runtime: Runtime, app: FastAPI) 
         async with runtime.database.unit_of_work() as session:
             brand, api_key = await members_service.create_brand(session, DEMO_BRAND_NAME)
         headers = {"Authorization": f"Bearer {api_key}"}
-        members = demo_members(DEMO_MEMBERS)
+        members = demo_members(size)
         body = "\n".join(json.dumps(m) for m in members).encode()
         response = await client.post(
             "/members/v1/members/import",
@@ -72,8 +83,18 @@ async def ensure_demo_brand(settings: Settings, runtime: Runtime, app: FastAPI) 
             headers={**headers, "Content-Type": "application/x-ndjson"},
         )
         response.raise_for_status()
-        await _let_rewards_learn_the_members(runtime)
-        await seed_rewards(client, headers, members, utcnow())
+        await _settle_events(runtime)
+        now = utcnow()
+        await seed_rewards(client, headers, members, now)
+        tokens = MemberTokenCodec(settings)
+        await seed_community(
+            client,
+            headers,
+            await member_records(client, headers),
+            lambda member_id: tokens.issue(brand.id, uuid.UUID(member_id), timedelta(hours=1)),
+            now,
+        )
+        await _settle_events(runtime)
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps({"brand_id": str(brand.id), "api_key": api_key}))
     record.chmod(0o600)

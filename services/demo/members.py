@@ -6,6 +6,8 @@ import random
 from datetime import date
 from typing import Any
 
+import httpx
+
 _FIRST = [
     "Ava",
     "Mia",
@@ -79,3 +81,19 @@ def demo_members(count: int, seed: int = 7) -> list[dict[str, Any]]:
             }
         )
     return members
+
+
+async def member_records(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Every member of the brand as the members API shows them (with ids), oldest first."""
+    records: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 100}
+    while True:
+        response = await client.get("/members/v1/members", params=params, headers=headers)
+        response.raise_for_status()
+        page = response.json()
+        records += page["items"]
+        if page["next"] is None:
+            return records
+        params["after"] = page["next"]

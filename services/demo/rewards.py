@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from services.demo.members import CATEGORIES
+from services.demo.members import CATEGORIES, member_records
 
 PROGRAM = {
     "currency": "EUR",
@@ -52,6 +52,16 @@ RULES = [
      "points": 100, "cap_lifetime": 1},
     {"kind": "activity", "name": "Birthday points", "activity": "birthday", "points": 250,
      "cap_per_month": 1},
+    {"kind": "activity", "name": "Community post", "activity": "post.approved", "points": 10,
+     "cap_per_day": 3},
+    {"kind": "activity", "name": "Product review", "activity": "review.published",
+     "points": 50, "cap_per_day": 2},
+    {"kind": "activity", "name": "Prompt answered", "activity": "prompt.answered",
+     "points": 25, "cap_per_day": 1},
+    {"kind": "activity", "name": "Attended an experience", "activity": "experience.attended",
+     "points": 100},
+    {"kind": "activity", "name": "Challenge completed", "activity": "challenge.completed",
+     "points": 100},
 ]  # fmt: skip
 PERKS = [
     ("10 € off your next order", "discount_code", "voucher", 500, None),
@@ -192,17 +202,6 @@ async def seed_rewards(
     await _redeem(client, headers, perks, rng)
 
 
-async def _member_ids(client: httpx.AsyncClient, headers: dict[str, str]) -> list[str]:
-    ids: list[str] = []
-    params: dict[str, Any] = {"limit": 100}
-    while True:
-        page = (await client.get("/members/v1/members", params=params, headers=headers)).json()
-        ids += [member["id"] for member in page["items"]]
-        if page["next"] is None:
-            return ids
-        params["after"] = page["next"]
-
-
 async def _redeem(
     client: httpx.AsyncClient,
     headers: dict[str, str],
@@ -213,7 +212,7 @@ async def _redeem(
 
     A member who cannot (too few points, wrong tier, sold out) is simply refused, as in life.
     """
-    for member_id in await _member_ids(client, headers):
+    for member_id in [m["id"] for m in await member_records(client, headers)]:
         if rng.random() > 0.35:
             continue
         perk = rng.choice(perks[:-1])  # the last one is for the drop
