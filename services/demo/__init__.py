@@ -19,9 +19,8 @@ from services.demo.members import demo_members, member_records
 from services.demo.rewards import seed_rewards
 from services.kernel.auth import MemberTokenCodec
 from services.kernel.clock import utcnow
-from services.kernel.consumer import ConsumerRunner
+from services.kernel.drain import drain_events
 from services.kernel.embedded import InfrastructureUrls
-from services.kernel.relay import Relay
 from services.kernel.runtime import Runtime
 from services.kernel.settings import Settings
 from services.members import service as members_service
@@ -36,23 +35,6 @@ class DemoBrand:
     brand_id: uuid.UUID
     api_key: str
     sample_member: str  # an external id, for `kinfolk token`
-
-
-async def _settle_events(runtime: Runtime) -> None:
-    """Run the relay and every consumer until no event is left, as the background workers would
-    shortly: the other services learn the members, content earns points, bookings get paid."""
-    relay = Relay(runtime.database, runtime.redis, SERVICES, runtime.settings)
-    consumers = [spec for service in SERVICES for spec in service.consumers]
-    runner = ConsumerRunner(
-        runtime.database, runtime.redis, consumers, runtime.settings, "demo-seed"
-    )
-    while True:
-        published = await relay.publish_pending()
-        handled = 0
-        while (batch := await runner.process_once()) > 0:
-            handled += batch
-        if published == 0 and handled == 0:
-            return
 
 
 async def ensure_demo_brand(
@@ -83,7 +65,7 @@ async def ensure_demo_brand(
             headers={**headers, "Content-Type": "application/x-ndjson"},
         )
         response.raise_for_status()
-        await _settle_events(runtime)
+        await drain_events(runtime, SERVICES, "demo-seed")
         now = utcnow()
         await seed_rewards(client, headers, members, now)
         tokens = MemberTokenCodec(settings)
@@ -94,7 +76,7 @@ async def ensure_demo_brand(
             lambda member_id: tokens.issue(brand.id, uuid.UUID(member_id), timedelta(hours=1)),
             now,
         )
-        await _settle_events(runtime)
+        await drain_events(runtime, SERVICES, "demo-seed")
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps({"brand_id": str(brand.id), "api_key": api_key}))
     record.chmod(0o600)
