@@ -56,6 +56,18 @@ IdempotencyKeyHeader = Annotated[
     ),
 ]
 
+# For writes that must never happen twice (redeeming, booking): the key is not optional.
+RequiredIdempotencyKeyHeader = Annotated[
+    str,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Required. Send the same key when retrying; a replay returns the first "
+        "response and does nothing twice.",
+    ),
+]
+
 
 class IdempotencyKeyReused(Conflict):
     """This Idempotency-Key was already used with a different request; use a new key."""

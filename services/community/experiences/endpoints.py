@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import AwareDatetime
 
 from services.community.access import CurrentMember, ReadingMember
@@ -35,21 +35,11 @@ from services.community.models import IDEMPOTENCY
 from services.kernel.auth import MemberDep
 from services.kernel.clock import utcnow
 from services.kernel.db import SessionDep
-from services.kernel.idempotency import request_hash
+from services.kernel.idempotency import RequiredIdempotencyKeyHeader, request_hash
 from services.kernel.pagination import Page, PageDep
 
 router = APIRouter(prefix="/community/v1", tags=["community: experiences"])
 
-RequiredIdempotencyKey = Annotated[
-    str,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=200,
-        description="Required. Send the same key when retrying; a replay returns the first "
-        "response and books nothing twice.",
-    ),
-]
 Tag = Annotated[str | None, Query(min_length=1, max_length=50)]
 
 Responses = dict[int | str, dict[str, Any]]
@@ -285,7 +275,7 @@ async def book(
     session: SessionDep,
     principal: MemberDep,
     member: CurrentMember,
-    idempotency_key: RequiredIdempotencyKey,
+    idempotency_key: RequiredIdempotencyKeyHeader,
 ) -> Response:
     async def work() -> BookingRead:
         return await bookings.book(session, member, session_id, payload)

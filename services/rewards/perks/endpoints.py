@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from services.kernel.auth import MemberDep
 from services.kernel.db import SessionDep
-from services.kernel.idempotency import request_hash
+from services.kernel.idempotency import RequiredIdempotencyKeyHeader, request_hash
 from services.kernel.pagination import Page, PageDep
 from services.rewards.access import StaffRead, StaffWrite
 from services.rewards.models import IDEMPOTENCY, PerkKind, RedemptionStatus
@@ -28,17 +28,6 @@ from services.rewards.perks.schemas import (
 
 router = APIRouter(prefix="/rewards/v1", tags=["rewards: perks"])
 
-
-RequiredIdempotencyKey = Annotated[
-    str,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=200,
-        description="Required. Send the same key when retrying; a replay returns the first "
-        "response and redeems nothing twice.",
-    ),
-]
 
 _REDEEM_ERRORS: dict[int | str, dict[str, str]] = {
     403: {"description": "TierNotEligible, MemberSuspended"},
@@ -138,7 +127,7 @@ async def redeem_for_member(
     request: Request,
     session: SessionDep,
     staff: StaffWrite,
-    idempotency_key: RequiredIdempotencyKey,
+    idempotency_key: RequiredIdempotencyKeyHeader,
 ) -> Response:
     async def work() -> RedemptionRead:
         redemption = await service.redeem(
@@ -225,7 +214,7 @@ async def redeem(
     request: Request,
     session: SessionDep,
     me: MemberDep,
-    idempotency_key: RequiredIdempotencyKey,
+    idempotency_key: RequiredIdempotencyKeyHeader,
 ) -> Response:
     async def work() -> RedemptionRead:
         redemption = await service.redeem(
