@@ -1,15 +1,20 @@
-"""Who may call the community's routes: staff keys with the community scopes, and members acting
-as themselves (`CurrentMember`: known to the community, active and not suspended)."""
+"""Who may call the community's routes: staff keys with the community scopes, members acting as
+themselves (`CurrentMember`: known to the community, active and not suspended), and routes that
+admit either (`WritingActor`, `ReadingActor`): the brand's staff and its members share many
+routes (a group's moderators may change it, staff always may; members and the back office read
+the same boards), so those take an `Actor` and the service decides what each may do."""
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends
 
 from services.community.members.service import active_member, known_member
 from services.community.models import CommunityMember
-from services.kernel.auth import MemberDep, Scope, StaffPrincipal, require_staff
+from services.kernel.auth import MemberDep, PrincipalDep, Scope, StaffPrincipal, require_staff
 from services.kernel.db import SessionDep
 
 StaffRead = Annotated[StaffPrincipal, Depends(require_staff(Scope.COMMUNITY_READ))]
@@ -28,3 +33,44 @@ async def _reading_member(principal: MemberDep, session: SessionDep) -> Communit
 CurrentMember = Annotated[CommunityMember, Depends(_current_member)]
 # A member who may read (suspended members still read): 404 if unknown.
 ReadingMember = Annotated[CommunityMember, Depends(_reading_member)]
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Exactly one of `staff` and `member` is set."""
+
+    brand_id: uuid.UUID
+    staff: StaffPrincipal | None = None
+    member: CommunityMember | None = None
+
+    @property
+    def member_id(self) -> uuid.UUID | None:
+        return self.member.member_id if self.member is not None else None
+
+    @property
+    def is_staff(self) -> bool:
+        return self.staff is not None
+
+
+async def _actor(principal: PrincipalDep, session: SessionDep, *, writing: bool) -> Actor:
+    if isinstance(principal, StaffPrincipal):
+        scope = Scope.COMMUNITY_WRITE if writing else Scope.COMMUNITY_READ
+        staff = await require_staff(scope)(principal)
+        return Actor(brand_id=staff.brand_id, staff=staff)
+    find = active_member if writing else known_member
+    member = await find(session, principal.brand_id, principal.member_id)
+    return Actor(brand_id=principal.brand_id, member=member)
+
+
+async def _writing_actor(principal: PrincipalDep, session: SessionDep) -> Actor:
+    return await _actor(principal, session, writing=True)
+
+
+async def _reading_actor(principal: PrincipalDep, session: SessionDep) -> Actor:
+    return await _actor(principal, session, writing=False)
+
+
+# Staff with `community:write`, or a member free to act (404 unknown, 403 suspended).
+WritingActor = Annotated[Actor, Depends(_writing_actor)]
+# Staff with `community:read`, or any member the community knows (suspended members still read).
+ReadingActor = Annotated[Actor, Depends(_reading_actor)]

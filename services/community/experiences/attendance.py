@@ -23,7 +23,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.community.experiences.access import Actor
+from services.community.access import Actor
+from services.community.experiences.access import require_manager
 from services.community.experiences.errors import (
     AlreadyCheckedIn,
     AlreadyReviewed,
@@ -111,7 +112,7 @@ async def check_in_booking(
     if found is None:
         raise BookingNotFound(f"No booking {booking_id} in this brand.")
     row, experience = await session_and_experience(session, actor.brand_id, found.session_id)
-    actor.require_manager(experience)
+    require_manager(actor, experience)
     booking = await repository.booking(actor.brand_id, booking_id, lock=True)
     assert booking is not None  # bookings are never deleted
     method = CheckInMethod.STAFF if actor.is_staff else CheckInMethod.HOST

@@ -45,7 +45,8 @@ from datetime import datetime, timedelta
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.community.experiences.access import Actor
+from services.community.access import Actor
+from services.community.experiences.access import may_manage, require_manager
 from services.community.experiences.errors import (
     AlreadyBooked,
     AlreadyCheckedIn,
@@ -399,7 +400,7 @@ async def cancel_session(
     Cancelling a cancelled session again changes nothing."""
     now = now or utcnow()
     row, experience = await session_and_experience(session, actor.brand_id, session_id, lock=True)
-    actor.require_manager(experience)
+    require_manager(actor, experience)
     if row.status == SessionStatus.CANCELLED:
         return row, experience
     if row.starts_at <= now:
@@ -561,7 +562,7 @@ async def get_booking(session: AsyncSession, actor: Actor, booking_id: uuid.UUID
         raise BookingNotFound(f"No booking {booking_id} in this brand.")
     if actor.member is None or booking.member_id != actor.member.member_id:
         experience = await repository.experience(actor.brand_id, booking.experience_id)
-        if experience is None or not actor.may_manage(experience):
+        if experience is None or not may_manage(actor, experience):
             raise BookingNotFound(f"No booking {booking_id} in this brand.")
     return (await booking_views(session, [booking]))[0]
 
@@ -574,7 +575,7 @@ async def session_bookings(
     status: BookingStatus | None,
 ) -> Sequence[Booking]:
     row, experience = await session_and_experience(session, actor.brand_id, session_id)
-    actor.require_manager(experience)
+    require_manager(actor, experience)
     return await ExperienceRepository(session).session_bookings(row.id, page, status)
 
 

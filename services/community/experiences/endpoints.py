@@ -9,9 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import AwareDatetime
 
-from services.community.access import CurrentMember, ReadingMember
+from services.community.access import CurrentMember, ReadingActor, ReadingMember, WritingActor
 from services.community.experiences import attendance, bookings, service
-from services.community.experiences.access import Reader, Writer
 from services.community.experiences.lookup import get_experience, session_and_experience
 from services.community.experiences.models import BookingStatus, ExperienceKind
 from services.community.experiences.repository import ExperienceFilters, SessionFilters
@@ -60,7 +59,7 @@ _MANAGE: Responses = {403: {"description": "NotTheHost, MemberSuspended"}}
     responses={403: {"description": "TrustLevelTooLow, MemberSuspended"}},
 )
 async def create_experience(
-    payload: ExperienceCreate, session: SessionDep, actor: Writer
+    payload: ExperienceCreate, session: SessionDep, actor: WritingActor
 ) -> ExperienceRead:
     return ExperienceRead.of(await service.create_experience(session, actor, payload))
 
@@ -70,7 +69,7 @@ async def create_experience(
 )
 async def list_experiences(
     session: SessionDep,
-    actor: Reader,
+    actor: ReadingActor,
     page: PageDep,
     tag: Tag = None,
     kind: ExperienceKind | None = None,
@@ -90,7 +89,7 @@ async def list_experiences(
     responses=_NOT_FOUND,
 )
 async def get_experience_route(
-    experience_id: uuid.UUID, session: SessionDep, actor: Reader
+    experience_id: uuid.UUID, session: SessionDep, actor: ReadingActor
 ) -> ExperienceRead:
     return ExperienceRead.of(await get_experience(session, actor.brand_id, experience_id))
 
@@ -102,7 +101,7 @@ async def get_experience_route(
     responses={**_NOT_FOUND, **_MANAGE},
 )
 async def update_experience(
-    experience_id: uuid.UUID, payload: ExperienceUpdate, session: SessionDep, actor: Writer
+    experience_id: uuid.UUID, payload: ExperienceUpdate, session: SessionDep, actor: WritingActor
 ) -> ExperienceRead:
     experience = await service.update_experience(session, actor, experience_id, payload)
     return ExperienceRead.of(experience)
@@ -115,7 +114,7 @@ async def update_experience(
     responses=_NOT_FOUND,
 )
 async def experience_rating(
-    experience_id: uuid.UUID, session: SessionDep, actor: Reader
+    experience_id: uuid.UUID, session: SessionDep, actor: ReadingActor
 ) -> RatingSummary:
     return await service.rating_summary(session, actor.brand_id, experience_id)
 
@@ -127,7 +126,7 @@ async def experience_rating(
     responses=_NOT_FOUND,
 )
 async def experience_reviews(
-    experience_id: uuid.UUID, session: SessionDep, actor: Reader, page: PageDep
+    experience_id: uuid.UUID, session: SessionDep, actor: ReadingActor, page: PageDep
 ) -> Page[ReviewRead]:
     rows = await attendance.reviews(session, actor.brand_id, experience_id, page)
     return Page[ReviewRead].of(rows, page, key=lambda r: r.id, item=ReviewRead.of)
@@ -148,7 +147,7 @@ async def experience_reviews(
     },
 )
 async def add_session(
-    experience_id: uuid.UUID, payload: SessionCreate, session: SessionDep, actor: Writer
+    experience_id: uuid.UUID, payload: SessionCreate, session: SessionDep, actor: WritingActor
 ) -> SessionRead:
     row = await service.add_session(session, actor, experience_id, payload)
     return (await service.session_views(session, actor, [row]))[0]
@@ -161,7 +160,7 @@ async def add_session(
 )
 async def browse_sessions(
     session: SessionDep,
-    actor: Reader,
+    actor: ReadingActor,
     page: PageDep,
     starts_from: Annotated[
         AwareDatetime | None,
@@ -197,7 +196,9 @@ async def browse_sessions(
     summary="A session",
     responses=_SESSION_NOT_FOUND,
 )
-async def get_session(session_id: uuid.UUID, session: SessionDep, actor: Reader) -> SessionRead:
+async def get_session(
+    session_id: uuid.UUID, session: SessionDep, actor: ReadingActor
+) -> SessionRead:
     row = await session_and_experience(session, actor.brand_id, session_id)
     return (await service.session_views(session, actor, [row]))[0]
 
@@ -213,7 +214,7 @@ async def get_session(session_id: uuid.UUID, session: SessionDep, actor: Reader)
     },
 )
 async def update_session(
-    session_id: uuid.UUID, payload: SessionUpdate, session: SessionDep, actor: Writer
+    session_id: uuid.UUID, payload: SessionUpdate, session: SessionDep, actor: WritingActor
 ) -> SessionRead:
     row = await service.update_session(session, actor, session_id, payload)
     return (await service.session_views(session, actor, [row]))[0]
@@ -226,7 +227,7 @@ async def update_session(
     responses={**_SESSION_NOT_FOUND, **_MANAGE, 409: {"description": "SessionStarted"}},
 )
 async def cancel_session(
-    session_id: uuid.UUID, payload: SessionCancel, session: SessionDep, actor: Writer
+    session_id: uuid.UUID, payload: SessionCancel, session: SessionDep, actor: WritingActor
 ) -> SessionRead:
     row = await bookings.cancel_session(session, actor, session_id, payload.reason)
     return (await service.session_views(session, actor, [row]))[0]
@@ -241,7 +242,7 @@ async def cancel_session(
 async def session_bookings(
     session_id: uuid.UUID,
     session: SessionDep,
-    actor: Reader,
+    actor: ReadingActor,
     page: PageDep,
     status: BookingStatus | None = None,
 ) -> Page[BookingRead]:
@@ -312,7 +313,9 @@ async def my_bookings(
     summary="A booking (members: their own; the host and staff: their sessions')",
     responses={404: {"description": "BookingNotFound"}},
 )
-async def get_booking(booking_id: uuid.UUID, session: SessionDep, actor: Reader) -> BookingRead:
+async def get_booking(
+    booking_id: uuid.UUID, session: SessionDep, actor: ReadingActor
+) -> BookingRead:
     return await bookings.get_booking(session, actor, booking_id)
 
 
@@ -345,7 +348,7 @@ async def cancel_booking(
     },
 )
 async def check_in_booking(
-    booking_id: uuid.UUID, session: SessionDep, actor: Writer
+    booking_id: uuid.UUID, session: SessionDep, actor: WritingActor
 ) -> BookingRead:
     return BookingRead.of(await attendance.check_in_booking(session, actor, booking_id))
 

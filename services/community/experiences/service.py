@@ -28,8 +28,9 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.community.access import Actor
 from services.community.experiences import bookings
-from services.community.experiences.access import Actor
+from services.community.experiences.access import may_manage, require_manager
 from services.community.experiences.errors import (
     CapacityBelowBooked,
     SessionCancelled,
@@ -111,7 +112,7 @@ async def update_experience(
     now: datetime | None = None,
 ) -> Experience:
     experience = await get_experience(session, actor.brand_id, experience_id)
-    actor.require_manager(experience)
+    require_manager(actor, experience)
     for field in payload.model_fields_set:
         setattr(experience, field, getattr(payload, field))
     experience.updated_at = now or utcnow()
@@ -175,7 +176,7 @@ async def add_session(
 ) -> tuple[ExperienceSession, Experience]:
     now = now or utcnow()
     experience = await get_experience(session, actor.brand_id, experience_id)
-    actor.require_manager(experience)
+    require_manager(actor, experience)
     if actor.member is not None:
         require_ability(actor.member, Ability.HOST_EXPERIENCES)
     if payload.starts_at <= now:
@@ -231,7 +232,7 @@ async def update_session(
 ) -> tuple[ExperienceSession, Experience]:
     now = now or utcnow()
     row, experience = await session_and_experience(session, actor.brand_id, session_id, lock=True)
-    actor.require_manager(experience)
+    require_manager(actor, experience)
     if row.status == SessionStatus.CANCELLED:
         raise SessionCancelled()
     if row.starts_at <= now:
@@ -293,8 +294,8 @@ async def session_views(
         SessionRead.of(
             row,
             experience,
-            show_link=actor.may_manage(experience) or row.id in confirmed,
-            show_code=actor.may_manage(experience),
+            show_link=may_manage(actor, experience) or row.id in confirmed,
+            show_code=may_manage(actor, experience),
         )
         for row, experience in rows
     ]

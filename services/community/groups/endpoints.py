@@ -8,9 +8,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from services.community.access import CurrentMember
+from services.community.access import CurrentMember, ReadingActor, WritingActor
 from services.community.groups import service
-from services.community.groups.actors import ReadingActor, WritingActor
 from services.community.groups.schemas import (
     GroupCreate,
     GroupRead,

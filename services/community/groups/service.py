@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.community.groups.actors import Actor
+from services.community.access import Actor
 from services.community.groups.errors import (
     CannotRemoveSelf,
     GroupNotFound,

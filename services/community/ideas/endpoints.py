@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from services.community.access import CurrentMember, StaffRead, StaffWrite
+from services.community.access import CurrentMember, ReadingActor, StaffRead, StaffWrite
 from services.community.ideas import service
 from services.community.ideas.models import IdeaCategory, IdeaStatus
 from services.community.ideas.paging import BoardPageDep
@@ -21,7 +21,6 @@ from services.community.ideas.schemas import (
     StatusUpdate,
     VoterRead,
 )
-from services.community.ideas.viewer import ViewerDep
 from services.community.models import IDEMPOTENCY
 from services.kernel.auth import MemberDep
 from services.kernel.db import SessionDep
@@ -68,7 +67,7 @@ async def propose_idea(
 )
 async def list_ideas(
     session: SessionDep,
-    viewer: ViewerDep,
+    viewer: ReadingActor,
     page: BoardPageDep,
     sort: IdeaSort = IdeaSort.VOTES,
     status: IdeaStatus | None = None,
@@ -84,7 +83,7 @@ async def list_ideas(
     summary="An idea, with its status and the brand's reply",
     responses=_IDEA_404,
 )
-async def get_idea(idea_id: uuid.UUID, session: SessionDep, viewer: ViewerDep) -> IdeaRead:
+async def get_idea(idea_id: uuid.UUID, session: SessionDep, viewer: ReadingActor) -> IdeaRead:
     return await service.get_idea(session, viewer, idea_id)
 
 
@@ -166,7 +165,7 @@ async def comment(
     responses=_IDEA_404,
 )
 async def list_comments(
-    idea_id: uuid.UUID, session: SessionDep, viewer: ViewerDep, page: PageDep
+    idea_id: uuid.UUID, session: SessionDep, viewer: ReadingActor, page: PageDep
 ) -> Page[CommentRead]:
     return await service.comments(session, viewer.brand_id, idea_id, page)
 
@@ -180,4 +179,4 @@ async def list_comments(
 async def answer(
     idea_id: uuid.UUID, payload: StatusUpdate, session: SessionDep, staff: StaffWrite
 ) -> IdeaRead:
-    return await service.answer(session, staff.brand_id, idea_id, payload)
+    return await service.answer(session, staff, idea_id, payload)

@@ -27,6 +27,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.community.access import Actor
 from services.community.ideas.errors import AlreadyVoted, IdeaClosed, IdeaNotFound, VoteNotFound
 from services.community.ideas.events import (
     VOTER_IDS_LIMIT,
@@ -47,8 +48,8 @@ from services.community.ideas.schemas import (
     IdeaRead,
     StatusUpdate,
 )
-from services.community.ideas.viewer import Viewer
 from services.community.models import OUTBOX, CommunityMember
+from services.kernel.auth import StaffPrincipal
 from services.kernel.clock import utcnow
 from services.kernel.ids import new_id
 from services.kernel.pagination import Page, PageRequest, encode_cursor
@@ -76,7 +77,7 @@ async def _idea(
     return idea
 
 
-async def _read(ideas: IdeaRepository, idea: Idea, viewer: Viewer) -> IdeaRead:
+async def _read(ideas: IdeaRepository, idea: Idea, viewer: Actor) -> IdeaRead:
     voted = None
     if viewer.member_id is not None:
         voted = idea.id in await ideas.voted(viewer.member_id, [idea.id])
@@ -125,13 +126,13 @@ async def propose(
     return IdeaRead.of(idea, member.display_name, voted=True)
 
 
-async def get_idea(session: AsyncSession, viewer: Viewer, idea_id: uuid.UUID) -> IdeaRead:
+async def get_idea(session: AsyncSession, viewer: Actor, idea_id: uuid.UUID) -> IdeaRead:
     ideas = IdeaRepository(session)
     return await _read(ideas, await _idea(ideas, viewer.brand_id, idea_id), viewer)
 
 
 async def board(
-    session: AsyncSession, viewer: Viewer, filters: BoardFilters, page: BoardPage
+    session: AsyncSession, viewer: Actor, filters: BoardFilters, page: BoardPage
 ) -> Page[IdeaRead]:
     """One page of the board, in the order asked, with the viewer's own votes marked."""
     ideas = IdeaRepository(session)
@@ -251,14 +252,14 @@ async def comments(
 
 async def answer(
     session: AsyncSession,
-    brand_id: uuid.UUID,
+    staff: StaffPrincipal,
     idea_id: uuid.UUID,
     payload: StatusUpdate,
     now: datetime | None = None,
 ) -> IdeaRead:
     now = now or utcnow()
     ideas = IdeaRepository(session)
-    idea = await _idea(ideas, brand_id, idea_id, for_update=True)
+    idea = await _idea(ideas, staff.brand_id, idea_id, for_update=True)
     if payload.reply is not None:
         idea.reply = payload.reply
     status = IdeaStatus(payload.status.value)
@@ -268,7 +269,7 @@ async def answer(
         idea.status_changed_at = now
         await _tell_voters(session, ideas, idea, previous, now)
     await session.flush()
-    return await _read(ideas, idea, Viewer(brand_id, None))
+    return await _read(ideas, idea, Actor(brand_id=staff.brand_id, staff=staff))
 
 
 async def _tell_voters(

@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.community.groups.actors import Actor
+from services.community.access import Actor
 from services.community.groups.repository import GroupRepository
 from services.community.members.repository import CommunityMemberRepository
 from services.community.models import OUTBOX, Comment, ContentStatus, Post

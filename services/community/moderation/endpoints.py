@@ -7,8 +7,14 @@ import uuid
 
 from fastapi import APIRouter, Response
 
-from services.community.access import CurrentMember, ReadingMember, StaffRead, StaffWrite
-from services.community.groups.actors import ReadingActor, WritingActor
+from services.community.access import (
+    CurrentMember,
+    ReadingActor,
+    ReadingMember,
+    StaffRead,
+    StaffWrite,
+    WritingActor,
+)
 from services.community.moderation import blocklist, decisions, reports, settings, training
 from services.community.moderation.models import ReportStatus
 from services.community.moderation.schemas import (

@@ -6,7 +6,13 @@ import uuid
 
 from fastapi import APIRouter, Request, Response
 
-from services.community.access import CurrentMember, ReadingMember, StaffRead, StaffWrite
+from services.community.access import (
+    CurrentMember,
+    ReadingActor,
+    ReadingMember,
+    StaffRead,
+    StaffWrite,
+)
 from services.community.models import IDEMPOTENCY, Post
 from services.community.posts.schemas import PostCreate, PostRead
 from services.community.prompts import service
@@ -16,7 +22,7 @@ from services.community.prompts.schemas import (
     PromptRead,
     PromptUpdate,
 )
-from services.kernel.auth import MemberPrincipal, PrincipalDep, Scope, require_staff
+from services.kernel.auth import MemberPrincipal
 from services.kernel.db import SessionDep
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
 from services.kernel.pagination import Page, PageDep
@@ -24,7 +30,6 @@ from services.kernel.pagination import Page, PageDep
 router = APIRouter(prefix="/community/v1", tags=["community: prompts"])
 
 _NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "PromptNotFound"}}
-_staff_read = require_staff(Scope.COMMUNITY_READ)
 
 
 # --- Staff --------------------------------------------------------------------------------------
@@ -141,14 +146,9 @@ async def answer_prompt(
     responses=_NOT_FOUND,
 )
 async def prompt_answers(
-    prompt_id: uuid.UUID, session: SessionDep, principal: PrincipalDep, page: PageDep
+    prompt_id: uuid.UUID, session: SessionDep, viewer: ReadingActor, page: PageDep
 ) -> Page[PostRead]:
-    viewer: uuid.UUID | None = None
-    if isinstance(principal, MemberPrincipal):
-        viewer = principal.member_id
-    else:
-        await _staff_read(principal)  # 403 unless the key may read the community
-    rows = await service.answers(session, principal.brand_id, prompt_id, viewer, page)
+    rows = await service.answers(session, viewer.brand_id, prompt_id, viewer.member_id, page)
 
     def item(row: tuple[Post, str | None]) -> PostRead:
         return PostRead.of(*row)

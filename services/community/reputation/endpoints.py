@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Response
 
-from services.community.access import ReadingMember, StaffRead, StaffWrite
+from services.community.access import ReadingActor, ReadingMember, StaffRead, StaffWrite
 from services.community.reputation import badges, service
 from services.community.reputation.models import Badge, MemberBadge
 from services.community.reputation.schemas import (
@@ -18,7 +18,6 @@ from services.community.reputation.schemas import (
     ReputationRead,
     TrustLevelSet,
 )
-from services.kernel.auth import MemberPrincipal, PrincipalDep, Scope, require_staff
 from services.kernel.db import SessionDep
 from services.kernel.pagination import Page, PageDep
 
@@ -164,9 +163,6 @@ async def my_badges(session: SessionDep, me: ReadingMember, page: PageDep) -> Pa
     return Page[MemberBadgeRead].of(rows, page, key=lambda r: r[0].id, item=_held)
 
 
-_staff_read = require_staff(Scope.COMMUNITY_READ)
-
-
 @router.get(
     "/members/{member_id}/badges",
     response_model=Page[MemberBadgeRead],
@@ -174,9 +170,7 @@ _staff_read = require_staff(Scope.COMMUNITY_READ)
     responses=_MEMBER_404,
 )
 async def member_badges(
-    member_id: uuid.UUID, session: SessionDep, principal: PrincipalDep, page: PageDep
+    member_id: uuid.UUID, session: SessionDep, viewer: ReadingActor, page: PageDep
 ) -> Page[MemberBadgeRead]:
-    if not isinstance(principal, MemberPrincipal):
-        await _staff_read(principal)  # 403 unless the key may read the community
-    rows = await badges.member_badges(session, principal.brand_id, member_id, page)
+    rows = await badges.member_badges(session, viewer.brand_id, member_id, page)
     return Page[MemberBadgeRead].of(rows, page, key=lambda r: r[0].id, item=_held)

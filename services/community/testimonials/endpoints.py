@@ -8,8 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from services.community.access import CurrentMember, ReadingMember, StaffWrite
-from services.community.ideas.viewer import ViewerDep
+from services.community.access import CurrentMember, ReadingActor, ReadingMember, StaffWrite
 from services.community.testimonials import service
 from services.community.testimonials.models import FeatureStatus
 from services.community.testimonials.repository import TestimonialFilters
@@ -50,7 +49,7 @@ async def feature_post(
 )
 async def list_testimonials(
     session: SessionDep,
-    viewer: ViewerDep,
+    viewer: ReadingActor,
     page: PageDep,
     sku: Annotated[
         str | None, Query(min_length=1, max_length=100, description="A product's sku.")

@@ -26,7 +26,7 @@ from datetime import datetime
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.community.ideas.viewer import Viewer
+from services.community.access import Actor
 from services.community.models import OUTBOX, CommunityMember, ContentStatus, Post
 from services.community.posts.errors import PostNotFound
 from services.community.posts.repository import PostRepository
@@ -124,7 +124,7 @@ async def unfeature(
 
 
 async def testimonials(
-    session: AsyncSession, viewer: Viewer, filters: TestimonialFilters, page: PageRequest
+    session: AsyncSession, viewer: Actor, filters: TestimonialFilters, page: PageRequest
 ) -> Sequence[Shown]:
     """Live testimonials (by sku) for everyone; staff may list any status."""
     if not viewer.is_staff and filters.status != FeatureStatus.LIVE:
