@@ -8,21 +8,29 @@ redelivered event takes effect once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
 
 import orjson
 from sqlalchemy import (
     Column,
+    ColumnElement,
     DateTime,
     Index,
+    Insert,
     Integer,
     MetaData,
     PrimaryKeyConstraint,
     Table,
     Text,
+    bindparam,
+    cast,
     func,
     insert,
+    select,
     text,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -77,18 +85,101 @@ def outbox_row(event: Event) -> dict[str, object]:
     }
 
 
+_KEPT_SIZES = 8
+_COLUMNS = ("id", "type", "version", "brand_id", "subject_id", "occurred_at", "payload")
+
+
+def _parameters(event: Event, index: int = 0) -> dict[str, Any]:
+    """One event's bind parameters for `Outbox._insert`: the payload as the JSON text pydantic
+    writes (cast to jsonb in SQL), not parsed and dumped again."""
+    values: dict[str, Any] = {
+        "id": event.id,
+        "type": event.type,
+        "version": event.version,
+        "brand_id": event.brand_id,
+        "subject_id": event.subject_id,
+        "occurred_at": event.occurred_at,
+        "payload": event.model_dump_json(),
+    }
+    return {f"{name}_{index}": value for name, value in values.items()}
+
+
 class Outbox:
     """Writes events into one service's outbox, inside the caller's transaction."""
 
+    # Events held back by `batch()`, per session (session.info), until the batch ends.
+    _BATCH_KEY = "kinfolk.outbox.batch"
+
     def __init__(self, table: Table) -> None:
         self.table = table
+        # One INSERT per number of rows, built once: SQLAlchemy then reuses its compiled form
+        # instead of walking literal values for a cache key on every call (the hot path of
+        # every write that emits events).
+        self._inserts: dict[int, Insert] = {}
+
+    def _insert(self, rows: int) -> Insert:
+        statement = self._inserts.get(rows)
+        if statement is None:
+            # Kept only for the handful of sizes real writes have; a rare large batch is built
+            # anew each time rather than growing the dict.
+            statement = self._build_insert(rows)
+            if rows <= _KEPT_SIZES:
+                self._inserts[rows] = statement
+        return statement
+
+    def _build_insert(self, rows: int) -> Insert:
+        def row(i: int) -> list[ColumnElement[Any]]:
+            return [
+                cast(bindparam(f"payload_{i}", type_=Text), JSONB)
+                if name == "payload"
+                else bindparam(f"{name}_{i}", type_=self.table.c[name].type)
+                for name in _COLUMNS
+            ]
+
+        if rows == 1:
+            return insert(self.table).values(dict(zip(_COLUMNS, row(0), strict=True)))
+        # Several rows as INSERT ... SELECT ... UNION ALL ...: unlike a multi-row VALUES,
+        # SQLAlchemy can cache the compiled form of this one.
+        selects = union_all(*(select(*row(i)) for i in range(rows)))
+        return insert(self.table).from_select(list(_COLUMNS), selects)
 
     async def add(self, session: AsyncSession, event: Event) -> None:
-        await session.execute(insert(self.table).values(outbox_row(event)))
+        batch: list[Event] | None = session.info.get(self._BATCH_KEY)
+        if batch is not None:
+            batch.append(event)
+            return
+        await session.execute(self._insert(1), _parameters(event))
 
     async def add_many(self, session: AsyncSession, events: Sequence[Event]) -> None:
+        batch: list[Event] | None = session.info.get(self._BATCH_KEY)
+        if batch is not None:
+            batch.extend(events)
+            return
         if events:
             await session.execute(insert(self.table), [outbox_row(e) for e in events])
+
+    @asynccontextmanager
+    async def batch(self, session: AsyncSession) -> AsyncIterator[None]:
+        """Events added inside are written together, in one INSERT, when the block ends.
+
+        A write that emits several events (a purchase: its points, then the purchase) saves a
+        round trip per event. Inside the block the events are not in the table yet; if the
+        block raises they are dropped (the transaction is rolled back anyway).
+        """
+        if self._BATCH_KEY in session.info:  # already batching: the outer block writes them
+            yield
+            return
+        events: list[Event] = []
+        session.info[self._BATCH_KEY] = events
+        try:
+            yield
+        finally:
+            del session.info[self._BATCH_KEY]
+        if events:
+            parameters: dict[str, Any] = {}
+            for index, event in enumerate(events):
+                parameters.update(_parameters(event, index))
+            await session.execute(self._insert(len(events)), parameters)
 
     async def copy_many(self, session: AsyncSession, events: Iterable[Event]) -> int:
         """Bulk path for imports: COPY on the session's own connection, inside its transaction."""
