@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.pagination import PageRequest, keyset
@@ -56,26 +56,13 @@ class EarningRepository:
         await self.session.delete(rule)
         await self.session.flush()
 
-    async def line_rules(
-        self, brand_id: uuid.UUID, skus: Collection[str], categories: Collection[str]
-    ) -> Sequence[EarningRule]:
-        """The active multiplier rules that could match these skus or categories."""
-        if not skus and not categories:
-            return []
-        conditions = []
-        if skus:
-            conditions.append(
-                and_(EarningRule.kind == RuleKind.SKU_MULTIPLIER, EarningRule.sku.in_(skus))
-            )
-        if categories:
-            conditions.append(
-                and_(
-                    EarningRule.kind == RuleKind.CATEGORY_MULTIPLIER,
-                    EarningRule.category.in_(categories),
-                )
-            )
+    async def multiplier_rules(self, brand_id: uuid.UUID) -> Sequence[EarningRule]:
+        """Every active sku and category multiplier rule of the brand (what purchases may use)."""
         statement = select(EarningRule).where(
-            EarningRule.brand_id == brand_id, EarningRule.active.is_(True), or_(*conditions)
+            EarningRule.brand_id == brand_id,
+            EarningRule.active.is_(True),
+            EarningRule.kind.in_([RuleKind.SKU_MULTIPLIER, RuleKind.CATEGORY_MULTIPLIER]),
+            EarningRule.multiplier.is_not(None),
         )
         return (await self.session.scalars(statement)).all()
 
@@ -149,14 +136,9 @@ class EarningRepository:
         await self.session.delete(campaign)
         await self.session.flush()
 
-    async def live_campaigns(self, brand_id: uuid.UUID, at: datetime) -> Sequence[Campaign]:
-        """Active campaigns whose window contains `at` (start inclusive, end exclusive)."""
-        statement = select(Campaign).where(
-            Campaign.brand_id == brand_id,
-            Campaign.active.is_(True),
-            Campaign.starts_at <= at,
-            Campaign.ends_at > at,
-        )
+    async def active_campaigns(self, brand_id: uuid.UUID) -> Sequence[Campaign]:
+        """Every active campaign of the brand, whatever its window (purchases pick by time)."""
+        statement = select(Campaign).where(Campaign.brand_id == brand_id, Campaign.active.is_(True))
         return (await self.session.scalars(statement)).all()
 
     async def flush(self) -> None:

@@ -1,8 +1,11 @@
 """Earning rules, campaigns, and the points breakdown purchases and the simulator share.
 
-`breakdown_for()` loads what could apply to a purchase (the rules for its skus and categories, the
-campaigns live at its time) and hands it to `calculator.compute()`: `POST /rewards/v1/purchases`
-and `POST /rewards/v1/rules/simulate` both go through it, so they can never disagree. The
+`breakdown_for()` picks what could apply to a purchase from the brand's reference data
+(`earning.reference`: the rules for its skus and categories, the campaigns live at its time) and
+hands it to `calculator.compute()`: `POST /rewards/v1/purchases` and
+`POST /rewards/v1/rules/simulate` both go through it, so they can never disagree. Every change to
+rules and campaigns here marks the brand's reference data changed in its transaction
+(`ledger.reference_changed`), so the next purchase in every process sees it. The
 precedence and rounding rules are documented in `services.rewards.earning.calculator`.
 """
 
@@ -20,6 +23,7 @@ from services.kernel.ids import new_id
 from services.kernel.pagination import PageRequest
 from services.rewards.currencies import exponent
 from services.rewards.earning import calculator
+from services.rewards.earning.reference import Reference, current_reference
 from services.rewards.earning.repository import EarningRepository
 from services.rewards.earning.schemas import (
     ActivityRuleCreate,
@@ -114,9 +118,8 @@ def member_tier(tier: Tier | None) -> calculator.MemberTier | None:
 MAX_POINTS_PER_PURCHASE = 10**12
 
 
-async def breakdown_for(
-    session: AsyncSession,
-    brand_id: uuid.UUID,
+def breakdown_for(
+    reference: Reference,
     rates: calculator.Rates,
     *,
     order_id: str | None,
@@ -127,32 +130,8 @@ async def breakdown_for(
     member: bool,
 ) -> Breakdown:
     """What a purchase earns and why: the one computation purchases post and simulate shows."""
-    repository = EarningRepository(session)
     skus = {line.sku for line in lines}
     categories = {line.category for line in lines if line.category is not None}
-    rules = [
-        calculator.LineRule(
-            id=rule.id,
-            name=rule.name,
-            kind=rule.kind,
-            key=(rule.sku if rule.kind == RuleKind.SKU_MULTIPLIER else rule.category) or "",
-            multiplier=rule.multiplier,
-        )
-        for rule in await repository.line_rules(brand_id, skus, categories)
-        if rule.multiplier is not None
-    ]
-    campaigns = [
-        calculator.LiveCampaign(
-            id=campaign.id,
-            name=campaign.name,
-            audience=campaign.audience,
-            tier_ids=frozenset(campaign.tier_ids),
-            categories=frozenset(campaign.categories),
-            multiplier=campaign.multiplier,
-            bonus_points=campaign.bonus_points,
-        )
-        for campaign in await repository.live_campaigns(brand_id, occurred_at)
-    ]
     breakdown = calculator.compute(
         rates,
         calculator.Purchase(
@@ -164,8 +143,8 @@ async def breakdown_for(
             ],
             occurred_at=occurred_at,
         ),
-        rules=rules,
-        campaigns=campaigns,
+        rules=reference.rules_for(skus, categories),
+        campaigns=reference.campaigns_live_at(occurred_at),
         tier=member_tier(tier),
         member=member,
     )
@@ -181,7 +160,8 @@ async def simulate(
     session: AsyncSession, brand_id: uuid.UUID, request: SimulationRequest
 ) -> SimulationResult:
     """What a purchase would earn, with every rule, tier and campaign and why; writes nothing."""
-    program = await ledger.program_for(session, brand_id)
+    reference = await current_reference(session, brand_id)
+    program = reference.program
     rates = rates_for(program, request.currency)
     check_lines(request.amount_minor, request.lines)
     now = utcnow()
@@ -191,11 +171,10 @@ async def simulate(
         account = await ledger.account_for(
             session, brand_id, member_id=request.member_id, external_id=request.external_id
         )
-    ladder = await tiers.ladder_of(session, brand_id)
+    ladder = reference.ladder
     tier = ladder.by_id(account.tier_id) if account is not None else None
-    breakdown = await breakdown_for(
-        session,
-        brand_id,
+    breakdown = breakdown_for(
+        reference,
         rates,
         order_id=request.order_id,
         amount_minor=request.amount_minor,
@@ -336,6 +315,7 @@ async def create_rule(
     if isinstance(payload, ActivityRuleCreate):
         _check_caps(payload.cap_per_day, payload.cap_per_month, payload.cap_lifetime)
     rule = EarningRule(id=new_id(), brand_id=brand_id, created_at=utcnow(), **values)
+    await ledger.reference_changed(session, brand_id)
     await EarningRepository(session).add_rule(rule)
     return rule
 
@@ -381,6 +361,7 @@ async def update_rule(
         )
     for field, value in changes.items():
         setattr(rule, field, value)
+    await ledger.reference_changed(session, brand_id)
     await repository.flush()
     return rule
 
@@ -395,6 +376,7 @@ async def delete_rule(session: AsyncSession, brand_id: uuid.UUID, rule_id: uuid.
             f"Rule {rule.name!r} has awarded points, which name it: deactivate it with "
             '{"active": false} instead.'
         )
+    await ledger.reference_changed(session, brand_id)
     await repository.delete_rule(rule)
 
 
@@ -444,6 +426,7 @@ async def create_campaign(
     values["tier_ids"] = list(dict.fromkeys(values["tier_ids"]))
     await _check_campaign(session, brand_id, values)
     campaign = Campaign(id=new_id(), brand_id=brand_id, created_at=utcnow(), **values)
+    await ledger.reference_changed(session, brand_id)
     await EarningRepository(session).add_campaign(campaign)
     return campaign
 
@@ -486,6 +469,7 @@ async def update_campaign(
     await _check_campaign(session, brand_id, merged)
     for field, value in changes.items():
         setattr(campaign, field, value)
+    await ledger.reference_changed(session, brand_id)
     await repository.flush()
     return campaign
 
@@ -497,4 +481,5 @@ async def delete_campaign(
     campaign = await repository.campaign(brand_id, campaign_id, for_update=True)
     if campaign is None:
         raise CampaignNotFound(f"No campaign {campaign_id} in this brand.")
+    await ledger.reference_changed(session, brand_id)
     await repository.delete_campaign(campaign)

@@ -6,25 +6,172 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import (
+    BigInteger,
+    BindParameter,
+    DateTime,
+    Insert,
+    Select,
+    Table,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase
 
 from services.kernel.pagination import PageRequest, keyset
 from services.rewards.models import Account, Bucket, LedgerEntry, Lot, Program
 
 
-def _column_values(row: LedgerEntry | Lot) -> dict[str, object]:
-    """The row's set columns; unset ones (None) are left to their server defaults."""
-    values = {column.key: getattr(row, column.key) for column in type(row).__table__.columns}
-    return {key: value for key, value in values.items() if value is not None}
+def table_of(model: type[DeclarativeBase]) -> Table:
+    """A model's table, for Core statements (cheaper than ORM ones on hot paths)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 @dataclass(frozen=True, slots=True)
 class Balances:
     available: int
     pending: int
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceChange:
+    """What one entry adds to an account's cached sums, and the conditions it must meet."""
+
+    available: int
+    pending: int
+    lifetime: int
+    floor: int | None  # `available` may not drop below it (None: no floor)
+    touch_activity_at: datetime | None  # moves last_activity_at forward to it (never back)
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramVersion:
+    """Which state of a brand's reference data (program, tiers, rules, campaigns) is current.
+
+    Every change to that data updates the program row in the same transaction (`touch_program`),
+    which gives the row a new `xmin` (the id of the transaction that wrote it) and `updated_at`:
+    a process holding a copy of the data compares this pair to know whether its copy is current.
+    `xmin` alone changes with every write; `updated_at` guards against transaction ids wrapping
+    around after billions of transactions.
+    """
+
+    xid: int
+    updated_at: datetime
+
+
+_PROGRAMS = table_of(Program)
+_ACCOUNTS = table_of(Account)
+_ENTRIES = table_of(LedgerEntry)
+_LOTS = table_of(Lot)
+
+# `xmin` is a system column: not in the model, read by name.
+PROGRAM_XID = cast(cast(literal_column(f"{_PROGRAMS.name}.xmin"), Text), BigInteger)
+
+# Built once (bind parameters, not literal values): SQLAlchemy reuses their compiled form.
+_available = bindparam("by_available", type_=BigInteger)
+_pending = bindparam("by_pending", type_=BigInteger)
+_floor = bindparam("by_floor", type_=BigInteger)
+_touch_at = bindparam("by_touch_at", type_=DateTime(timezone=True))
+_MOVE_BALANCES = (
+    update(_ACCOUNTS)
+    .where(
+        _ACCOUNTS.c.member_id == bindparam("by_member_id", type_=_ACCOUNTS.c.member_id.type),
+        _ACCOUNTS.c.pending + _pending >= 0,
+        # No floor (NULL), or `available` stays at or above it.
+        _floor.is_(None) | (_ACCOUNTS.c.available + _available >= _floor),
+    )
+    .values(
+        available=_ACCOUNTS.c.available + _available,
+        pending=_ACCOUNTS.c.pending + _pending,
+        lifetime_earned=_ACCOUNTS.c.lifetime_earned + bindparam("by_lifetime", type_=BigInteger),
+        # Never backwards: an event delivered late must not make a member look inactive.
+        last_activity_at=case(
+            (_touch_at.is_(None), _ACCOUNTS.c.last_activity_at),
+            else_=func.greatest(_ACCOUNTS.c.last_activity_at, _touch_at),
+        ),
+    )
+    .returning(_ACCOUNTS.c.available, _ACCOUNTS.c.pending)
+)
+
+
+def _bound(table: Table, prefix: str) -> dict[str, BindParameter[Any]]:
+    return {column.key: bindparam(f"{prefix}{column.key}", type_=column.type) for column in table.c}
+
+
+_ENTRY_COLUMNS = [c.key for c in _ENTRIES.c if c.key != "created_at"]
+_LOT_COLUMNS = [c.key for c in _LOTS.c if c.key not in ("created_at", "reminded_at")]
+
+
+def _append_statement(with_lot: bool) -> Insert:
+    """The entry, and its lot when there is one, in one statement (one round trip).
+
+    The lot's foreign key to the entry is checked at the end of the statement, when both rows
+    exist.
+    """
+    entry_values = {k: v for k, v in _bound(_ENTRIES, "entry_").items() if k in _ENTRY_COLUMNS}
+    entry = insert(_ENTRIES).values(entry_values)
+    if not with_lot:
+        return entry
+    lot_values = {k: v for k, v in _bound(_LOTS, "lot_").items() if k in _LOT_COLUMNS}
+    return insert(_LOTS).values(lot_values).add_cte(entry.cte("entry"))
+
+
+_APPEND = {False: _append_statement(False), True: _append_statement(True)}
+
+
+def _move_and_append_statement(with_lot: bool) -> Select[tuple[int, int]]:
+    """`_MOVE_BALANCES` and the appends of `_append_statement` in one statement: the rows are
+    inserted only when the balances moved (the UPDATE matched)."""
+    moved = _MOVE_BALANCES.cte("moved")
+
+    def from_moved(table: Table, prefix: str, columns: list[str]) -> Insert:
+        values = _bound(table, prefix)
+        return insert(table).from_select(
+            columns, select(*(values[c] for c in columns)).select_from(moved)
+        )
+
+    statement = select(moved.c.available, moved.c.pending).add_cte(
+        from_moved(_ENTRIES, "entry_", _ENTRY_COLUMNS).cte("entry")
+    )
+    if with_lot:
+        statement = statement.add_cte(from_moved(_LOTS, "lot_", _LOT_COLUMNS).cte("lot"))
+    return statement
+
+
+_MOVE_AND_APPEND = {
+    False: _move_and_append_statement(False),
+    True: _move_and_append_statement(True),
+}
+
+
+def _move_parameters(member_id: uuid.UUID, change: BalanceChange) -> dict[str, object]:
+    return {
+        "by_member_id": member_id,
+        "by_available": change.available,
+        "by_pending": change.pending,
+        "by_lifetime": change.lifetime,
+        "by_floor": change.floor,
+        "by_touch_at": change.touch_activity_at,
+    }
+
+
+def _append_parameters(entry: LedgerEntry, lot: Lot | None) -> dict[str, object]:
+    parameters = {f"entry_{key}": getattr(entry, key) for key in _ENTRY_COLUMNS}
+    if lot is not None:
+        parameters.update({f"lot_{key}": getattr(lot, key) for key in _LOT_COLUMNS})
+    return parameters
 
 
 class LedgerRepository:
@@ -35,6 +182,42 @@ class LedgerRepository:
 
     async def program(self, brand_id: uuid.UUID) -> Program | None:
         return await self.session.get(Program, brand_id)
+
+    async def program_snapshot(self, brand_id: uuid.UUID) -> tuple[Program, ProgramVersion] | None:
+        """The program as a detached copy (safe to share between requests), with its version."""
+        row = (
+            await self.session.execute(
+                select(_PROGRAMS, PROGRAM_XID.label("xid")).where(_PROGRAMS.c.brand_id == brand_id)
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        values = row._asdict()
+        version = ProgramVersion(values.pop("xid"), values["updated_at"])
+        return Program(**values), version
+
+    async def program_version(self, brand_id: uuid.UUID) -> ProgramVersion | None:
+        row = (
+            await self.session.execute(
+                select(PROGRAM_XID, _PROGRAMS.c.updated_at).where(_PROGRAMS.c.brand_id == brand_id)
+            )
+        ).one_or_none()
+        return None if row is None else ProgramVersion(row[0], row[1])
+
+    async def touch_program(self, brand_id: uuid.UUID) -> Program | None:
+        """Marks the brand's reference data changed (see `ProgramVersion`), in this transaction.
+
+        Also locks the program row until the transaction ends, so changes of one brand's
+        reference data run one at a time. None when the brand has no program.
+        """
+        statement = (
+            update(Program)
+            .where(Program.brand_id == brand_id)
+            .values(updated_at=func.now())
+            .returning(Program)
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.scalars(statement)).one_or_none()
 
     async def save_program(self, brand_id: uuid.UUID, settings: dict[str, object]) -> Program:
         statement = insert(Program).values(brand_id=brand_id, **settings)
@@ -103,52 +286,36 @@ class LedgerRepository:
             )
         )
 
-    async def move_balances(
-        self,
-        member_id: uuid.UUID,
-        *,
-        available: int,
-        pending: int,
-        lifetime: int,
-        floor: int | None,
-        touch_activity_at: datetime | None,
-    ) -> Balances | None:
-        """Adds to the cached sums in one statement; None when `available` would drop below `floor`.
+    async def move_balances(self, member_id: uuid.UUID, change: BalanceChange) -> Balances | None:
+        """Adds to the cached sums in one statement; None when `available` would drop below the
+        change's floor.
 
         The condition and the change are one UPDATE, so concurrent redemptions can never take a
         balance below zero, whatever their interleaving.
         """
-        condition = [Account.member_id == member_id, Account.pending + pending >= 0]
-        if floor is not None:
-            condition.append(Account.available + available >= floor)
-        values: dict[str, object] = {
-            "available": Account.available + available,
-            "pending": Account.pending + pending,
-            "lifetime_earned": Account.lifetime_earned + lifetime,
-        }
-        if touch_activity_at is not None:
-            # Never backwards: an event delivered late must not make a member look inactive.
-            values["last_activity_at"] = func.greatest(Account.last_activity_at, touch_activity_at)
-        row = (
-            await self.session.execute(
-                update(Account)
-                .where(*condition)
-                .values(values)
-                .returning(Account.available, Account.pending)
-                .execution_options(synchronize_session=False)
-            )
-        ).one_or_none()
+        parameters = _move_parameters(member_id, change)
+        row = (await self.session.execute(_MOVE_BALANCES, parameters)).one_or_none()
+        return None if row is None else Balances(row.available, row.pending)
+
+    async def move_and_append(
+        self, member_id: uuid.UUID, change: BalanceChange, entry: LedgerEntry, lot: Lot | None
+    ) -> Balances | None:
+        """`move_balances` and `append` in one round trip, for a caller that knows the entry
+        and lot before the balances move (it holds the account lock); nothing is written when
+        the balances cannot move (None)."""
+        parameters = _move_parameters(member_id, change)
+        parameters.update(_append_parameters(entry, lot))
+        statement = _MOVE_AND_APPEND[lot is not None]
+        row = (await self.session.execute(statement, parameters)).one_or_none()
         return None if row is None else Balances(row.available, row.pending)
 
     # --- entries and lots ---
 
-    async def append(self, entry: LedgerEntry) -> None:
-        # A Core INSERT: the ORM's unit of work costs more CPU than the row on this hot path,
-        # and nothing reads the entry back through the session.
-        await self.session.execute(insert(LedgerEntry).values(_column_values(entry)))
-
-    async def add_lot(self, lot: Lot) -> None:
-        await self.session.execute(insert(Lot).values(_column_values(lot)))
+    async def append(self, entry: LedgerEntry, lot: Lot | None = None) -> None:
+        """Appends the entry (and the lot it opens, if any) in one Core statement: the ORM's
+        unit of work costs more CPU than the rows on this hot path, and nothing reads them back
+        through the session."""
+        await self.session.execute(_APPEND[lot is not None], _append_parameters(entry, lot))
 
     async def take_from_lots(
         self, member_id: uuid.UUID, points: int, first: Sequence[uuid.UUID] = ()

@@ -26,7 +26,7 @@ from services.rewards.events import (
     PointsPending,
     PointsRedeemed,
 )
-from services.rewards.ledger.repository import Balances, LedgerRepository
+from services.rewards.ledger.repository import BalanceChange, Balances, LedgerRepository
 from services.rewards.ledger.schemas import (
     AdjustmentCreate,
     AdjustmentRead,
@@ -100,7 +100,20 @@ async def account_for(
 async def configure_program(
     session: AsyncSession, brand_id: uuid.UUID, settings: ProgramSettings
 ) -> Program:
+    # Writing the program row is itself a change of its version (see `reference_changed`).
     return await LedgerRepository(session).save_program(brand_id, settings.model_dump())
+
+
+async def reference_changed(session: AsyncSession, brand_id: uuid.UUID) -> Program | None:
+    """Call in the transaction of every change to a brand's tiers, earning rules or campaigns.
+
+    Processes keep a copy of that reference data with the program (`earning.reference`) and
+    check the program's version on every purchase; this gives it a new version, so the next
+    purchase after the commit, in any process, reloads. It also locks the program row until
+    the transaction ends: one brand's reference changes run one at a time. Returns the program
+    (None when the brand has none yet: nothing is cached without one).
+    """
+    return await LedgerRepository(session).touch_program(brand_id)
 
 
 async def balances_of(session: AsyncSession, account: Account) -> BalanceRead:
@@ -165,11 +178,16 @@ async def post(
     *,
     allow_negative: bool = False,
     from_lots: Sequence[uuid.UUID] = (),
+    locked: Balances | None = None,
 ) -> Posted:
     """Append one entry and move the balances it changes; the caller's transaction commits it.
 
     A debit takes from the oldest lots, or first from `from_lots` when given (expiry names the
     lots that are due).
+
+    A caller that holds the member's account lock may pass the balances it read under it
+    (`locked`): nothing else can move them before the commit, so the entry and its lot are
+    known up front and written with the balance change in one round trip.
     """
     if movement.points == 0:
         raise ValueError("a ledger entry moves a non-zero number of points")
@@ -184,18 +202,15 @@ async def post(
             EntryKind.RELEASE,
         )
     )
-    balances = await repository.move_balances(
-        movement.member_id,
-        available=movement.points if into_available else 0,
-        pending=0 if into_available else movement.points,
+    available = movement.points if into_available else 0
+    pending = 0 if into_available else movement.points
+    change = BalanceChange(
+        available=available,
+        pending=pending,
         lifetime=movement.points if counts_as_earned else 0,
         floor=None if allow_negative or movement.points > 0 or not into_available else 0,
         touch_activity_at=movement.occurred_at if movement.kind in _ACTIVE_KINDS else None,
     )
-    if balances is None:
-        raise InsufficientPoints(
-            f"The member has too few {movement.bucket.value} points for this ({-movement.points})."
-        )
     entry = LedgerEntry(
         id=new_id(),
         brand_id=brand_id,
@@ -208,9 +223,29 @@ async def post(
         source_id=movement.source_id,
         occurred_at=movement.occurred_at,
     )
-    await repository.append(entry)
-    if into_available:
-        await _keep_lots(repository, brand_id, program, movement, entry.id, balances, from_lots)
+    credit = into_available and movement.points > 0
+    balances: Balances | None
+    if locked is not None:
+        expected = Balances(locked.available + available, locked.pending + pending)
+        lot = _lot_for(brand_id, program, movement, entry.id, expected) if credit else None
+        balances = await repository.move_and_append(movement.member_id, change, entry, lot)
+        if balances is not None and balances != expected:
+            raise RuntimeError(
+                f"member {movement.member_id}: balances moved to {balances}, not {expected}: "
+                "the caller did not hold the account lock it claimed"
+            )
+    else:
+        balances = await repository.move_balances(movement.member_id, change)
+        if balances is not None:
+            lot = _lot_for(brand_id, program, movement, entry.id, balances) if credit else None
+            await repository.append(entry, lot)
+    if balances is None:
+        raise InsufficientPoints(
+            f"The member has too few {movement.bucket.value} points for this ({-movement.points})."
+        )
+    if into_available and movement.points < 0:
+        # Spending takes from the oldest lots; whatever no lot covers is a negative balance.
+        await repository.take_from_lots(movement.member_id, -movement.points, from_lots)
     await OUTBOX.add(
         session,
         _event_for(movement)(
@@ -234,36 +269,31 @@ async def post(
     return Posted(entry.id, balances)
 
 
-async def _keep_lots(
-    repository: LedgerRepository,
+def _lot_for(
     brand_id: uuid.UUID,
     program: Program,
     movement: Movement,
     entry_id: uuid.UUID,
     after: Balances,
-    from_lots: Sequence[uuid.UUID] = (),
-) -> None:
-    if movement.points < 0:
-        # Spending takes from the oldest lots; whatever no lot covers is a negative balance.
-        await repository.take_from_lots(movement.member_id, -movement.points, from_lots)
-        return
-    # A negative balance (a return after the points were spent) is paid back first: only what
-    # is left over becomes a spendable lot.
+) -> Lot | None:
+    """The spendable lot a credit to `available` opens, if any.
+
+    A negative balance (a return after the points were spent) is paid back first: only what
+    is left over becomes a spendable lot.
+    """
     before = after.available - movement.points
     spendable = movement.points if before >= 0 else max(0, after.available)
     if spendable == 0:
-        return
-    await repository.add_lot(
-        Lot(
-            id=new_id(),
-            brand_id=brand_id,
-            member_id=movement.member_id,
-            entry_id=entry_id,
-            points=spendable,
-            remaining=spendable,
-            earned_at=movement.occurred_at,
-            expires_at=lot_expiry(program, movement.occurred_at),
-        )
+        return None
+    return Lot(
+        id=new_id(),
+        brand_id=brand_id,
+        member_id=movement.member_id,
+        entry_id=entry_id,
+        points=spendable,
+        remaining=spendable,
+        earned_at=movement.occurred_at,
+        expires_at=lot_expiry(program, movement.occurred_at),
     )
 
 

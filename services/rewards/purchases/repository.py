@@ -4,18 +4,84 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, Table, bindparam, literal, select, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.rewards.models import Account, Bucket, LedgerEntry, Purchase, Return
+from services.rewards.ledger.repository import (
+    PROGRAM_XID,
+    Balances,
+    ProgramVersion,
+    table_of,
+)
+from services.rewards.models import Account, Bucket, LedgerEntry, Program, Purchase, Return
 
 # The ledger lines of purchases and returns name them by the brand's own ids.
 SOURCE_PURCHASE = "purchase"  # source_id: the order id
 SOURCE_RETURN = "return"  # source_id: the return id
+
+
+@dataclass(frozen=True, slots=True)
+class LockedAccount:
+    member_id: uuid.UUID
+    member_status: str
+    tier_id: uuid.UUID | None
+    balances: Balances  # as of the lock: nothing else moves them until the commit
+
+
+def _lock_statement(by_external_id: bool) -> Select[tuple[object, ...]]:
+    """One round trip: the account locked (FOR UPDATE), and the program's version (see
+    `ProgramVersion`) to check the process's copy of the reference data against. One row
+    always, with NULLs for a missing program or account."""
+    programs = table_of(Program)
+    accounts = table_of(Account)
+    brand_id = bindparam("brand_id", type_=accounts.c.brand_id.type)
+    program = (
+        select(PROGRAM_XID.label("xid"), programs.c.updated_at)
+        .where(programs.c.brand_id == brand_id)
+        .subquery("program")
+    )
+    key = (
+        accounts.c.external_id == bindparam("external_id", type_=accounts.c.external_id.type)
+        if by_external_id
+        else accounts.c.member_id == bindparam("member_id", type_=accounts.c.member_id.type)
+    )
+    account = (
+        select(
+            accounts.c.member_id,
+            accounts.c.member_status,
+            accounts.c.tier_id,
+            accounts.c.available,
+            accounts.c.pending,
+        )
+        .where(accounts.c.brand_id == brand_id, key)
+        .with_for_update()
+        .subquery("account")
+    )
+    one = select(literal(1).label("one")).subquery("one")
+    return select(
+        program.c.xid,
+        program.c.updated_at,
+        account.c.member_id,
+        account.c.member_status,
+        account.c.tier_id,
+        account.c.available,
+        account.c.pending,
+    ).select_from(one.outerjoin(program, true()).outerjoin(account, true()))
+
+
+# Built once (bind parameters, not literal values): SQLAlchemy reuses their compiled form.
+_LOCK = {False: _lock_statement(False), True: _lock_statement(True)}
+_PURCHASES: Table = table_of(Purchase)
+_INSERT_PURCHASE = (
+    insert(_PURCHASES)
+    .on_conflict_do_nothing(index_elements=[_PURCHASES.c.brand_id, _PURCHASES.c.order_id])
+    .returning(_PURCHASES.c.id)
+)
 
 
 class PurchaseRepository:
@@ -24,16 +90,28 @@ class PurchaseRepository:
 
     async def lock_account(
         self, brand_id: uuid.UUID, *, member_id: uuid.UUID | None, external_id: str | None
-    ) -> Account | None:
+    ) -> tuple[LockedAccount | None, ProgramVersion | None]:
         """The member's account, locked until the transaction ends: one member's purchases run
-        one at a time, so each sees the spend (and tier) the previous one left."""
-        statement = select(Account).where(Account.brand_id == brand_id)
+        one at a time, so each sees the spend (and tier) the previous one left. With it, the
+        version of the brand's reference data (None: no program)."""
+        parameters: dict[str, object] = {"brand_id": brand_id}
         if member_id is not None:
-            statement = statement.where(Account.member_id == member_id)
+            parameters["member_id"] = member_id
         else:
-            statement = statement.where(Account.external_id == external_id)
-        statement = statement.with_for_update().execution_options(populate_existing=True)
-        return (await self.session.scalars(statement)).one_or_none()
+            parameters["external_id"] = external_id
+        row = (await self.session.execute(_LOCK[member_id is None], parameters)).one()
+        version = None if row.xid is None else ProgramVersion(row.xid, row.updated_at)
+        account = (
+            None
+            if row.member_id is None
+            else LockedAccount(
+                row.member_id,
+                row.member_status,
+                row.tier_id,
+                Balances(row.available, row.pending),
+            )
+        )
+        return account, version
 
     # --- purchases ---
 
@@ -43,13 +121,7 @@ class PurchaseRepository:
         A concurrent insert of the same order id waits here until that transaction ends: after
         its commit this returns False (the caller replays), after its rollback it inserts.
         """
-        statement = (
-            insert(Purchase)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=[Purchase.brand_id, Purchase.order_id])
-            .returning(Purchase.id)
-        )
-        return (await self.session.execute(statement)).one_or_none() is not None
+        return (await self.session.execute(_INSERT_PURCHASE, values)).one_or_none() is not None
 
     async def by_order(
         self, brand_id: uuid.UUID, order_id: str, *, for_update: bool = False

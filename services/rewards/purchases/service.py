@@ -47,6 +47,7 @@ from services.kernel.clock import utcnow
 from services.kernel.ids import new_id
 from services.rewards.currencies import format_minor
 from services.rewards.earning import service as earning
+from services.rewards.earning.reference import reference_at
 from services.rewards.earning.schemas import Breakdown
 from services.rewards.errors import (
     LinesDoNotAddUp,
@@ -136,24 +137,26 @@ async def record_purchase(
     session: AsyncSession, brand_id: uuid.UUID, payload: PurchaseCreate
 ) -> tuple[PurchaseResult, bool]:
     """Records a purchase and its points; returns the answer and whether it was new."""
-    program = await ledger.program_for(session, brand_id)
-    rates = earning.rates_for(program, payload.currency)
-    earning.check_lines(payload.amount_minor, payload.lines)
     repository = PurchaseRepository(session)
-    account = await repository.lock_account(
+    # Locked first (and the reference data's version read with it, in one statement); the
+    # checks below still answer in their usual order: program, currency, lines, member.
+    account, version = await repository.lock_account(
         brand_id, member_id=payload.member_id, external_id=payload.external_id
     )
+    reference = await reference_at(session, brand_id, version)
+    program = reference.program
+    rates = earning.rates_for(program, payload.currency)
+    earning.check_lines(payload.amount_minor, payload.lines)
     if account is None or account.member_status == "erased":
-        reference = (
+        reference_to = (
             payload.member_id
             if payload.member_id is not None
             else f"external id {payload.external_id!r}"
         )
-        raise MemberNotFound(f"No member {reference} in this brand.")
-    ladder = await tiers.ladder_of(session, brand_id)
-    breakdown = await earning.breakdown_for(
-        session,
-        brand_id,
+        raise MemberNotFound(f"No member {reference_to} in this brand.")
+    ladder = reference.ladder
+    breakdown = earning.breakdown_for(
+        reference,
         rates,
         order_id=payload.order_id,
         amount_minor=payload.amount_minor,
@@ -192,42 +195,45 @@ async def record_purchase(
         assert existing is not None
         return _replay(existing, account.member_id, payload), False
 
-    if breakdown.points > 0:
-        await ledger.post(
+    # The points event and the purchase's own are written together, in one INSERT.
+    async with OUTBOX.batch(session):
+        if breakdown.points > 0:
+            await ledger.post(
+                session,
+                brand_id,
+                program,
+                Movement(
+                    member_id=account.member_id,
+                    kind=EntryKind.EARN,
+                    bucket=bucket,
+                    points=breakdown.points,
+                    reason=breakdown.reason,
+                    source_type=SOURCE_PURCHASE,
+                    source_id=payload.order_id,
+                    occurred_at=payload.occurred_at,
+                ),
+                locked=account.balances,
+            )
+        result = _result(purchase)
+        await OUTBOX.add(
             session,
-            brand_id,
-            program,
-            Movement(
-                member_id=account.member_id,
-                kind=EntryKind.EARN,
-                bucket=bucket,
-                points=breakdown.points,
-                reason=breakdown.reason,
-                source_type=SOURCE_PURCHASE,
-                source_id=payload.order_id,
+            PurchaseRecorded(
+                brand_id=brand_id,
+                subject_id=account.member_id,
                 occurred_at=payload.occurred_at,
+                data=PurchaseData(
+                    member_id=account.member_id,
+                    purchase_id=purchase.id,
+                    order_id=purchase.order_id,
+                    amount_minor=purchase.amount_minor,
+                    currency=purchase.currency,
+                    lines=[PurchaseLineData(**line.model_dump()) for line in payload.lines],
+                    points=purchase.points,
+                    points_bucket=bucket,
+                    occurred_at=purchase.occurred_at,
+                ),
             ),
         )
-    result = _result(purchase)
-    await OUTBOX.add(
-        session,
-        PurchaseRecorded(
-            brand_id=brand_id,
-            subject_id=account.member_id,
-            occurred_at=payload.occurred_at,
-            data=PurchaseData(
-                member_id=account.member_id,
-                purchase_id=purchase.id,
-                order_id=purchase.order_id,
-                amount_minor=purchase.amount_minor,
-                currency=purchase.currency,
-                lines=[PurchaseLineData(**line.model_dump()) for line in payload.lines],
-                points=purchase.points,
-                points_bucket=bucket,
-                occurred_at=purchase.occurred_at,
-            ),
-        ),
-    )
     await tiers.upgrade_after_purchase(
         session,
         brand_id,

@@ -38,16 +38,6 @@ class TierRepository:
             statement = statement.with_for_update().execution_options(populate_existing=True)
         return (await self.session.scalars(statement)).one_or_none()
 
-    async def lock_program(self, brand_id: uuid.UUID) -> Program | None:
-        """The program row, locked: tier edits of one brand run one at a time."""
-        statement = (
-            select(Program)
-            .where(Program.brand_id == brand_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        return (await self.session.scalars(statement)).one_or_none()
-
     async def add(self, tier: Tier) -> None:
         self.session.add(tier)
         await self.session.flush()

@@ -487,9 +487,10 @@ async def get_tier(session: AsyncSession, brand_id: uuid.UUID, tier_id: uuid.UUI
 
 
 async def _locked_ladder(session: AsyncSession, brand_id: uuid.UUID) -> Sequence[Tier]:
-    """The brand's tiers, with the program row locked so tier edits run one at a time."""
+    """The brand's tiers, with the program row locked so tier edits run one at a time (and
+    marked changed, so cached copies of the ladder are reloaded)."""
     repository = TierRepository(session)
-    if await repository.lock_program(brand_id) is None:
+    if await ledger.reference_changed(session, brand_id) is None:
         raise ProgramNotConfigured(
             "This brand has no loyalty program yet: configure it with PUT /rewards/v1/program."
         )
