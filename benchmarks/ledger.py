@@ -1,10 +1,13 @@
 """Purchases per second through `POST /rewards/v1/purchases`, against pgbench on the same server.
 
 A real server (`kinfolk serve all --workers 2`, a subprocess) takes purchases from CLIENTS
-concurrent HTTP clients for DURATION seconds; pgbench runs its built-in TPC-B-like script with
-the same number of clients on the same PostgreSQL, in the same run. Two rounds in alternating
-order; medians. At the end every member's cached balance must equal the sum of their ledger
-entries and the points of all accepted purchases (zero drift).
+concurrent HTTP clients (one keep-alive connection each, spread evenly over the workers as a
+load balancer would; see `open_clients`) for DURATION seconds; pgbench runs its built-in
+TPC-B-like script with the same number of clients on the same PostgreSQL, in the same run. Two
+rounds in alternating order; medians. As context it prints what the same clients reach against
+`GET /healthz` (the load generator shares the machine's cores with the server and PostgreSQL;
+pgbench's client is C, ours is httpx). At the end every member's cached balance must equal the
+sum of their ledger entries and the points of all accepted purchases (zero drift).
 
 Run: python3 -m uv run --frozen python -m benchmarks.ledger
 """
@@ -45,6 +48,7 @@ CLIENTS = int(os.environ.get("KINFOLK_BENCH_CLIENTS", "16"))
 DURATION = float(os.environ.get("KINFOLK_BENCH_SECONDS", "20"))
 MEMBERS = int(os.environ.get("KINFOLK_BENCH_MEMBERS", "2000"))
 ROUNDS = 2
+WORKERS = 2
 
 
 def free_port() -> int:
@@ -90,14 +94,115 @@ async def seed(database_url: str, redis_url: str, settings: Settings) -> tuple[s
     return api_key, external_ids
 
 
-async def drive(base: str, api_key: str, external_ids: list[str], seconds: float) -> list[float]:
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parent = int(stat.read().rpartition(")")[2].split()[1])
+            except OSError:
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _worker_of_port(server_pid: int) -> dict[int, int]:
+    """Which server process holds the connection from each local client port (Linux /proc)."""
+    sockets: dict[str, int] = {}
+    for pid in _descendants(server_pid):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                sockets[target[8:-1]] = pid
+    owners: dict[int, int] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as rows:
+                lines = rows.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[9] in sockets:
+                owners[int(fields[2].rsplit(":", 1)[1], 16)] = sockets[fields[9]]
+    return owners
+
+
+async def open_clients(base: str, server_pid: int) -> tuple[list[httpx.AsyncClient], list[int]]:
+    """CLIENTS clients of one keep-alive connection each, spread evenly over the workers.
+
+    The workers share one listening socket: connections opened together all tend to land on
+    whichever worker accepts first, and stay there, so one worker would do nearly all the work
+    while the other idles (a load balancer in front of real servers spreads them). A connection
+    that lands on a worker already holding its share is closed and opened again. Returns the
+    clients and how many connections each worker holds.
+    """
+    clients: list[httpx.AsyncClient] = []
+    per_worker: dict[int, int] = {}
+    share = -(-CLIENTS // WORKERS)
+    for _ in range(CLIENTS * 20):
+        if len(clients) == CLIENTS:
+            break
+        client = httpx.AsyncClient(
+            base_url=base, limits=httpx.Limits(max_connections=1), timeout=30
+        )
+        response = await client.get("/healthz")
+        stream = response.extensions.get("network_stream")
+        port = stream.get_extra_info("client_addr")[1] if stream is not None else None
+        worker = _worker_of_port(server_pid).get(port, -1) if port is not None else -1
+        if worker != -1 and per_worker.get(worker, 0) >= share:
+            await client.aclose()
+            await asyncio.sleep(0.01)
+            continue
+        per_worker[worker] = per_worker.get(worker, 0) + 1
+        clients.append(client)
+    while len(clients) < CLIENTS:  # could not balance: take what comes
+        clients.append(
+            httpx.AsyncClient(base_url=base, limits=httpx.Limits(max_connections=1), timeout=30)
+        )
+    return clients, sorted(per_worker.values(), reverse=True)
+
+
+async def healthz_rate(clients: list[httpx.AsyncClient], seconds: float) -> float:
+    """Requests/s of the same clients against GET /healthz: the ceiling the HTTP client and
+    the framework leave on this machine, printed as context."""
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def loop(client: httpx.AsyncClient) -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            (await client.get("/healthz")).raise_for_status()
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(loop(client) for client in clients))
+    return done / (time.perf_counter() - started)
+
+
+async def drive(
+    clients: list[httpx.AsyncClient], api_key: str, external_ids: list[str], seconds: float
+) -> list[float]:
     """CLIENTS loops posting purchases with fresh order ids; returns each request's latency."""
     latencies: list[float] = []
     failures = 0
     order = itertools.count()
     deadline = time.perf_counter() + seconds
     headers = {"Authorization": f"Bearer {api_key}"}
-    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
     run = uuid.uuid4().hex[:6]
 
     async def client_loop(client: httpx.AsyncClient) -> None:
@@ -120,8 +225,7 @@ async def drive(base: str, api_key: str, external_ids: list[str], seconds: float
                 if failures <= 3:
                     print(f"purchase failed: {response.status_code} {response.text[:300]}")
 
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-        await asyncio.gather(*(client_loop(client) for _ in range(CLIENTS)))
+    await asyncio.gather(*(client_loop(client) for client in clients))
     if failures:
         sys.exit(f"{failures} purchases failed")
     return latencies
@@ -202,18 +306,19 @@ def start_server(database_url: str, redis_url: str, port: int) -> subprocess.Pop
             "services.cli",
             "serve",
             "all",
-            "--workers",
-            "2",
             "--port",
             str(port),
+            "--workers",
+            str(WORKERS),
         ],
         env=env,
     )
 
 
 async def wait_ready(base: str) -> None:
+    # Generous: each worker imports every service, which takes long on a busy machine.
     async with httpx.AsyncClient(base_url=base) as client:
-        for _ in range(300):
+        for _ in range(1200):
             try:
                 if (await client.get("/readyz")).status_code == 200:
                     return
@@ -224,7 +329,7 @@ async def wait_ready(base: str) -> None:
 
 
 async def run_rounds(
-    base: str, api_key: str, external_ids: list[str], pgbench_url: str
+    clients: list[httpx.AsyncClient], api_key: str, external_ids: list[str], pgbench_url: str
 ) -> tuple[list[float], list[float], list[float]]:
     """Alternating rounds of our load and pgbench; rates per round and every latency."""
     ours: list[float] = []
@@ -239,7 +344,7 @@ async def run_rounds(
                 print(f"round {round_ + 1}: pgbench {tps:8.0f} tps", flush=True)
                 continue
             started = time.perf_counter()
-            measured = await drive(base, api_key, external_ids, DURATION)
+            measured = await drive(clients, api_key, external_ids, DURATION)
             rate = len(measured) / (time.perf_counter() - started)
             ours.append(rate)
             latencies += measured
@@ -266,8 +371,20 @@ async def main() -> None:
             server = start_server(url, urls.redis_url, port)
             try:
                 await wait_ready(base)
-                await drive(base, api_key, external_ids, 2.0)  # warm up both workers
-                ours, theirs, latencies = await run_rounds(base, api_key, external_ids, pgbench_url)
+                clients, spread = await open_clients(base, server.pid)
+                print(f"connections per worker: {spread}", flush=True)
+                try:
+                    await drive(clients, api_key, external_ids, 2.0)  # warm up both workers
+                    healthz = await healthz_rate(clients, 5.0)
+                    print(
+                        f"context: GET /healthz with the same clients: {healthz:.0f}/s", flush=True
+                    )
+                    ours, theirs, latencies = await run_rounds(
+                        clients, api_key, external_ids, pgbench_url
+                    )
+                finally:
+                    for client in clients:
+                        await client.aclose()
             finally:
                 server.send_signal(signal.SIGINT)
                 server.wait(timeout=30)
@@ -284,6 +401,8 @@ async def main() -> None:
         p50_ms=round(statistics.median(latencies) * 1000, 2),
         p99_ms=round(cuts[98] * 1000, 2),
         drift=drifted,
+        healthz_rps=round(healthz, 1),
+        connections_per_worker=spread,
         clients=CLIENTS,
         seconds=DURATION,
     )
