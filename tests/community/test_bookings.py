@@ -599,3 +599,32 @@ async def test_a_suspended_member_cannot_book(
     )
     assert error(await book(client, member, scheduled["id"])) == (403, "MemberSuspended")
     assert await booking_count(session) == 0
+
+
+async def test_a_suspended_member_keeps_their_waitlist_place_but_is_not_promoted(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    brand: BrandFixture,
+    make_member: MakeMember,
+) -> None:
+    ada, bea, cy = [await make_member(name) for name in ("ada", "bea", "cy")]
+    scheduled = await create_session(client, brand.headers, capacity=1)
+    first = (await book(client, ada, scheduled["id"])).json()
+    bea_place = (await book(client, bea, scheduled["id"])).json()
+    cy_place = (await book(client, cy, scheduled["id"])).json()
+    await session.execute(
+        update(CommunityMember)
+        .where(CommunityMember.member_id == bea.id)
+        .values(suspended_until=utcnow() + timedelta(days=7))
+    )
+
+    cancelled = await client.post(f"{API}/bookings/{first['id']}/cancel", headers=ada.headers)
+    assert cancelled.status_code == 200, cancelled.text
+    assert [d["member_id"] for _, d in await events_of(session, "experience.booked")] == [
+        str(ada.id),
+        str(cy.id),
+    ]
+    read = await client.get(f"{API}/bookings/{bea_place['id']}", headers=brand.headers)
+    assert (read.json()["status"], read.json()["waitlist_position"]) == ("waitlisted", 1)
+    read = await client.get(f"{API}/bookings/{cy_place['id']}", headers=brand.headers)
+    assert read.json()["status"] == "confirmed"

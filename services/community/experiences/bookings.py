@@ -85,6 +85,8 @@ from services.community.experiences.models import (
 )
 from services.community.experiences.repository import ExperienceRepository
 from services.community.experiences.schemas import BookingCreate, BookingRead
+from services.community.members.repository import CommunityMemberRepository
+from services.community.members.service import is_suspended
 from services.community.models import OUTBOX, CommunityMember
 from services.kernel.clock import utcnow
 from services.kernel.ids import new_id
@@ -261,14 +263,22 @@ async def _confirm(
 async def promote_waitlist(
     session: AsyncSession, row: ExperienceSession, experience: Experience, now: datetime
 ) -> None:
-    """Move the waitlist up into the seats free now (call with the session row locked)."""
+    """Move the waitlist up into the seats free now (call with the session row locked), in
+    arrival order, skipping entries that do not fit and members who may not act now."""
     if row.status != SessionStatus.SCHEDULED or row.starts_at <= now:
         return
     free = row.capacity - row.seats_taken
     if free <= 0:
         return
-    for entry in await ExperienceRepository(session).waitlist(row.id):
-        if entry.seats > free:
+    waiting = await ExperienceRepository(session).waitlist(row.id)
+    members = await CommunityMemberRepository(session).many(
+        experience.brand_id, [entry.member_id for entry in waiting]
+    )
+    for entry in waiting:
+        member = members.get(entry.member_id)
+        if entry.seats > free or member is None or is_suspended(member, now):
+            # Too big for the free seats, or a member who may not act now (suspended or erased):
+            # they keep their place, and those behind them move up.
             continue
         free -= entry.seats
         row.seats_taken += entry.seats
