@@ -285,3 +285,18 @@ class InconsistentCaps(ValidationFailed):
     """An activity rule's caps contradict each other (per day ≤ per month ≤ lifetime)."""
 
     code = "InconsistentCaps"
+
+
+# --- Bulk history -----------------------------------------------------------------------------
+
+
+class HistoryNotEmpty(Conflict):
+    """A member already has purchases, points or a tier: history is loaded before anything else."""
+
+    code = "HistoryNotEmpty"
+
+
+class PurchaseInFuture(ValidationFailed):
+    """A purchase is dated after now: history holds what has happened."""
+
+    code = "PurchaseInFuture"

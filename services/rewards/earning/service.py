@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,7 +35,6 @@ from services.rewards.earning.schemas import (
     CampaignCreate,
     CampaignUpdate,
     CategoryRuleCreate,
-    LineIn,
     RuleUpdate,
     SimulationRequest,
     SimulationResult,
@@ -89,7 +88,21 @@ def rates_for(program: Program, currency: str) -> calculator.Rates:
     return calculator.Rates(program.currency, digits, program.points_per_unit)
 
 
-def check_lines(amount_minor: int, lines: Sequence[LineIn]) -> None:
+class PurchaseLine(Protocol):
+    """A purchase line as the breakdown reads it: an API `LineIn`, or a line of the bulk
+    history loader (`rewards.history`)."""
+
+    @property
+    def sku(self) -> str: ...
+    @property
+    def category(self) -> str | None: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def amount_minor(self) -> int: ...
+
+
+def check_lines(amount_minor: int, lines: Sequence[PurchaseLine]) -> None:
     if lines and sum(line.amount_minor for line in lines) != amount_minor:
         total = sum(line.amount_minor for line in lines)
         raise LinesDoNotAddUp(
@@ -124,7 +137,7 @@ def breakdown_for(
     *,
     order_id: str | None,
     amount_minor: int,
-    lines: Sequence[LineIn],
+    lines: Sequence[PurchaseLine],
     occurred_at: datetime,
     tier: Tier | None,
     member: bool,

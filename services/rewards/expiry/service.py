@@ -97,8 +97,23 @@ def add_months(moment: datetime, months: int) -> datetime:
 
 def inactivity_deadline(account: Account, months: int) -> datetime:
     """When the member's whole balance expires unless they are active before then."""
-    anchor = account.last_activity_at or account.created_at
-    return add_months(anchor, months)
+    return deadline_after(account.last_activity_at, account.created_at, months)
+
+
+def deadline_after(
+    last_activity_at: datetime | None, created_at: datetime, months: int
+) -> datetime:
+    """The inactivity deadline from the last activity, or from when rewards first knew the
+    member if they were never active."""
+    return add_months(last_activity_at or created_at, months)
+
+
+def lot_expiry_reason(earned_at: datetime) -> str:
+    return f"Expired: points earned on {earned_at.astimezone(UTC):%Y-%m-%d}"
+
+
+def inactivity_reason(months: int) -> str:
+    return f"Expired after {months} months without activity"
 
 
 def _utc(now: datetime | None) -> datetime:
@@ -197,7 +212,7 @@ async def _expire_due_lots(
                 kind=EntryKind.EXPIRE,
                 bucket=Bucket.AVAILABLE,
                 points=-taken,
-                reason=f"Expired: points earned on {lot.earned_at.astimezone(UTC):%Y-%m-%d}",
+                reason=lot_expiry_reason(lot.earned_at),
                 source_type="lot",
                 source_id=str(lot.id),
                 occurred_at=lot.expires_at,
@@ -238,7 +253,7 @@ async def _expire_inactive(
                     kind=EntryKind.EXPIRE,
                     bucket=Bucket.AVAILABLE,
                     points=-account.available,
-                    reason=f"Expired after {months} months without activity",
+                    reason=inactivity_reason(months),
                     source_type="inactivity",
                     source_id=deadline.date().isoformat(),
                     occurred_at=deadline,
@@ -273,7 +288,7 @@ async def remind_expiring_points(
     return sent
 
 
-def _reminder(
+def reminder_event(
     brand_id: uuid.UUID, member_id: uuid.UUID, points: int, expires_at: datetime, now: datetime
 ) -> PointsExpiringSoon:
     return PointsExpiringSoon(
@@ -304,7 +319,7 @@ async def _remind_lots(
         await OUTBOX.add_many(
             session,
             [
-                _reminder(brand_id, lot.member_id, lot.remaining, lot.expires_at, now)
+                reminder_event(brand_id, lot.member_id, lot.remaining, lot.expires_at, now)
                 for lot in lots
             ],
         )
@@ -341,7 +356,8 @@ async def _remind_inactive(
                 continue
             await repository.mark_inactivity_reminded(account.member_id, deadline)
             await OUTBOX.add(
-                session, _reminder(brand_id, account.member_id, account.available, deadline, now)
+                session,
+                reminder_event(brand_id, account.member_id, account.available, deadline, now),
             )
             sent += 1
 

@@ -170,6 +170,54 @@ def _event_for(movement: Movement) -> type[PointsEvent]:
     return PointsAdjusted
 
 
+def balance_change(movement: Movement, *, allow_negative: bool = False) -> BalanceChange:
+    """What one movement adds to the account's cached sums (and the floor it must respect).
+
+    Pure, so the bulk history loader (`rewards.history`) keeps its in-memory sums by the same
+    rules as `post()`.
+    """
+    into_available = movement.bucket == Bucket.AVAILABLE
+    counts_as_earned = (
+        into_available
+        and movement.points > 0
+        and movement.kind
+        in (
+            EntryKind.EARN,
+            EntryKind.RELEASE,
+        )
+    )
+    return BalanceChange(
+        available=movement.points if into_available else 0,
+        pending=0 if into_available else movement.points,
+        lifetime=movement.points if counts_as_earned else 0,
+        floor=None if allow_negative or movement.points > 0 or not into_available else 0,
+        touch_activity_at=movement.occurred_at if movement.kind in _ACTIVE_KINDS else None,
+    )
+
+
+def points_event(
+    brand_id: uuid.UUID, movement: Movement, entry_id: uuid.UUID, after: Balances
+) -> PointsEvent:
+    """The event an entry emits, with the balances right after it."""
+    return _event_for(movement)(
+        brand_id=brand_id,
+        subject_id=movement.member_id,
+        occurred_at=movement.occurred_at,
+        data=PointsMovement(
+            member_id=movement.member_id,
+            entry_id=entry_id,
+            kind=movement.kind,
+            bucket=movement.bucket,
+            points=movement.points,
+            reason=movement.reason,
+            source_type=movement.source_type,
+            source_id=movement.source_id,
+            available=after.available,
+            pending=after.pending,
+        ),
+    )
+
+
 async def post(
     session: AsyncSession,
     brand_id: uuid.UUID,
@@ -193,24 +241,7 @@ async def post(
         raise ValueError("a ledger entry moves a non-zero number of points")
     repository = LedgerRepository(session)
     into_available = movement.bucket == Bucket.AVAILABLE
-    counts_as_earned = (
-        into_available
-        and movement.points > 0
-        and movement.kind
-        in (
-            EntryKind.EARN,
-            EntryKind.RELEASE,
-        )
-    )
-    available = movement.points if into_available else 0
-    pending = 0 if into_available else movement.points
-    change = BalanceChange(
-        available=available,
-        pending=pending,
-        lifetime=movement.points if counts_as_earned else 0,
-        floor=None if allow_negative or movement.points > 0 or not into_available else 0,
-        touch_activity_at=movement.occurred_at if movement.kind in _ACTIVE_KINDS else None,
-    )
+    change = balance_change(movement, allow_negative=allow_negative)
     entry = LedgerEntry(
         id=new_id(),
         brand_id=brand_id,
@@ -226,7 +257,7 @@ async def post(
     credit = into_available and movement.points > 0
     balances: Balances | None
     if locked is not None:
-        expected = Balances(locked.available + available, locked.pending + pending)
+        expected = Balances(locked.available + change.available, locked.pending + change.pending)
         lot = _lot_for(brand_id, program, movement, entry.id, expected) if credit else None
         balances = await repository.move_and_append(movement.member_id, change, entry, lot)
         if balances is not None and balances != expected:
@@ -246,27 +277,18 @@ async def post(
     if into_available and movement.points < 0:
         # Spending takes from the oldest lots; whatever no lot covers is a negative balance.
         await repository.take_from_lots(movement.member_id, -movement.points, from_lots)
-    await OUTBOX.add(
-        session,
-        _event_for(movement)(
-            brand_id=brand_id,
-            subject_id=movement.member_id,
-            occurred_at=movement.occurred_at,
-            data=PointsMovement(
-                member_id=movement.member_id,
-                entry_id=entry.id,
-                kind=movement.kind,
-                bucket=movement.bucket,
-                points=movement.points,
-                reason=movement.reason,
-                source_type=movement.source_type,
-                source_id=movement.source_id,
-                available=balances.available,
-                pending=balances.pending,
-            ),
-        ),
-    )
+    await OUTBOX.add(session, points_event(brand_id, movement, entry.id, balances))
     return Posted(entry.id, balances)
+
+
+def spendable(points: int, after_available: int) -> int:
+    """How much of a credit of `points` to `available` opens a spendable lot (0: none).
+
+    A negative balance (a return after the points were spent) is paid back first: only what
+    is left over becomes a spendable lot.
+    """
+    before = after_available - points
+    return points if before >= 0 else max(0, after_available)
 
 
 def _lot_for(
@@ -276,25 +298,43 @@ def _lot_for(
     entry_id: uuid.UUID,
     after: Balances,
 ) -> Lot | None:
-    """The spendable lot a credit to `available` opens, if any.
-
-    A negative balance (a return after the points were spent) is paid back first: only what
-    is left over becomes a spendable lot.
-    """
-    before = after.available - movement.points
-    spendable = movement.points if before >= 0 else max(0, after.available)
-    if spendable == 0:
+    """The spendable lot a credit to `available` opens, if any (see `spendable`)."""
+    points = spendable(movement.points, after.available)
+    if points == 0:
         return None
     return Lot(
         id=new_id(),
         brand_id=brand_id,
         member_id=movement.member_id,
         entry_id=entry_id,
-        points=spendable,
-        remaining=spendable,
+        points=points,
+        remaining=points,
         earned_at=movement.occurred_at,
         expires_at=lot_expiry(program, movement.occurred_at),
     )
+
+
+def release_movements(
+    *,
+    member_id: uuid.UUID,
+    points: int,
+    reason: str,
+    source_type: str,
+    source_id: str | None,
+    occurred_at: datetime,
+) -> tuple[Movement, Movement]:
+    """The pair of entries that make pending points available: out of pending, into available."""
+    out_of_pending = Movement(
+        member_id=member_id,
+        kind=EntryKind.RELEASE,
+        bucket=Bucket.PENDING,
+        points=-points,
+        reason=reason,
+        source_type=source_type,
+        source_id=source_id,
+        occurred_at=occurred_at,
+    )
+    return out_of_pending, replace(out_of_pending, bucket=Bucket.AVAILABLE, points=points)
 
 
 async def release_pending(
@@ -310,18 +350,15 @@ async def release_pending(
     occurred_at: datetime,
 ) -> Posted:
     """Pending points become available: a pair of entries, so both buckets still sum up."""
-    out_of_pending = Movement(
+    out_of_pending, into_available = release_movements(
         member_id=member_id,
-        kind=EntryKind.RELEASE,
-        bucket=Bucket.PENDING,
-        points=-points,
+        points=points,
         reason=reason,
         source_type=source_type,
         source_id=source_id,
         occurred_at=occurred_at,
     )
     await post(session, brand_id, program, out_of_pending)
-    into_available = replace(out_of_pending, bucket=Bucket.AVAILABLE, points=points)
     return await post(session, brand_id, program, into_available)
 
 

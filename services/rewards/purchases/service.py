@@ -133,6 +133,44 @@ def _replay(existing: Purchase, member_id: uuid.UUID, payload: PurchaseCreate) -
     return _result(existing)
 
 
+def recorded_event(
+    brand_id: uuid.UUID,
+    *,
+    purchase_id: uuid.UUID,
+    member_id: uuid.UUID,
+    order_id: str,
+    amount_minor: int,
+    currency: str,
+    lines: Sequence[dict[str, Any]],
+    points: int,
+    bucket: Bucket,
+    occurred_at: datetime,
+) -> PurchaseRecorded:
+    """`purchase.recorded` for a purchase row (`lines` as stored); the bulk history loader
+    writes the same event."""
+    return PurchaseRecorded(
+        brand_id=brand_id,
+        subject_id=member_id,
+        occurred_at=occurred_at,
+        data=PurchaseData(
+            member_id=member_id,
+            purchase_id=purchase_id,
+            order_id=order_id,
+            amount_minor=amount_minor,
+            currency=currency,
+            lines=[PurchaseLineData(**line) for line in lines],
+            points=points,
+            points_bucket=bucket,
+            occurred_at=occurred_at,
+        ),
+    )
+
+
+def release_reason(order_id: str, points: int) -> str:
+    """The reason of the pair of entries that release a purchase's pending points."""
+    return f"Order {order_id}: the return window closed; {points} pts are now available"
+
+
 async def record_purchase(
     session: AsyncSession, brand_id: uuid.UUID, payload: PurchaseCreate
 ) -> tuple[PurchaseResult, bool]:
@@ -217,21 +255,17 @@ async def record_purchase(
         result = _result(purchase)
         await OUTBOX.add(
             session,
-            PurchaseRecorded(
-                brand_id=brand_id,
-                subject_id=account.member_id,
-                occurred_at=payload.occurred_at,
-                data=PurchaseData(
-                    member_id=account.member_id,
-                    purchase_id=purchase.id,
-                    order_id=purchase.order_id,
-                    amount_minor=purchase.amount_minor,
-                    currency=purchase.currency,
-                    lines=[PurchaseLineData(**line.model_dump()) for line in payload.lines],
-                    points=purchase.points,
-                    points_bucket=bucket,
-                    occurred_at=purchase.occurred_at,
-                ),
+            recorded_event(
+                brand_id,
+                purchase_id=purchase.id,
+                member_id=account.member_id,
+                order_id=purchase.order_id,
+                amount_minor=purchase.amount_minor,
+                currency=purchase.currency,
+                lines=purchase.lines,
+                points=purchase.points,
+                bucket=bucket,
+                occurred_at=purchase.occurred_at,
             ),
         )
     await tiers.upgrade_after_purchase(
@@ -294,10 +328,7 @@ async def release_due(
                     program,
                     member_id=purchase.member_id,
                     points=remaining,
-                    reason=(
-                        f"Order {purchase.order_id}: the return window closed; "
-                        f"{remaining} pts are now available"
-                    ),
+                    reason=release_reason(purchase.order_id, remaining),
                     source_type=SOURCE_PURCHASE,
                     source_id=purchase.order_id,
                     occurred_at=now,

@@ -254,23 +254,69 @@ async def _change(
     )
     await OUTBOX.add(
         session,
-        TierChanged(
-            brand_id=brand_id,
-            subject_id=member_id,
-            occurred_at=now,
-            data=TierChangedData(
-                member_id=member_id,
-                from_tier_id=current.id if current is not None else None,
-                from_tier=current.name if current is not None else None,
-                to_tier_id=target.id,
-                to_tier=target.name,
-                direction=direction,
-                reason=reason,
-                window_spend_minor=spend,
-            ),
+        changed_event(
+            brand_id,
+            member_id,
+            current,
+            target,
+            reason=reason,
+            spend=spend,
+            now=now,
+            direction=direction,
         ),
     )
     return True
+
+
+def changed_event(
+    brand_id: uuid.UUID,
+    member_id: uuid.UUID,
+    current: Tier | None,
+    target: Tier,
+    *,
+    reason: str,
+    spend: int,
+    now: datetime,
+    direction: Literal["up", "down"],
+) -> TierChanged:
+    """`tier.changed` for one change (shared with the bulk history loader)."""
+    return TierChanged(
+        brand_id=brand_id,
+        subject_id=member_id,
+        occurred_at=now,
+        data=TierChangedData(
+            member_id=member_id,
+            from_tier_id=current.id if current is not None else None,
+            from_tier=current.name if current is not None else None,
+            to_tier_id=target.id,
+            to_tier=target.name,
+            direction=direction,
+            reason=reason,
+            window_spend_minor=spend,
+        ),
+    )
+
+
+def upgrade_reason(
+    program: Program, window: Window, target: Tier, spend: int, order_id: str
+) -> str:
+    """Why a purchase moved the member up to `target` (or into the entry tier)."""
+    if target.threshold_minor <= spend:
+        return (
+            f"Spent {format_minor(spend, program.currency)} in {window.label} with order "
+            f"{order_id}, reaching {target.name} "
+            f"(from {format_minor(target.threshold_minor, program.currency)})"
+        )
+    return f"Joined at the entry tier {target.name} with order {order_id}"
+
+
+def review_reason(program: Program, window: Window, current: Tier, spend: int) -> str:
+    """Why the review moved the member down from `current`."""
+    return (
+        f"Tier review: spent {format_minor(spend, program.currency)} in "
+        f"{window.label}, below {current.name}'s "
+        f"{format_minor(current.threshold_minor, program.currency)}"
+    )
 
 
 async def upgrade_after_purchase(
@@ -296,14 +342,7 @@ async def upgrade_after_purchase(
     target = upgrade_target(ladder, current, spend)
     if target is None:
         return None
-    spent = format_minor(spend, program.currency)
-    if target.threshold_minor <= spend:
-        reason = (
-            f"Spent {spent} in {window.label} with order {order_id}, reaching {target.name} "
-            f"(from {format_minor(target.threshold_minor, program.currency)})"
-        )
-    else:
-        reason = f"Joined at the entry tier {target.name} with order {order_id}"
+    reason = upgrade_reason(program, window, target, spend, order_id)
     changed = await _change(
         session,
         brand_id,
@@ -358,11 +397,7 @@ async def _review_batch(
         target = downgrade_target(ladder, current, spend)
         if target is None:
             continue
-        reason = (
-            f"Tier review: spent {format_minor(spend, program.currency)} in "
-            f"{window.label}, below {current.name}'s "
-            f"{format_minor(current.threshold_minor, program.currency)}"
-        )
+        reason = review_reason(program, window, current, spend)
         if await _change(
             session,
             program.brand_id,

@@ -1,0 +1,205 @@
+"""All SQL of the bulk history loader: the checks before a load, and the writes (COPY).
+
+The rows are written with PostgreSQL's COPY on the session's own connection, inside its
+transaction: a batch of 10,000 members and their purchases is a handful of statements, not one
+round trip per row, and the caller's commit (or rollback) covers it like any other write.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from asyncpg import Connection
+from sqlalchemy import Table, Text, and_, any_, bindparam, exists, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.rewards.ledger.repository import table_of
+from services.rewards.models import Account, LedgerEntry, Lot, Purchase, TierChange
+
+_ACCOUNTS = table_of(Account)
+_PURCHASES = table_of(Purchase)
+_ENTRIES = table_of(LedgerEntry)
+# Arrays, one parameter each: a batch's ids would exceed the protocol's 32,767 parameters.
+_MEMBER_IDS = bindparam("member_ids", type_=ARRAY(UUID(as_uuid=True)))
+_ORDER_IDS = bindparam("order_ids", type_=ARRAY(Text))
+
+# Column orders of the records the service builds (`created_at` of entries: the server's now()).
+PURCHASE_COLUMNS = (
+    "id",
+    "brand_id",
+    "member_id",
+    "order_id",
+    "amount_minor",
+    "currency",
+    "lines",
+    "points",
+    "points_bucket",
+    "pending_until",
+    "returned_minor",
+    "returned_points",
+    "breakdown",
+    "occurred_at",
+    "created_at",
+)
+ENTRY_COLUMNS = (
+    "id",
+    "brand_id",
+    "member_id",
+    "kind",
+    "bucket",
+    "points",
+    "reason",
+    "source_type",
+    "source_id",
+    "occurred_at",
+)
+LOT_COLUMNS = (
+    "id",
+    "brand_id",
+    "member_id",
+    "entry_id",
+    "points",
+    "remaining",
+    "earned_at",
+    "expires_at",
+    "reminded_at",
+)
+TIER_CHANGE_COLUMNS = (
+    "id",
+    "brand_id",
+    "member_id",
+    "from_tier_id",
+    "to_tier_id",
+    "reason",
+    "window_spend_minor",
+    "changed_at",
+)
+# (member_id, tier_id, tier_since, available, pending, lifetime_earned, last_activity_at,
+# inactivity_reminded_for)
+AccountRecord = tuple[
+    uuid.UUID,
+    uuid.UUID | None,
+    datetime | None,
+    int,
+    int,
+    int,
+    datetime | None,
+    datetime | None,
+]
+
+# Raw asyncpg (arrays as one parameter each); the table is `Account`'s.
+_UPDATE_ACCOUNTS = """
+UPDATE rewards.accounts AS a
+SET tier_id = v.tier_id,
+    tier_since = v.tier_since,
+    available = v.available,
+    pending = v.pending,
+    lifetime_earned = v.lifetime_earned,
+    last_activity_at = v.last_activity_at,
+    inactivity_reminded_for = v.inactivity_reminded_for
+FROM unnest(
+    $1::uuid[], $2::uuid[], $3::timestamptz[], $4::bigint[], $5::bigint[], $6::bigint[],
+    $7::timestamptz[], $8::timestamptz[]
+) AS v(member_id, tier_id, tier_since, available, pending, lifetime_earned, last_activity_at,
+       inactivity_reminded_for)
+WHERE a.member_id = v.member_id AND a.brand_id = $9
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    """A member's account as a load finds it (locked until the transaction ends)."""
+
+    member_id: uuid.UUID
+    member_status: str
+    created_at: datetime
+    has_history: bool  # any purchase, ledger entry, balance or tier already
+
+
+class HistoryRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def _driver(self) -> Connection:
+        """The session's asyncpg connection, in the session's transaction (for COPY)."""
+        connection = await self.session.connection()
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert isinstance(driver, Connection)
+        return driver
+
+    async def lock_accounts(
+        self, brand_id: uuid.UUID, member_ids: Sequence[uuid.UUID]
+    ) -> list[AccountState]:
+        """The members' accounts, locked in member id order (the order every batch writer
+        uses), so no purchase, redemption or job moves them before the load commits."""
+        if not member_ids:
+            return []
+        a = _ACCOUNTS
+        history = or_(
+            a.c.tier_id.is_not(None),
+            a.c.available != 0,
+            a.c.pending != 0,
+            a.c.lifetime_earned != 0,
+            a.c.last_activity_at.is_not(None),
+            exists().where(_ENTRIES.c.member_id == a.c.member_id),
+            exists().where(_PURCHASES.c.member_id == a.c.member_id),
+        )
+        statement = (
+            select(a.c.member_id, a.c.member_status, a.c.created_at, history.label("history"))
+            .where(a.c.brand_id == brand_id, a.c.member_id == any_(_MEMBER_IDS))
+            .order_by(a.c.member_id)
+            .with_for_update(of=a)
+        )
+        rows = await self.session.execute(statement, {"member_ids": list(member_ids)})
+        return [
+            AccountState(row.member_id, row.member_status, row.created_at, bool(row.history))
+            for row in rows
+        ]
+
+    async def taken_order_ids(self, brand_id: uuid.UUID, order_ids: Collection[str]) -> list[str]:
+        """Which of these order ids the brand already has."""
+        if not order_ids:
+            return []
+        p = _PURCHASES
+        statement = select(p.c.order_id).where(
+            and_(p.c.brand_id == brand_id, p.c.order_id == any_(_ORDER_IDS))
+        )
+        found = await self.session.scalars(statement, {"order_ids": list(order_ids)})
+        return list(found.all())
+
+    async def _copy(
+        self, table: Table, columns: Sequence[str], records: Sequence[Sequence[object]]
+    ) -> None:
+        if not records:
+            return
+        driver = await self._driver()
+        await driver.copy_records_to_table(
+            table.name, schema_name=table.schema, columns=list(columns), records=records
+        )
+
+    async def write(
+        self,
+        *,
+        purchases: Sequence[Sequence[object]],
+        entries: Sequence[Sequence[object]],
+        lots: Sequence[Sequence[object]],
+        tier_changes: Sequence[Sequence[object]],
+    ) -> None:
+        """COPY the rows; entries before lots and purchases (the foreign keys point back)."""
+        await self._copy(_ENTRIES, ENTRY_COLUMNS, entries)
+        await self._copy(table_of(Lot), LOT_COLUMNS, lots)
+        await self._copy(_PURCHASES, PURCHASE_COLUMNS, purchases)
+        await self._copy(table_of(TierChange), TIER_CHANGE_COLUMNS, tier_changes)
+
+    async def update_accounts(self, brand_id: uuid.UUID, records: Sequence[AccountRecord]) -> None:
+        """Sets the accounts' sums, tier and activity in one statement (arrays, not a row each)."""
+        if not records:
+            return
+        columns = list(zip(*records, strict=True))
+        driver = await self._driver()
+        await driver.execute(_UPDATE_ACCOUNTS, *(list(c) for c in columns), brand_id)
