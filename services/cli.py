@@ -8,6 +8,7 @@ import signal
 import uuid
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -223,6 +224,73 @@ def schemas(
         raise typer.Exit(code=1 if stale else 0)
     for written in write_contracts():
         typer.echo(f"wrote {written}")
+
+
+@app.command("simulate")
+def simulate_command(
+    members: Annotated[int, typer.Option("--members", help="Members to simulate.")],
+    days: Annotated[int, typer.Option("--days", help="Days of activity, ending yesterday.")] = 365,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same world.")] = 1,
+    brand: Annotated[
+        str | None, typer.Option("--brand", help="Brand name (created if new).")
+    ] = None,
+    append: Annotated[
+        bool, typer.Option("--append", help="Add to a brand that already has members.")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for the hidden truth and the run's state."),
+    ] = None,
+) -> None:
+    """Simulate a beauty brand (members, purchases, hidden tastes) and load it; resumable."""
+    from rich.console import Console
+
+    from simulator.run import (
+        Request,
+        SimulationRefused,
+        check_request,
+        default_out,
+        describe,
+        free_disk_bytes,
+        simulate,
+    )
+
+    settings = _settings()
+    name = (brand or f"Simulated Beauty {seed}").strip()
+    folder = out or default_out(settings.data_dir, name, seed)
+    try:
+        if not name:
+            raise SimulationRefused("--brand needs a name")
+        estimate = check_request(members, days, seed, free_disk_bytes(folder))
+    except SimulationRefused as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    console = Console(stderr=True)
+    console.print(
+        f"simulating {members:,} members over {days:,} days (seed {seed}): about "
+        f"{estimate / 1e6:,.0f} MB; truth and state in {folder}"
+    )
+    request = Request(members=members, days=days, seed=seed, brand=name, out=folder, append=append)
+
+    async def main(urls: InfrastructureUrls) -> None:
+        from services.kernel.migrations import migrate as apply
+        from services.kernel.runtime import Runtime
+        from services.registry import SERVICES
+
+        await apply(urls.database_url, SERVICES)
+        async with Runtime.open(
+            settings, SERVICES, database_url=urls.database_url, redis_url=urls.redis_url
+        ) as runtime:
+            summary = await simulate(runtime, request, console)
+        typer.echo(describe(summary))
+        if not summary.complete:
+            raise typer.Exit(code=1)  # scripts must not take a half-loaded brand for a whole one
+
+    try:
+        _run(settings, main)
+    except SimulationRefused as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
 
 
 def main() -> None:

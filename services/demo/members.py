@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-_FIRST = [
+FIRST_NAMES = [
     "Ava",
     "Mia",
     "Zoe",
@@ -30,7 +30,7 @@ _FIRST = [
     "Kai",
     "Elif",
 ]
-_LAST = [
+LAST_NAMES = [
     "Martin",
     "Garcia",
     "Chen",
@@ -47,11 +47,17 @@ _LAST = [
     "Haddad",
     "Kowalski",
 ]
-_SKIN = ["dry", "oily", "combination", "normal", "sensitive"]
-_CONCERNS = ["acne", "dullness", "redness", "fine lines", "dark spots", "pores", "dehydration"]
+SKIN_TYPES = ["dry", "oily", "combination", "normal", "sensitive"]
+CONCERNS = ["acne", "dullness", "redness", "fine lines", "dark spots", "pores", "dehydration"]
 CATEGORIES = ["skincare", "makeup", "fragrance", "hair", "bath", "tools"]
-_ZONES = ["Europe/Paris", "Europe/London", "America/New_York", "America/Los_Angeles", "Asia/Tokyo"]
-_LOCALES = ["fr-FR", "en-GB", "en-US", "en-US", "ja-JP"]
+TIME_ZONES = [
+    "Europe/Paris",
+    "Europe/London",
+    "America/New_York",
+    "America/Los_Angeles",
+    "Asia/Tokyo",
+]
+LOCALES = ["fr-FR", "en-GB", "en-US", "en-US", "ja-JP"]
 
 
 def demo_members(count: int, seed: int = 7) -> list[dict[str, Any]]:
@@ -59,8 +65,8 @@ def demo_members(count: int, seed: int = 7) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     members = []
     for n in range(1, count + 1):
-        first, last = rng.choice(_FIRST), rng.choice(_LAST)
-        place = rng.randrange(len(_ZONES))
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        place = rng.randrange(len(TIME_ZONES))
         favourites = rng.sample(CATEGORIES, k=rng.randint(1, 3))
         members.append(
             {
@@ -70,11 +76,11 @@ def demo_members(count: int, seed: int = 7) -> list[dict[str, Any]]:
                 "birthday": date(
                     rng.randint(1960, 2006), rng.randint(1, 12), rng.randint(1, 28)
                 ).isoformat(),
-                "locale": _LOCALES[place],
-                "time_zone": _ZONES[place],
+                "locale": LOCALES[place],
+                "time_zone": TIME_ZONES[place],
                 "traits": {
-                    "skin_type": rng.choice(_SKIN),
-                    "concerns": rng.sample(_CONCERNS, k=rng.randint(1, 3)),
+                    "skin_type": rng.choice(SKIN_TYPES),
+                    "concerns": rng.sample(CONCERNS, k=rng.randint(1, 3)),
                     "favourite_categories": favourites,
                 },
                 "interests": favourites,

@@ -72,7 +72,7 @@ PERKS = [
     ("Donate 5 € to Look Good Feel Better", "donation", "charity", 500, None),
     ("Limited edition palette", "free_product", "makeup", 2500, 10),
 ]
-_SKUS = {
+SKUS = {
     "skincare": ["SKU-SERUM-01", "SKU-CREAM-02", "SKU-CLEANSER-03"],
     "makeup": ["SKU-LIP-10", "SKU-MASCARA-11", "SKU-FOUND-12"],
     "fragrance": ["SKU-EDP-20", "SKU-EDT-21"],
@@ -102,7 +102,7 @@ def _purchases(
             quantity = rng.randint(1, 2)
             lines.append(
                 {
-                    "sku": rng.choice(_SKUS[category]),
+                    "sku": rng.choice(SKUS[category]),
                     "category": category,
                     "quantity": quantity,
                     "amount_minor": quantity * rng.choice([1200, 2400, 3500, 4800, 6500, 9000]),

@@ -16,6 +16,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    any_,
     delete,
     exists,
     insert,
@@ -52,6 +53,10 @@ class BrandRepository:
 
     async def get(self, brand_id: uuid.UUID) -> Brand | None:
         return await self.session.get(Brand, brand_id)
+
+    async def named(self, name: str) -> Sequence[Brand]:
+        statement = select(Brand).where(Brand.name == name).order_by(Brand.created_at)
+        return (await self.session.scalars(statement)).all()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +95,19 @@ class MemberRepository:
             Member.brand_id == brand_id, Member.external_id == external_id
         )
         return (await self.session.scalars(statement)).one_or_none()
+
+    async def ids_by_external_id(
+        self, brand_id: uuid.UUID, external_ids: Sequence[str]
+    ) -> dict[str, uuid.UUID]:
+        statement = select(Member.external_id, Member.id).where(
+            Member.brand_id == brand_id,
+            Member.external_id == any_(literal(list(external_ids), ARRAY(Text))),
+        )
+        rows = await self.session.execute(statement)
+        return {external_id: id_ for external_id, id_ in rows if external_id is not None}
+
+    async def any_in_brand(self, brand_id: uuid.UUID) -> bool:
+        return bool(await self.session.scalar(select(exists().where(Member.brand_id == brand_id))))
 
     async def page(
         self, brand_id: uuid.UUID, filters: MemberFilters, page: PageRequest

@@ -105,6 +105,15 @@ async def get_brand(session: AsyncSession, brand_id: uuid.UUID) -> Brand | None:
     return await BrandRepository(session).get(brand_id)
 
 
+async def brands_named(session: AsyncSession, name: str) -> Sequence[Brand]:
+    """Brands with exactly this name, oldest first (names are not unique)."""
+    return await BrandRepository(session).named(name)
+
+
+async def brand_has_members(session: AsyncSession, brand_id: uuid.UUID) -> bool:
+    return await MemberRepository(session).any_in_brand(brand_id)
+
+
 # --- Members --------------------------------------------------------------------------------
 
 
@@ -150,6 +159,14 @@ async def find_member(session: AsyncSession, brand_id: uuid.UUID, reference: str
         if found is not None:
             return found
     return await repository.get_by_external_id(brand_id, reference)
+
+
+async def member_ids(
+    session: AsyncSession, brand_id: uuid.UUID, external_ids: Sequence[str]
+) -> dict[str, uuid.UUID]:
+    """The ids of a brand's members with these external ids (those that exist): what a bulk
+    loader needs after an import, which reports counts rather than ids."""
+    return await MemberRepository(session).ids_by_external_id(brand_id, external_ids)
 
 
 async def list_members(

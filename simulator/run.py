@@ -1,0 +1,563 @@
+"""`kinfolk simulate`: generate a world and load it through the services' own bulk paths.
+
+Phases, each committed before the next (and recorded in `state.json` in the run's folder):
+
+1. world     the hidden truth is written next to the data (`truth.npz`, `truth.json`);
+2. brand     the brand is created (or an existing one taken, with `--append`);
+3. program   the demo's program, tiers and earning rules (services/demo/rewards.py), and one
+             rewards campaign per seasonal campaign week of the world, through rewards' service
+             functions (skipped when the brand already has a program);
+4. members   chunk by chunk through `import_members` (NDJSON, COPY), one transaction a chunk;
+5. events    rewards and the community learn the members from their `member.created` events
+             (every outbox drained in process: `load_history` needs rewards' accounts);
+6. purchases chunk by chunk through rewards' `load_history`, one transaction a chunk;
+7. settled   the purchases' own events (tier changes for the community, ...) drained in process
+             for small worlds; for large ones they are left to the relay and workers.
+
+A rerun with the same parameters resumes after the last committed chunk. A chunk committed just
+before a crash, whose state was not written, is recognised (its members or orders exist) and
+skipped, so nothing is loaded twice. Until the last phase ends, `state.json` says `complete: false`
+and the run's summary says what is missing: a half-loaded brand never looks complete.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import re
+import shutil
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.demo.members import CATEGORIES
+from services.demo.rewards import PROGRAM, RULES, TIERS
+from services.kernel.drain import drain_events
+from services.kernel.runtime import Runtime
+from services.members import service as members_service
+from services.members.importing import NDJSON
+from services.registry import SERVICES
+from services.rewards.earning import service as earning
+from services.rewards.earning.schemas import CampaignCreate, RuleCreate
+from services.rewards.errors import ProgramNotConfigured, PurchaseNotFound
+from services.rewards.history.schemas import HistoricPurchase, HistoryReport
+from services.rewards.ledger import service as ledger
+from services.rewards.ledger.schemas import ProgramSettings
+from services.rewards.purchases import service as purchases_service
+from services.rewards.tiers import service as tiers_service
+from services.rewards.tiers.schemas import TierCreate
+from simulator import world
+from simulator.records import chunk_external_ids, historic_purchases, member_ndjson, order_id
+from simulator.truth import Truth, write_truth
+
+STATE_FILE = "state.json"
+STATE_FORMAT = 1
+PHASES = ("world", "brand", "program", "members", "events", "purchases", "settled")
+# Up to this many members, the purchases' events are drained in process too (seconds); past it,
+# draining (about 500 messages a second here) would dominate the run.
+SETTLE_MEMBERS = 50_000
+
+# Limits past which a request is refused before anything is generated.
+MAX_MEMBERS = 50_000_000
+MAX_DAYS = 3_650  # ten years: tiers, expiry and seasons are modelled per year
+
+# Database bytes per member and per purchase, measured on a 20,000-member, 365-day run into an
+# empty database (50,774 purchases; 396 MB by pg_database_size, indexes and outboxes included),
+# table by table, rounded up. A member: its row, its `member.created` outbox row, rewards' and
+# the community's projections and inboxes (3.5 kB). A purchase: its row, ledger entries, lots,
+# tier changes and rewards' outbox events, which are most of it (6.4 kB).
+BYTES_PER_MEMBER = 3_600
+BYTES_PER_PURCHASE = 6_600
+# The truth file: the external id (numpy stores 4 bytes a character), tastes and the rest.
+TRUTH_BYTES_PER_MEMBER = 4 * 16 + 8 * len(CATEGORIES) + 8 * 3 + 4 * 2 + 1
+# Headroom kept free on the disk: a database that fills its disk stops every service.
+DISK_HEADROOM = 1.25
+
+LoadHistory = Callable[
+    [AsyncSession, uuid.UUID, Sequence[HistoricPurchase]], Awaitable[HistoryReport]
+]
+
+
+class SimulationRefused(Exception):
+    """A request that cannot run as asked (bad input, a brand with data, another run's state);
+    the message says what to do. The CLI prints it and exits with code 2."""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    members: int
+    days: int
+    seed: int
+    brand: str
+    out: Path
+    append: bool = False
+    start: date | None = None  # day 0; default: so that the last simulated day is yesterday
+    chunk_members: int = 20_000
+
+
+@dataclass
+class RunState:
+    """What has been committed so far; written after each phase and chunk."""
+
+    params: dict[str, Any]
+    brand: str
+    append: bool
+    brand_id: str | None = None
+    created_brand: bool = False
+    phases: list[str] = field(default_factory=list)
+    members_chunks: int = 0
+    purchase_chunks: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    complete: bool = False
+
+    @classmethod
+    def read(cls, path: Path) -> RunState | None:
+        if not path.exists():
+            return None
+        saved = json.loads(path.read_text())
+        if saved.get("format") != STATE_FORMAT:
+            raise SimulationRefused(
+                f"{path}: unknown state format; remove the folder to start over"
+            )
+        saved.pop("format")
+        return cls(**saved)
+
+    def write(self, path: Path) -> None:
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(json.dumps({"format": STATE_FORMAT, **asdict(self)}, indent=2) + "\n")
+        partial.replace(path)  # atomic: a crash leaves the old state or the new, never half
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    brand_id: uuid.UUID
+    api_key: str | None  # only when this run created the brand
+    members: int
+    purchases: int
+    events: int
+    complete: bool
+    missing: list[str]
+    seconds: float
+    database_bytes: int
+    out: Path
+
+
+def default_out(data_dir: Path, brand: str, seed: int) -> Path:
+    slug = re.sub(r"[^a-z0-9]+", "-", brand.lower()).strip("-") or "brand"
+    return data_dir / "simulations" / f"{slug}-seed{seed}"
+
+
+def default_start(days: int, today: date | None = None) -> date:
+    return (today or datetime.now(UTC).date()) - timedelta(days=days)
+
+
+def estimate_bytes(params: world.WorldParams) -> int:
+    """The database and truth file size of a run, from its parameters alone."""
+    orders = world.expected_orders(params)
+    return math.ceil(
+        params.members * (BYTES_PER_MEMBER + TRUTH_BYTES_PER_MEMBER) + orders * BYTES_PER_PURCHASE
+    )
+
+
+def check_request(members: int, days: int, seed: int, free_bytes: int) -> int:
+    """Refuses what cannot or should not run; returns the size estimate in bytes."""
+    if members < 1:
+        raise SimulationRefused(f"--members must be at least 1 (got {members})")
+    if days < 1:
+        raise SimulationRefused(f"--days must be at least 1 (got {days})")
+    if seed < 0:
+        raise SimulationRefused(f"--seed must be zero or more (got {seed})")
+    if members > MAX_MEMBERS:
+        raise SimulationRefused(f"--members must be at most {MAX_MEMBERS:,} (got {members:,})")
+    if days > MAX_DAYS:
+        raise SimulationRefused(f"--days must be at most {MAX_DAYS:,} (got {days:,})")
+    params = world.WorldParams(members=members, days=days, seed=seed, start=date(2000, 1, 1))
+    estimate = estimate_bytes(params)
+    if estimate * DISK_HEADROOM > free_bytes:
+        raise SimulationRefused(
+            f"{members:,} members over {days:,} days need about {_size(estimate)} "
+            f"(plus {DISK_HEADROOM - 1:.0%} headroom), but only {_size(free_bytes)} is free: "
+            "simulate fewer members or days, or free some disk"
+        )
+    return estimate
+
+
+def free_disk_bytes(path: Path) -> int:
+    """Free space on the disk that holds `path` (or its nearest existing parent)."""
+    probe = path.resolve()
+    while not probe.exists():
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000:
+            return f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} PB"
+
+
+def find_load_history() -> LoadHistory | None:
+    """Rewards' bulk history loader, when this installation has it."""
+    try:
+        module = importlib.import_module("services.rewards.history.service")
+    except ModuleNotFoundError:
+        return None
+    loader: LoadHistory | None = getattr(module, "load_history", None)
+    return loader
+
+
+def _progress(console: Console | None) -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=console is None,
+        transient=False,
+    )
+
+
+class _Run:
+    """One `simulate` call: the request, its world, its state file and its progress bars."""
+
+    def __init__(self, runtime: Runtime, request: Request, console: Console | None) -> None:
+        self.runtime = runtime
+        self.request = request
+        self.console = console
+        self.path = request.out / STATE_FILE
+        self.api_key: str | None = None
+        self.events = 0
+        self.state = self._start_state()
+        self.params = world.WorldParams.from_json(self.state.params)
+        self.members = world.make_members(self.params)
+        self.catalog = world.make_catalog(self.params)
+
+    def say(self, message: str) -> None:
+        if self.console is not None:
+            self.console.print(message)
+
+    def _start_state(self) -> RunState:
+        request = self.request
+        saved = RunState.read(self.path)
+        start = request.start or (
+            date.fromisoformat(saved.params["start"])
+            if saved is not None
+            else default_start(request.days)
+        )
+        params = world.WorldParams(
+            members=request.members,
+            days=request.days,
+            seed=request.seed,
+            start=start,
+            chunk_members=request.chunk_members,
+        )
+        if saved is None:
+            return RunState(params=params.to_json(), brand=request.brand, append=request.append)
+        if saved.params != params.to_json() or saved.brand != request.brand:
+            raise SimulationRefused(
+                f"{request.out} holds another run ({saved.brand!r}, "
+                f"{saved.params['members']:,} members, {saved.params['days']} days, seed "
+                f"{saved.params['seed']}, start {saved.params['start']}): rerun that one to "
+                "finish it, or pass another --out"
+            )
+        if saved.complete:
+            raise SimulationRefused(
+                f"this run is already complete (brand {saved.brand_id}, see {self.path}): "
+                "nothing to do; pass another --out or --seed for a new one"
+            )
+        return saved
+
+    def save(self, phase: str | None = None) -> None:
+        if phase is not None and phase not in self.state.phases:
+            self.state.phases.append(phase)
+        self.request.out.mkdir(parents=True, exist_ok=True)
+        self.state.write(self.path)
+
+    def done(self, phase: str) -> bool:
+        return phase in self.state.phases
+
+    @property
+    def brand_id(self) -> uuid.UUID:
+        assert self.state.brand_id is not None
+        return uuid.UUID(self.state.brand_id)
+
+    async def run(self) -> Summary:
+        started = time.perf_counter()
+        if not self.done("world"):
+            write_truth(self.request.out, Truth.of(self.params, self.members, self.catalog))
+            self.save("world")
+        await self._brand()
+        await self._program()
+        with _progress(self.console) as progress:
+            await self._members(progress)
+            await self._events(progress)
+            loader = find_load_history()
+            if loader is None:
+                self.say(
+                    "[yellow]purchases skipped:[/] this installation has no "
+                    "services.rewards.history.service.load_history yet; rerun the same command "
+                    "once it has, and the run resumes with the purchases"
+                )
+            else:
+                await self._purchases(progress, loader)
+                await self._settle(progress)
+        missing = [phase for phase in PHASES if phase not in self.state.phases]
+        self.state.complete = not missing
+        self.save()
+        async with self.runtime.database.unit_of_work() as session:
+            size = int(
+                await session.scalar(text("SELECT pg_database_size(current_database())")) or 0
+            )
+        return Summary(
+            brand_id=self.brand_id,
+            api_key=self.api_key,
+            members=self.state.counts.get("members", 0),
+            purchases=self.state.counts.get("purchases", 0),
+            events=self.events,
+            complete=self.state.complete,
+            missing=missing,
+            seconds=time.perf_counter() - started,
+            database_bytes=size,
+            out=self.request.out,
+        )
+
+    async def _brand(self) -> None:
+        if self.done("brand"):
+            async with self.runtime.database.unit_of_work() as session:
+                if await members_service.get_brand(session, self.brand_id) is None:
+                    raise SimulationRefused(
+                        f"brand {self.brand_id} of this run no longer exists: remove "
+                        f"{self.request.out} to start over"
+                    )
+            return
+        async with self.runtime.database.unit_of_work() as session:
+            found = await members_service.brands_named(session, self.request.brand)
+            if len(found) > 1:
+                raise SimulationRefused(
+                    f"{len(found)} brands are named {self.request.brand!r}: pick a unique name"
+                )
+            if found:
+                brand = found[0]
+                if (
+                    await members_service.brand_has_members(session, brand.id)
+                    and not self.request.append
+                ):
+                    raise SimulationRefused(
+                        f"brand {self.request.brand!r} ({brand.id}) already has members: pass "
+                        "--append to add this world's members to it, or pick another --brand"
+                    )
+                first = world.external_id(self.params.seed, 0)
+                if await members_service.member_ids(session, brand.id, [first]):
+                    raise SimulationRefused(
+                        f"brand {self.request.brand!r} already has this seed's members "
+                        f"({first}, …): pick another --seed to append more"
+                    )
+            else:
+                brand, self.api_key = await members_service.create_brand(
+                    session, self.request.brand
+                )
+                self.state.created_brand = True
+                # Now, not only in the summary: a run that stops later must not lose the key.
+                self.say(f"brand {brand.id}, staff API key (shown once): {self.api_key}")
+        self.state.brand_id = str(brand.id)
+        self.save("brand")
+
+    async def _program(self) -> None:
+        if self.done("program"):
+            return
+        async with self.runtime.database.unit_of_work() as session:
+            try:
+                program = await ledger.program_for(session, self.brand_id)
+            except ProgramNotConfigured:
+                await configure_program(session, self.brand_id, self.params)
+            else:
+                self.say(
+                    f"the brand already has a program ({program.currency}): kept as it is, "
+                    "with its tiers, rules and campaigns"
+                )
+        self.save("program")
+
+    async def _members(self, progress: Progress) -> None:
+        task = progress.add_task(
+            "members", total=self.params.members, completed=self._loaded(self.state.members_chunks)
+        )
+        if self.done("members"):
+            return
+        for chunk in range(self.state.members_chunks, self.params.chunks):
+            low, high = self.params.chunk_range(chunk)
+            async with self.runtime.database.unit_of_work() as session:
+                # A chunk committed before a crash that kept its state from being written:
+                # its first member is there (a chunk commits whole or not at all).
+                already = await members_service.member_ids(
+                    session, self.brand_id, [world.external_id(self.params.seed, low)]
+                )
+                if not already:
+                    body = member_ndjson(self.params, self.members, low, high)
+                    report = await members_service.import_members(
+                        session, self.brand_id, NDJSON, _one_chunk(body), dry_run=False
+                    )
+                    if report.imported != high - low:
+                        failures = "; ".join(
+                            f"line {f.line}: {f.error} {f.detail}" for f in report.failed[:3]
+                        )
+                        raise RuntimeError(
+                            f"members chunk {chunk}: {report.imported} of {high - low} "
+                            f"imported ({failures})"
+                        )
+            self.state.members_chunks = chunk + 1
+            self.state.counts["members"] = high
+            self.save()
+            progress.update(task, completed=high)
+        self.save("members")
+
+    def _loaded(self, chunks: int) -> int:
+        return min(chunks * self.params.chunk_members, self.params.members)
+
+    async def _events(self, progress: Progress) -> None:
+        if self.done("events"):
+            return
+        # Every outbox is drained (other brands' events too): what the relay and the workers
+        # would do in the background, done now so the projections know every member before
+        # their purchases arrive.
+        task = progress.add_task("events", total=None)
+        self.events += await drain_events(self.runtime, SERVICES, "simulate")
+        progress.update(task, total=self.events, completed=self.events)
+        self.save("events")
+
+    async def _settle(self, progress: Progress) -> None:
+        if self.done("settled"):
+            return
+        if self.params.members <= SETTLE_MEMBERS:
+            task = progress.add_task("settling", total=None)
+            handled = await drain_events(self.runtime, SERVICES, "simulate")
+            self.events += handled
+            progress.update(task, total=handled, completed=handled)
+        else:
+            self.say(
+                "the purchases' events (tier changes, points) are in rewards' outbox: the relay "
+                "and workers (`kinfolk relay`, `kinfolk worker`, or `kinfolk dev`) deliver them"
+            )
+        self.save("settled")
+
+    async def _purchases(self, progress: Progress, load_history: LoadHistory) -> None:
+        task = progress.add_task(
+            "purchases",
+            total=self.params.members,
+            completed=self._loaded(self.state.purchase_chunks),
+        )
+        if self.done("purchases"):
+            return
+        lift = world.lift_by_day(self.params)
+        async with self.runtime.database.unit_of_work() as session:
+            # The brand's currency: with --append, an existing program may not be the demo's.
+            currency = (await ledger.program_for(session, self.brand_id)).currency
+        for chunk in range(self.state.purchase_chunks, self.params.chunks):
+            batch = world.purchases(self.params, self.members, self.catalog, chunk, lift)
+            loaded = 0
+            if len(batch):
+                async with self.runtime.database.unit_of_work() as session:
+                    last = len(batch) - 1
+                    last_order = order_id(
+                        self.params.seed, int(batch.member[last]), int(batch.ordinal[last])
+                    )
+                    if not await _has_purchase(session, self.brand_id, last_order):
+                        ids = await members_service.member_ids(
+                            session, self.brand_id, chunk_external_ids(self.params, chunk)
+                        )
+                        ordered = [ids[e] for e in chunk_external_ids(self.params, chunk)]
+                        rows = historic_purchases(
+                            self.params, batch, self.catalog, ordered, currency
+                        )
+                        report = await load_history(session, self.brand_id, rows)
+                        loaded = report.purchases
+                    else:
+                        loaded = len(batch)
+            self.state.purchase_chunks = chunk + 1
+            self.state.counts["purchases"] = self.state.counts.get("purchases", 0) + loaded
+            self.save()
+            progress.update(task, completed=self.params.chunk_range(chunk)[1])
+        self.save("purchases")
+
+
+async def _one_chunk(body: bytes) -> AsyncIterator[bytes]:
+    yield body
+
+
+async def _has_purchase(session: AsyncSession, brand_id: uuid.UUID, order: str) -> bool:
+    try:
+        await purchases_service.get_purchase(session, brand_id, order)
+    except PurchaseNotFound:
+        return False
+    return True
+
+
+async def configure_program(
+    session: AsyncSession, brand_id: uuid.UUID, params: world.WorldParams
+) -> None:
+    """The demo's program, tiers and rules, and a points campaign for each campaign week."""
+    await ledger.configure_program(session, brand_id, ProgramSettings.model_validate(PROGRAM))
+    for tier in TIERS:
+        await tiers_service.create_tier(session, brand_id, TierCreate.model_validate(tier))
+    rule_adapter: TypeAdapter[Any] = TypeAdapter(RuleCreate)
+    for rule in RULES:
+        await earning.create_rule(session, brand_id, rule_adapter.validate_python(rule))
+    for window in world.campaign_windows(params):
+        campaign = window.campaign
+        await earning.create_campaign(
+            session,
+            brand_id,
+            CampaignCreate(
+                name=f"{campaign.name} {window.starts_at(params).year}",
+                starts_at=window.starts_at(params),
+                ends_at=window.ends_at(params),
+                categories=[campaign.category],
+                multiplier=Decimal(campaign.points_multiplier),
+            ),
+        )
+
+
+async def simulate(runtime: Runtime, request: Request, console: Console | None = None) -> Summary:
+    """Generate the world of `request` and load it (or resume loading it) into its brand."""
+    return await _Run(runtime, request, console).run()
+
+
+def describe(summary: Summary) -> str:
+    lines = [
+        f"brand id       {summary.brand_id}",
+        *([f"staff API key  {summary.api_key}  (shown once)"] if summary.api_key else []),
+        f"members        {summary.members:,}",
+        f"purchases      {summary.purchases:,}",
+        f"truth          {summary.out}",
+        f"elapsed        {summary.seconds:,.1f} s",
+        f"database size  {_size(summary.database_bytes)}",
+    ]
+    if not summary.complete:
+        lines.append(
+            f"INCOMPLETE     not done: {', '.join(summary.missing)}; rerun the same command"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,148 @@
+"""`simulate` end to end into the test database: brand, program, members, events, purchases,
+resuming, and what it refuses."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy import func, select
+
+from services.community.members.repository import CommunityMemberRepository
+from services.kernel.db import Database
+from services.kernel.runtime import Runtime
+from services.kernel.settings import Settings
+from services.members import service as members_service
+from services.rewards.ledger import service as ledger
+from services.rewards.models import Purchase
+from services.rewards.tiers import service as tiers_service
+from simulator import world
+from simulator.run import (
+    STATE_FILE,
+    Request,
+    SimulationRefused,
+    find_load_history,
+    simulate,
+)
+from simulator.truth import read_truth
+from tests.conftest import make_runtime, purge_brand
+
+
+@pytest.fixture
+async def committed(
+    base_settings: Settings, engine_database: Database, redis: Redis
+) -> AsyncIterator[tuple[Runtime, list[uuid.UUID]]]:
+    """A runtime whose work commits, and the brands to purge at the end."""
+    brands: list[uuid.UUID] = []
+    yield make_runtime(base_settings, engine_database, redis), brands
+    for brand_id in brands:
+        await purge_brand(engine_database, brand_id)
+
+
+def _request(tmp_path: Path, **changes: Any) -> Request:
+    request = Request(
+        members=200,
+        days=60,
+        seed=11,
+        brand=f"Sim {uuid.uuid4().hex[:8]}",
+        out=tmp_path / "run",
+        chunk_members=80,  # several chunks, so resuming is tested
+    )
+    return replace(request, **changes)
+
+
+async def test_a_small_world_loads_and_reruns_resume(
+    committed: tuple[Runtime, list[uuid.UUID]], tmp_path: Path
+) -> None:
+    runtime, brands = committed
+    request = _request(tmp_path)
+    summary = await simulate(runtime, request)
+    brands.append(summary.brand_id)
+    assert summary.members == 200
+    assert summary.api_key is not None
+    assert summary.database_bytes > 0
+
+    truth = read_truth(request.out)
+    assert truth.params.members == 200
+    assert truth.params.seed == 11
+    params = truth.params
+    members = world.make_members(params)
+    catalog = world.make_catalog(params)
+    expected = sum(len(b) for b in world.purchase_batches(params, members, catalog))
+    async with runtime.database.unit_of_work() as session:
+        ids = await members_service.member_ids(
+            session, summary.brand_id, truth.external_id.tolist()
+        )
+        assert len(ids) == 200
+        # Rewards and the community learnt the members from their events.
+        first = ids[str(truth.external_id[0])]
+        account = await ledger.account_for(session, summary.brand_id, member_id=first)
+        assert account.external_id == str(truth.external_id[0])
+        assert await CommunityMemberRepository(session).get(summary.brand_id, first) is not None
+        assert len(await tiers_service.list_tiers(session, summary.brand_id)) == 3
+        loaded = await session.scalar(
+            select(func.count()).select_from(Purchase).where(Purchase.brand_id == summary.brand_id)
+        )
+    state = json.loads((request.out / STATE_FILE).read_text())
+    if find_load_history() is not None:
+        assert summary.complete
+        assert state["complete"]
+        assert summary.purchases == expected == loaded
+        with pytest.raises(SimulationRefused, match="already complete"):
+            await simulate(runtime, request)
+    else:
+        assert not summary.complete
+        assert summary.missing == ["purchases", "settled"]
+        assert not state["complete"]
+        assert loaded == 0
+
+    # A crash after a chunk's commit, before its state was written: the rerun finds the chunk
+    # loaded and goes on, loading nothing twice.
+    state.update(complete=False, members_chunks=1, purchase_chunks=1, counts={"members": 80})
+    state["phases"] = ["world", "brand", "program"]  # members, events, purchases to redo
+    (request.out / STATE_FILE).write_text(json.dumps(state))
+    again = await simulate(runtime, request)
+    assert again.brand_id == summary.brand_id
+    assert again.api_key is None
+    assert again.members == 200
+    async with runtime.database.unit_of_work() as session:
+        ids = await members_service.member_ids(
+            session, summary.brand_id, truth.external_id.tolist()
+        )
+        assert len(ids) == 200
+        reloaded = await session.scalar(
+            select(func.count()).select_from(Purchase).where(Purchase.brand_id == summary.brand_id)
+        )
+    assert reloaded == loaded
+
+
+async def test_refusals(committed: tuple[Runtime, list[uuid.UUID]], tmp_path: Path) -> None:
+    runtime, brands = committed
+    request = _request(tmp_path, members=30, days=20)
+    summary = await simulate(runtime, request)
+    brands.append(summary.brand_id)
+
+    # Another world into the same folder.
+    with pytest.raises(SimulationRefused, match="holds another run"):
+        await simulate(runtime, _request(tmp_path, members=31, days=20, brand=request.brand))
+    # A brand that has members, without --append.
+    other = replace(request, seed=12, out=tmp_path / "other")
+    with pytest.raises(SimulationRefused, match="already has members"):
+        await simulate(runtime, other)
+    # With --append but the same seed: its members are there already.
+    same_seed = replace(request, out=tmp_path / "same", append=True)
+    with pytest.raises(SimulationRefused, match="this seed's members"):
+        await simulate(runtime, same_seed)
+    # With --append and another seed: added to the brand, its program kept.
+    appended = await simulate(runtime, replace(other, append=True))
+    assert appended.brand_id == summary.brand_id
+    assert appended.members == 30
+    assert appended.api_key is None
+    async with runtime.database.unit_of_work() as session:
+        assert len(await tiers_service.list_tiers(session, summary.brand_id)) == 3
