@@ -15,6 +15,12 @@ the message is parked in `<stream>:dead` with the error and acknowledged, so one
 never blocks the group. Messages that cannot be parsed, or whose event type this process does not
 know, are parked at once: retrying cannot fix them, but a deploy that knows the type can replay
 them.
+
+A spec with `handle_many` takes the new messages of one read (up to `consumer_batch_size`) as a
+set: one transaction inserts every event id into the inbox at once and hands only the new events
+to `handle_many`. Projections that turn thousands of events into one upsert keep up with a bulk
+import that way. If that transaction fails, the same messages go one by one through `handler`
+as above, so a poison message still fails alone, is retried and parked, and the rest land.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import traceback
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +51,11 @@ from services.kernel.settings import Settings
 log = structlog.get_logger(__name__)
 
 EventHandler = Callable[[AsyncSession, Event], Awaitable[None]]
+# Gets the events of a batch in stream order, only those the inbox had not seen; it must leave
+# the same state as `handler` called on each of them in that order.
+BatchHandler = Callable[[AsyncSession, Sequence[Event]], Awaitable[None]]
+
+Message = tuple[bytes | str, Mapping[Any, Any] | None]
 
 # Same naming as `ServiceModule.stream`; a spec names services, not streams, so a consumer does
 # not import the producing service's module.
@@ -100,6 +112,7 @@ class ConsumerSpec:
     handler: EventHandler  # runs inside the transaction that records the event in `inbox`
     inbox: Table  # the consuming service's inbox table
     event_types: frozenset[str] | None = None  # exact types or `prefix.*`; None wants everything
+    handle_many: BatchHandler | None = None  # set-based `handler` for new messages, if any
 
     def __post_init__(self) -> None:
         if not self.services:
@@ -285,16 +298,20 @@ class ConsumerRunner:
         self,
         spec: ConsumerSpec,
         stream: str,
-        messages: Sequence[tuple[bytes | str, Mapping[Any, Any] | None]],
+        messages: Sequence[Message],
         deliveries: Mapping[bytes | str, int],
     ) -> int:
         """Handle one stream's messages in stream order, then acknowledge those that are done.
 
         One XACK for the batch: if the process dies before it, the committed messages come back
-        and the inbox turns them into no-ops.
+        and the inbox turns them into no-ops. Retries (`deliveries`) always go one by one: they
+        are few, and each needs its own delivery count and dead letter.
         """
         done: list[bytes | str] = []
-        for message_id, raw in messages:
+        one_by_one = messages
+        if spec.handle_many is not None and not deliveries:
+            one_by_one = await self._handle_many(spec, stream, messages, done)
+        for message_id, raw in one_by_one:
             if raw is None:  # deleted from the stream while pending: nothing left to do
                 done.append(message_id)
                 continue
@@ -306,6 +323,87 @@ class ConsumerRunner:
         if done:
             await self.redis.xack(stream, spec.name, *done)
         return len(messages)
+
+    async def _handle_many(
+        self,
+        spec: ConsumerSpec,
+        stream: str,
+        messages: Sequence[Message],
+        done: list[bytes | str],
+    ) -> list[Message]:
+        """First deliveries as one transaction; returns the messages left for one-by-one handling.
+
+        What needs no handler (gone, unwanted) is added to `done`. Messages that do not parse stay
+        for `_handle`, which parks them. If the set-based transaction fails, every event of the
+        batch stays: handled singly, the failing one fails alone and the others commit.
+        """
+        settled: set[bytes | str] = set()  # acknowledged here, whatever the transaction does
+        batch: list[tuple[bytes | str, Event]] = []
+        for message_id, raw in messages:
+            fields = _fields(raw) if raw is not None else {}
+            declared_type = fields.get("type")
+            if raw is None:  # deleted from the stream while pending
+                settled.add(message_id)
+                continue
+            if declared_type is not None and not spec.wants(declared_type):
+                MESSAGES.labels(group=spec.name, outcome=Outcome.SKIPPED.value).inc()
+                settled.add(message_id)
+                continue
+            try:
+                event: Event | None = parse_event(fields["payload"])
+            except Exception:
+                event = None  # left to `_handle`, which parks it with the error
+            if event is None:
+                continue
+            if spec.wants(event.type):
+                batch.append((message_id, event))
+            else:
+                MESSAGES.labels(group=spec.name, outcome=Outcome.SKIPPED.value).inc()
+                settled.add(message_id)
+        try:
+            new = await self._apply_many(spec, [event for _, event in batch]) if batch else set()
+        except Exception as exc:
+            log.warning(
+                "consumer.batch_failed",
+                group=spec.name,
+                stream=stream,
+                messages=len(batch),
+                error=_describe(exc)[0],
+            )
+        else:
+            for message_id, event in batch:
+                outcome = Outcome.HANDLED if event.id in new else Outcome.DUPLICATE
+                new.discard(event.id)  # a second message of the same event is a duplicate
+                MESSAGES.labels(group=spec.name, outcome=outcome.value).inc()
+                settled.add(message_id)
+        done.extend(mid for mid, _ in messages if mid in settled)
+        return [message for message in messages if message[0] not in settled]
+
+    async def _apply_many(self, spec: ConsumerSpec, events: Sequence[Event]) -> set[uuid.UUID]:
+        """`_apply` for a batch: one inbox insert for every id, `handle_many` on the new events.
+
+        Returns the ids that were new. An id seen twice in the batch is new once: the first
+        message takes effect, the second is a duplicate, as when handled one by one. Ids are
+        inserted in sorted order so two consumers inserting overlapping batches cannot deadlock.
+        """
+        assert spec.handle_many is not None
+        inbox = spec.inbox
+        ids = sorted({event.id for event in events})
+        async with self.database.unit_of_work() as session:
+            inserted = await session.scalars(
+                insert(inbox)
+                .values([{"consumer": spec.name, "event_id": event_id} for event_id in ids])
+                .on_conflict_do_nothing()
+                .returning(inbox.c.event_id)
+            )
+            new = set(inserted)
+            first: dict[uuid.UUID, Event] = {}
+            for event in events:
+                if event.id in new:
+                    first.setdefault(event.id, event)
+            if first:
+                await spec.handle_many(session, list(first.values()))
+        return new
 
     async def _handle(
         self,

@@ -6,14 +6,15 @@ transaction: `unit_of_work` commits when the work returns and rolls back when it
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from enum import StrEnum
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fastapi import Depends, Request
-from sqlalchemy import Enum, MetaData
+from sqlalchemy import Column, Enum, MetaData, Select, bindparam, cast, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -36,6 +37,22 @@ NAMING_CONVENTION = {
 def service_metadata(schema: str) -> MetaData:
     """The metadata of one service: every table lives in the service's own Postgres schema."""
     return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
+
+
+def unnest_rows(columns: Sequence[Column[Any]], rows: Sequence[Sequence[Any]]) -> Select[Any]:
+    """`SELECT * FROM unnest($1::t1[], $2::t2[], ...) AS v(c1, c2, ...)`: `rows` as a relation
+    with the names and types of `columns`.
+
+    One array parameter per column, however many rows: a bulk upsert stays one short statement
+    (and one cached plan) instead of thousands of bound values. The casts tell PostgreSQL each
+    array's type, which `unnest` (polymorphic) cannot infer from a parameter.
+    """
+    arrays = [
+        cast(bindparam(None, [row[i] for row in rows], type_=ARRAY(c.type)), ARRAY(c.type))
+        for i, c in enumerate(columns)
+    ]
+    source = func.unnest(*arrays).table_valued(*(c.name for c in columns)).render_derived()
+    return select(*(source.c[c.name] for c in columns))
 
 
 def make_base(schema: str) -> type[DeclarativeBase]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -445,3 +445,103 @@ async def test_a_deleted_stream_is_recreated_on_the_next_pass(
     await xadd_events(redis, STREAM, [event])
     assert await consumer.process_once() == 1
     assert handler.calls == [event.id]
+
+
+class BatchRecorder:
+    """A `handle_many` that writes one effects row per event in one statement, then raises
+    (rolling the batch back) if `fail` holds for any of its events."""
+
+    def __init__(self, thing: Throwaway, group: str, fail: Callable[[Event], bool]) -> None:
+        self.thing = thing
+        self.group = group
+        self.fail = fail
+        self.calls: list[list[uuid.UUID]] = []
+
+    async def __call__(self, session: AsyncSession, events: Sequence[Event]) -> None:
+        self.calls.append([event.id for event in events])
+        rows = []
+        for event in events:
+            assert isinstance(event.data, ThingData)
+            rows.append({"consumer": self.group, "event_id": event.id, "n": event.data.n})
+        await session.execute(self.thing.effects.insert(), rows)
+        if any(self.fail(event) for event in events):
+            raise RuntimeError("batch failed")
+
+
+def batch_spec(
+    thing: Throwaway, single: Recorder, many: BatchRecorder, **kwargs: Any
+) -> ConsumerSpec:
+    return ConsumerSpec(GROUP, ["consumertest"], single, thing.inbox, handle_many=many, **kwargs)
+
+
+async def test_a_batch_handler_gets_only_new_events_once_each_in_stream_order(
+    thing: Throwaway, engine_database: Database, redis: Redis, settings: Settings
+) -> None:
+    early, *events = [happened(n) for n in range(4)]
+    single = Recorder(thing, GROUP, never)
+    many = BatchRecorder(thing, GROUP, lambda _: False)
+    consumer = runner(engine_database, redis, settings, batch_spec(thing, single, many))
+    await xadd_events(redis, STREAM, [early])
+    assert await consumer.process_once() == 1
+
+    # A republished event (already in the inbox) and the same new event twice in one read.
+    await xadd_events(redis, STREAM, [events[0], early, events[1], events[0], events[2]])
+    assert await consumer.process_once() == 5
+    assert await consumer.process_once() == 0
+    assert single.calls == []
+    assert many.calls == [[early.id], [e.id for e in events]]
+    assert await thing.effects_rows(engine_database) == [
+        (GROUP, e.id, n) for n, e in enumerate([early, *events])
+    ]
+    assert await thing.inbox_ids(engine_database, GROUP) == sorted(e.id for e in [early, *events])
+    assert await pending(redis) == 0
+
+
+async def test_a_failed_batch_is_handled_one_by_one_and_its_poison_parked_as_before(
+    thing: Throwaway, engine_database: Database, redis: Redis, settings: Settings
+) -> None:
+    fine, poison, also_fine = happened(1), happened(13), happened(2)
+    [_, poison_id, _] = await xadd_events(redis, STREAM, [fine, poison, also_fine])
+    single = Recorder(thing, GROUP, lambda e, _: e.id == poison.id)
+    many = BatchRecorder(thing, GROUP, lambda e: e.id == poison.id)
+    consumer = runner(engine_database, redis, settings, batch_spec(thing, single, many))
+
+    assert await drain(consumer) == 3  # the batch and its fallback, then two retries
+    # The batch rolled back whole; the fallback and the retries count deliveries as before.
+    assert many.calls == [[fine.id, poison.id, also_fine.id]]
+    assert single.calls == [fine.id, poison.id, also_fine.id, poison.id, poison.id]
+    assert await thing.effects_rows(engine_database) == [
+        (GROUP, fine.id, 1),
+        (GROUP, also_fine.id, 2),
+    ]
+    assert await thing.inbox_ids(engine_database, GROUP) == sorted([fine.id, also_fine.id])
+    assert await pending(redis) == 0
+    [(_, raw)] = await redis.xrange(dead_letter_stream(STREAM))
+    letter = decoded(raw)
+    assert (letter["original_id"], letter["deliveries"]) == (poison_id.decode(), "3")
+    assert letter["error"] == "RuntimeError: handler failed on n=13"
+
+
+async def test_a_batch_skips_unwanted_types_and_parks_unparsable_messages(
+    thing: Throwaway, engine_database: Database, redis: Redis, settings: Settings
+) -> None:
+    first, second = happened(1), happened(2)
+    other = OtherNoticed(brand_id=BRAND, data=ThingData(n=3))
+    await xadd_events(redis, STREAM, [first, other])
+    not_json = {"event_id": "x", "type": "kerneltest.thing_happened", "payload": "{not json"}
+    [bad_id] = [await redis.xadd(STREAM, not_json)]  # type: ignore[arg-type]
+    await xadd_events(redis, STREAM, [second])
+    single = Recorder(thing, GROUP, never)
+    many = BatchRecorder(thing, GROUP, lambda _: False)
+    spec = batch_spec(thing, single, many, event_types=frozenset({"kerneltest.*"}))
+    consumer = runner(engine_database, redis, settings, spec)
+
+    assert await consumer.process_once() == 4
+    assert await consumer.process_once() == 0
+    assert many.calls == [[first.id, second.id]]
+    assert single.calls == []
+    assert await pending(redis) == 0
+    [(_, raw)] = await redis.xrange(dead_letter_stream(STREAM))
+    letter = decoded(raw)
+    assert (letter["original_id"], letter["deliveries"]) == (bad_id.decode(), "1")
+    assert letter["error"].startswith("JSONDecodeError: ")
