@@ -3,13 +3,43 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.community.models import CommunityMember
+from services.kernel.db import unnest_rows
+
+# The model's table, for Core statements; a declarative model's `__table__` is always a Table.
+_MEMBERS = cast(Table, CommunityMember.__table__)
+
+
+@dataclass(frozen=True, slots=True)
+class MemberProfile:
+    """A member as a members event describes them. `joined_at` is written only on a row the
+    upsert creates, or by `member.created`."""
+
+    brand_id: uuid.UUID
+    member_id: uuid.UUID
+    display_name: str | None
+    member_status: str
+    joined_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MemberTier:
+    """A member's tier from `tier.changed`; `joined_at` is written only on a row it creates."""
+
+    brand_id: uuid.UUID
+    member_id: uuid.UUID
+    tier_id: uuid.UUID | None
+    tier_name: str | None
+    joined_at: datetime
 
 
 class CommunityMemberRepository:
@@ -43,24 +73,43 @@ class CommunityMemberRepository:
         seen_at: datetime,
         joined: bool,
     ) -> None:
-        """Insert or refresh a member from a members event. `member.created` (`joined`) fixes
-        `joined_at`; other events only set it on a row they create."""
-        set_: dict[str, object] = {"display_name": display_name, "member_status": member_status}
+        await self.upsert_profiles(
+            [MemberProfile(brand_id, member_id, display_name, member_status, seen_at)],
+            joined=joined,
+        )
+
+    async def upsert_profiles(self, profiles: Sequence[MemberProfile], *, joined: bool) -> None:
+        """Insert or refresh members from members events, in one statement. `member.created`
+        (`joined`) fixes `joined_at`; other events only set it on a row they create.
+
+        At most one profile per member: a statement cannot update a row twice. An event of
+        another brand naming the same member id changes nothing (the `where`).
+        """
+        if not profiles:
+            return
+        columns = [
+            _MEMBERS.c.member_id,
+            _MEMBERS.c.brand_id,
+            _MEMBERS.c.display_name,
+            _MEMBERS.c.member_status,
+            _MEMBERS.c.joined_at,
+        ]
+        rows = [
+            (p.member_id, p.brand_id, p.display_name, p.member_status, p.joined_at)
+            for p in profiles
+        ]
+        statement = insert(_MEMBERS).from_select(columns, unnest_rows(columns, rows))
+        set_: dict[str, object] = {
+            "display_name": statement.excluded.display_name,
+            "member_status": statement.excluded.member_status,
+        }
         if joined:
-            set_["joined_at"] = seen_at
+            set_["joined_at"] = statement.excluded.joined_at
         await self.session.execute(
-            insert(CommunityMember)
-            .values(
-                brand_id=brand_id,
-                member_id=member_id,
-                display_name=display_name,
-                member_status=member_status,
-                joined_at=seen_at,
-            )
-            .on_conflict_do_update(
-                index_elements=[CommunityMember.member_id],
+            statement.on_conflict_do_update(
+                index_elements=[_MEMBERS.c.member_id],
                 set_=set_,
-                where=CommunityMember.brand_id == brand_id,
+                where=_MEMBERS.c.brand_id == statement.excluded.brand_id,
             )
         )
 
@@ -73,21 +122,31 @@ class CommunityMemberRepository:
         tier_name: str | None,
         seen_at: datetime,
     ) -> None:
-        """Record a tier change; the rewards stream may deliver it before the member's
-        `member.created` arrives on the members stream, so it may create the row."""
+        await self.upsert_tiers([MemberTier(brand_id, member_id, tier_id, tier_name, seen_at)])
+
+    async def upsert_tiers(self, tiers: Sequence[MemberTier]) -> None:
+        """Record tier changes, one per member, in one statement; the rewards stream may deliver
+        one before the member's `member.created` arrives on the members stream, so it may create
+        the row."""
+        if not tiers:
+            return
+        columns = [
+            _MEMBERS.c.member_id,
+            _MEMBERS.c.brand_id,
+            _MEMBERS.c.joined_at,
+            _MEMBERS.c.tier_id,
+            _MEMBERS.c.tier_name,
+        ]
+        rows = [(t.member_id, t.brand_id, t.joined_at, t.tier_id, t.tier_name) for t in tiers]
+        statement = insert(_MEMBERS).from_select(columns, unnest_rows(columns, rows))
         await self.session.execute(
-            insert(CommunityMember)
-            .values(
-                brand_id=brand_id,
-                member_id=member_id,
-                joined_at=seen_at,
-                tier_id=tier_id,
-                tier_name=tier_name,
-            )
-            .on_conflict_do_update(
-                index_elements=[CommunityMember.member_id],
-                set_={"tier_id": tier_id, "tier_name": tier_name},
-                where=CommunityMember.brand_id == brand_id,
+            statement.on_conflict_do_update(
+                index_elements=[_MEMBERS.c.member_id],
+                set_={
+                    "tier_id": statement.excluded.tier_id,
+                    "tier_name": statement.excluded.tier_name,
+                },
+                where=_MEMBERS.c.brand_id == statement.excluded.brand_id,
             )
         )
 

@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
+from services.kernel.db import unnest_rows
 from services.kernel.pagination import PageRequest, keyset
 from services.rewards.models import Account, Bucket, LedgerEntry, Lot, Program
 
@@ -37,6 +38,17 @@ def table_of(model: type[DeclarativeBase]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
     return table
+
+
+@dataclass(frozen=True, slots=True)
+class MemberProfile:
+    """What rewards keeps of a member from the members service's events."""
+
+    brand_id: uuid.UUID
+    member_id: uuid.UUID
+    external_id: str | None
+    birthday: date | None
+    member_status: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,23 +278,38 @@ class LedgerRepository:
         birthday: date | None,
         member_status: str,
     ) -> None:
-        values = {
-            "member_id": member_id,
-            "brand_id": brand_id,
-            "external_id": external_id,
-            "birthday": birthday,
-            "member_status": member_status,
-        }
-        statement = insert(Account).values(values)
+        await self.upsert_accounts(
+            [MemberProfile(brand_id, member_id, external_id, birthday, member_status)]
+        )
+
+    async def upsert_accounts(self, profiles: Sequence[MemberProfile]) -> None:
+        """Insert or refresh members' accounts from members events, in one statement.
+
+        At most one profile per member: a statement cannot update a row twice. An event of
+        another brand naming the same member id changes nothing (the `where`).
+        """
+        if not profiles:
+            return
+        columns = [
+            _ACCOUNTS.c.member_id,
+            _ACCOUNTS.c.brand_id,
+            _ACCOUNTS.c.external_id,
+            _ACCOUNTS.c.birthday,
+            _ACCOUNTS.c.member_status,
+        ]
+        rows = [
+            (p.member_id, p.brand_id, p.external_id, p.birthday, p.member_status) for p in profiles
+        ]
+        statement = insert(_ACCOUNTS).from_select(columns, unnest_rows(columns, rows))
         await self.session.execute(
             statement.on_conflict_do_update(
-                index_elements=[Account.member_id],
+                index_elements=[_ACCOUNTS.c.member_id],
                 set_={
                     "external_id": statement.excluded.external_id,
                     "birthday": statement.excluded.birthday,
                     "member_status": statement.excluded.member_status,
                 },
-                where=Account.brand_id == brand_id,
+                where=_ACCOUNTS.c.brand_id == statement.excluded.brand_id,
             )
         )
 
