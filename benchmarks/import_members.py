@@ -1,6 +1,7 @@
 """Members imported per second through the bulk import API, against PostgreSQL's own COPY.
 
-For 100,000 members, three rounds: each round imports the rows as NDJSON through
+For 100,000 members of the simulator's world (`simulator.world`, a seed per round), three
+rounds: each round imports the rows as NDJSON through
 `POST /members/v1/members/import` (validation, the members table with its indexes, one
 `member.created` outbox event per member, all in one transaction), and COPYs the same rows as CSV
 into a plain table shaped like the members table (same columns and indexes: the anchor). Rounds
@@ -18,13 +19,13 @@ import json
 import os
 import sys
 import time
+from datetime import date
 
 import httpx
 import orjson
 from sqlalchemy import text
 
 from benchmarks._harness import median, report, scratch_database, servers
-from services.demo import demo_members
 from services.kernel.app import build_app
 from services.kernel.db import Database
 from services.kernel.logging import configure_logging
@@ -32,20 +33,19 @@ from services.kernel.runtime import Runtime
 from services.kernel.settings import Settings
 from services.members import service as members_service
 from services.registry import SERVICES
+from simulator import world
+from simulator.records import member_ndjson
 
 MEMBERS = int(os.environ.get("KINFOLK_BENCH_MEMBERS", "100000"))
 ROUNDS = 3
 
 
-def rows(count: int, prefix: str) -> list[dict[str, object]]:
-    base = demo_members(min(count, 5000))
-    out = []
-    for n in range(count):
-        row = dict(base[n % len(base)])
-        row["external_id"] = f"{prefix}-{n:07d}"
-        row["email"] = f"m{n}.{prefix}@example.com"
-        out.append(row)
-    return out
+def rows(count: int, seed: int) -> list[dict[str, object]]:
+    """`count` members of the simulator's world for `seed` (each round its own seed, so its own
+    external ids), as the import file would carry them."""
+    params = world.WorldParams(members=count, days=365, seed=seed, start=date(2025, 1, 1))
+    ndjson = member_ndjson(params, world.make_members(params), 0, count)
+    return [orjson.loads(line) for line in ndjson.splitlines()]
 
 
 def as_ndjson(members: list[dict[str, object]]) -> bytes:
@@ -130,7 +130,7 @@ async def run_rounds(
     for round_ in range(ROUNDS):
         async with runtime.database.unit_of_work() as session:
             brand, api_key = await members_service.create_brand(session, f"Bench {round_}")
-        members = rows(MEMBERS, f"r{round_}")
+        members = rows(MEMBERS, seed=round_ + 1)
         ndjson, csv_body = as_ndjson(members), as_csv(members, str(brand.id))
         # Alternate which goes first, so neither always meets a warmer cache.
         order = ["import", "copy"] if round_ % 2 == 0 else ["copy", "import"]
