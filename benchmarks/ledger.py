@@ -1,5 +1,8 @@
 """Purchases per second through `POST /rewards/v1/purchases`, against pgbench on the same server.
 
+The members and their baskets (1 to 5 lines, skus and categories the rules price) come from the
+simulator's world; the clients replay its orders round-robin as purchases happening now.
+
 A real server (`kinfolk serve all --workers 2`, a subprocess) takes purchases from CLIENTS
 concurrent HTTP clients (one keep-alive connection each, spread evenly over the workers as a
 load balancer would; see `open_clients`) for DURATION seconds; pgbench runs its built-in
@@ -26,15 +29,15 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import orjson
 from sqlalchemy import text
 
 from benchmarks._harness import median, report, scratch_database, servers
+from services.demo.members import CATEGORIES
 from services.kernel.consumer import ConsumerRunner
 from services.kernel.db import Database, libpq_url
 from services.kernel.logging import configure_logging
@@ -43,11 +46,15 @@ from services.kernel.settings import Settings
 from services.members import service as members_service
 from services.registry import SERVICES
 from services.rewards.ledger.projection import MEMBERS_PROJECTION
+from simulator import world
+from simulator.records import member_ndjson
 
 CLIENTS = int(os.environ.get("KINFOLK_BENCH_CLIENTS", "16"))
 DURATION = float(os.environ.get("KINFOLK_BENCH_SECONDS", "20"))
 MEMBERS = int(os.environ.get("KINFOLK_BENCH_MEMBERS", "2000"))
 ROUNDS = 2
+# The members and their orders come from the simulator's world.
+WORLD = world.WorldParams(members=MEMBERS, days=365, seed=42, start=date(2025, 1, 1))
 WORKERS = 2
 
 
@@ -57,8 +64,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def seed(database_url: str, redis_url: str, settings: Settings) -> tuple[str, list[str]]:
-    """A brand with a program and MEMBERS members known to rewards (through the real projection)."""
+async def seed(database_url: str, redis_url: str, settings: Settings) -> str:
+    """A brand with a program and the simulated world's MEMBERS members, known to rewards
+    through the real projection."""
     from services.kernel.app import build_app
     from services.kernel.runtime import Runtime
 
@@ -75,10 +83,7 @@ async def seed(database_url: str, redis_url: str, settings: Settings) -> tuple[s
             (
                 await client.put("/rewards/v1/program", json=program, headers=headers)
             ).raise_for_status()
-            external_ids = [f"bench-{n:06d}" for n in range(MEMBERS)]
-            body = b"\n".join(
-                orjson.dumps({"external_id": e, "email": f"{e}@example.com"}) for e in external_ids
-            )
+            body = member_ndjson(WORLD, world.make_members(WORLD), 0, MEMBERS)
             imported = await client.post(
                 "/members/v1/members/import",
                 content=body,
@@ -91,7 +96,36 @@ async def seed(database_url: str, redis_url: str, settings: Settings) -> tuple[s
         runner = ConsumerRunner(rt.database, rt.redis, [MEMBERS_PROJECTION], settings, "bench")
         while await runner.process_once():
             pass
-    return api_key, external_ids
+    return api_key
+
+
+Basket = tuple[str, int, list[dict[str, object]]]  # external id, amount, lines
+
+
+def baskets() -> list[Basket]:
+    """The simulated world's orders (member, amount, lines), replayed by the clients as new
+    purchases happening now, round-robin."""
+    members = world.make_members(WORLD)
+    catalog = world.make_catalog(WORLD)
+    skus = catalog.sku.tolist()
+    found: list[Basket] = []
+    for chunk in range(WORLD.chunks):
+        batch = world.purchases(WORLD, members, catalog, chunk)
+        bounds = batch.line_start.tolist()
+        for k, (member, amount) in enumerate(
+            zip(batch.member.tolist(), batch.amount_minor.tolist(), strict=True)
+        ):
+            lines: list[dict[str, object]] = [
+                {
+                    "sku": skus[int(batch.sku[j])],
+                    "category": CATEGORIES[int(batch.category[j])],
+                    "quantity": int(batch.quantity[j]),
+                    "amount_minor": int(batch.line_amount_minor[j]),
+                }
+                for j in range(bounds[k], bounds[k + 1])
+            ]
+            found.append((world.external_id(WORLD.seed, member), amount, lines))
+    return found
 
 
 def _descendants(pid: int) -> set[int]:
@@ -195,7 +229,7 @@ async def healthz_rate(clients: list[httpx.AsyncClient], seconds: float) -> floa
 
 
 async def drive(
-    clients: list[httpx.AsyncClient], api_key: str, external_ids: list[str], seconds: float
+    clients: list[httpx.AsyncClient], api_key: str, orders: list[Basket], seconds: float
 ) -> list[float]:
     """CLIENTS loops posting purchases with fresh order ids; returns each request's latency."""
     latencies: list[float] = []
@@ -209,12 +243,13 @@ async def drive(
         nonlocal failures
         while time.perf_counter() < deadline:
             n = next(order)
+            external_id, amount, lines = orders[n % len(orders)]
             body = {
-                "external_id": external_ids[n % len(external_ids)],
+                "external_id": external_id,
                 "order_id": f"{run}-{n}",
-                "amount_minor": 1000 + (n % 97) * 100,
+                "amount_minor": amount,
                 "currency": "EUR",
-                "lines": [],
+                "lines": lines,
                 "occurred_at": datetime.now(UTC).isoformat(),
             }
             started = time.perf_counter()
@@ -329,7 +364,7 @@ async def wait_ready(base: str) -> None:
 
 
 async def run_rounds(
-    clients: list[httpx.AsyncClient], api_key: str, external_ids: list[str], pgbench_url: str
+    clients: list[httpx.AsyncClient], api_key: str, orders: list[Basket], pgbench_url: str
 ) -> tuple[list[float], list[float], list[float]]:
     """Alternating rounds of our load and pgbench; rates per round and every latency."""
     ours: list[float] = []
@@ -344,7 +379,7 @@ async def run_rounds(
                 print(f"round {round_ + 1}: pgbench {tps:8.0f} tps", flush=True)
                 continue
             started = time.perf_counter()
-            measured = await drive(clients, api_key, external_ids, DURATION)
+            measured = await drive(clients, api_key, orders, DURATION)
             rate = len(measured) / (time.perf_counter() - started)
             ours.append(rate)
             latencies += measured
@@ -364,7 +399,8 @@ async def main() -> None:
         ):
             settings = Settings(database_url=url, redis_url=urls.redis_url, log_level="WARNING")
             configure_logging(settings)
-            api_key, external_ids = await seed(url, urls.redis_url, settings)
+            api_key = await seed(url, urls.redis_url, settings)
+            orders = baskets()
             await asyncio.to_thread(init_pgbench, pgbench_url)
             port = free_port()
             base = f"http://127.0.0.1:{port}"
@@ -374,13 +410,13 @@ async def main() -> None:
                 clients, spread = await open_clients(base, server.pid)
                 print(f"connections per worker: {spread}", flush=True)
                 try:
-                    await drive(clients, api_key, external_ids, 2.0)  # warm up both workers
+                    await drive(clients, api_key, orders, 2.0)  # warm up both workers
                     healthz = await healthz_rate(clients, 5.0)
                     print(
                         f"context: GET /healthz with the same clients: {healthz:.0f}/s", flush=True
                     )
                     ours, theirs, latencies = await run_rounds(
-                        clients, api_key, external_ids, pgbench_url
+                        clients, api_key, orders, pgbench_url
                     )
                 finally:
                     for client in clients:
