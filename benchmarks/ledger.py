@@ -1,6 +1,6 @@
 """Purchases per second through `POST /rewards/v1/purchases`, against pgbench on the same server.
 
-The members and their baskets (1 to 5 lines, skus and categories the rules price) come from the
+The members and their baskets (1 to 5 lines with skus, categories and amounts) come from the
 simulator's world; the clients replay its orders round-robin as purchases happening now.
 
 A real server (`kinfolk serve all --workers 2`, a subprocess) takes purchases from CLIENTS
