@@ -14,7 +14,14 @@ from fastapi import Depends
 
 from services.community.members.service import active_member, known_member
 from services.community.models import CommunityMember
-from services.kernel.auth import MemberDep, PrincipalDep, Scope, StaffPrincipal, require_staff
+from services.kernel.auth import (
+    MemberDep,
+    MemberPrincipal,
+    PrincipalDep,
+    Scope,
+    StaffPrincipal,
+    require_staff,
+)
 from services.kernel.db import SessionDep
 
 StaffRead = Annotated[StaffPrincipal, Depends(require_staff(Scope.COMMUNITY_READ))]
@@ -27,6 +34,11 @@ async def _current_member(principal: MemberDep, session: SessionDep) -> Communit
 
 async def _reading_member(principal: MemberDep, session: SessionDep) -> CommunityMember:
     return await known_member(session, principal.brand_id, principal.member_id)
+
+
+def principal_of(member: CommunityMember) -> MemberPrincipal:
+    """The member as a caller (what idempotency keys are namespaced by)."""
+    return MemberPrincipal(brand_id=member.brand_id, member_id=member.member_id)
 
 
 # A member who may act (post, comment, react, book): 404 if unknown, 403 if suspended.

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from services.demo.api import send
 from services.demo.members import CATEGORIES
 
 GROUPS = [
@@ -59,15 +60,6 @@ def _member(token: str, idempotency_key: str | None = None) -> dict[str, str]:
     return headers
 
 
-async def _send(
-    client: httpx.AsyncClient, method: str, path: str, headers: dict[str, str], body: Any = None
-) -> Any:
-    response = await client.request(method, path, json=body, headers=headers)
-    if response.status_code >= 400:
-        raise RuntimeError(f"demo seed: {path} answered {response.status_code}: {response.text}")
-    return response.json() if response.content else None
-
-
 def _post_body(rng: random.Random, n: int, interests: Sequence[str]) -> dict[str, Any]:
     category = rng.choice(interests or CATEGORIES)
     return {
@@ -91,24 +83,24 @@ async def seed_community(
     tokens = {m["id"]: token_for(m["id"]) for m in active}
 
     groups = [
-        await _send(client, "POST", "/community/v1/groups", staff, {"name": n, "description": d})
+        await send(client, "POST", "/community/v1/groups", staff, {"name": n, "description": d})
         for n, d in GROUPS
     ]
     joined: dict[str, list[str]] = {g["id"]: [] for g in groups}
     for member in active[: len(active) * 9 // 20]:
         group = rng.choice(groups)
         path = f"/community/v1/groups/{group['id']}/members"
-        await _send(client, "POST", path, _member(tokens[member["id"]]))
+        await send(client, "POST", path, _member(tokens[member["id"]]))
         joined[group["id"]].append(member["id"])
 
-    badge = await _send(
+    badge = await send(
         client,
         "POST",
         "/community/v1/badges",
         staff,
         {"name": "Glow month finisher", "description": "Completed the Glow month challenge."},
     )
-    challenge = await _send(
+    challenge = await send(
         client,
         "POST",
         "/community/v1/challenges",
@@ -129,13 +121,13 @@ async def seed_community(
     )
     for member in active[: len(active) // 5]:
         path = f"/community/v1/challenges/{challenge['id']}/participants"
-        await _send(client, "POST", path, _member(tokens[member["id"]]))
+        await send(client, "POST", path, _member(tokens[member["id"]]))
 
     for member in active:  # each follows a handful of the others
         for followee in rng.sample(active, 5):
             if followee["id"] != member["id"]:
                 path = f"/community/v1/me/following/{followee['id']}"
-                await _send(client, "PUT", path, _member(tokens[member["id"]]))
+                await send(client, "PUT", path, _member(tokens[member["id"]]))
 
     posts: list[tuple[str, str, str | None]] = []  # (post id, author id, group id)
     for n in range(1, len(active) * 3 // 5 + 1):
@@ -151,7 +143,7 @@ async def seed_community(
                 "review_sku": f"SKU-{category.upper()}-{n:03d}",
                 "rating": rng.choice([3, 4, 5, 5]),
             }
-        post = await _send(
+        post = await send(
             client, "POST", "/community/v1/posts", _member(tokens[author["id"]]), body
         )
         posts.append((post["id"], author["id"], body.get("group_id")))
@@ -161,7 +153,7 @@ async def seed_community(
         audience = joined[group_id] if group_id is not None else [m["id"] for m in active]
         others = [m for m in active if m["id"] != author_id and m["id"] in audience]
         for member in rng.sample(others, min(len(others), rng.randint(0, 3))):
-            await _send(
+            await send(
                 client,
                 "POST",
                 f"/community/v1/posts/{post_id}/comments",
@@ -169,7 +161,7 @@ async def seed_community(
                 {"body": f"{rng.choice(_COMMENTS)} ({member['display_name']})"},
             )
         for member in rng.sample(others, min(len(others), rng.randint(1, 6))):
-            await _send(
+            await send(
                 client,
                 "POST",
                 f"/community/v1/posts/{post_id}/reactions",
@@ -177,7 +169,7 @@ async def seed_community(
                 {"kind": rng.choice(_REACTIONS)},
             )
 
-    prompt = await _send(
+    prompt = await send(
         client,
         "POST",
         "/community/v1/prompts",
@@ -195,7 +187,7 @@ async def seed_community(
         body = _post_body(rng, 1000 + n, member["interests"])
         body["tags"] = ["summer"]
         path = f"/community/v1/prompts/{prompt['id']}/answers"
-        await _send(client, "POST", path, _member(tokens[member["id"]]), body)
+        await send(client, "POST", path, _member(tokens[member["id"]]), body)
 
     await _seed_experiences(client, staff, active, tokens, now, rng)
 
@@ -245,9 +237,9 @@ async def _seed_experiences(
         ),
     ]
     for n, (experience, place, capacity, price) in enumerate(offers):
-        created = await _send(client, "POST", "/community/v1/experiences", staff, experience)
+        created = await send(client, "POST", "/community/v1/experiences", staff, experience)
         starts = week + timedelta(days=n, hours=18 - week.hour)
-        session = await _send(
+        session = await send(
             client,
             "POST",
             f"/community/v1/experiences/{created['id']}/sessions",
@@ -263,7 +255,7 @@ async def _seed_experiences(
         )
         for member in rng.sample(list(active), min(capacity + 3, 15)):
             key = f"demo-booking-{session['id']}-{member['id']}"
-            await _send(
+            await send(
                 client,
                 "POST",
                 f"/community/v1/sessions/{session['id']}/bookings",

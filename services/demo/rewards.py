@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from services.demo.api import send
 from services.demo.members import CATEGORIES, member_records
 
 PROGRAM = {
@@ -82,13 +83,6 @@ SKUS = {
 }
 
 
-async def _post(client: httpx.AsyncClient, path: str, body: Any, headers: dict[str, str]) -> Any:
-    response = await client.post(path, json=body, headers=headers)
-    if response.status_code >= 400:
-        raise RuntimeError(f"demo seed: {path} answered {response.status_code}: {response.text}")
-    return response.json()
-
-
 def _purchases(
     rng: random.Random, favourites: Sequence[str], now: datetime
 ) -> list[dict[str, Any]]:
@@ -131,12 +125,14 @@ async def seed_rewards(
     rng = random.Random(seed)
     response = await client.put("/rewards/v1/program", json=PROGRAM, headers=headers)
     response.raise_for_status()
-    tiers = [await _post(client, "/rewards/v1/tiers", tier, headers) for tier in TIERS]
+    tiers = [await send(client, "POST", "/rewards/v1/tiers", headers, tier) for tier in TIERS]
     for rule in RULES:
-        await _post(client, "/rewards/v1/rules", rule, headers)
-    await _post(
+        await send(client, "POST", "/rewards/v1/rules", headers, rule)
+    await send(
         client,
+        "POST",
         "/rewards/v1/campaigns",
+        headers,
         {
             "name": "Skincare week: double points",
             "starts_at": (now - timedelta(days=3)).isoformat(),
@@ -144,7 +140,6 @@ async def seed_rewards(
             "categories": ["skincare"],
             "multiplier": "2",
         },
-        headers,
     )
     perks = []
     for name, kind, category, cost, stock in PERKS:
@@ -158,12 +153,16 @@ async def seed_rewards(
         }
         if name == "Full-size lipstick":
             body["tier_ids"] = [tiers[1]["id"], tiers[2]["id"]]
-        perks.append(await _post(client, "/rewards/v1/perks", body, headers))
+        perks.append(await send(client, "POST", "/rewards/v1/perks", headers, body))
     codes = [f"DEMO-{rng.randrange(16**8):08X}" for _ in range(300)]
-    await _post(client, f"/rewards/v1/perks/{perks[0]['id']}/codes", {"codes": codes}, headers)
-    await _post(
+    await send(
+        client, "POST", f"/rewards/v1/perks/{perks[0]['id']}/codes", headers, {"codes": codes}
+    )
+    await send(
         client,
+        "POST",
         "/rewards/v1/drops",
+        headers,
         {
             "perk_id": perks[-1]["id"],
             "method": "draw",
@@ -173,7 +172,6 @@ async def seed_rewards(
             "opens_at": (now + timedelta(days=7)).isoformat(),
             "closes_at": (now + timedelta(days=9)).isoformat(),
         },
-        headers,
     )
     plans = [(m, _purchases(rng, m["interests"] or CATEGORIES, now)) for m in members]
     gate = asyncio.Semaphore(8)
@@ -183,19 +181,20 @@ async def seed_rewards(
             for n, order in enumerate(orders):
                 order_id = f"{member['external_id']}-{n + 1:03d}"
                 body = {**order, "external_id": member["external_id"], "order_id": order_id}
-                await _post(client, "/rewards/v1/purchases", body, headers)
+                await send(client, "POST", "/rewards/v1/purchases", headers, body)
             if orders and rng.random() < 0.08:
                 last = orders[-1]
-                await _post(
+                await send(
                     client,
+                    "POST",
                     "/rewards/v1/returns",
+                    headers,
                     {
                         "order_id": f"{member['external_id']}-{len(orders):03d}",
                         "return_id": f"R-{member['external_id']}",
                         "lines": [last["lines"][0]],
                         "occurred_at": now.isoformat(),
                     },
-                    headers,
                 )
 
     await asyncio.gather(*(shop(member, orders) for member, orders in plans))

@@ -16,57 +16,18 @@ from services.community.members.repository import CommunityMemberRepository
 from services.community.members.service import active_member, known_member, require_ability
 from services.kernel.clock import utcnow
 from services.kernel.ids import new_id
-from services.members.events import MemberCreated, MemberCreatedData, MemberErased, MemberErasedData
-from services.members.models import MemberStatus
-from services.rewards.events import TierChanged, TierChangedData
 from tests.community.conftest import MakeMember, sync_members
 from tests.conftest import BrandFixture
-
-JOINED = utcnow().replace(microsecond=0) - timedelta(days=400)
-
-
-def created(brand: BrandFixture, member_id: object, name: str = "Ada") -> MemberCreated:
-    return MemberCreated(
-        brand_id=brand.id,
-        occurred_at=JOINED,
-        data=MemberCreatedData(
-            member_id=member_id,
-            external_id="ext-1",
-            email=None,
-            display_name=name,
-            birthday=None,
-            locale=None,
-            time_zone=None,
-            traits={},
-            interests=[],
-            status=MemberStatus.ACTIVE,
-        ),
-    )
-
-
-def tier_changed(brand: BrandFixture, member_id: object, tier: str) -> TierChanged:
-    return TierChanged(
-        brand_id=brand.id,
-        data=TierChangedData(
-            member_id=member_id,
-            from_tier_id=None,
-            from_tier=None,
-            to_tier_id=new_id(),
-            to_tier=tier,
-            direction="up",
-            reason="spend",
-            window_spend_minor=50_000,
-        ),
-    )
+from tests.member_events import at, created, erased, tier_changed
 
 
 async def test_a_tier_change_that_arrives_before_the_member_is_kept_and_the_join_date_fixed_later(
     session: AsyncSession, brand: BrandFixture
 ) -> None:
     member_id = new_id()
-    gold = tier_changed(brand, member_id, "Gold")
+    gold = tier_changed(brand.id, member_id, 2, "Gold")
     await apply_member_event(session, gold)
-    await apply_member_event(session, created(brand, member_id))
+    await apply_member_event(session, created(brand.id, member_id, 1, "Ada", "ext-1"))
 
     member = await known_member(session, brand.id, member_id)
     assert (member.display_name, member.tier_name, member.tier_id) == (
@@ -74,7 +35,7 @@ async def test_a_tier_change_that_arrives_before_the_member_is_kept_and_the_join
         "Gold",
         gold.data.to_tier_id,
     )
-    assert member.joined_at == JOINED
+    assert member.joined_at == at(1)
     assert (member.reputation, member.trust_level, member.suspended_until) == (0, 0, None)
 
 
@@ -82,13 +43,8 @@ async def test_an_erased_member_is_unknown_to_the_community(
     session: AsyncSession, brand: BrandFixture
 ) -> None:
     member_id = new_id()
-    await apply_member_event(session, created(brand, member_id))
-    await apply_member_event(
-        session,
-        MemberErased(
-            brand_id=brand.id, data=MemberErasedData(member_id=member_id, erased_at=utcnow())
-        ),
-    )
+    await apply_member_event(session, created(brand.id, member_id, 1, "Ada", "ext-1"))
+    await apply_member_event(session, erased(brand.id, member_id, 2))
     with pytest.raises(MemberNotFound):
         await known_member(session, brand.id, member_id)
     row = await CommunityMemberRepository(session).get(brand.id, member_id)
@@ -100,9 +56,9 @@ async def test_another_brand_never_sees_the_member(
     session: AsyncSession, brand: BrandFixture, other_brand: BrandFixture
 ) -> None:
     member_id = new_id()
-    await apply_member_event(session, created(brand, member_id))
+    await apply_member_event(session, created(brand.id, member_id, 1, "Ada", "ext-1"))
     # An event of another brand naming the same id changes nothing here.
-    await apply_member_event(session, created(other_brand, member_id, name="Mallory"))
+    await apply_member_event(session, created(other_brand.id, member_id, 2, "Mallory", "ext-1"))
     assert (await known_member(session, brand.id, member_id)).display_name == "Ada"
     with pytest.raises(MemberNotFound):
         await known_member(session, other_brand.id, member_id)

@@ -7,7 +7,7 @@ import uuid
 
 from fastapi import APIRouter, Request, Response
 
-from services.community.access import CurrentMember, ReadingMember
+from services.community.access import CurrentMember, ReadingMember, principal_of
 from services.community.models import IDEMPOTENCY
 from services.community.posts import bookmarks, reactions, service
 from services.community.posts.events import ReactionKind
@@ -24,7 +24,6 @@ from services.community.posts.schemas import (
     ReactionRead,
 )
 from services.community.posts.staff_endpoints import router as staff_router
-from services.kernel.auth import MemberPrincipal
 from services.kernel.db import SessionDep
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
 
@@ -39,10 +38,6 @@ _WRITE_ERRORS: dict[int | str, dict[str, str]] = {
     409: {"description": "PostRemoved, ReviewExists, IdempotencyKeyReused"},
     422: {"description": "ValidationError"},
 }
-
-
-def _caller(member: CurrentMember) -> MemberPrincipal:
-    return MemberPrincipal(brand_id=member.brand_id, member_id=member.member_id)
 
 
 # --- Posts --------------------------------------------------------------------------------------
@@ -68,7 +63,7 @@ async def create_post(
 
     return await IDEMPOTENCY.run(
         session,
-        caller=_caller(me),
+        caller=principal_of(me),
         key=idempotency_key,
         fingerprint=request_hash(request.method, request.url.path, payload),
         status_code=201,
@@ -139,7 +134,7 @@ async def create_comment(
 
     return await IDEMPOTENCY.run(
         session,
-        caller=_caller(me),
+        caller=principal_of(me),
         key=idempotency_key,
         fingerprint=request_hash(request.method, request.url.path, payload),
         status_code=201,

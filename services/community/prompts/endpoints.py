@@ -12,6 +12,7 @@ from services.community.access import (
     ReadingMember,
     StaffRead,
     StaffWrite,
+    principal_of,
 )
 from services.community.models import IDEMPOTENCY, Post
 from services.community.posts.schemas import PostCreate, PostRead
@@ -22,7 +23,6 @@ from services.community.prompts.schemas import (
     PromptRead,
     PromptUpdate,
 )
-from services.kernel.auth import MemberPrincipal
 from services.kernel.db import SessionDep
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
 from services.kernel.pagination import Page, PageDep
@@ -131,7 +131,7 @@ async def answer_prompt(
 
     return await IDEMPOTENCY.run(
         session,
-        caller=MemberPrincipal(brand_id=me.brand_id, member_id=me.member_id),
+        caller=principal_of(me),
         key=idempotency_key,
         fingerprint=request_hash(request.method, request.url.path, payload),
         status_code=201,
