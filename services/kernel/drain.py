@@ -10,15 +10,26 @@ from services.kernel.module import ServiceModule
 from services.kernel.relay import Relay
 from services.kernel.runtime import Runtime
 
+# Draining works through a backlog, not a trickle: bigger reads than the workers' own make the
+# per-round-trip costs (XREADGROUP, the inbox insert, XACK) small next to the handling.
+DRAIN_RELAY_BATCH = 5_000
+DRAIN_CONSUMER_BATCH = 2_000
+
 
 async def drain_events(
     runtime: Runtime, services: Sequence[ServiceModule], consumer: str = "drain"
 ) -> int:
     """Publish every outbox and handle every event, repeatedly, until a round does nothing
     (an event's handler may write new events). Returns how many messages were handled."""
-    relay = Relay(runtime.database, runtime.redis, services, runtime.settings)
+    settings = runtime.settings.model_copy(
+        update={
+            "relay_batch_size": max(runtime.settings.relay_batch_size, DRAIN_RELAY_BATCH),
+            "consumer_batch_size": max(runtime.settings.consumer_batch_size, DRAIN_CONSUMER_BATCH),
+        }
+    )
+    relay = Relay(runtime.database, runtime.redis, services, settings)
     specs = [spec for service in services for spec in service.consumers]
-    runner = ConsumerRunner(runtime.database, runtime.redis, specs, runtime.settings, consumer)
+    runner = ConsumerRunner(runtime.database, runtime.redis, specs, settings, consumer)
     total = 0
     while True:
         published = await relay.publish_pending()

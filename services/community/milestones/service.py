@@ -74,18 +74,6 @@ async def my_milestones(
 # --- What reaches them --------------------------------------------------------------------------
 
 
-async def first_post(
-    session: AsyncSession, brand_id: uuid.UUID, author_id: uuid.UUID, at: datetime
-) -> int:
-    return await reach(session, [Reached(brand_id, author_id, keys.FIRST_POST, at)])
-
-
-async def tier_reached(
-    session: AsyncSession, brand_id: uuid.UUID, member_id: uuid.UUID, tier: str, at: datetime
-) -> int:
-    return await reach(session, [Reached(brand_id, member_id, keys.tier(tier), at)])
-
-
 async def reactions_received(
     session: AsyncSession, brand_id: uuid.UUID, member_id: uuid.UUID, delta: int, at: datetime
 ) -> int:
