@@ -16,7 +16,7 @@ from typing import Any
 
 import uvicorn
 
-from services import demo
+from services.demo import seed as demo
 from services.kernel.app import build_app
 from services.kernel.auth import MemberTokenCodec
 from services.kernel.consumer import ConsumerRunner

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
-from services.demo import ensure_demo_brand
+from services.demo.seed import ensure_demo_brand
 from services.kernel.app import build_app
 from services.kernel.db import Database
 from services.kernel.settings import Settings
