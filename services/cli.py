@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import uuid
 from collections.abc import Callable, Coroutine
@@ -241,6 +242,10 @@ def simulate_command(
         Path | None,
         typer.Option("--out", help="Folder for the hidden truth and the run's state."),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Processes loading side by side (default: cores)."),
+    ] = None,
 ) -> None:
     """Simulate a beauty brand (members, purchases, hidden tastes) and load it; resumable."""
     from rich.console import Console
@@ -270,7 +275,15 @@ def simulate_command(
         f"simulating {members:,} members over {days:,} days (seed {seed}): about "
         f"{estimate / 1e6:,.0f} MB; truth and state in {folder}"
     )
-    request = Request(members=members, days=days, seed=seed, brand=name, out=folder, append=append)
+    request = Request(
+        members=members,
+        days=days,
+        seed=seed,
+        brand=name,
+        out=folder,
+        append=append,
+        workers=workers or os.cpu_count() or 1,
+    )
 
     async def main(urls: InfrastructureUrls) -> None:
         from services.kernel.migrations import migrate as apply

@@ -22,14 +22,14 @@ and the run's summary says what is missing: a half-loaded brand never looks comp
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import re
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -43,6 +43,7 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -55,20 +56,18 @@ from services.demo.rewards import PROGRAM, RULES, TIERS
 from services.kernel.drain import drain_events
 from services.kernel.runtime import Runtime
 from services.members import service as members_service
-from services.members.importing import NDJSON
 from services.registry import SERVICES
 from services.rewards.earning import service as earning
 from services.rewards.earning.schemas import CampaignCreate, RuleCreate
-from services.rewards.errors import ProgramNotConfigured, PurchaseNotFound
-from services.rewards.history.schemas import HistoricPurchase, HistoryReport
+from services.rewards.errors import ProgramNotConfigured
 from services.rewards.ledger import service as ledger
 from services.rewards.ledger.schemas import ProgramSettings
-from services.rewards.purchases import service as purchases_service
 from services.rewards.tiers import service as tiers_service
 from services.rewards.tiers.schemas import TierCreate
 from simulator import world
-from simulator.records import chunk_external_ids, historic_purchases, member_ndjson, order_id
+from simulator.chunks import WorldView
 from simulator.truth import Truth, write_truth
+from simulator.workers import Phase, load_chunks
 
 STATE_FILE = "state.json"
 STATE_FORMAT = 1
@@ -93,10 +92,6 @@ TRUTH_BYTES_PER_MEMBER = 4 * 16 + 8 * len(CATEGORIES) + 8 * 3 + 4 * 2 + 1
 # Headroom kept free on the disk: a database that fills its disk stops every service.
 DISK_HEADROOM = 1.25
 
-LoadHistory = Callable[
-    [AsyncSession, uuid.UUID, Sequence[HistoricPurchase]], Awaitable[HistoryReport]
-]
-
 
 class SimulationRefused(Exception):
     """A request that cannot run as asked (bad input, a brand with data, another run's state);
@@ -113,6 +108,7 @@ class Request:
     append: bool = False
     start: date | None = None  # day 0; default: so that the last simulated day is yesterday
     chunk_members: int = 20_000
+    workers: int = 1  # processes loading chunks side by side (not part of the world)
 
 
 @dataclass
@@ -158,6 +154,7 @@ class Summary:
     complete: bool
     missing: list[str]
     seconds: float
+    phase_seconds: dict[str, float]  # phases this call ran (a resumed run skips the done ones)
     database_bytes: int
     out: Path
 
@@ -218,16 +215,6 @@ def _size(n: float) -> str:
     return f"{n:.1f} PB"
 
 
-def find_load_history() -> LoadHistory | None:
-    """Rewards' bulk history loader, when this installation has it."""
-    try:
-        module = importlib.import_module("services.rewards.history.service")
-    except ModuleNotFoundError:
-        return None
-    loader: LoadHistory | None = getattr(module, "load_history", None)
-    return loader
-
-
 def _progress(console: Console | None) -> Progress:
     return Progress(
         SpinnerColumn(),
@@ -252,10 +239,18 @@ class _Run:
         self.path = request.out / STATE_FILE
         self.api_key: str | None = None
         self.events = 0
+        self.timings: dict[str, float] = {}
         self.state = self._start_state()
         self.params = world.WorldParams.from_json(self.state.params)
-        self.members = world.make_members(self.params)
-        self.catalog = world.make_catalog(self.params)
+        self.view = WorldView.of(self.params)
+
+    @contextmanager
+    def _timed(self, phase: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[phase] = time.perf_counter() - started
 
     def say(self, message: str) -> None:
         if self.console is not None:
@@ -309,22 +304,21 @@ class _Run:
     async def run(self) -> Summary:
         started = time.perf_counter()
         if not self.done("world"):
-            write_truth(self.request.out, Truth.of(self.params, self.members, self.catalog))
+            write_truth(
+                self.request.out, Truth.of(self.params, self.view.members, self.view.catalog)
+            )
             self.save("world")
         await self._brand()
-        await self._program()
+        with self._timed("program"):
+            await self._program()
         with _progress(self.console) as progress:
-            await self._members(progress)
-            await self._events(progress)
-            loader = find_load_history()
-            if loader is None:
-                self.say(
-                    "[yellow]purchases skipped:[/] this installation has no "
-                    "services.rewards.history.service.load_history yet; rerun the same command "
-                    "once it has, and the run resumes with the purchases"
-                )
-            else:
-                await self._purchases(progress, loader)
+            with self._timed("members"):
+                await self._members(progress)
+            with self._timed("events"):
+                await self._events(progress)
+            with self._timed("purchases"):
+                await self._purchases(progress)
+            with self._timed("settled"):
                 await self._settle(progress)
         missing = [phase for phase in PHASES if phase not in self.state.phases]
         self.state.complete = not missing
@@ -342,6 +336,7 @@ class _Run:
             complete=self.state.complete,
             missing=missing,
             seconds=time.perf_counter() - started,
+            phase_seconds=dict(self.timings),
             database_bytes=size,
             out=self.request.out,
         )
@@ -408,32 +403,42 @@ class _Run:
         )
         if self.done("members"):
             return
-        for chunk in range(self.state.members_chunks, self.params.chunks):
-            low, high = self.params.chunk_range(chunk)
-            async with self.runtime.database.unit_of_work() as session:
-                # A chunk committed before a crash that kept its state from being written:
-                # its first member is there (a chunk commits whole or not at all).
-                already = await members_service.member_ids(
-                    session, self.brand_id, [world.external_id(self.params.seed, low)]
-                )
-                if not already:
-                    body = member_ndjson(self.params, self.members, low, high)
-                    report = await members_service.import_members(
-                        session, self.brand_id, NDJSON, _one_chunk(body), dry_run=False
-                    )
-                    if report.imported != high - low:
-                        failures = "; ".join(
-                            f"line {f.line}: {f.error} {f.detail}" for f in report.failed[:3]
-                        )
-                        raise RuntimeError(
-                            f"members chunk {chunk}: {report.imported} of {high - low} "
-                            f"imported ({failures})"
-                        )
-            self.state.members_chunks = chunk + 1
-            self.state.counts["members"] = high
-            self.save()
-            progress.update(task, completed=high)
+        await self._chunked("members", task, progress)
         self.save("members")
+
+    async def _chunked(self, phase: Phase, task: TaskID, progress: Progress) -> None:
+        """Loads the phase's chunks not yet recorded as done (in worker processes when asked),
+        recording each as it commits. The state keeps a low-water mark: every chunk below it is
+        done; chunks above it that committed before a crash are recognised and skipped."""
+        mark = "members_chunks" if phase == "members" else "purchase_chunks"
+        first = getattr(self.state, mark)
+        finished: set[int] = set()
+        loaded_members = self._loaded(first)
+        currency = ""
+        if phase == "purchases":
+            async with self.runtime.database.unit_of_work() as session:
+                # The brand's currency: with --append, an existing program may not be the demo's.
+                currency = (await ledger.program_for(session, self.brand_id)).currency
+        async for chunk, loaded in load_chunks(
+            phase,
+            self.runtime.database,
+            self.view,
+            self.brand_id,
+            range(first, self.params.chunks),
+            workers=self.request.workers,
+            currency=currency,
+        ):
+            finished.add(chunk)
+            while getattr(self.state, mark) in finished:
+                setattr(self.state, mark, getattr(self.state, mark) + 1)
+            low, high = self.params.chunk_range(chunk)
+            loaded_members += high - low
+            if phase == "members":
+                self.state.counts["members"] = self._loaded(self.state.members_chunks)
+            else:
+                self.state.counts["purchases"] = self.state.counts.get("purchases", 0) + loaded
+            self.save()
+            progress.update(task, completed=loaded_members)
 
     def _loaded(self, chunks: int) -> int:
         return min(chunks * self.params.chunk_members, self.params.members)
@@ -464,7 +469,7 @@ class _Run:
             )
         self.save("settled")
 
-    async def _purchases(self, progress: Progress, load_history: LoadHistory) -> None:
+    async def _purchases(self, progress: Progress) -> None:
         task = progress.add_task(
             "purchases",
             total=self.params.members,
@@ -472,48 +477,8 @@ class _Run:
         )
         if self.done("purchases"):
             return
-        lift = world.lift_by_day(self.params)
-        async with self.runtime.database.unit_of_work() as session:
-            # The brand's currency: with --append, an existing program may not be the demo's.
-            currency = (await ledger.program_for(session, self.brand_id)).currency
-        for chunk in range(self.state.purchase_chunks, self.params.chunks):
-            batch = world.purchases(self.params, self.members, self.catalog, chunk, lift)
-            loaded = 0
-            if len(batch):
-                async with self.runtime.database.unit_of_work() as session:
-                    last = len(batch) - 1
-                    last_order = order_id(
-                        self.params.seed, int(batch.member[last]), int(batch.ordinal[last])
-                    )
-                    if not await _has_purchase(session, self.brand_id, last_order):
-                        ids = await members_service.member_ids(
-                            session, self.brand_id, chunk_external_ids(self.params, chunk)
-                        )
-                        ordered = [ids[e] for e in chunk_external_ids(self.params, chunk)]
-                        rows = historic_purchases(
-                            self.params, batch, self.catalog, ordered, currency
-                        )
-                        report = await load_history(session, self.brand_id, rows)
-                        loaded = report.purchases
-                    else:
-                        loaded = len(batch)
-            self.state.purchase_chunks = chunk + 1
-            self.state.counts["purchases"] = self.state.counts.get("purchases", 0) + loaded
-            self.save()
-            progress.update(task, completed=self.params.chunk_range(chunk)[1])
+        await self._chunked("purchases", task, progress)
         self.save("purchases")
-
-
-async def _one_chunk(body: bytes) -> AsyncIterator[bytes]:
-    yield body
-
-
-async def _has_purchase(session: AsyncSession, brand_id: uuid.UUID, order: str) -> bool:
-    try:
-        await purchases_service.get_purchase(session, brand_id, order)
-    except PurchaseNotFound:
-        return False
-    return True
 
 
 async def configure_program(
@@ -547,6 +512,7 @@ async def simulate(runtime: Runtime, request: Request, console: Console | None =
 
 
 def describe(summary: Summary) -> str:
+    phases = ", ".join(f"{name} {took:,.1f} s" for name, took in summary.phase_seconds.items())
     lines = [
         f"brand id       {summary.brand_id}",
         *([f"staff API key  {summary.api_key}  (shown once)"] if summary.api_key else []),
@@ -554,6 +520,7 @@ def describe(summary: Summary) -> str:
         f"purchases      {summary.purchases:,}",
         f"truth          {summary.out}",
         f"elapsed        {summary.seconds:,.1f} s",
+        f"phases         {phases}",
         f"database size  {_size(summary.database_bytes)}",
     ]
     if not summary.complete:

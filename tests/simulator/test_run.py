@@ -20,14 +20,13 @@ from services.kernel.runtime import Runtime
 from services.kernel.settings import Settings
 from services.members import service as members_service
 from services.rewards.ledger import service as ledger
-from services.rewards.models import Purchase
+from services.rewards.models import Account, Purchase, Tier
 from services.rewards.tiers import service as tiers_service
 from simulator import world
 from simulator.run import (
     STATE_FILE,
     Request,
     SimulationRefused,
-    find_load_history,
     simulate,
 )
 from simulator.truth import read_truth
@@ -90,17 +89,11 @@ async def test_a_small_world_loads_and_reruns_resume(
             select(func.count()).select_from(Purchase).where(Purchase.brand_id == summary.brand_id)
         )
     state = json.loads((request.out / STATE_FILE).read_text())
-    if find_load_history() is not None:
-        assert summary.complete
-        assert state["complete"]
-        assert summary.purchases == expected == loaded
-        with pytest.raises(SimulationRefused, match="already complete"):
-            await simulate(runtime, request)
-    else:
-        assert not summary.complete
-        assert summary.missing == ["purchases", "settled"]
-        assert not state["complete"]
-        assert loaded == 0
+    assert summary.complete
+    assert state["complete"]
+    assert summary.purchases == expected == loaded
+    with pytest.raises(SimulationRefused, match="already complete"):
+        await simulate(runtime, request)
 
     # A crash after a chunk's commit, before its state was written: the rerun finds the chunk
     # loaded and goes on, loading nothing twice.
@@ -146,3 +139,41 @@ async def test_refusals(committed: tuple[Runtime, list[uuid.UUID]], tmp_path: Pa
     assert appended.api_key is None
     async with runtime.database.unit_of_work() as session:
         assert len(await tiers_service.list_tiers(session, summary.brand_id)) == 3
+
+
+async def _loaded_world(runtime: Runtime, brand_id: uuid.UUID) -> dict[str, Any]:
+    """What a load left, by external id and order id (database ids differ between loads)."""
+    async with runtime.database.unit_of_work() as session:
+        accounts = await session.execute(
+            select(Account.external_id, Account.available, Account.pending, Tier.name)
+            .outerjoin(Tier, Tier.id == Account.tier_id)
+            .where(Account.brand_id == brand_id)
+        )
+        purchases = await session.execute(
+            select(
+                Purchase.order_id, Purchase.amount_minor, Purchase.points, Purchase.occurred_at
+            ).where(Purchase.brand_id == brand_id)
+        )
+        return {
+            "accounts": sorted(tuple(row) for row in accounts),
+            "purchases": sorted(tuple(row) for row in purchases),
+        }
+
+
+async def test_worker_processes_load_the_same_world_as_one_process(
+    committed: tuple[Runtime, list[uuid.UUID]], tmp_path: Path
+) -> None:
+    runtime, brands = committed
+    alone = await simulate(runtime, _request(tmp_path, out=tmp_path / "alone"))
+    brands.append(alone.brand_id)
+    # Two processes deal the three chunks between them and commit them in any order.
+    side_by_side = await simulate(runtime, _request(tmp_path, out=tmp_path / "two", workers=2))
+    brands.append(side_by_side.brand_id)
+
+    assert side_by_side.complete
+    assert (side_by_side.members, side_by_side.purchases) == (alone.members, alone.purchases)
+    assert await _loaded_world(runtime, side_by_side.brand_id) == await _loaded_world(
+        runtime, alone.brand_id
+    )
+    state = json.loads((tmp_path / "two" / STATE_FILE).read_text())
+    assert (state["members_chunks"], state["purchase_chunks"]) == (3, 3)
