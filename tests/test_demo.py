@@ -44,7 +44,10 @@ async def test_the_demo_brand_has_a_living_program_and_community(
             ]
             activities = {r["activity"] for r in await items("/rewards/v1/rules")}
             assert {"post.approved", "prompt.answered", "experience.attended"} <= activities
-            assert len(await items("/rewards/v1/campaigns")) == 1
+            # The simulated year's seasonal weeks, and this week's.
+            campaigns = [c["name"] for c in await items("/rewards/v1/campaigns")]
+            assert "Skincare week: double points" in campaigns
+            assert any(name.startswith("Holiday gifting") for name in campaigns)
             assert len(await items("/rewards/v1/perks")) == 7
 
             # The community.

@@ -1,9 +1,8 @@
-"""Demo members: deterministic, with beauty-profile traits and interests."""
+"""The demo's member vocabulary (names, places, skin types, concerns, categories), which the
+simulator draws its members from, and `member_records` to list a brand's members through the API."""
 
 from __future__ import annotations
 
-import random
-from datetime import date
 from typing import Any
 
 import httpx
@@ -58,35 +57,6 @@ TIME_ZONES = [
     "Asia/Tokyo",
 ]
 LOCALES = ["fr-FR", "en-GB", "en-US", "en-US", "ja-JP"]
-
-
-def demo_members(count: int, seed: int = 7) -> list[dict[str, Any]]:
-    """Deterministic demo members with beauty-profile traits and interests."""
-    rng = random.Random(seed)
-    members = []
-    for n in range(1, count + 1):
-        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-        place = rng.randrange(len(TIME_ZONES))
-        favourites = rng.sample(CATEGORIES, k=rng.randint(1, 3))
-        members.append(
-            {
-                "external_id": f"demo-{n:05d}",
-                "email": f"{first.lower()}.{last.lower()}.{n}@example.com",
-                "display_name": f"{first} {last[0]}.",
-                "birthday": date(
-                    rng.randint(1960, 2006), rng.randint(1, 12), rng.randint(1, 28)
-                ).isoformat(),
-                "locale": LOCALES[place],
-                "time_zone": TIME_ZONES[place],
-                "traits": {
-                    "skin_type": rng.choice(SKIN_TYPES),
-                    "concerns": rng.sample(CONCERNS, k=rng.randint(1, 3)),
-                    "favourite_categories": favourites,
-                },
-                "interests": favourites,
-            }
-        )
-    return members
 
 
 async def member_records(

@@ -1,21 +1,21 @@
-"""The demo brand's loyalty program: tiers, rules, a campaign, a perks catalog with a drop next
-week, and a year of purchases, a few returns and redemptions, all through the public API.
+"""The demo brand's loyalty program: the program, tiers and rules the simulator configures
+(`PROGRAM`, `TIERS`, `RULES`, the hero `SKUS`), and what the brand runs this week, seeded through
+the public API on top of the simulated year: a campaign, a perks catalog with a drop next week,
+and redemptions.
 
 Deterministic for a given seed; times are relative to `now`, so the demo always looks current.
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
 from services.demo.api import send
-from services.demo.members import CATEGORIES, member_records
+from services.demo.members import member_records
 
 PROGRAM = {
     "currency": "EUR",
@@ -83,51 +83,17 @@ SKUS = {
 }
 
 
-def _purchases(
-    rng: random.Random, favourites: Sequence[str], now: datetime
-) -> list[dict[str, Any]]:
-    """A member's year: most buy a little, a few buy a lot (spend is heavy-tailed)."""
-    count = min(int(rng.paretovariate(1.3)) - 1, 25)
-    orders = []
-    for _ in range(max(count, 0)):
-        lines: list[dict[str, Any]] = []
-        for _ in range(rng.randint(1, 3)):
-            category = rng.choice(favourites) if rng.random() < 0.8 else rng.choice(CATEGORIES)
-            quantity = rng.randint(1, 2)
-            lines.append(
-                {
-                    "sku": rng.choice(SKUS[category]),
-                    "category": category,
-                    "quantity": quantity,
-                    "amount_minor": quantity * rng.choice([1200, 2400, 3500, 4800, 6500, 9000]),
-                }
-            )
-        orders.append(
-            {
-                "amount_minor": sum(line["amount_minor"] for line in lines),
-                "currency": "EUR",
-                "lines": lines,
-                "occurred_at": (
-                    now - timedelta(minutes=rng.randint(60, 360 * 24 * 60))
-                ).isoformat(),
-            }
-        )
-    return sorted(orders, key=lambda order: order["occurred_at"])
-
-
-async def seed_rewards(
+async def seed_catalog(
     client: httpx.AsyncClient,
     headers: dict[str, str],
-    members: Sequence[dict[str, Any]],
     now: datetime,
     seed: int = 11,
 ) -> None:
+    """What the brand runs this week, on top of the simulated history (program, tiers, rules
+    and purchases): a campaign on now, the perks catalog with codes, a drop next week, and
+    redemptions by the members whose points allow them."""
     rng = random.Random(seed)
-    response = await client.put("/rewards/v1/program", json=PROGRAM, headers=headers)
-    response.raise_for_status()
-    tiers = [await send(client, "POST", "/rewards/v1/tiers", headers, tier) for tier in TIERS]
-    for rule in RULES:
-        await send(client, "POST", "/rewards/v1/rules", headers, rule)
+    tiers = await _items(client, headers, "/rewards/v1/tiers")
     await send(
         client,
         "POST",
@@ -173,32 +139,16 @@ async def seed_rewards(
             "closes_at": (now + timedelta(days=9)).isoformat(),
         },
     )
-    plans = [(m, _purchases(rng, m["interests"] or CATEGORIES, now)) for m in members]
-    gate = asyncio.Semaphore(8)
-
-    async def shop(member: dict[str, Any], orders: list[dict[str, Any]]) -> None:
-        async with gate:
-            for n, order in enumerate(orders):
-                order_id = f"{member['external_id']}-{n + 1:03d}"
-                body = {**order, "external_id": member["external_id"], "order_id": order_id}
-                await send(client, "POST", "/rewards/v1/purchases", headers, body)
-            if orders and rng.random() < 0.08:
-                last = orders[-1]
-                await send(
-                    client,
-                    "POST",
-                    "/rewards/v1/returns",
-                    headers,
-                    {
-                        "order_id": f"{member['external_id']}-{len(orders):03d}",
-                        "return_id": f"R-{member['external_id']}",
-                        "lines": [last["lines"][0]],
-                        "occurred_at": now.isoformat(),
-                    },
-                )
-
-    await asyncio.gather(*(shop(member, orders) for member, orders in plans))
     await _redeem(client, headers, perks, rng)
+
+
+async def _items(
+    client: httpx.AsyncClient, headers: dict[str, str], path: str
+) -> list[dict[str, Any]]:
+    response = await client.get(path, params={"limit": 100}, headers=headers)
+    response.raise_for_status()
+    found: list[dict[str, Any]] = response.json()["items"]
+    return found
 
 
 async def _redeem(
