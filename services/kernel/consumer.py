@@ -42,7 +42,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.clock import utcnow
-from services.kernel.db import Database
+from services.kernel.db import Database, unnest_rows
 from services.kernel.events import Event, parse_event
 from services.kernel.loops import Backoff, sleep_or_stop
 from services.kernel.module import ServiceModule
@@ -390,9 +390,10 @@ class ConsumerRunner:
         inbox = spec.inbox
         ids = sorted({event.id for event in events})
         async with self.database.unit_of_work() as session:
+            columns = [inbox.c.consumer, inbox.c.event_id]
             inserted = await session.scalars(
                 insert(inbox)
-                .values([{"consumer": spec.name, "event_id": event_id} for event_id in ids])
+                .from_select(columns, unnest_rows(columns, [(spec.name, i) for i in ids]))
                 .on_conflict_do_nothing()
                 .returning(inbox.c.event_id)
             )

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Context, Decimal
 from fractions import Fraction
+from functools import lru_cache
 from math import floor
 
 from services.rewards.currencies import format_minor
@@ -106,13 +107,27 @@ class Purchase:
 
 def exact(value: Fraction) -> Decimal:
     """A fraction whose denominator divides a power of ten, as the exact decimal it is."""
-    digits = 0
-    while (10**digits) % value.denominator:
-        digits += 1
-        if digits > 40:  # not a decimal fraction: cannot happen with decimal inputs
-            return Decimal(value.numerator) / Decimal(value.denominator)
+    digits = _decimal_digits(value.denominator)
+    if digits is None:  # not a decimal fraction: cannot happen with decimal inputs
+        return Decimal(value.numerator) / Decimal(value.denominator)
     scaled = value.numerator * (10**digits // value.denominator)
     return Decimal(scaled).scaleb(-digits, _EXACT)
+
+
+# A brand has a handful of multipliers and denominators, met on every line of every purchase:
+# converting them once keeps exact arithmetic from dominating a bulk load.
+@lru_cache(maxsize=1024)
+def _decimal_digits(denominator: int) -> int | None:
+    """The fewest decimal digits that represent 1/denominator exactly, if any (up to 40)."""
+    for digits in range(41):
+        if (10**digits) % denominator == 0:
+            return digits
+    return None
+
+
+@lru_cache(maxsize=1024)
+def _fraction(value: Decimal) -> Fraction:
+    return Fraction(value)
 
 
 def number(value: Decimal) -> str:
@@ -192,7 +207,7 @@ def compute(
             campaign_multiplier = winner.multiplier
             won[winner.id].append(index)
         multiplier = (
-            Fraction(rule_multiplier) * Fraction(tier_multiplier) * Fraction(campaign_multiplier)
+            _fraction(rule_multiplier) * _fraction(tier_multiplier) * _fraction(campaign_multiplier)
         )
         line_points = base * multiplier
         total += line_points
