@@ -1,11 +1,14 @@
 """Following-feed reads per second through `GET /community/v1/feeds/following`, against the same
 page read by one indexed SELECT straight from PostgreSQL.
 
-A community of MEMBERS members (100,000) and POSTS posts (1,000,000) is seeded in a scratch
-database with `INSERT ... SELECT generate_series` straight into the community tables: members in
-`community.members`, posts spread over every author (newest ids last, a few held or removed), each
-member following FOLLOWS_EACH others, and the reader following READER_FOLLOWS (500) members, a few
-of whom they muted. Then a real server (`kinfolk serve all --workers 2`, a subprocess)
+The community comes from the simulator's world (MEMBERS members, 100,000 by default, over DAYS
+days), loaded into a scratch database through the services' own bulk paths: the members import,
+the community's members projection (its consumer, fed by the relay), then the posts, comments,
+reactions and follows of `simulator.community.load_community`. The reader is a member of the
+world who, besides the few posters the world has them follow, follows the READER_FOLLOWS (500)
+most prolific posters (the same bulk path) and muted MUTED of them (`social.service.mute`);
+moderators removed one post in REMOVED_EVERY of the brand's (`posts.service.remove_post`), so
+the feed filters as in life. Then a real server (`kinfolk serve all --workers 2`, a subprocess)
 answers CLIENTS concurrent HTTP clients reading the reader's first page (PAGE posts, with a member
 token) for DURATION seconds; and, in the same run, CLIENTS asyncpg connections run the single
 SELECT that returns the same page (checked to be the same ids) for as long. Two rounds in
@@ -25,23 +28,44 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 
 import asyncpg
 import httpx
+import numpy as np
+from sqlalchemy import select
 
 from benchmarks._harness import median, report, scratch_database, servers
 from benchmarks.ledger import free_port
+from services.community.history.schemas import HistoricContent, HistoricFollow
+from services.community.history.service import load_posts
+from services.community.members.projection import MEMBERS_PROJECTION
+from services.community.members.service import known_member
+from services.community.models import Post
+from services.community.posts import service as posts_service
+from services.community.social import service as social_service
 from services.kernel.auth import MemberTokenCodec
+from services.kernel.consumer import ConsumerRunner
 from services.kernel.db import libpq_url
+from services.kernel.relay import Relay
+from services.kernel.runtime import Runtime
 from services.kernel.settings import Settings
+from services.members import service as members_service
+from services.members.importing import NDJSON
+from services.registry import SERVICES
+from simulator import world
+from simulator.community import CommunityCounts, CommunityWorld, load_community
+from simulator.records import member_ndjson
+from simulator.run import default_start
 
 MEMBERS = int(os.environ.get("KINFOLK_BENCH_MEMBERS", "100000"))
-POSTS = int(os.environ.get("KINFOLK_BENCH_POSTS", "1000000"))
+DAYS = int(os.environ.get("KINFOLK_BENCH_DAYS", "365"))
+# The last simulated day is yesterday: the whole world is history.
+WORLD = world.WorldParams(members=MEMBERS, days=DAYS, seed=42, start=default_start(DAYS))
 READER_FOLLOWS = 500
-FOLLOWS_EACH = 5
 MUTED = 5
+REMOVED_EVERY = 100
 PAGE = 20
 CLIENTS = int(os.environ.get("KINFOLK_BENCH_CLIENTS", "16"))
 DURATION = float(os.environ.get("KINFOLK_BENCH_SECONDS", "12"))
@@ -65,86 +89,123 @@ ORDER BY p.id DESC
 LIMIT {PAGE + 1}
 """
 
-# Member i (0-based) gets a fixed id, so the seed needs no round trips per member.
-MEMBER_ID = "md5('feed-bench-member-' || ({i}))::uuid"
+
+class _Steps:
+    """Prints how long each seeding step took."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    def done(self, label: str) -> None:
+        now = time.perf_counter()
+        print(f"seed: {label} in {now - self.started:.1f} s", flush=True)
+        self.started = now
 
 
-def _uuid7_sql(g: str) -> str:
-    """A UUIDv7-shaped id for row `g`: a millisecond time that grows with g, then hash bits."""
-    return (
-        f"(lpad(to_hex(1700000000000 + ({g})::bigint * 30), 12, '0') || '7' "
-        f"|| substr(md5(({g})::text), 1, 3) || '8' || substr(md5(({g})::text), 4, 15))::uuid"
+async def _one_chunk(body: bytes) -> AsyncIterator[bytes]:
+    yield body
+
+
+async def _members(rt: Runtime, brand_id: uuid.UUID, members: world.Members) -> None:
+    """The world's members through the members import, chunk by chunk, then into the
+    community's projection as in production: relay, stream, the projection's consumer."""
+    for chunk in range(WORLD.chunks):
+        low, high = WORLD.chunk_range(chunk)
+        async with rt.database.unit_of_work() as session:
+            imported = await members_service.import_members(
+                session,
+                brand_id,
+                NDJSON,
+                _one_chunk(member_ndjson(WORLD, members, low, high)),
+                dry_run=False,
+            )
+        assert imported.imported == high - low, imported.failed[:3]
+    await Relay(rt.database, rt.redis, SERVICES, rt.settings).publish_pending()
+    runner = ConsumerRunner(
+        rt.database, rt.redis, [MEMBERS_PROJECTION], rt.settings, "bench", block_ms=1
     )
+    while await runner.process_once():
+        pass
 
 
-async def seed(url: str) -> tuple[uuid.UUID, uuid.UUID]:
-    """The brand and the reader; prints how long each step took."""
+def _reader(members: world.Members) -> int:
+    """The world's first reader who posts nothing (a reader, not a writer, reads the feed)."""
+    return int(np.flatnonzero(members.reader & (members.posts_per_day == 0))[0])
+
+
+async def _the_reader(
+    rt: Runtime, brand_id: uuid.UUID, members: world.Members, community: CommunityWorld
+) -> uuid.UUID:
+    """The reader follows the most prolific posters besides those the world has them follow,
+    and mutes a few of them; returns the reader's id."""
+    reader = _reader(members)
+    plan = community.follows
+    already = set(plan.followee[plan.follower == reader].tolist())
+    prolific = [
+        int(i)
+        for i in np.argsort(-members.posts_per_day, kind="stable")
+        if members.posts_per_day[i] > 0 and int(i) not in already and int(i) != reader
+    ][:READER_FOLLOWS]
+    names = [world.external_id(WORLD.seed, i) for i in [reader, *prolific]]
+    # Just before the end of the world: the whole world is history by then.
+    at = WORLD.start_at + timedelta(days=WORLD.days, seconds=-1)
+    async with rt.database.unit_of_work() as session:
+        ids = await members_service.member_ids(session, brand_id, names)
+        me = ids[names[0]]
+        followees = [ids[name] for name in names[1:]]
+        content = HistoricContent(follows=[HistoricFollow(me, other, at) for other in followees])
+        await load_posts(session, brand_id, content)
+        reading = await known_member(session, brand_id, me)
+        for other in followees[:: len(followees) // MUTED][:MUTED]:
+            await social_service.mute(session, reading, other)
+    return me
+
+
+async def _moderated(rt: Runtime, brand_id: uuid.UUID) -> int:
+    """Moderators remove one post in REMOVED_EVERY (by id); returns how many."""
+    async with rt.database.unit_of_work() as session:
+        ids = (
+            await session.scalars(
+                select(Post.id).where(Post.brand_id == brand_id).order_by(Post.id)
+            )
+        ).all()
+        removed = ids[REMOVED_EVERY // 2 :: REMOVED_EVERY]
+        for post_id in removed:
+            post = await posts_service.readable_post(session, brand_id, post_id, None)
+            await posts_service.remove_post(session, post, removed_by="moderator", reason="spam")
+    return len(removed)
+
+
+async def seed(
+    url: str, redis_url: str, settings: Settings
+) -> tuple[uuid.UUID, uuid.UUID, CommunityCounts]:
+    """The brand, the reader and what the world's community holds; prints each step's time."""
+    steps = _Steps()
+    members = world.make_members(WORLD)
+    community = CommunityWorld.of(WORLD, members)
+    async with Runtime.open(settings, SERVICES, database_url=url, redis_url=redis_url) as rt:
+        async with rt.database.unit_of_work() as session:
+            brand, _ = await members_service.create_brand(session, "Feed bench")
+        await _members(rt, brand.id, members)
+        steps.done(f"{MEMBERS:,} members, known to the community")
+        counts = await load_community(rt, WORLD, members, brand.id)
+        steps.done(
+            f"{counts.posts:,} posts, {counts.comments:,} comments, {counts.reactions:,} "
+            f"reactions, {counts.follows:,} follows ({counts.events:,} events)"
+        )
+        reader = await _the_reader(rt, brand.id, members, community)
+        steps.done(f"the reader's {READER_FOLLOWS} more follows and {MUTED} mutes")
+        removed = await _moderated(rt, brand.id)
+        steps.done(f"{removed:,} posts removed by moderators")
     connection = await asyncpg.connect(libpq_url(url))
-    brand_id = uuid.uuid4()
     try:
-
-        async def step(label: str, sql: str, *args: object) -> None:
-            started = time.perf_counter()
-            await connection.execute(sql, *args)
-            print(f"seed: {label} in {time.perf_counter() - started:.1f} s", flush=True)
-
-        # Sizes are this module's own integers, written into the SQL; the brand is a parameter.
-        n = MEMBERS
-        await step(
-            f"{n:,} members",
-            f"""INSERT INTO community.members (member_id, brand_id, display_name, joined_at,
-                                                trust_level)
-                SELECT {MEMBER_ID.format(i="i")}, $1, 'Member ' || i,
-                       now() - make_interval(days => i % 1000), 1
-                FROM generate_series(0, {n - 1}) AS i""",
-            brand_id,
-        )
-        # Authors are spread over every member; about 2% held and 1% removed, as moderation
-        # would leave them; a tag each.
-        await step(
-            f"{POSTS:,} posts",
-            f"""INSERT INTO community.posts (id, brand_id, author_id, kind, body, tags, status,
-                                              body_hash, created_at, updated_at, approved_at)
-                SELECT {_uuid7_sql("g")}, $1, {MEMBER_ID.format(i=f"(g::bigint * 7919) % {n}")},
-                       'post', 'Post ' || g || ': my favourite find this week',
-                       ARRAY['tag' || (g % 50)],
-                       CASE WHEN g % 100 = 7 THEN 'removed'
-                            WHEN g % 50 = 3 THEN 'held' ELSE 'published' END,
-                       md5('post ' || g), now(), now(), now()
-                FROM generate_series(1, {POSTS}) AS g""",
-            brand_id,
-        )
-        await step(
-            f"{(n - 1) * FOLLOWS_EACH:,} follows between members",
-            f"""INSERT INTO community.follows (id, brand_id, follower_id, followee_id)
-                SELECT {_uuid7_sql("i * 10 + k")}, $1, {MEMBER_ID.format(i="i")},
-                       {MEMBER_ID.format(i=f"(i + k * 997) % {n}")}
-                FROM generate_series(1, {n - 1}) AS i, generate_series(1, {FOLLOWS_EACH}) AS k""",
-            brand_id,
-        )
-        # Member 0 reads: they follow 500 members and muted a few of them.
-        await step(
-            f"the reader's {READER_FOLLOWS} follows and {MUTED} mutes",
-            f"""WITH followed AS (
-                  INSERT INTO community.follows (id, brand_id, follower_id, followee_id)
-                  SELECT {_uuid7_sql("-k")}, $1, {MEMBER_ID.format(i=0)},
-                         {MEMBER_ID.format(i=f"(k * 199) % {n}")}
-                  FROM generate_series(1, {READER_FOLLOWS}) AS k
-                  RETURNING followee_id)
-                INSERT INTO community.mutes (id, brand_id, muter_id, muted_id)
-                SELECT {_uuid7_sql("-1000000 - k")}, $1, {MEMBER_ID.format(i=0)},
-                       {MEMBER_ID.format(i=f"(k * 37 * 199) % {n}")}
-                FROM generate_series(1, {MUTED}) AS k""",
-            brand_id,
-        )
-        await step("analyze", "ANALYZE")
-        reader = await connection.fetchval(f"SELECT {MEMBER_ID.format(i=0)}")
-        plan = await connection.fetch(f"EXPLAIN {FEED_SQL}", brand_id, reader)
+        await connection.execute("ANALYZE")
+        steps.done("analyze")
+        plan = await connection.fetch(f"EXPLAIN {FEED_SQL}", brand.id, reader)
         print("the page's plan:\n  " + "\n  ".join(r[0] for r in plan), flush=True)
     finally:
         await connection.close()
-    assert isinstance(reader, uuid.UUID)
-    return brand_id, reader
+    return brand.id, reader, counts
 
 
 Reader = Callable[[], Awaitable[list[str]]]
@@ -201,9 +262,9 @@ def p(latencies: list[float], percentile: int) -> float:
 
 
 async def run(url: str, redis_url: str) -> None:
-    brand_id, reader = await seed(url)
     jwt_secret = secrets.token_urlsafe(48)
-    settings = Settings(jwt_secret=jwt_secret)  # type: ignore[arg-type]
+    settings = Settings(jwt_secret=jwt_secret)
+    brand_id, reader, counts = await seed(url, redis_url, settings)
     token = MemberTokenCodec(settings).issue(brand_id, reader, timedelta(hours=1))
     headers = {"Authorization": f"Bearer {token}"}
     port = free_port()
@@ -271,8 +332,10 @@ async def run(url: str, redis_url: str) -> None:
         clients=CLIENTS,
         seconds=DURATION,
         members=MEMBERS,
-        posts=POSTS,
-        follows=READER_FOLLOWS,
+        days=DAYS,
+        posts=counts.posts,
+        follows=counts.follows,
+        reader_follows=READER_FOLLOWS,
         page=PAGE,
     )
 

@@ -25,7 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.community.models import CommunityMember, ContentStatus, TrustLevel
 from services.community.moderation.blocklist import brand_terms
-from services.community.moderation.repository import ScreeningRepository
+from services.community.moderation.classifier import TextClassifier
+from services.community.moderation.repository import Copies, ScreeningRepository
 from services.community.moderation.rules import (
     HeldReason,
     blocklisted,
@@ -44,6 +45,41 @@ class Screening:
     reasons: list[str] = field(default_factory=list)  # why it was held, e.g. "blocklist"
 
 
+@dataclass(frozen=True, slots=True)
+class ScreeningRules:
+    """What the first pass reads about a brand: its settings, blocklist and classifier. Loaded
+    once per write online, once per batch by the bulk loaders, judged by `verdict` either way."""
+
+    settings: SettingsRead
+    terms: list[str]
+    model: TextClassifier | None
+
+
+async def screening_rules(session: AsyncSession, brand_id: uuid.UUID) -> ScreeningRules:
+    return ScreeningRules(
+        settings=await current_settings(session, brand_id),
+        terms=await brand_terms(session, brand_id),
+        model=await brand_classifier(session, brand_id),
+    )
+
+
+def may_be_duplicate(settings: SettingsRead, text: str) -> bool:
+    """Texts shorter than `duplicate_min_length` ("Love it!") are never duplicates."""
+    return len(text.strip()) >= settings.duplicate_min_length
+
+
+def duplicate_window(settings: SettingsRead) -> timedelta:
+    return timedelta(minutes=settings.duplicate_window_minutes)
+
+
+def too_many_copies(settings: SettingsRead, copies: Copies) -> bool:
+    """Copies of the body within the window: by the author already, or by several others."""
+    return (
+        copies.by_author >= settings.duplicate_same_author
+        or copies.other_authors >= settings.duplicate_other_authors
+    )
+
+
 async def _duplicate(
     session: AsyncSession,
     settings: SettingsRead,
@@ -54,16 +90,36 @@ async def _duplicate(
     body_hash: str,
     content_id: uuid.UUID | None,
 ) -> bool:
-    if len(text.strip()) < settings.duplicate_min_length:
+    if not may_be_duplicate(settings, text):
         return False
-    since = utcnow() - timedelta(minutes=settings.duplicate_window_minutes)
+    since = utcnow() - duplicate_window(settings)
     copies = await ScreeningRepository(session).copies(
         brand_id, author.member_id, body_hash, since, content_id
     )
-    return (
-        copies.by_author >= settings.duplicate_same_author
-        or copies.other_authors >= settings.duplicate_other_authors
-    )
+    return too_many_copies(settings, copies)
+
+
+def verdict(
+    rules: ScreeningRules, author: CommunityMember, text: str, duplicate: bool
+) -> Screening:
+    """The first pass's decision, every rule in order, given whether the text is a duplicate
+    (online: of what the database holds now; in a bulk load: as of the content's moment)."""
+    settings = rules.settings
+    reasons: list[HeldReason] = []
+    if blocklisted(text, rules.terms):
+        reasons.append(HeldReason.BLOCKLIST)
+    if author.trust_level <= TrustLevel.NEW:
+        if count_links(text) > settings.new_member_max_links:
+            reasons.append(HeldReason.LINKS)
+        if count_mentions(text) > settings.new_member_max_mentions:
+            reasons.append(HeldReason.MENTIONS)
+    if duplicate:
+        reasons.append(HeldReason.DUPLICATE)
+    if rules.model is not None and rules.model.suspicion(text) > settings.classifier_threshold:
+        reasons.append(HeldReason.CLASSIFIER)
+    if reasons:
+        return Screening(ContentStatus.HELD, [reason.value for reason in reasons])
+    return Screening(ContentStatus.PUBLISHED)
 
 
 async def screen(
@@ -78,28 +134,14 @@ async def screen(
     """Publish or hold new content by `author`. `text` is everything readers will read (the
     body and alt texts); `body_hash` identifies copies of the body. When screening an edit of
     existing content, pass its id as `content_id` so it is not its own duplicate."""
-    settings = await current_settings(session, brand_id)
-    reasons: list[HeldReason] = []
-    if blocklisted(text, await brand_terms(session, brand_id)):
-        reasons.append(HeldReason.BLOCKLIST)
-    if author.trust_level <= TrustLevel.NEW:
-        if count_links(text) > settings.new_member_max_links:
-            reasons.append(HeldReason.LINKS)
-        if count_mentions(text) > settings.new_member_max_mentions:
-            reasons.append(HeldReason.MENTIONS)
-    if await _duplicate(
+    rules = await screening_rules(session, brand_id)
+    duplicate = await _duplicate(
         session,
-        settings,
+        rules.settings,
         brand_id=brand_id,
         author=author,
         text=text,
         body_hash=body_hash,
         content_id=content_id,
-    ):
-        reasons.append(HeldReason.DUPLICATE)
-    model = await brand_classifier(session, brand_id)
-    if model is not None and model.suspicion(text) > settings.classifier_threshold:
-        reasons.append(HeldReason.CLASSIFIER)
-    if reasons:
-        return Screening(ContentStatus.HELD, [reason.value for reason in reasons])
-    return Screening(ContentStatus.PUBLISHED)
+    )
+    return verdict(rules, author, text, duplicate)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +31,7 @@ from services.community.posts.repository import (
 )
 from services.community.posts.service import interactive_post
 from services.community.social.service import ensure_not_blocked
+from services.kernel.clock import utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,32 +91,62 @@ async def _count(session: AsyncSession, target: Target, delta: int) -> int:
     return post.reaction_count
 
 
-def _data(member: CommunityMember, target: Target, kind: ReactionKind) -> ReactionData:
-    return ReactionData(
+def reaction_event(
+    cls: type[ReactionAdded] | type[ReactionRemoved],
+    *,
+    brand_id: uuid.UUID,
+    member_id: uuid.UUID,
+    kind: ReactionKind,
+    post_id: uuid.UUID,
+    comment_id: uuid.UUID | None,
+    target_author_id: uuid.UUID,
+    at: datetime,
+) -> ReactionAdded | ReactionRemoved:
+    """`reaction.added` / `reaction.removed` at `at`: online and from the bulk history path."""
+    return cls(
+        brand_id=brand_id,
+        subject_id=member_id,
+        data=ReactionData(
+            member_id=member_id,
+            kind=kind,
+            post_id=post_id,
+            comment_id=comment_id,
+            target_author_id=target_author_id,
+        ),
+        occurred_at=at,
+    )
+
+
+def _event(
+    cls: type[ReactionAdded] | type[ReactionRemoved],
+    member: CommunityMember,
+    target: Target,
+    kind: ReactionKind,
+    at: datetime,
+) -> ReactionAdded | ReactionRemoved:
+    return reaction_event(
+        cls,
+        brand_id=member.brand_id,
         member_id=member.member_id,
         kind=kind,
         post_id=target.post.id,
         comment_id=target.comment_id,
         target_author_id=target.author_id,
+        at=at,
     )
 
 
 async def react(
     session: AsyncSession, member: CommunityMember, target: Target, kind: ReactionKind
 ) -> Outcome:
+    # The application's clock dates the row and its event alike (history loads date both).
+    at = utcnow()
     created = await ReactionRepository(session).add(
-        member.brand_id, member.member_id, kind, target.post.id, target.comment_id
+        member.brand_id, member.member_id, kind, target.post.id, target.comment_id, at
     )
     count = await _count(session, target, 1 if created else 0)
     if created:
-        await OUTBOX.add(
-            session,
-            ReactionAdded(
-                brand_id=member.brand_id,
-                subject_id=member.member_id,
-                data=_data(member, target, kind),
-            ),
-        )
+        await OUTBOX.add(session, _event(ReactionAdded, member, target, kind, at))
     return Outcome(target, kind, created, count)
 
 
@@ -124,11 +156,4 @@ async def unreact(
     """Takes the reaction back; a reaction the member never gave changes nothing."""
     if await ReactionRepository(session).remove(member.member_id, target.id, kind):
         await _count(session, target, -1)
-        await OUTBOX.add(
-            session,
-            ReactionRemoved(
-                brand_id=member.brand_id,
-                subject_id=member.member_id,
-                data=_data(member, target, kind),
-            ),
-        )
+        await OUTBOX.add(session, _event(ReactionRemoved, member, target, kind, utcnow()))

@@ -325,6 +325,7 @@ class ReactionRepository:
         kind: ReactionKind,
         post_id: uuid.UUID,
         comment_id: uuid.UUID | None,
+        created_at: datetime,
     ) -> bool:
         """Records the reaction; False (nothing written) if the member already gave it."""
         inserted = await self.session.scalar(
@@ -337,6 +338,7 @@ class ReactionRepository:
                 post_id=post_id,
                 comment_id=comment_id,
                 kind=kind,
+                created_at=created_at,
             )
             .on_conflict_do_nothing(
                 index_elements=[Reaction.member_id, Reaction.target_id, Reaction.kind]

@@ -28,7 +28,8 @@ reacting to a removed post is 409 `PostRemoved`.
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from datetime import datetime
+from typing import Literal, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -130,7 +131,38 @@ async def display_name(
 # --- Posts --------------------------------------------------------------------------------------
 
 
-def post_data(post: Post) -> PostData:
+class PostFields(Protocol):
+    """What a post's events carry: a `Post`, or a row a bulk loader is about to write."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def brand_id(self) -> uuid.UUID: ...
+    @property
+    def author_id(self) -> uuid.UUID: ...
+    @property
+    def kind(self) -> PostKind: ...
+    @property
+    def status(self) -> ContentStatus: ...
+    @property
+    def group_id(self) -> uuid.UUID | None: ...
+    @property
+    def prompt_id(self) -> uuid.UUID | None: ...
+    @property
+    def review_sku(self) -> str | None: ...
+    @property
+    def rating(self) -> int | None: ...
+    @property
+    def tags(self) -> list[str]: ...
+    @property
+    def skus(self) -> list[str]: ...
+    @property
+    def incentivised(self) -> bool: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+def post_data(post: PostFields) -> PostData:
     return PostData(
         post_id=post.id,
         author_id=post.author_id,
@@ -144,6 +176,21 @@ def post_data(post: Post) -> PostData:
         skus=list(post.skus),
         incentivised=post.incentivised,
     )
+
+
+def written_post_events(post: PostFields) -> list[PostCreated | PostApproved]:
+    """What writing a post announces, at its creation: `post.created`, and `post.approved`
+    too when the first pass published it at once. The bulk history path announces the same."""
+    data = post_data(post)
+    brand_id, author_id, at = post.brand_id, post.author_id, post.created_at
+    written: list[PostCreated | PostApproved] = [
+        PostCreated(brand_id=brand_id, subject_id=author_id, data=data, occurred_at=at)
+    ]
+    if post.status == ContentStatus.PUBLISHED:
+        written.append(
+            PostApproved(brand_id=brand_id, subject_id=author_id, data=data, occurred_at=at)
+        )
+    return written
 
 
 async def create_post(
@@ -194,12 +241,8 @@ async def create_post(
     if post is None:  # a review of the same sku landed first, from a concurrent request
         assert payload.review_sku is not None
         raise _review_exists(payload.review_sku)
-    data = post_data(post)
-    await OUTBOX.add(session, PostCreated(brand_id=brand_id, subject_id=post.author_id, data=data))
-    if published:
-        await OUTBOX.add(
-            session, PostApproved(brand_id=brand_id, subject_id=post.author_id, data=data)
-        )
+    for event in written_post_events(post):
+        await OUTBOX.add(session, event)
     return post
 
 
@@ -348,7 +391,26 @@ async def remove_post(
 # --- Comments -----------------------------------------------------------------------------------
 
 
-def _comment_data(comment: Comment, post_author_id: uuid.UUID) -> CommentData:
+class CommentFields(Protocol):
+    """What a comment's events carry: a `Comment`, or a row a bulk loader is about to write."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def brand_id(self) -> uuid.UUID: ...
+    @property
+    def post_id(self) -> uuid.UUID: ...
+    @property
+    def parent_id(self) -> uuid.UUID | None: ...
+    @property
+    def author_id(self) -> uuid.UUID: ...
+    @property
+    def status(self) -> ContentStatus: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+def _comment_data(comment: CommentFields, post_author_id: uuid.UUID) -> CommentData:
     return CommentData(
         comment_id=comment.id,
         post_id=comment.post_id,
@@ -356,6 +418,17 @@ def _comment_data(comment: Comment, post_author_id: uuid.UUID) -> CommentData:
         parent_id=comment.parent_id,
         author_id=comment.author_id,
         status=comment.status,
+    )
+
+
+def comment_created(comment: CommentFields, post_author_id: uuid.UUID) -> CommentCreated:
+    """What writing a comment announces, at its creation (held or published: `status` says),
+    online and from the bulk history path alike."""
+    return CommentCreated(
+        brand_id=comment.brand_id,
+        subject_id=comment.author_id,
+        data=_comment_data(comment, post_author_id),
+        occurred_at=comment.created_at,
     )
 
 
@@ -405,14 +478,7 @@ async def create_comment(
     await CommentRepository(session).add(comment)
     if published:
         await PostRepository(session).add_to_counts(post.id, comments=1)
-    await OUTBOX.add(
-        session,
-        CommentCreated(
-            brand_id=member.brand_id,
-            subject_id=member.member_id,
-            data=_comment_data(comment, post.author_id),
-        ),
-    )
+    await OUTBOX.add(session, comment_created(comment, post.author_id))
     return comment
 
 

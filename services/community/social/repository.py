@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -69,14 +70,25 @@ class SocialRepository:
         self.session = session
 
     async def add(
-        self, relation: Relation, brand_id: uuid.UUID, actor_id: uuid.UUID, other_id: uuid.UUID
+        self,
+        relation: Relation,
+        brand_id: uuid.UUID,
+        actor_id: uuid.UUID,
+        other_id: uuid.UUID,
+        created_at: datetime,
     ) -> bool:
         """Records `actor -> other`; False (nothing written) if it was already there."""
         actor, other = _columns(relation)
         inserted = await self.session.scalar(
             insert(relation)
             .values(
-                {"id": new_id(), "brand_id": brand_id, actor.key: actor_id, other.key: other_id}
+                {
+                    "id": new_id(),
+                    "brand_id": brand_id,
+                    actor.key: actor_id,
+                    other.key: other_id,
+                    "created_at": created_at,
+                }
             )
             .on_conflict_do_nothing(index_elements=[actor.key, other.key])
             .returning(relation.id)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +35,7 @@ from services.community.social.errors import (
 from services.community.social.events import FollowData, MemberFollowed, MemberUnfollowed
 from services.community.social.models import Block, Follow, Mute
 from services.community.social.repository import Relation, SocialRepository
+from services.kernel.clock import utcnow
 from services.kernel.pagination import PageRequest
 
 
@@ -55,10 +57,12 @@ async def follow(session: AsyncSession, me: CommunityMember, other_id: uuid.UUID
         raise CannotFollowYourself()
     other = await _other(session, me, other_id)
     await ensure_not_blocked(session, me.member_id, other.member_id)
-    created = await SocialRepository(session).add(Follow, me.brand_id, me.member_id, other_id)
+    # The application's clock dates the row and its event alike (history loads date both).
+    at = utcnow()
+    created = await SocialRepository(session).add(Follow, me.brand_id, me.member_id, other_id, at)
     if created:
         await OUTBOX.add(
-            session, _follow_event(MemberFollowed, me.brand_id, me.member_id, other_id)
+            session, follow_event(MemberFollowed, me.brand_id, me.member_id, other_id, at)
         )
     return created
 
@@ -67,7 +71,8 @@ async def unfollow(session: AsyncSession, me: CommunityMember, other_id: uuid.UU
     other = await _other(session, me, other_id)
     if await SocialRepository(session).remove(Follow, me.member_id, other.member_id):
         await OUTBOX.add(
-            session, _follow_event(MemberUnfollowed, me.brand_id, me.member_id, other_id)
+            session,
+            follow_event(MemberUnfollowed, me.brand_id, me.member_id, other_id, utcnow()),
         )
 
 
@@ -77,9 +82,12 @@ async def block(session: AsyncSession, me: CommunityMember, other_id: uuid.UUID)
         raise CannotBlockYourself()
     other = await _other(session, me, other_id)
     repository = SocialRepository(session)
-    created = await repository.add(Block, me.brand_id, me.member_id, other.member_id)
+    at = utcnow()
+    created = await repository.add(Block, me.brand_id, me.member_id, other.member_id, at)
     for follower, followee in await repository.unfollow_both_ways(me.member_id, other_id):
-        await OUTBOX.add(session, _follow_event(MemberUnfollowed, me.brand_id, follower, followee))
+        await OUTBOX.add(
+            session, follow_event(MemberUnfollowed, me.brand_id, follower, followee, at)
+        )
     return created
 
 
@@ -92,7 +100,9 @@ async def mute(session: AsyncSession, me: CommunityMember, other_id: uuid.UUID) 
     if other_id == me.member_id:
         raise CannotMuteYourself()
     other = await _other(session, me, other_id)
-    return await SocialRepository(session).add(Mute, me.brand_id, me.member_id, other.member_id)
+    return await SocialRepository(session).add(
+        Mute, me.brand_id, me.member_id, other.member_id, utcnow()
+    )
 
 
 async def unmute(session: AsyncSession, me: CommunityMember, other_id: uuid.UUID) -> None:
@@ -122,14 +132,17 @@ async def visible_member(
     return await known_member(session, me.brand_id, member_id)
 
 
-def _follow_event(
+def follow_event(
     cls: type[MemberFollowed] | type[MemberUnfollowed],
     brand_id: uuid.UUID,
     follower_id: uuid.UUID,
     followee_id: uuid.UUID,
+    at: datetime,
 ) -> MemberFollowed | MemberUnfollowed:
+    """`member.followed` / `member.unfollowed` at `at`: online and from the bulk history path."""
     return cls(
         brand_id=brand_id,
         subject_id=follower_id,
         data=FollowData(follower_id=follower_id, followee_id=followee_id),
+        occurred_at=at,
     )

@@ -1,0 +1,1 @@
+"""Bulk loading of community history: posts, comments, reactions and follows."""

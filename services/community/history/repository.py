@@ -1,0 +1,258 @@
+"""All SQL of the community's bulk history path: the checks before a load, and the writes.
+
+Rows are written with PostgreSQL's COPY on the session's own connection, inside its transaction,
+so the caller's commit (or rollback) covers them like any other write. Lists travel as one array
+parameter each: a batch's ids would exceed the protocol's 32,767 parameters.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+from asyncpg import Connection
+from sqlalchemy import Table, Text, any_, bindparam, select, union_all
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.community.models import Comment, CommunityMember, ContentStatus, Post
+from services.community.posts.models import Reaction
+from services.community.social.models import Block, Follow
+
+_IDS = bindparam("ids", type_=ARRAY(UUID(as_uuid=True)))
+_OTHERS = bindparam("others", type_=ARRAY(UUID(as_uuid=True)))
+_HASHES = bindparam("hashes", type_=ARRAY(Text))
+
+# Column orders of the records the service builds. Columns left out take their defaults, which
+# are what the online path writes for these posts and comments: no media, skus, group, prompt or
+# review; not incentivised; not removed; no parent comment; no reactions on comments.
+POST_COLUMNS = (
+    "id",
+    "brand_id",
+    "author_id",
+    "kind",
+    "body",
+    "tags",
+    "status",
+    "held_reasons",
+    "body_hash",
+    "comment_count",
+    "reaction_count",
+    "created_at",
+    "approved_at",
+    "updated_at",
+)
+COMMENT_COLUMNS = (
+    "id",
+    "brand_id",
+    "post_id",
+    "author_id",
+    "body",
+    "status",
+    "held_reasons",
+    "body_hash",
+    "created_at",
+    "approved_at",
+)
+REACTION_COLUMNS = ("id", "brand_id", "member_id", "target_id", "post_id", "kind", "created_at")
+FOLLOW_COLUMNS = ("id", "brand_id", "follower_id", "followee_id", "created_at")
+
+# Raw asyncpg (arrays as one parameter each); the table is `Post`'s.
+_ADD_TO_COUNTS = """
+UPDATE community.posts AS p
+SET comment_count = p.comment_count + v.comments,
+    reaction_count = p.reaction_count + v.reactions
+FROM unnest($1::uuid[], $2::int[], $3::int[]) AS v(id, comments, reactions)
+WHERE p.id = v.id
+"""
+
+
+def _table(model: type[object]) -> Table:
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class PostTarget:
+    """A post already in the brand that the batch responds to (locked until the load ends)."""
+
+    id: uuid.UUID
+    author_id: uuid.UUID
+    status: ContentStatus
+    group_id: uuid.UUID | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """A post or comment with a given body hash: who wrote it and when (duplicate screening)."""
+
+    body_hash: str
+    author_id: uuid.UUID
+    created_at: datetime
+
+
+class ContentHistoryRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def _driver(self) -> Connection:
+        """The session's asyncpg connection, in the session's transaction (for COPY)."""
+        connection = await self.session.connection()
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert isinstance(driver, Connection)
+        return driver
+
+    # --- checks ---
+
+    async def members(
+        self, brand_id: uuid.UUID, member_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, CommunityMember]:
+        if not member_ids:
+            return {}
+        rows = await self.session.scalars(
+            select(CommunityMember).where(
+                CommunityMember.brand_id == brand_id, CommunityMember.member_id == any_(_IDS)
+            ),
+            {"ids": list(member_ids)},
+        )
+        return {row.member_id: row for row in rows}
+
+    async def lock_posts(
+        self, brand_id: uuid.UUID, post_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, PostTarget]:
+        """The brand's posts among these ids, locked in id order (as a comment locks its post
+        online), so no removal slips between the checks and the counters."""
+        if not post_ids:
+            return {}
+        rows = await self.session.execute(
+            select(Post.id, Post.author_id, Post.status, Post.group_id, Post.created_at)
+            .where(Post.brand_id == brand_id, Post.id == any_(_IDS))
+            .order_by(Post.id)
+            .with_for_update(),
+            {"ids": list(post_ids)},
+        )
+        return {row.id: PostTarget(*row) for row in rows}
+
+    async def existing_posts(
+        self, brand_id: uuid.UUID, post_ids: Collection[uuid.UUID]
+    ) -> set[uuid.UUID]:
+        """Which of these post ids the brand has."""
+        if not post_ids:
+            return set()
+        found = await self.session.scalars(
+            select(Post.id).where(Post.brand_id == brand_id, Post.id == any_(_IDS)),
+            {"ids": list(post_ids)},
+        )
+        return set(found)
+
+    async def reactions_given(
+        self, post_ids: Collection[uuid.UUID], member_ids: Collection[uuid.UUID]
+    ) -> set[tuple[uuid.UUID, uuid.UUID, str]]:
+        """(member, post, kind) of these members' reactions to these posts."""
+        if not post_ids or not member_ids:
+            return set()
+        r = Reaction
+        rows = await self.session.execute(
+            select(r.member_id, r.target_id, r.kind).where(
+                r.target_id == any_(_IDS), r.member_id == any_(_OTHERS)
+            ),
+            {"ids": list(post_ids), "others": list(member_ids)},
+        )
+        return {(member, target, str(kind)) for member, target, kind in rows}
+
+    async def follows_among(
+        self, follower_ids: Collection[uuid.UUID], followee_ids: Collection[uuid.UUID]
+    ) -> set[tuple[uuid.UUID, uuid.UUID]]:
+        if not follower_ids or not followee_ids:
+            return set()
+        rows = await self.session.execute(
+            select(Follow.follower_id, Follow.followee_id).where(
+                Follow.follower_id == any_(_IDS), Follow.followee_id == any_(_OTHERS)
+            ),
+            {"ids": list(follower_ids), "others": list(followee_ids)},
+        )
+        return {(a, b) for a, b in rows}
+
+    async def blocks_among(
+        self, member_ids: Collection[uuid.UUID]
+    ) -> set[tuple[uuid.UUID, uuid.UUID]]:
+        """(blocker, blocked) pairs between these members."""
+        if not member_ids:
+            return set()
+        rows = await self.session.execute(
+            select(Block.blocker_id, Block.blocked_id).where(
+                Block.blocker_id == any_(_IDS), Block.blocked_id == any_(_OTHERS)
+            ),
+            {"ids": list(member_ids), "others": list(member_ids)},
+        )
+        return {(a, b) for a, b in rows}
+
+    async def copies_between(
+        self,
+        brand_id: uuid.UUID,
+        hashes: Collection[str],
+        since: datetime,
+        until: datetime,
+        first_id: uuid.UUID,
+    ) -> list[Copy]:
+        """Posts and comments (any status, as screening counts them) with one of these body
+        hashes written from `since` to `until`. `first_id` is the smallest id such content can
+        have (ids are UUIDv7s made at or after `created_at`): it lets the brand's id indexes
+        narrow the search to the window instead of the brand's whole history."""
+        if not hashes:
+            return []
+        parts = [
+            select(table.body_hash, table.author_id, table.created_at).where(
+                table.brand_id == brand_id,
+                table.id >= first_id,
+                table.body_hash == any_(_HASHES),
+                table.created_at >= since,
+                table.created_at <= until,
+            )
+            for table in (Post, Comment)
+        ]
+        rows = await self.session.execute(union_all(*parts), {"hashes": list(hashes)})
+        return [Copy(digest, author, at) for digest, author, at in rows]
+
+    # --- writes ---
+
+    async def _copy(
+        self, table: Table, columns: Sequence[str], records: Sequence[Sequence[object]]
+    ) -> None:
+        if not records:
+            return
+        driver = await self._driver()
+        await driver.copy_records_to_table(
+            table.name, schema_name=table.schema, columns=list(columns), records=records
+        )
+
+    async def write(
+        self,
+        *,
+        posts: Sequence[Sequence[object]],
+        comments: Sequence[Sequence[object]],
+        reactions: Sequence[Sequence[object]],
+        follows: Sequence[Sequence[object]],
+    ) -> None:
+        """COPY the rows; posts first (comments and reactions point at them)."""
+        await self._copy(_table(Post), POST_COLUMNS, posts)
+        await self._copy(_table(Comment), COMMENT_COLUMNS, comments)
+        await self._copy(_table(Reaction), REACTION_COLUMNS, reactions)
+        await self._copy(_table(Follow), FOLLOW_COLUMNS, follows)
+
+    async def add_to_counts(self, counts: dict[uuid.UUID, tuple[int, int]]) -> None:
+        """Adds (comments, reactions) to posts already in the brand, in one statement."""
+        if not counts:
+            return
+        ids = sorted(counts)
+        driver = await self._driver()
+        await driver.execute(
+            _ADD_TO_COUNTS,
+            ids,
+            [counts[i][0] for i in ids],
+            [counts[i][1] for i in ids],
+        )
