@@ -46,6 +46,7 @@ from services.community.experiences.models import (
     Booking,
     BookingStatus,
     CheckInMethod,
+    Experience,
     ExperienceReview,
     ExperienceSession,
 )
@@ -68,6 +69,15 @@ async def _mark_attended(
     now: datetime,
 ) -> Booking:
     """Check in a booking whose row is locked."""
+    check_attendable(booking, row, now)
+    mark_attended(booking, method, now)
+    await ExperienceRepository(session).flush()
+    await OUTBOX.add(session, checked_in_event(booking, method, now))
+    return booking
+
+
+def check_attendable(booking: Booking, row: ExperienceSession, now: datetime) -> None:
+    """A confirmed booking, not checked in yet, around the session's time."""
     if booking.checked_in_at is not None:
         raise AlreadyCheckedIn(f"Checked in at {booking.checked_in_at.isoformat()}.")
     if booking.status != BookingStatus.CONFIRMED:
@@ -81,26 +91,33 @@ async def _mark_attended(
                 "closes_at": closes.isoformat(),
             }
         )
+
+
+def mark_attended(booking: Booking, method: CheckInMethod, now: datetime) -> None:
     booking.checked_in_at = now
     booking.check_in_method = method
     booking.updated_at = now
-    await ExperienceRepository(session).flush()
-    await OUTBOX.add(
-        session,
-        ExperienceCheckedIn(
-            brand_id=booking.brand_id,
-            subject_id=booking.member_id,
-            occurred_at=now,
-            data=CheckedInData(
-                booking_id=booking.id,
-                member_id=booking.member_id,
-                session_id=booking.session_id,
-                experience_id=booking.experience_id,
-                method=method,
-            ),
+
+
+def checked_in_event(booking: Booking, method: CheckInMethod, now: datetime) -> ExperienceCheckedIn:
+    return ExperienceCheckedIn(
+        brand_id=booking.brand_id,
+        subject_id=booking.member_id,
+        occurred_at=now,
+        data=CheckedInData(
+            booking_id=booking.id,
+            member_id=booking.member_id,
+            session_id=booking.session_id,
+            experience_id=booking.experience_id,
+            method=method,
         ),
     )
-    return booking
+
+
+def check_code(row: ExperienceSession, code: str) -> None:
+    """403 `WrongCheckInCode` unless `code` is the session's (ignoring case and spaces)."""
+    if not secrets.compare_digest(code.strip().upper().encode(), row.check_in_code.encode()):
+        raise WrongCheckInCode()
 
 
 async def check_in_booking(
@@ -128,8 +145,7 @@ async def check_in_with_code(
 ) -> Booking:
     """The member checks themselves in with the code the host shows."""
     row, _ = await session_and_experience(session, member.brand_id, session_id)
-    if not secrets.compare_digest(code.strip().upper().encode(), row.check_in_code.encode()):
-        raise WrongCheckInCode()
+    check_code(row, code)
     booking = await ExperienceRepository(session).live_booking(row.id, member.member_id)
     if booking is None:
         raise BookingNotFound("You have no booking for this session.")
@@ -146,44 +162,61 @@ async def review(
     now = now or utcnow()
     repository = ExperienceRepository(session)
     row, experience = await session_and_experience(session, member.brand_id, session_id)
-    if now < row.ends_at:
-        raise SessionNotEnded(f"Reviews open when the session ends ({row.ends_at.isoformat()}).")
+    check_review_open(row, now)
     # Locked: the same member's concurrent reviews run one after the other.
     booking = await repository.live_booking(row.id, member.member_id)
+    attended = check_reviewer(booking, await repository.review_of(row.id, member.member_id))
+    created = new_review(attended, experience, payload, now)
+    await repository.add(created)
+    await repository.add_review_to_rating(experience.id, payload.rating)
+    await OUTBOX.add(session, reviewed_event(created, experience))
+    return created
+
+
+def check_review_open(row: ExperienceSession, now: datetime) -> None:
+    if now < row.ends_at:
+        raise SessionNotEnded(f"Reviews open when the session ends ({row.ends_at.isoformat()}).")
+
+
+def check_reviewer(booking: Booking | None, existing: ExperienceReview | None) -> Booking:
+    """The member's live booking, checked in, not reviewed yet; returns the booking."""
     if booking is None or booking.checked_in_at is None:
         raise NotAnAttendee()
-    if await repository.review_of(row.id, member.member_id) is not None:
+    if existing is not None:
         raise AlreadyReviewed()
-    created = ExperienceReview(
+    return booking
+
+
+def new_review(
+    booking: Booking, experience: Experience, payload: ReviewCreate, now: datetime
+) -> ExperienceReview:
+    return ExperienceReview(
         id=new_id(),
-        brand_id=member.brand_id,
+        brand_id=booking.brand_id,
         experience_id=experience.id,
-        session_id=row.id,
+        session_id=booking.session_id,
         booking_id=booking.id,
-        member_id=member.member_id,
+        member_id=booking.member_id,
         rating=payload.rating,
         body=payload.body,
         created_at=now,
     )
-    await repository.add(created)
-    await repository.add_review_to_rating(experience.id, payload.rating)
-    await OUTBOX.add(
-        session,
-        ExperienceReviewed(
-            brand_id=member.brand_id,
-            subject_id=member.member_id,
-            occurred_at=now,
-            data=ReviewedData(
-                review_id=created.id,
-                experience_id=experience.id,
-                session_id=row.id,
-                member_id=member.member_id,
-                host_member_id=experience.host_member_id,
-                rating=payload.rating,
-            ),
+
+
+def reviewed_event(review: ExperienceReview, experience: Experience) -> ExperienceReviewed:
+    return ExperienceReviewed(
+        brand_id=review.brand_id,
+        subject_id=review.member_id,
+        occurred_at=review.created_at,
+        data=ReviewedData(
+            review_id=review.id,
+            experience_id=experience.id,
+            session_id=review.session_id,
+            member_id=review.member_id,
+            host_member_id=experience.host_member_id,
+            rating=review.rating,
         ),
     )
-    return created
 
 
 async def reviews(

@@ -39,7 +39,7 @@ gives every one of those points back.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 import structlog
@@ -101,7 +101,7 @@ PAYMENT_WINDOW = timedelta(minutes=15)
 # --- Booking ----------------------------------------------------------------------------------
 
 
-def _check_bookable(
+def check_bookable(
     row: ExperienceSession, member: CommunityMember, seats: int, now: datetime
 ) -> None:
     if row.status == SessionStatus.CANCELLED:
@@ -136,24 +136,61 @@ async def book(
     now = now or utcnow()
     repository = ExperienceRepository(session)
     row, experience = await session_and_experience(session, member.brand_id, session_id, lock=True)
-    _check_bookable(row, member, payload.seats, now)
+    check_bookable(row, member, payload.seats, now)
     existing = await repository.live_booking(row.id, member.member_id)
     if existing is not None:
-        raise AlreadyBooked(
-            {
-                "message": "You already have a booking for this session; cancel it to book again.",
-                "booking_id": str(existing.id),
-                "status": existing.status.value,
-            }
-        )
-    booking = Booking(
+        raise already_booked(existing)
+    booking = new_booking(member, row, experience, payload.seats, now)
+    if row.capacity - row.seats_taken >= payload.seats:
+        row.seats_taken += payload.seats
+        await _hold_seats(session, booking, row, experience, now)
+        await repository.add(booking)
+        return BookingRead.of(booking)
+    if not payload.join_waitlist:
+        raise session_full(row, payload.seats)
+    row.waitlist_counter += 1
+    booking.status = BookingStatus.WAITLISTED
+    booking.waitlist_number = row.waitlist_counter
+    await repository.add(booking)
+    position = (await repository.waitlist_positions([booking]))[booking.id]
+    await OUTBOX.add(session, waitlisted_event(booking, position, now))
+    return BookingRead.of(booking, position)
+
+
+def already_booked(existing: Booking) -> AlreadyBooked:
+    return AlreadyBooked(
+        {
+            "message": "You already have a booking for this session; cancel it to book again.",
+            "booking_id": str(existing.id),
+            "status": existing.status.value,
+        }
+    )
+
+
+def session_full(row: ExperienceSession, seats: int) -> SessionFull:
+    return SessionFull(
+        f"{row.capacity - row.seats_taken} seat(s) left, {seats} asked; "
+        "book with join_waitlist true to wait for a seat."
+    )
+
+
+def new_booking(
+    member: CommunityMember,
+    row: ExperienceSession,
+    experience: Experience,
+    seats: int,
+    now: datetime,
+) -> Booking:
+    """A member's booking of `seats` made at `now`, before it holds seats or waits (online and
+    by the bulk loader)."""
+    return Booking(
         id=new_id(),
         brand_id=member.brand_id,
         session_id=row.id,
         experience_id=experience.id,
         member_id=member.member_id,
-        seats=payload.seats,
-        points=(row.price_points or 0) * payload.seats,
+        seats=seats,
+        points=(row.price_points or 0) * seats,
         paid_points=0,
         refund_points=0,
         promoted=False,
@@ -167,31 +204,49 @@ async def book(
         created_at=now,
         updated_at=now,
     )
-    if row.capacity - row.seats_taken >= payload.seats:
-        row.seats_taken += payload.seats
-        await _hold_seats(session, booking, row, experience, now)
-        await repository.add(booking)
-        return BookingRead.of(booking)
-    if not payload.join_waitlist:
-        raise SessionFull(
-            f"{row.capacity - row.seats_taken} seat(s) left, {payload.seats} asked; "
-            "book with join_waitlist true to wait for a seat."
-        )
-    row.waitlist_counter += 1
-    booking.status = BookingStatus.WAITLISTED
-    booking.waitlist_number = row.waitlist_counter
-    await repository.add(booking)
-    position = (await repository.waitlist_positions([booking]))[booking.id]
-    await OUTBOX.add(
-        session,
-        ExperienceWaitlisted(
-            brand_id=booking.brand_id,
-            subject_id=booking.member_id,
-            occurred_at=now,
-            data=WaitlistedData(**_booking_fields(booking), position=position),
+
+
+def waitlisted_event(booking: Booking, position: int, now: datetime) -> ExperienceWaitlisted:
+    return ExperienceWaitlisted(
+        brand_id=booking.brand_id,
+        subject_id=booking.member_id,
+        occurred_at=now,
+        data=WaitlistedData(**_booking_fields(booking), position=position),
+    )
+
+
+def booked_event(booking: Booking, row: ExperienceSession, now: datetime) -> ExperienceBooked:
+    return ExperienceBooked(
+        brand_id=booking.brand_id,
+        subject_id=booking.member_id,
+        occurred_at=now,
+        data=BookedData(
+            **_booking_fields(booking),
+            points=booking.paid_points,
+            promoted_from_waitlist=booking.promoted,
+            starts_at=row.starts_at,
         ),
     )
-    return BookingRead.of(booking, position)
+
+
+def cancelled_event(
+    booking: Booking,
+    previous: BookingStatus,
+    reason: CancelReason,
+    refund_points: int,
+    now: datetime,
+) -> ExperienceCancelled:
+    return ExperienceCancelled(
+        brand_id=booking.brand_id,
+        subject_id=booking.member_id,
+        occurred_at=now,
+        data=CancelledData(
+            **_booking_fields(booking),
+            previous_status=previous,
+            reason=reason,
+            refund_points=refund_points,
+        ),
+    )
 
 
 def _booking_fields(booking: Booking) -> dict[str, object]:
@@ -240,24 +295,15 @@ async def _hold_seats(
 async def _confirm(
     session: AsyncSession, booking: Booking, row: ExperienceSession, now: datetime
 ) -> None:
+    confirm(booking, now)
+    await OUTBOX.add(session, booked_event(booking, row, now))
+
+
+def confirm(booking: Booking, now: datetime) -> None:
     booking.status = BookingStatus.CONFIRMED
     booking.confirmed_at = now
     booking.payment_due_at = None
     booking.updated_at = now
-    await OUTBOX.add(
-        session,
-        ExperienceBooked(
-            brand_id=booking.brand_id,
-            subject_id=booking.member_id,
-            occurred_at=now,
-            data=BookedData(
-                **_booking_fields(booking),
-                points=booking.paid_points,
-                promoted_from_waitlist=booking.promoted,
-                starts_at=row.starts_at,
-            ),
-        ),
-    )
 
 
 async def promote_waitlist(
@@ -274,6 +320,21 @@ async def promote_waitlist(
     members = await CommunityMemberRepository(session).many(
         experience.brand_id, [entry.member_id for entry in waiting]
     )
+    for entry in to_promote(waiting, members, free, now):
+        row.seats_taken += entry.seats
+        entry.promoted = True
+        await _hold_seats(session, entry, row, experience, now)
+    await ExperienceRepository(session).flush()
+
+
+def to_promote(
+    waiting: Sequence[Booking],
+    members: Mapping[uuid.UUID, CommunityMember],
+    free: int,
+    now: datetime,
+) -> list[Booking]:
+    """The waitlist entries (given in arrival order) that move up into `free` seats."""
+    promoted: list[Booking] = []
     for entry in waiting:
         member = members.get(entry.member_id)
         if entry.seats > free or member is None or is_suspended(member, now):
@@ -281,12 +342,10 @@ async def promote_waitlist(
             # they keep their place, and those behind them move up.
             continue
         free -= entry.seats
-        row.seats_taken += entry.seats
-        entry.promoted = True
-        await _hold_seats(session, entry, row, experience, now)
+        promoted.append(entry)
         if free == 0:
             break
-    await ExperienceRepository(session).flush()
+    return promoted
 
 
 # --- Ending bookings --------------------------------------------------------------------------
@@ -305,6 +364,27 @@ async def _end(
 ) -> None:
     """End a live booking: free its seats (if it held any) and tell rewards what to refund.
     The caller moves the waitlist up afterwards."""
+    previous = end_booking(
+        booking,
+        row,
+        status=status,
+        refund_points=refund_points,
+        cancelled_by=cancelled_by,
+        now=now,
+    )
+    await _emit_cancelled(session, booking, previous, reason, refund_points, now)
+
+
+def end_booking(
+    booking: Booking,
+    row: ExperienceSession,
+    *,
+    status: BookingStatus,
+    refund_points: int,
+    cancelled_by: CancelledBy | None,
+    now: datetime,
+) -> BookingStatus:
+    """The booking ends: its seats (if it held any) are freed. Returns its status before."""
     previous = booking.status
     if previous in HOLDING_STATUSES:
         row.seats_taken -= booking.seats
@@ -314,7 +394,7 @@ async def _end(
     booking.cancelled_at = now
     booking.cancelled_by = cancelled_by
     booking.updated_at = now
-    await _emit_cancelled(session, booking, previous, reason, refund_points, now)
+    return previous
 
 
 async def _emit_cancelled(
@@ -325,20 +405,7 @@ async def _emit_cancelled(
     refund_points: int,
     now: datetime,
 ) -> None:
-    await OUTBOX.add(
-        session,
-        ExperienceCancelled(
-            brand_id=booking.brand_id,
-            subject_id=booking.member_id,
-            occurred_at=now,
-            data=CancelledData(
-                **_booking_fields(booking),
-                previous_status=previous,
-                reason=reason,
-                refund_points=refund_points,
-            ),
-        ),
-    )
+    await OUTBOX.add(session, cancelled_event(booking, previous, reason, refund_points, now))
 
 
 def refund_due(booking: Booking, row: ExperienceSession, now: datetime) -> int:
@@ -376,14 +443,7 @@ async def cancel_booking(
     if locked is None or locked[0].member_id != member.member_id:
         raise BookingNotFound(f"You have no booking {booking_id}.")
     booking, row, experience = locked
-    if booking.status not in ACTIVE_STATUSES:
-        raise BookingNotActive(f"This booking is already {booking.status.value}.")
-    if booking.checked_in_at is not None:
-        raise AlreadyCheckedIn("You were checked in at this session; it cannot be cancelled.")
-    if row.starts_at <= now:
-        raise SessionStarted(
-            f"This session started at {row.starts_at.isoformat()}; it can no longer be cancelled."
-        )
+    check_cancellable(booking, row, now)
     await _end(
         session,
         booking,
@@ -397,6 +457,18 @@ async def cancel_booking(
     await ExperienceRepository(session).flush()
     await promote_waitlist(session, row, experience, now)
     return BookingRead.of(booking)
+
+
+def check_cancellable(booking: Booking, row: ExperienceSession, now: datetime) -> None:
+    """A member may cancel a live booking or waitlist place, not attended, before the start."""
+    if booking.status not in ACTIVE_STATUSES:
+        raise BookingNotActive(f"This booking is already {booking.status.value}.")
+    if booking.checked_in_at is not None:
+        raise AlreadyCheckedIn("You were checked in at this session; it cannot be cancelled.")
+    if row.starts_at <= now:
+        raise SessionStarted(
+            f"This session started at {row.starts_at.isoformat()}; it can no longer be cancelled."
+        )
 
 
 async def cancel_session(

@@ -10,8 +10,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 
-from sqlalchemy import Select, and_, func, or_, select, update
+from asyncpg import Connection
+from sqlalchemy import Select, Table, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -23,10 +25,23 @@ from services.community.experiences.models import (
     ExperienceKind,
     ExperienceReview,
     ExperienceSession,
+    HostKind,
     PlaceKind,
     SessionStatus,
 )
+from services.community.models import Base
 from services.kernel.pagination import PageRequest, keyset
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """What some sessions hold: bookings by status, check-ins and reviews."""
+
+    confirmed: int
+    waitlisted: int
+    cancelled: int
+    checked_in: int
+    reviews: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,3 +317,104 @@ class ExperienceRepository:
                 keyset(statement, ExperienceReview.id, page, newest_first=True)
             )
         ).all()
+
+    # --- The bulk loader (`experiences.bulk`): what a rerun finds ----------------------------
+
+    async def brand_experience(self, brand_id: uuid.UUID, title: str) -> Experience | None:
+        """The brand's own (staff-hosted) experience with this title, the oldest if several."""
+        return await self.session.scalar(
+            select(Experience)
+            .where(
+                Experience.brand_id == brand_id,
+                Experience.host_kind == HostKind.BRAND,
+                Experience.title == title,
+            )
+            .order_by(Experience.id)
+            .limit(1)
+        )
+
+    async def session_starting(
+        self, experience_id: uuid.UUID, starts_at: datetime
+    ) -> ExperienceSession | None:
+        return await self.session.scalar(
+            select(ExperienceSession)
+            .where(
+                ExperienceSession.experience_id == experience_id,
+                ExperienceSession.starts_at == starts_at,
+            )
+            .order_by(ExperienceSession.id)
+            .limit(1)
+        )
+
+    async def tally(self, session_ids: Sequence[uuid.UUID]) -> Tally:
+        if not session_ids:
+            return Tally(0, 0, 0, 0, 0)
+        counts = (
+            await self.session.execute(
+                select(
+                    func.count().filter(Booking.status == BookingStatus.CONFIRMED),
+                    func.count().filter(Booking.status == BookingStatus.WAITLISTED),
+                    func.count().filter(Booking.status == BookingStatus.CANCELLED),
+                    func.count().filter(Booking.checked_in_at.is_not(None)),
+                ).where(Booking.session_id.in_(session_ids))
+            )
+        ).one()
+        reviews = await self.session.scalar(
+            select(func.count())
+            .select_from(ExperienceReview)
+            .where(ExperienceReview.session_id.in_(session_ids))
+        )
+        confirmed, waitlisted, cancelled, checked_in = (int(n) for n in counts)
+        return Tally(confirmed, waitlisted, cancelled, checked_in, int(reviews or 0))
+
+    # --- The bulk loader (`experiences.bulk`) -------------------------------------------------
+
+    async def copy_rows(
+        self,
+        *,
+        sessions: Sequence[ExperienceSession],
+        bookings: Sequence[Booking],
+        reviews: Sequence[ExperienceReview],
+    ) -> None:
+        """COPY new sessions, bookings and reviews (in that order: the foreign keys point back)
+        on the session's connection, inside its transaction."""
+        connection = await self.session.connection()
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert isinstance(driver, Connection)
+        batches: list[tuple[type[Base], Sequence[Base]]] = [
+            (ExperienceSession, sessions),
+            (Booking, bookings),
+            (ExperienceReview, reviews),
+        ]
+        for model, objects in batches:
+            if not objects:
+                continue
+            table = model.__table__
+            assert isinstance(table, Table)
+            columns = [column.key for column in table.columns]
+            await driver.copy_records_to_table(
+                table.name,
+                schema_name=table.schema,
+                columns=columns,
+                records=[
+                    tuple(_plain(getattr(row, column)) for column in columns) for row in objects
+                ],
+            )
+
+    async def add_reviews_to_rating(self, experience_id: uuid.UUID, count: int, total: int) -> None:
+        """`add_review_to_rating` for several reviews at once."""
+        await self.session.execute(
+            update(Experience)
+            .where(Experience.id == experience_id)
+            .values(
+                review_count=Experience.review_count + count,
+                rating_total=Experience.rating_total + total,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _plain(value: object) -> object:
+    """Enums as their stored values, for COPY."""
+    return value.value if isinstance(value, Enum) else value

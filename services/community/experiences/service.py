@@ -167,25 +167,21 @@ def session_data(row: ExperienceSession, experience: Experience) -> SessionData:
     )
 
 
-async def add_session(
-    session: AsyncSession,
-    actor: Actor,
-    experience_id: uuid.UUID,
-    payload: SessionCreate,
-    now: datetime | None = None,
-) -> tuple[ExperienceSession, Experience]:
-    now = now or utcnow()
-    experience = await get_experience(session, actor.brand_id, experience_id)
-    require_manager(actor, experience)
-    if actor.member is not None:
-        require_ability(actor.member, Ability.HOST_EXPERIENCES)
+def check_session_start(payload: SessionCreate, now: datetime) -> None:
+    """A session is scheduled for the future (422 otherwise)."""
     if payload.starts_at <= now:
         raise ValidationFailed(
             [{"loc": ["body", "starts_at"], "msg": "must be in the future", "type": "value_error"}]
         )
+
+
+def new_session(
+    brand_id: uuid.UUID, experience: Experience, payload: SessionCreate, now: datetime
+) -> ExperienceSession:
+    """The row of a session scheduled at `now` (online and by the bulk loader)."""
     row = ExperienceSession(
         id=new_id(),
-        brand_id=actor.brand_id,
+        brand_id=brand_id,
         experience_id=experience.id,
         starts_at=payload.starts_at,
         ends_at=payload.ends_at,
@@ -206,16 +202,36 @@ async def add_session(
         updated_at=now,
     )
     _set_place(row, payload.place)
-    await ExperienceRepository(session).add(row)
-    await OUTBOX.add(
-        session,
-        SessionScheduled(
-            brand_id=actor.brand_id,
-            subject_id=experience.host_member_id,
-            occurred_at=now,
-            data=session_data(row, experience),
-        ),
+    return row
+
+
+def scheduled_event(
+    row: ExperienceSession, experience: Experience, now: datetime
+) -> SessionScheduled:
+    return SessionScheduled(
+        brand_id=row.brand_id,
+        subject_id=experience.host_member_id,
+        occurred_at=now,
+        data=session_data(row, experience),
     )
+
+
+async def add_session(
+    session: AsyncSession,
+    actor: Actor,
+    experience_id: uuid.UUID,
+    payload: SessionCreate,
+    now: datetime | None = None,
+) -> tuple[ExperienceSession, Experience]:
+    now = now or utcnow()
+    experience = await get_experience(session, actor.brand_id, experience_id)
+    require_manager(actor, experience)
+    if actor.member is not None:
+        require_ability(actor.member, Ability.HOST_EXPERIENCES)
+    check_session_start(payload, now)
+    row = new_session(actor.brand_id, experience, payload, now)
+    await ExperienceRepository(session).add(row)
+    await OUTBOX.add(session, scheduled_event(row, experience, now))
     return row, experience
 
 

@@ -8,25 +8,33 @@ member and to check one before they answer it, so the two can never disagree.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
+from asyncpg import Connection
 from sqlalchemy import (
     ColumnElement,
+    Table,
+    Text,
     and_,
     any_,
+    bindparam,
     exists,
     false,
     literal_column,
     or_,
     select,
+    union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.community.milestones.models import ReachedMilestone
 from services.community.models import (
     AudienceKind,
+    Comment,
     CommunityMember,
     Group,
     GroupMembership,
@@ -39,6 +47,41 @@ from services.kernel.pagination import PageRequest, keyset
 
 # A literal, so the planner matches the partial index on published posts.
 _PUBLISHED: ColumnElement[str] = literal_column("'published'")
+# Arrays, one parameter each: a batch's ids would exceed the protocol's 32,767 parameters.
+_IDS = bindparam("ids", type_=ARRAY(UUID(as_uuid=True)))
+_HASHES = bindparam("hashes", type_=ARRAY(Text))
+
+# Column order of the answers' records the bulk loader builds (`prompts.bulk`).
+ANSWER_COLUMNS = (
+    "id",
+    "brand_id",
+    "author_id",
+    "kind",
+    "body",
+    "media",
+    "tags",
+    "skus",
+    "group_id",
+    "prompt_id",
+    "review_sku",
+    "rating",
+    "incentivised",
+    "status",
+    "held_reasons",
+    "body_hash",
+    "created_at",
+    "updated_at",
+    "approved_at",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """A post or comment with a given body hash: who wrote it and when (duplicate screening)."""
+
+    body_hash: str
+    author_id: uuid.UUID
+    created_at: datetime
 
 
 def _for_member(member: CommunityMember) -> ColumnElement[bool]:
@@ -170,3 +213,107 @@ class PromptRepository:
             statement = statement.where(not_blocked_between(viewer_id, Post.author_id))
         rows = await self.session.execute(keyset(statement, Post.id, page, newest_first=True))
         return [(post, name) for post, name in rows]
+
+    # --- The bulk loader (`prompts.bulk`) ---------------------------------------------------
+
+    async def many(
+        self, brand_id: uuid.UUID, prompt_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, Prompt]:
+        """The brand's prompts among these ids, held (FOR KEY SHARE) as `get(keep=True)` does."""
+        if not prompt_ids:
+            return {}
+        rows = await self.session.scalars(
+            select(Prompt)
+            .where(Prompt.brand_id == brand_id, Prompt.id == any_(_IDS))
+            .with_for_update(read=True, key_share=True)
+            .execution_options(populate_existing=True),
+            {"ids": list(prompt_ids)},
+        )
+        return {row.id: row for row in rows}
+
+    async def members(
+        self, brand_id: uuid.UUID, member_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, CommunityMember]:
+        """The brand's members among these ids, as the community knows them (one array
+        parameter: a batch can name more members than a statement takes parameters)."""
+        if not member_ids:
+            return {}
+        rows = await self.session.scalars(
+            select(CommunityMember).where(
+                CommunityMember.brand_id == brand_id, CommunityMember.member_id == any_(_IDS)
+            ),
+            {"ids": list(member_ids)},
+        )
+        return {row.member_id: row for row in rows}
+
+    async def named(self, brand_id: uuid.UUID, title: str, starts_at: datetime) -> Prompt | None:
+        """The brand's oldest prompt with this title opening at this moment (a loader that
+        resumes finds the prompts it wrote by them)."""
+        return await self.session.scalar(
+            select(Prompt)
+            .where(
+                Prompt.brand_id == brand_id, Prompt.title == title, Prompt.starts_at == starts_at
+            )
+            .order_by(Prompt.id)
+            .limit(1)
+        )
+
+    async def answered(self, prompt_id: uuid.UUID, member_id: uuid.UUID) -> bool:
+        """Whether the member has answered the prompt (any status)."""
+        return bool(
+            await self.session.scalar(
+                select(exists().where(Post.prompt_id == prompt_id, Post.author_id == member_id))
+            )
+        )
+
+    async def copies_between(
+        self,
+        brand_id: uuid.UUID,
+        hashes: Collection[str],
+        since: datetime,
+        until: datetime,
+        first_id: uuid.UUID,
+    ) -> list[Copy]:
+        """Posts and comments (any status, as screening counts them) with one of these body
+        hashes written from `since` to `until`, inclusive. `first_id` is the smallest id such
+        content can have (ids are UUIDv7s made at or after `created_at`): the brand's id
+        indexes then narrow the search to the window, not the brand's whole history."""
+        if not hashes:
+            return []
+        parts = [
+            select(table.body_hash, table.author_id, table.created_at).where(
+                table.brand_id == brand_id,
+                table.id >= first_id,
+                table.body_hash == any_(_HASHES),
+                table.created_at >= since,
+                table.created_at <= until,
+            )
+            for table in (Post, Comment)
+        ]
+        rows = await self.session.execute(union_all(*parts), {"hashes": list(hashes)})
+        return [Copy(body_hash, author_id, created_at) for body_hash, author_id, created_at in rows]
+
+    async def copy_answers(self, records: Sequence[Sequence[object]]) -> None:
+        """COPY the answers (posts, in `ANSWER_COLUMNS` order) on the session's connection."""
+        if not records:
+            return
+        connection = await self.session.connection()
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert isinstance(driver, Connection)
+        table = Post.__table__
+        assert isinstance(table, Table)
+        await driver.copy_records_to_table(
+            table.name, schema_name=table.schema, columns=list(ANSWER_COLUMNS), records=records
+        )
+
+    async def count_answers(self, counts: dict[uuid.UUID, int]) -> None:
+        """Adds each prompt's new answers to its `answer_count`, as `count_answer` does one by
+        one."""
+        for prompt_id, count in counts.items():
+            await self.session.execute(
+                update(Prompt)
+                .where(Prompt.id == prompt_id)
+                .values(answer_count=Prompt.answer_count + count)
+                .execution_options(synchronize_session=False)
+            )

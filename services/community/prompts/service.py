@@ -126,9 +126,13 @@ def _window(prompt: Prompt) -> dict[str, str | None]:
 
 
 async def create_prompt(
-    session: AsyncSession, brand_id: uuid.UUID, payload: PromptCreate
+    session: AsyncSession,
+    brand_id: uuid.UUID,
+    payload: PromptCreate,
+    now: datetime | None = None,
 ) -> Prompt:
-    now = utcnow()
+    """`now` is when staff wrote it (a bulk loader replaying history passes that moment)."""
+    now = now or utcnow()
     starts_at = payload.starts_at or now
     if payload.ends_at is not None and payload.ends_at <= starts_at:
         raise ValidationFailed([_problem("ends_at", "must be after starts_at")])
@@ -223,6 +227,18 @@ async def open_prompts(
     return await PromptRepository(session).open_for(member, utcnow(), page)
 
 
+def require_open(prompt: Prompt, now: datetime) -> None:
+    """409 `PromptClosed` unless `starts_at <= now < ends_at`."""
+    if now < prompt.starts_at:
+        raise PromptClosed(
+            {"message": f"This prompt opens at {prompt.starts_at.isoformat()}.", **_window(prompt)}
+        )
+    if prompt.ends_at is not None and now >= prompt.ends_at:
+        raise PromptClosed(
+            {"message": f"This prompt closed at {prompt.ends_at.isoformat()}.", **_window(prompt)}
+        )
+
+
 async def answer(
     session: AsyncSession,
     member: CommunityMember,
@@ -235,35 +251,31 @@ async def answer(
     prompt = await prompts.get(member.brand_id, prompt_id, keep=True)
     if prompt is None:
         raise _not_found(prompt_id)
-    if now < prompt.starts_at:
-        raise PromptClosed(
-            {"message": f"This prompt opens at {prompt.starts_at.isoformat()}.", **_window(prompt)}
-        )
-    if prompt.ends_at is not None and now >= prompt.ends_at:
-        raise PromptClosed(
-            {"message": f"This prompt closed at {prompt.ends_at.isoformat()}.", **_window(prompt)}
-        )
+    require_open(prompt, now)
     if not await prompts.is_for(prompt.id, member):
         raise NotInAudience()
     post = await create_post(
         session, member, payload, prompt_id=prompt.id, incentivised=prompt.points is not None
     )
     await prompts.count_answer(prompt.id)
-    await OUTBOX.add(
-        session,
-        PromptAnswered(
-            brand_id=member.brand_id,
-            subject_id=member.member_id,
-            data=PromptAnsweredData(
-                prompt_id=prompt.id,
-                post_id=post.id,
-                member_id=member.member_id,
-                status=post.status,
-                points=prompt.points,
-            ),
+    await OUTBOX.add(session, answered_event(prompt, post, now))
+    return post
+
+
+def answered_event(prompt: Prompt, answer: Post, at: datetime) -> PromptAnswered:
+    """`prompt.answered` for an answer written at `at` (online and by the bulk loader)."""
+    return PromptAnswered(
+        brand_id=answer.brand_id,
+        subject_id=answer.author_id,
+        occurred_at=at,
+        data=PromptAnsweredData(
+            prompt_id=prompt.id,
+            post_id=answer.id,
+            member_id=answer.author_id,
+            status=answer.status,
+            points=prompt.points,
         ),
     )
-    return post
 
 
 async def answers(
