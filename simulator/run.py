@@ -11,8 +11,14 @@ Phases, each committed before the next (and recorded in `state.json` in the run'
 5. events    rewards and the community learn the members from their `member.created` events
              (every outbox drained in process: `load_history` needs rewards' accounts);
 6. purchases chunk by chunk through rewards' `load_history`, one transaction a chunk;
-7. settled   the purchases' own events (tier changes for the community, ...) drained in process
-             for small worlds; for large ones they are left to the relay and workers.
+7. community posts, comments, reactions and follows in chunks of posts through the community's
+             `load_posts` (simulator/community.py), one transaction a chunk;
+8. happenings prompts and answers (`load_answers`), experiences with their past and next
+             weeks' sessions, bookings, check-ins and reviews (`SessionsReplay`), chunk by chunk
+             (simulator/happenings.py);
+9. settled   the purchases' and the content's own events (tier changes, content points,
+             reputation, milestones) drained in process for small worlds; for large ones they
+             are left to the relay and workers.
 
 A rerun with the same parameters resumes after the last committed chunk. A chunk committed just
 before a crash, whose state was not written, is recognised (its members or orders exist) and
@@ -66,12 +72,24 @@ from services.rewards.tiers import service as tiers_service
 from services.rewards.tiers.schemas import TierCreate
 from simulator import world
 from simulator.chunks import WorldView
+from simulator.community import load_community
+from simulator.happenings import load_happenings
 from simulator.truth import Truth, write_truth
 from simulator.workers import Phase, load_chunks
 
 STATE_FILE = "state.json"
 STATE_FORMAT = 1
-PHASES = ("world", "brand", "program", "members", "events", "purchases", "settled")
+PHASES = (
+    "world",
+    "brand",
+    "program",
+    "members",
+    "events",
+    "purchases",
+    "community",
+    "happenings",
+    "settled",
+)
 # Up to this many members, the purchases' events are drained in process too (seconds); past it,
 # draining (about 500 messages a second here) would dominate the run.
 SETTLE_MEMBERS = 50_000
@@ -150,6 +168,7 @@ class Summary:
     api_key: str | None  # only when this run created the brand
     members: int
     purchases: int
+    content: dict[str, int]  # posts, comments, reactions, follows, answers, sessions, bookings
     events: int
     complete: bool
     missing: list[str]
@@ -318,6 +337,10 @@ class _Run:
                 await self._events(progress)
             with self._timed("purchases"):
                 await self._purchases(progress)
+            with self._timed("community"):
+                await self._community(progress)
+            with self._timed("happenings"):
+                await self._happenings(progress)
             with self._timed("settled"):
                 await self._settle(progress)
         missing = [phase for phase in PHASES if phase not in self.state.phases]
@@ -332,6 +355,19 @@ class _Run:
             api_key=self.api_key,
             members=self.state.counts.get("members", 0),
             purchases=self.state.counts.get("purchases", 0),
+            content={
+                kind: self.state.counts.get(kind, 0)
+                for kind in (
+                    "posts",
+                    "comments",
+                    "reactions",
+                    "follows",
+                    "answers",
+                    "sessions",
+                    "upcoming_sessions",
+                    "confirmed",
+                )
+            },
             events=self.events,
             complete=self.state.complete,
             missing=missing,
@@ -454,6 +490,37 @@ class _Run:
         progress.update(task, total=self.events, completed=self.events)
         self.save("events")
 
+    async def _community(self, progress: Progress) -> None:
+        """Posts, comments, reactions and follows through the community's bulk path, after the
+        purchases: the content's points land in accounts whose history is already loaded."""
+        if self.done("community"):
+            return
+        task = progress.add_task("community", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        counts = await load_community(
+            self.runtime, self.params, self.view.members, self.brand_id, advance
+        )
+        self.state.counts["posts"] = counts.posts
+        self.state.counts["comments"] = counts.comments
+        self.state.counts["reactions"] = counts.reactions
+        self.state.counts["follows"] = counts.follows
+        self.save("community")
+
+    async def _happenings(self, progress: Progress) -> None:
+        """The brand's prompts and their answers, its experiences and their sessions, bookings,
+        check-ins and reviews (simulator/happenings.py), sessions in the next two weeks too."""
+        if self.done("happenings"):
+            return
+        task = progress.add_task("happenings", total=None)
+        counts = await load_happenings(self.runtime, self.params, self.view.members, self.brand_id)
+        for kind in ("prompts", "answers", "sessions", "upcoming_sessions", "confirmed"):
+            self.state.counts[kind] = getattr(counts, kind)
+        progress.update(task, total=counts.answers, completed=counts.answers)
+        self.save("happenings")
+
     async def _settle(self, progress: Progress) -> None:
         if self.done("settled"):
             return
@@ -513,11 +580,16 @@ async def simulate(runtime: Runtime, request: Request, console: Console | None =
 
 def describe(summary: Summary) -> str:
     phases = ", ".join(f"{name} {took:,.1f} s" for name, took in summary.phase_seconds.items())
+    labels = {"upcoming_sessions": "sessions to come", "confirmed": "bookings"}
+    content = ", ".join(
+        f"{count:,} {labels.get(kind, kind)}" for kind, count in summary.content.items()
+    )
     lines = [
         f"brand id       {summary.brand_id}",
         *([f"staff API key  {summary.api_key}  (shown once)"] if summary.api_key else []),
         f"members        {summary.members:,}",
         f"purchases      {summary.purchases:,}",
+        f"community      {content}",
         f"truth          {summary.out}",
         f"elapsed        {summary.seconds:,.1f} s",
         f"phases         {phases}",

@@ -15,6 +15,8 @@ from services.kernel.app import build_app
 from services.kernel.db import Database
 from services.kernel.settings import Settings
 from services.registry import SERVICES
+from simulator import happenings, world
+from simulator.truth import read_truth
 from tests.conftest import make_runtime, purge_brand
 
 
@@ -35,6 +37,18 @@ async def test_the_demo_brand_has_a_living_program_and_community(
                 assert response.status_code == 200, response.text
                 found: list[dict[str, Any]] = response.json()["items"]
                 return found
+
+            async def every(path: str, **params: Any) -> list[dict[str, Any]]:
+                found: list[dict[str, Any]] = []
+                query: dict[str, Any] = {"limit": 100, **params}
+                while True:
+                    response = await client.get(path, params=query, headers=staff)
+                    assert response.status_code == 200, response.text
+                    page = response.json()
+                    found += page["items"]
+                    if not page.get("next"):
+                        return found
+                    query["after"] = page["next"]
 
             # The program: tiers, rules (activity rules included), a campaign, a catalog.
             assert [t["name"] for t in await items("/rewards/v1/tiers")] == [
@@ -57,28 +71,41 @@ async def test_the_demo_brand_has_a_living_program_and_community(
                 "Fragrance collectors",
                 "Skincare nerds",
             ]
-            # 60 members, of whom 24 take part: 10 in groups, 4 in the challenge, 14 posts.
+            # 60 members, of whom 24 take part this week: 10 in groups, 4 in the challenge.
             assert sum(g["member_count"] for g in groups) == 10
-            posts = await items("/community/v1/staff/posts", status="published")
-            assert len(posts) == 14 + 15  # posts and prompt answers
-            assert any(p["comment_count"] > 0 for p in posts)
-            assert any(p["reaction_count"] > 0 for p in posts)
+            # The simulated year's posts and this week's (14 posts, 15 prompt answers).
+            truth = read_truth(settings.data_dir / "simulations" / f"demo-{demo.brand_id}")
+            members = world.make_members(truth.params)
+            plan = world.community(truth.params, members)
+            past_answers = len(happenings.plan_prompts(truth.params, members).answer_prompt)
+            posts = await every("/community/v1/staff/posts", status="published")
+            assert len(posts) == len(plan.post_author) + past_answers + 14 + 15
+            assert sum(p["comment_count"] for p in posts) >= len(plan.comment_post)
+            assert sum(p["reaction_count"] for p in posts) >= len(plan.reaction_post)
             assert any(p["kind"] == "review" for p in posts)
-            [prompt] = await items("/community/v1/prompts")
-            assert prompt["answer_count"] == 15
+            prompts = {p["title"]: p for p in await every("/community/v1/prompts")}
+            assert prompts["Show us your summer look"]["answer_count"] == 15
+            assert len(prompts) > 1  # the simulated year's too
             [challenge] = await items("/community/v1/challenges")
             assert challenge["participant_count"] == 4
             progress = await items(f"/community/v1/challenges/{challenge['id']}/participants")
             assert any(step["count"] > 0 for p in progress for step in p["steps"])
-            sessions = await items("/community/v1/sessions")
-            assert len(sessions) == 3
-            booked = [await items(f"/community/v1/sessions/{s['id']}/bookings") for s in sessions]
-            assert all(len(bookings) > 0 for bookings in booked)
+            # Experiences next week: the brand's three, each booked, and the simulated ones.
+            sessions = {s["title"]: s for s in await every("/community/v1/sessions")}
+            for title in (
+                "Skin prep masterclass",
+                "Fragrance layering evening",
+                "Curl care live Q&A",
+            ):
+                bookings = await items(f"/community/v1/sessions/{sessions[title]['id']}/bookings")
+                assert len(bookings) > 0
 
-            # Content earned points through the real consumers.
-            member_id = posts[0]["author_id"]
-            ledger = await items(f"/rewards/v1/members/{member_id}/ledger")
-            assert any(e["reason"] in {"Community post", "Product review"} for e in ledger)
+            # Members have a purchase history, and content earned points through the real
+            # consumers.
+            author = next(p["author_id"] for p in posts if p["kind"] == "post")
+            ledger = await every(f"/rewards/v1/members/{author}/ledger")
+            assert any(e["reason"] == "Community post" for e in ledger)
+            assert any(e["source_type"] == "purchase" for e in ledger)
 
         again = await ensure_demo_brand(settings, runtime, app, size=60)
         assert again == demo  # a restart reuses the recorded brand
