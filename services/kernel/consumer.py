@@ -16,11 +16,14 @@ never blocks the group. Messages that cannot be parsed, or whose event type this
 know, are parked at once: retrying cannot fix them, but a deploy that knows the type can replay
 them.
 
-A spec with `handle_many` takes the new messages of one read (up to `consumer_batch_size`) as a
-set: one transaction inserts every event id into the inbox at once and hands only the new events
-to `handle_many`. Projections that turn thousands of events into one upsert keep up with a bulk
-import that way. If that transaction fails, the same messages go one by one through `handler`
-as above, so a poison message still fails alone, is retried and parked, and the rest land.
+First deliveries are taken a read at a time (up to `consumer_batch_size` messages) as a set: one
+transaction inserts every event id into the inbox at once and hands only the new events to the
+spec's `handle_many`, or, without one, to `handler` one event after the other in that same
+transaction. A commit per read instead of per event is what lets consumers keep up with a bulk
+load or a backlog; projections that turn thousands of events into one upsert give `handle_many`.
+If that transaction fails, the same messages go one by one through `handler` as above, each in
+its own transaction, so a poison message still fails alone, is retried and parked, and the rest
+land.
 """
 
 from __future__ import annotations
@@ -128,6 +131,14 @@ class ConsumerSpec:
         if self.event_types is None:
             return True
         return any(type_matches(p, event_type) for p in self.event_types)
+
+    async def handle_batch(self, session: AsyncSession, events: Sequence[Event]) -> None:
+        """The new events of one read, in stream order, in one transaction."""
+        if self.handle_many is not None:
+            await self.handle_many(session, events)
+            return
+        for event in events:
+            await self.handler(session, event)
 
 
 def consumer_specs(services: Iterable[ServiceModule]) -> list[ConsumerSpec]:
@@ -309,7 +320,7 @@ class ConsumerRunner:
         """
         done: list[bytes | str] = []
         one_by_one = messages
-        if spec.handle_many is not None and not deliveries:
+        if not deliveries:
             one_by_one = await self._handle_many(spec, stream, messages, done)
         for message_id, raw in one_by_one:
             if raw is None:  # deleted from the stream while pending: nothing left to do
@@ -380,13 +391,12 @@ class ConsumerRunner:
         return [message for message in messages if message[0] not in settled]
 
     async def _apply_many(self, spec: ConsumerSpec, events: Sequence[Event]) -> set[uuid.UUID]:
-        """`_apply` for a batch: one inbox insert for every id, `handle_many` on the new events.
+        """`_apply` for a batch: one inbox insert for every id, `handle_batch` on the new events.
 
         Returns the ids that were new. An id seen twice in the batch is new once: the first
         message takes effect, the second is a duplicate, as when handled one by one. Ids are
         inserted in sorted order so two consumers inserting overlapping batches cannot deadlock.
         """
-        assert spec.handle_many is not None
         inbox = spec.inbox
         ids = sorted({event.id for event in events})
         async with self.database.unit_of_work() as session:
@@ -403,7 +413,7 @@ class ConsumerRunner:
                 if event.id in new:
                     first.setdefault(event.id, event)
             if first:
-                await spec.handle_many(session, list(first.values()))
+                await spec.handle_batch(session, list(first.values()))
         return new
 
     async def _handle(
