@@ -136,7 +136,7 @@ async def seed_community(
         groups_of_author = [g for g, ids in joined.items() if author["id"] in ids]
         if groups_of_author and rng.random() < 0.4:
             body["group_id"] = groups_of_author[0]
-        if rng.random() < 0.2:
+        if n % 5 == 0:  # every fifth post reviews a product
             category = rng.choice(author["interests"] or CATEGORIES)
             body |= {
                 "kind": "review",

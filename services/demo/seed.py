@@ -77,7 +77,12 @@ class _Record:
 
 
 async def ensure_demo_brand(
-    settings: Settings, runtime: Runtime, app: FastAPI, *, size: int = DEMO_MEMBERS
+    settings: Settings,
+    runtime: Runtime,
+    app: FastAPI,
+    *,
+    size: int = DEMO_MEMBERS,
+    days: int = DEMO_DAYS,
 ) -> DemoBrand:
     """The demo brand recorded in the data folder if it is whole and its key still works; an
     interrupted seed finished; else a newly seeded one."""
@@ -96,7 +101,7 @@ async def ensure_demo_brand(
             runtime,
             simulator.Request(
                 members=size,
-                days=DEMO_DAYS,
+                days=days,
                 seed=DEMO_SEED,
                 brand=record.name,
                 out=settings.data_dir / "simulations" / f"demo-{record.brand_id}",
