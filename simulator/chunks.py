@@ -21,7 +21,7 @@ from services.members.importing import NDJSON
 from services.rewards.errors import PurchaseNotFound
 from services.rewards.history.service import load_history
 from services.rewards.purchases import service as purchases_service
-from simulator import world
+from simulator import redemptions, world
 from simulator.records import chunk_external_ids, historic_purchases, member_ndjson, order_id
 
 
@@ -75,8 +75,9 @@ async def load_purchases_chunk(
     currency: str,
     chunk: int,
 ) -> int:
-    """Loads the chunk's members' whole purchase history; returns how many purchases the chunk
-    holds (those of a chunk loaded before are counted, not loaded again)."""
+    """Loads the chunk's members' whole purchase history, with their returns and their
+    redemptions of the simulated perks (none when the brand lacks them); returns how many
+    purchases the chunk holds (those of a chunk loaded before are counted, not loaded again)."""
     params = view.params
     batch = world.purchases(params, view.members, view.catalog, chunk, view.lift)
     if not len(batch):
@@ -88,10 +89,17 @@ async def load_purchases_chunk(
             return len(batch)
         external_ids = chunk_external_ids(params, chunk)
         ids = await members_service.member_ids(session, brand_id, external_ids)
-        rows = historic_purchases(
-            params, batch, view.catalog, [ids[e] for e in external_ids], currency
+        member_ids = [ids[e] for e in external_ids]
+        rows = historic_purchases(params, batch, view.catalog, member_ids, currency)
+        plan = redemptions.chunk_intents(params, view.members, batch)
+        perks = await redemptions.perk_ids(session, brand_id)
+        report = await load_history(
+            session,
+            brand_id,
+            rows,
+            redemptions=redemptions.historic_redemptions(params, plan, member_ids, perks, chunk),
+            returns=redemptions.historic_returns(params, plan, batch, view.catalog),
         )
-        report = await load_history(session, brand_id, rows)
     return report.purchases
 
 

@@ -300,3 +300,16 @@ class PurchaseInFuture(ValidationFailed):
     """A purchase is dated after now: history holds what has happened."""
 
     code = "PurchaseInFuture"
+
+
+class HistoryInFuture(ValidationFailed):
+    """A redemption or return is dated after now: history holds what has happened."""
+
+    code = "HistoryInFuture"
+
+
+class PerkNotReplayable(ValidationFailed):
+    """History cannot replay redemptions of this perk (limited stock, a code pool, a drop, a
+    birthday gift, or inactive): redeem it live instead."""
+
+    code = "PerkNotReplayable"

@@ -32,16 +32,15 @@ from services.rewards.ledger.service import ledger_matches
 from services.rewards.models import (
     OUTBOX,
     Account,
-    LedgerEntry,
     Lot,
     Purchase,
-    Tier,
     TierChange,
 )
 from services.rewards.purchases.service import release_due
 from services.rewards.tiers.service import REVIEW_HOUR, REVIEW_MINUTE, review_tiers
 from tests.conftest import BrandFixture, MemberFixture
 from tests.rewards.conftest import MakeMember
+from tests.rewards.history_helpers import ceil_to_5_minutes, member_state
 from tests.rewards.points_helpers import set_program
 from tests.rewards.purchase_helpers import (
     buy,
@@ -173,11 +172,6 @@ async def _configure(
     )
 
 
-def _ceil_to_5_minutes(moment: datetime) -> datetime:
-    floor = moment.replace(minute=moment.minute - moment.minute % 5, second=0, microsecond=0)
-    return floor if floor == moment else floor + timedelta(minutes=5)
-
-
 async def _through_the_api(
     session: AsyncSession,
     client: httpx.AsyncClient,
@@ -212,7 +206,7 @@ async def _through_the_api(
 
         timeline.append((planned.occurred_at, 4, post))
         if pending:
-            tick = _ceil_to_5_minutes(planned.occurred_at + pending)
+            tick = ceil_to_5_minutes(planned.occurred_at + pending)
             timeline.append((tick, 0, lambda tick=tick: release_due(session, now=tick)))
     day = plan[0].occurred_at.replace(hour=0, minute=0, second=0, microsecond=0)
     while day <= now:
@@ -244,117 +238,6 @@ def _historic(plan: list[Planned], members: list[MemberFixture]) -> list[Histori
     ]
 
 
-def _anonymous(value: Any) -> Any:
-    """Ids differ between the two brands: every UUID (as text) becomes a placeholder."""
-    if isinstance(value, dict):
-        return {key: _anonymous(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_anonymous(item) for item in value]
-    if isinstance(value, str):
-        try:
-            uuid.UUID(value)
-        except ValueError:
-            return value
-        return "<id>"
-    return value
-
-
-async def _state(session: AsyncSession, member_id: uuid.UUID) -> dict[str, Any]:
-    """Everything rewards holds about one member, without ids."""
-    tier_names = {t.id: t.name for t in (await session.scalars(select(Tier))).all()}
-    account = (
-        await session.execute(select(Account).where(Account.member_id == member_id))
-    ).scalar_one()
-    await session.refresh(account)
-    lots = (
-        await session.scalars(
-            select(Lot).where(Lot.member_id == member_id).order_by(Lot.earned_at, Lot.id)
-        )
-    ).all()
-    lot_earned = {str(lot.id): lot.earned_at.isoformat() for lot in lots}
-    entries = (
-        await session.scalars(
-            select(LedgerEntry).where(LedgerEntry.member_id == member_id).order_by(LedgerEntry.id)
-        )
-    ).all()
-    changes = (
-        await session.scalars(
-            select(TierChange)
-            .where(TierChange.member_id == member_id)
-            .order_by(TierChange.changed_at, TierChange.id)
-        )
-    ).all()
-    bought = (
-        await session.scalars(
-            select(Purchase).where(Purchase.member_id == member_id).order_by(Purchase.occurred_at)
-        )
-    ).all()
-    table = OUTBOX.table
-    events = (
-        await session.execute(
-            select(table.c.type, table.c.occurred_at, table.c.payload)
-            .where(table.c.subject_id == member_id)
-            .order_by(table.c.id)
-        )
-    ).all()
-    return {
-        "account": (
-            account.available,
-            account.pending,
-            account.lifetime_earned,
-            account.last_activity_at,
-            tier_names.get(account.tier_id) if account.tier_id else None,
-            account.tier_since,
-            account.inactivity_reminded_for,
-        ),
-        "tier_changes": [
-            (
-                tier_names.get(c.from_tier_id) if c.from_tier_id else None,
-                tier_names.get(c.to_tier_id) if c.to_tier_id else None,
-                c.reason,
-                c.window_spend_minor,
-                c.changed_at,
-            )
-            for c in changes
-        ],
-        "entries": [
-            (
-                e.kind,
-                e.bucket,
-                e.points,
-                e.reason,
-                e.source_type,
-                # An expiry names its lot: compare the lot by when it was earned.
-                lot_earned[e.source_id] if e.source_type == "lot" and e.source_id else e.source_id,
-                e.occurred_at,
-            )
-            for e in entries
-        ],
-        "lots": [
-            (lot.points, lot.remaining, lot.earned_at, lot.expires_at, lot.reminded_at)
-            for lot in lots
-        ],
-        "purchases": [
-            (
-                p.order_id,
-                p.amount_minor,
-                p.currency,
-                p.lines,
-                p.points,
-                p.points_bucket,
-                p.pending_until,
-                p.returned_minor,
-                p.returned_points,
-                _anonymous(p.breakdown),
-                p.occurred_at,
-                p.created_at,
-            )
-            for p in bought
-        ],
-        "events": [(t, at, _anonymous(payload["data"])) for t, at, payload in events],
-    }
-
-
 @pytest.mark.parametrize("variant", sorted(PROGRAMS))
 async def test_a_bulk_load_leaves_what_the_api_and_its_jobs_leave(
     variant: str,
@@ -384,8 +267,8 @@ async def test_a_bulk_load_leaves_what_the_api_and_its_jobs_leave(
     assert report.members == MEMBERS
     kinds_seen: set[str] = set()
     for online_member, bulk_member in zip(online_members, bulk_members, strict=True):
-        expected = await _state(session, online_member.id)
-        got = await _state(session, bulk_member.id)
+        expected = await member_state(session, online_member.id)
+        got = await member_state(session, bulk_member.id)
         for part in expected:
             assert got[part] == expected[part], (variant, online_member.external_id, part)
         kinds_seen.update(event[0] for event in got["events"])

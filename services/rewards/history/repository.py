@@ -18,7 +18,17 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.rewards.ledger.repository import table_of
-from services.rewards.models import Account, LedgerEntry, Lot, Purchase, TierChange
+from services.rewards.models import (
+    Account,
+    Drop,
+    LedgerEntry,
+    Lot,
+    Perk,
+    Purchase,
+    Redemption,
+    Return,
+    TierChange,
+)
 
 _ACCOUNTS = table_of(Account)
 _PURCHASES = table_of(Purchase)
@@ -26,6 +36,8 @@ _ENTRIES = table_of(LedgerEntry)
 # Arrays, one parameter each: a batch's ids would exceed the protocol's 32,767 parameters.
 _MEMBER_IDS = bindparam("member_ids", type_=ARRAY(UUID(as_uuid=True)))
 _ORDER_IDS = bindparam("order_ids", type_=ARRAY(Text))
+_RETURN_IDS = bindparam("return_ids", type_=ARRAY(Text))
+_PERK_IDS = bindparam("perk_ids", type_=ARRAY(UUID(as_uuid=True)))
 
 # Column orders of the records the service builds (`created_at` of entries: the server's now()).
 PURCHASE_COLUMNS = (
@@ -77,6 +89,30 @@ TIER_CHANGE_COLUMNS = (
     "reason",
     "window_spend_minor",
     "changed_at",
+)
+REDEMPTION_COLUMNS = (
+    "id",
+    "brand_id",
+    "member_id",
+    "perk_id",
+    "points",
+    "status",
+    "code",
+    "drop_id",
+    "created_at",
+    "cancelled_at",
+    "code_revealed_at",
+)
+RETURN_COLUMNS = (
+    "id",
+    "brand_id",
+    "purchase_id",
+    "return_id",
+    "amount_minor",
+    "lines",
+    "points_reversed",
+    "occurred_at",
+    "created_at",
 )
 # (member_id, tier_id, tier_since, available, pending, lifetime_earned, last_activity_at,
 # inactivity_reminded_for)
@@ -172,6 +208,32 @@ class HistoryRepository:
         found = await self.session.scalars(statement, {"order_ids": list(order_ids)})
         return list(found.all())
 
+    async def taken_return_ids(self, brand_id: uuid.UUID, return_ids: Collection[str]) -> list[str]:
+        """Which of these return ids the brand already has."""
+        if not return_ids:
+            return []
+        statement = select(Return.return_id).where(
+            Return.brand_id == brand_id, Return.return_id == any_(_RETURN_IDS)
+        )
+        found = await self.session.scalars(statement, {"return_ids": list(return_ids)})
+        return list(found.all())
+
+    async def perks(
+        self, brand_id: uuid.UUID, perk_ids: Collection[uuid.UUID]
+    ) -> list[tuple[Perk, bool]]:
+        """The brand's perks among these ids, each with whether a drop offers it; FOR KEY SHARE
+        (as a redemption takes it): none can be deleted before the load commits."""
+        if not perk_ids:
+            return []
+        statement = (
+            select(Perk, exists().where(Drop.perk_id == Perk.id).label("drop_only"))
+            .where(Perk.brand_id == brand_id, Perk.id == any_(_PERK_IDS))
+            .order_by(Perk.id)
+            .with_for_update(of=Perk, read=True, key_share=True)
+        )
+        rows = await self.session.execute(statement, {"perk_ids": list(perk_ids)})
+        return [(row[0], bool(row[1])) for row in rows]
+
     async def _copy(
         self, table: Table, columns: Sequence[str], records: Sequence[Sequence[object]]
     ) -> None:
@@ -189,12 +251,17 @@ class HistoryRepository:
         entries: Sequence[Sequence[object]],
         lots: Sequence[Sequence[object]],
         tier_changes: Sequence[Sequence[object]],
+        redemptions: Sequence[Sequence[object]] = (),
+        returns: Sequence[Sequence[object]] = (),
     ) -> None:
-        """COPY the rows; entries before lots and purchases (the foreign keys point back)."""
+        """COPY the rows; entries before lots and purchases before returns (the foreign keys
+        point back)."""
         await self._copy(_ENTRIES, ENTRY_COLUMNS, entries)
         await self._copy(table_of(Lot), LOT_COLUMNS, lots)
         await self._copy(_PURCHASES, PURCHASE_COLUMNS, purchases)
         await self._copy(table_of(TierChange), TIER_CHANGE_COLUMNS, tier_changes)
+        await self._copy(table_of(Redemption), REDEMPTION_COLUMNS, redemptions)
+        await self._copy(table_of(Return), RETURN_COLUMNS, returns)
 
     async def update_accounts(self, brand_id: uuid.UUID, records: Sequence[AccountRecord]) -> None:
         """Sets the accounts' sums, tier and activity in one statement (arrays, not a row each)."""

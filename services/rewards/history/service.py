@@ -1,4 +1,5 @@
-"""Bulk loading of purchase history: what the online path would have left, written with COPY.
+"""Bulk loading of purchase history (purchases, their returns, redemptions): what the online
+path would have left, written with COPY.
 
 **What a load stands for.** Each purchase is replayed as if `POST /rewards/v1/purchases` had
 recorded it *when it happened* (the clock at its `occurred_at`), with the scheduled jobs having
@@ -25,21 +26,39 @@ run at their times in between, up to `now`:
   rolling window) is evaluated with `tiers.judged_window` / `downgrade_target`; other days give
   the same answer, so they are skipped, not simulated.
 
+Among the purchases, each member's own happenings, at their times:
+
+- a return (`purchases.service.record_return`): the points its share of the purchase earned
+  (`reversed_so_far`) are reversed from `pending` while the purchase's points are pending (the
+  release then releases only what is left), else from `available`, the balance allowed below
+  zero (later earnings pay it back before opening a lot); the purchase's qualifying spend falls,
+  which only the next review acts on; the return row and `purchase.returned`;
+- a redemption (`perks.service.redeem`, as the member asks it): the API's checks in its order
+  (suspended member, validity window, tier, per-member limit, available points), and when they
+  pass, the redemption row, the points spent from the oldest lots and `perk.redeemed`. One the
+  API would refuse at that moment writes nothing and is reported (`HistoryReport.refused`).
+  Perks whose redemptions depend on other members (limited stock, a code pool) or are never
+  redeemed directly (drops, birthday gifts) refuse the load.
+
 Run times come from the jobs' own schedules (`JobSpec.cron`). At one instant, jobs run before a
-purchase, and in the order release, expiry, reminders, review. The entries' `occurred_at` are
-what the jobs would write: the run time for releases, reviews and reminders.
+member's happenings, and in the order release, expiry, reminders, review; then come purchases,
+returns, redemptions (of one kind, in input order). The entries' `occurred_at` are what the jobs
+would write: the run time for releases, reviews and reminders.
 
 **What is shared with the online path.** The breakdown (calculator and reference snapshot), the
 pending window, the ledger's balance rules, lots and event shapes (`ledger.service`:
 `balance_change`, `spendable`, `lot_expiry`, `points_event`, `release_movements`), the purchase
-event and release reason (`purchases.service`), tier windows, targets, reasons and event
-(`tiers.service`), expiry reasons, deadlines and reminder event (`expiry.service`). Only the
-bookkeeping (balances, lots, spend) is kept in memory instead of in rows.
+event and release reason, the return's checks, points, row, ledger line and event
+(`purchases.service`), the redemption's checks, row, ledger line and event (`perks.service`),
+tier windows, targets, reasons and event (`tiers.service`), expiry reasons, deadlines and
+reminder event (`expiry.service`). Only the bookkeeping (balances, lots, spend, redemptions per
+perk) is kept in memory instead of in rows.
 
-**Batches.** The caller commits per batch; a batch must hold *all* purchases of its members (a
-member's history is replayed from an empty account). Members who already have purchases, points
-or a tier are refused (`HistoryNotEmpty`): history comes first, then live traffic. Everything is
-checked before anything is written, so a refused batch writes nothing.
+**Batches.** The caller commits per batch; a batch must hold *all* purchases, returns and
+redemptions of its members (a member's history is replayed from an empty account). Members who
+already have purchases, points or a tier are refused (`HistoryNotEmpty`): history comes first,
+then live traffic. Everything is checked before anything is written, so a refused batch writes
+nothing.
 """
 
 from __future__ import annotations
@@ -50,28 +69,42 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.clock import utcnow
+from services.kernel.errors import KinfolkError
 from services.kernel.events import Event
 from services.kernel.ids import new_id
 from services.kernel.jobs import JobSpec
 from services.rewards.earning import calculator
 from services.rewards.earning import service as earning
 from services.rewards.earning.reference import Reference, current_reference
+from services.rewards.earning.schemas import Breakdown
 from services.rewards.errors import (
+    HistoryInFuture,
     HistoryNotEmpty,
     MemberNotFound,
     OrderIdReused,
+    PerkNotFound,
+    PerkNotReplayable,
     PurchaseInFuture,
+    PurchaseNotFound,
+    ReturnIdReused,
 )
 from services.rewards.expiry import service as expiry
 from services.rewards.expiry.tasks import EXPIRE_POINTS, REMIND_EXPIRING_POINTS
 from services.rewards.history.repository import AccountRecord, HistoryRepository
-from services.rewards.history.schemas import HistoricPurchase, HistoryReport
+from services.rewards.history.schemas import (
+    HistoricLine,
+    HistoricPurchase,
+    HistoricRedemption,
+    HistoricReturn,
+    HistoryReport,
+    RefusedRedemption,
+)
 from services.rewards.ledger import service as ledger
 from services.rewards.ledger.repository import Balances
 from services.rewards.ledger.service import Movement
@@ -81,10 +114,13 @@ from services.rewards.models import (
     DowngradeRule,
     EntryKind,
     ExpiryPolicy,
+    Perk,
+    PerkKind,
     Program,
     QualificationWindow,
     Tier,
 )
+from services.rewards.perks import service as perks
 from services.rewards.purchases import service as purchases
 from services.rewards.purchases.repository import SOURCE_PURCHASE
 from services.rewards.purchases.tasks import RELEASE_PENDING_PURCHASES
@@ -160,6 +196,50 @@ class _Pending:
 
 
 @dataclass(slots=True)
+class _Bought:
+    """A purchase that has returns in this load: what they need of it."""
+
+    purchase_id: uuid.UUID
+    bought: HistoricPurchase
+    points: int
+    breakdown: Breakdown
+    row: list[object]  # the purchase's record: returned_minor and returned_points grow
+    spend_index: int  # its (occurred_at, amount) in the replay's spends
+    returns: list[purchases.Returned] = field(default_factory=list)
+    returned_minor: int = 0
+    returned_points: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Return:
+    """A checked return: its amount and lines as the API stores them, and its member."""
+
+    member_id: uuid.UUID
+    order_id: str
+    return_id: str
+    occurred_at: datetime
+    amount_minor: int
+    lines: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Redemption:
+    """A checked redemption: the perk it asks for."""
+
+    wish: HistoricRedemption
+    perk: Perk
+
+    @property
+    def occurred_at(self) -> datetime:
+        return self.wish.occurred_at
+
+
+_Happening = HistoricPurchase | _Return | _Redemption
+# At one instant: purchases, then returns (of them, maybe), then redemptions (of their points).
+_RANK: dict[type, int] = {HistoricPurchase: 0, _Return: 1, _Redemption: 2}
+
+
+@dataclass(slots=True)
 class _Out:
     """Everything one batch writes, as records in the repository's column orders."""
 
@@ -170,8 +250,13 @@ class _Out:
     tier_changes: list[tuple[object, ...]] = field(default_factory=list)
     accounts: list[AccountRecord] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    redemptions: list[tuple[object, ...]] = field(default_factory=list)
+    returns: list[tuple[object, ...]] = field(default_factory=list)
+    refused: list[RefusedRedemption] = field(default_factory=list)
     points_earned: int = 0
     points_expired: int = 0
+    points_redeemed: int = 0
+    points_reversed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +265,7 @@ class _Context:
     reference: Reference
     rates: calculator.Rates
     now: datetime
+    tier_names: dict[uuid.UUID, str]  # for the refusals' messages, as the API words them
 
     @property
     def program(self) -> Program:
@@ -190,12 +276,18 @@ class _Replay:
     """A member's account replayed in memory, happening by happening, in time order."""
 
     def __init__(
-        self, context: _Context, out: _Out, member_id: uuid.UUID, created_at: datetime
+        self,
+        context: _Context,
+        out: _Out,
+        member_id: uuid.UUID,
+        created_at: datetime,
+        status: str = "active",
     ) -> None:
         self.context = context
         self.out = out
         self.member_id = member_id
         self.created_at = created_at
+        self.status = status
         self.available = 0
         self.pending = 0
         self.lifetime = 0
@@ -208,26 +300,38 @@ class _Replay:
         self.first_to_remind = 0  # lots before it are reminded, empty, or never will be
         self.waiting: deque[_Pending] = deque()
         self.spends: list[tuple[datetime, int]] = []  # (occurred_at, amount) recorded so far
+        # Only for members with returns or redemptions (most have none: kept cheap).
+        self.returned: dict[str, _Bought | None] | None = None  # orders with returns
+        self.spend_falls: list[datetime] = []  # when returns lowered a window's spend
+        self.used: dict[uuid.UUID, int] = {}  # completed redemptions by perk
         # Happenings at one instant: jobs may follow other jobs, never a purchase (see the doc).
         self.floor = datetime.min.replace(tzinfo=UTC)
         self.last_run: dict[Job, datetime] = dict.fromkeys(_JOBS, self.floor)
 
     # --- the loop ---
 
-    def run(self, bought: Sequence[HistoricPurchase]) -> None:
+    def run(self, happenings: Sequence[_Happening]) -> None:
+        """Replays the member's happenings (in time order; see `_RANK` at one instant)."""
         now = self.context.now
         index = 0
+        count = len(happenings)
         while True:
             job, at = self._next_job()
-            next_purchase = bought[index].occurred_at if index < len(bought) else None
-            if job is not None and at <= now and (next_purchase is None or at <= next_purchase):
+            next_at = happenings[index].occurred_at if index < count else None
+            if job is not None and at <= now and (next_at is None or at <= next_at):
                 self.last_run[job] = at
                 self.floor = at
                 getattr(self, f"_{job}")(at)
-            elif next_purchase is not None:
-                self._purchase(bought[index])
+            elif next_at is not None:
+                happening = happenings[index]
+                if isinstance(happening, HistoricPurchase):
+                    self._purchase(happening)
+                elif isinstance(happening, _Return):
+                    self._return(happening)
+                else:
+                    self._redeem(happening)
                 index += 1
-                self.floor = next_purchase + _TICK
+                self.floor = next_at + _TICK
             else:
                 break
         self.out.accounts.append(
@@ -258,9 +362,11 @@ class _Replay:
 
     # --- ledger bookkeeping (the rules are ledger.service's) ---
 
-    def _post(self, movement: Movement, from_lot: _Lot | None = None) -> None:
+    def _post(
+        self, movement: Movement, from_lot: _Lot | None = None, *, allow_negative: bool = False
+    ) -> None:
         context = self.context
-        change = ledger.balance_change(movement)
+        change = ledger.balance_change(movement, allow_negative=allow_negative)
         if change.floor is not None and self.available + change.available < change.floor:
             raise AssertionError("a replayed movement overdraws: the replay is wrong")
         entry_id = new_id()
@@ -404,8 +510,174 @@ class _Replay:
                 occurred_at=at,
             )
         )
+        if self.returned is not None and bought.order_id in self.returned:
+            self.returned[bought.order_id] = _Bought(
+                purchase_id, bought, points, breakdown, row, len(self.spends)
+            )
         self.spends.append((at, bought.amount_minor))
         self._upgrade(bought.order_id, at)
+
+    # --- a return (purchases.service.record_return, with the clock at occurred_at) ---
+
+    def _return(self, back: _Return) -> None:
+        assert self.returned is not None
+        bought = self.returned[back.order_id]
+        assert bought is not None  # checked: the order is this member's, bought before
+        purchase = bought.bought
+        bought.returns.append(purchases.Returned(back.amount_minor, back.lines))
+        after = purchases.reversed_so_far(
+            purchase.amount_minor, bought.points, bought.breakdown, bought.returns
+        )
+        points = max(0, after - bought.returned_points)
+        at = back.occurred_at
+        row = purchases.new_return(
+            self.context.brand_id,
+            purchase_id=bought.purchase_id,
+            return_id=back.return_id,
+            amount_minor=back.amount_minor,
+            lines=back.lines,
+            points_reversed=points,
+            occurred_at=at,
+            created_at=at,
+        )
+        self.out.returns.append(
+            (
+                row.id,
+                row.brand_id,
+                row.purchase_id,
+                row.return_id,
+                row.amount_minor,
+                orjson.dumps(row.lines).decode(),
+                row.points_reversed,
+                row.occurred_at,
+                row.created_at,
+            )
+        )
+        if points > 0:
+            bucket = bought.row[8]  # points_bucket: pending until released
+            assert isinstance(bucket, str)
+            self._post(
+                purchases.reversal_movement(
+                    member_id=self.member_id,
+                    bucket=Bucket(bucket),
+                    points=points,
+                    order_id=purchase.order_id,
+                    return_id=back.return_id,
+                    currency=purchase.currency,
+                    amount=back.amount_minor,
+                    returned_total=bought.returned_minor + back.amount_minor,
+                    purchase_amount=purchase.amount_minor,
+                    occurred_at=at,
+                ),
+                allow_negative=True,
+            )
+        bought.returned_minor += back.amount_minor
+        bought.returned_points += points
+        bought.row[10] = bought.returned_minor  # as `add_returned`
+        bought.row[11] = bought.returned_points
+        # The purchase's window counts less from now on; the next review may judge it anew.
+        self.spends[bought.spend_index] = (
+            purchase.occurred_at,
+            purchase.amount_minor - bought.returned_minor,
+        )
+        self.spend_falls.append(at)
+        self.out.points_reversed += points
+        self.out.events.append(
+            purchases.returned_event(
+                self.context.brand_id,
+                member_id=self.member_id,
+                purchase_id=bought.purchase_id,
+                order_id=purchase.order_id,
+                return_id=back.return_id,
+                amount_minor=back.amount_minor,
+                currency=purchase.currency,
+                lines=back.lines,
+                points_reversed=points,
+                occurred_at=at,
+            )
+        )
+
+    # --- a redemption (perks.service.redeem by the member, with the clock at occurred_at) ---
+
+    def _redeem(self, asked: _Redemption) -> None:
+        perk, wish = asked.perk, asked.wish
+        at = wish.occurred_at
+        cost = perk.cost_points
+        used = self.used.get(perk.id, 0)
+        try:
+            # The checks the API makes, in its order (those that cannot change with time,
+            # such as a drop or a birthday perk, refused the whole load up front).
+            perks.check_status(self.status)
+            perks.check_offer(perk, drop_only=False, now=at)
+            perks.check_tier(
+                perk, self.tier.id if self.tier is not None else None, self.context.tier_names
+            )
+            perks.check_member(
+                perk,
+                available=self.available,
+                used=used,
+                cost=cost,
+                codes_available=None,
+                channel=perks.Channel.MEMBER,
+            )
+        except KinfolkError as refusal:
+            detail = refusal.detail
+            self.out.refused.append(
+                RefusedRedemption(
+                    key=wish.key,
+                    member_id=self.member_id,
+                    perk_id=perk.id,
+                    occurred_at=at,
+                    reason=refusal.code,
+                    detail=str(detail["message"] if isinstance(detail, dict) else detail),
+                )
+            )
+            return
+        brand_id = self.context.brand_id
+        redemption = perks.new_redemption(
+            brand_id,
+            perk,
+            redemption_id=new_id(),
+            member_id=self.member_id,
+            cost=cost,
+            code=None,
+            drop_id=None,
+            now=at,
+            reveal=False,
+        )
+        self.out.redemptions.append(
+            (
+                redemption.id,
+                redemption.brand_id,
+                redemption.member_id,
+                redemption.perk_id,
+                redemption.points,
+                redemption.status.value,
+                redemption.code,
+                redemption.drop_id,
+                redemption.created_at,
+                redemption.cancelled_at,
+                redemption.code_revealed_at,
+            )
+        )
+        self._post(
+            perks.redemption_movement(
+                perk, member_id=self.member_id, redemption_id=redemption.id, cost=cost, now=at
+            )
+        )
+        self.out.events.append(
+            perks.redeemed_event(
+                brand_id,
+                perk,
+                member_id=self.member_id,
+                redemption_id=redemption.id,
+                points=cost,
+                drop_id=None,
+                now=at,
+            )
+        )
+        self.used[perk.id] = used + 1
+        self.out.points_redeemed += cost
 
     # --- tiers (tiers.service: upgrade_after_purchase, review_tiers) ---
 
@@ -463,8 +735,8 @@ class _Replay:
         """The next review run whose judgement may differ from the last one's.
 
         A review judges the tier on a window's spend; between the moments listed here neither
-        the window nor the spend in it can fall (purchases only add spend), so a run that keeps
-        the tier at one of them would keep it until the next.
+        the window nor the spend in it can fall (purchases only add spend; each return is a
+        moment), so a run that keeps the tier at one of them would keep it until the next.
         """
         tier, since = self.tier, self.tier_since
         ladder = self.context.reference.ladder
@@ -495,6 +767,7 @@ class _Replay:
             while (anniversary := tiers.add_years(since, years)) <= now:
                 moments.append(anniversary + grace)
                 years += 1
+        moments += self.spend_falls  # a return lowered some window's spend
         last = self.last_run["review"]
         runs = [
             _REVIEW.at_or_after(self._not_before("review", moment))
@@ -526,15 +799,19 @@ class _Replay:
     def _release(self, at: datetime) -> None:
         while self.waiting and self.waiting[0].release_at <= at:
             due = self.waiting.popleft()
-            for movement in ledger.release_movements(
-                member_id=self.member_id,
-                points=due.points,
-                reason=purchases.release_reason(due.order_id, due.points),
-                source_type=SOURCE_PURCHASE,
-                source_id=due.order_id,
-                occurred_at=at,
-            ):
-                self._post(movement)
+            returned = due.row[11]  # returned_points: only what returns left is released
+            assert isinstance(returned, int)
+            remaining = due.points - returned
+            if remaining > 0:
+                for movement in ledger.release_movements(
+                    member_id=self.member_id,
+                    points=remaining,
+                    reason=purchases.release_reason(due.order_id, remaining),
+                    source_type=SOURCE_PURCHASE,
+                    source_id=due.order_id,
+                    occurred_at=at,
+                ):
+                    self._post(movement)
             due.row[8] = Bucket.AVAILABLE.value  # points_bucket, as `mark_released`
 
     # --- expiry (expiry.service.expire_points) ---
@@ -716,40 +993,203 @@ def _checked(
     return by_member
 
 
+def _moment(context: _Context, moment: datetime, what: str) -> datetime:
+    """`moment` in UTC; refuses a naive time and one after now."""
+    if moment.tzinfo is None:
+        raise ValueError(f"{what}: occurred_at must be timezone-aware.")
+    at = moment.astimezone(UTC)
+    if at > context.now:
+        raise HistoryInFuture(
+            f"{what} is dated {at.isoformat()}, after now ({context.now.isoformat()}): "
+            "history holds what has happened."
+        )
+    return at
+
+
+def _checked_redemptions(
+    context: _Context, redemptions_in: Iterable[HistoricRedemption]
+) -> list[HistoricRedemption]:
+    """The redemptions with their times in UTC; refuses a key twice, naive or future times."""
+    checked: list[HistoricRedemption] = []
+    keys: set[str] = set()
+    for wish in redemptions_in:
+        at = _moment(context, wish.occurred_at, f"Redemption {wish.key!r}")
+        if wish.key in keys:
+            raise ValueError(
+                f"Redemption {wish.key!r} appears twice in this history: a key names one "
+                "redemption."
+            )
+        keys.add(wish.key)
+        checked.append(wish if wish.occurred_at.tzinfo is UTC else replace(wish, occurred_at=at))
+    return checked
+
+
+def _line_amounts(lines: Iterable[HistoricLine]) -> list[purchases.LineAmount]:
+    return [(line.sku, line.quantity, line.amount_minor) for line in lines]
+
+
+def _checked_returns(
+    context: _Context, returns_in: Iterable[HistoricReturn], orders: dict[str, HistoricPurchase]
+) -> list[_Return]:
+    """The returns, each of a purchase in this load, refused as the API would refuse them
+    (checked in time order per purchase, as they would have arrived)."""
+    return_ids: set[str] = set()
+    by_order: dict[str, list[tuple[HistoricReturn, datetime, int]]] = {}
+    for index, back in enumerate(returns_in):
+        at = _moment(context, back.occurred_at, f"Return {back.return_id!r}")
+        if back.return_id in return_ids:
+            raise ReturnIdReused(
+                f"Return {back.return_id!r} appears twice in this history: a return id names "
+                "one return."
+            )
+        return_ids.add(back.return_id)
+        if back.order_id not in orders:
+            raise PurchaseNotFound(
+                f"Return {back.return_id!r}: no purchase with order id {back.order_id!r} in this "
+                "history (a member's returns are loaded with their purchases)."
+            )
+        by_order.setdefault(back.order_id, []).append((back, at, index))
+    checked: list[tuple[int, _Return]] = []
+    for order_id, backs in by_order.items():
+        bought = orders[order_id]
+        bought_lines = _line_amounts(bought.lines)
+        earlier: list[purchases.LineAmount] = []
+        returned = 0
+        backs.sort(key=lambda item: item[1])  # stable: input order at one instant
+        for back, at, index in backs:
+            if back.amount_minor is not None and back.amount_minor <= 0:
+                raise ValueError(f"Return {back.return_id!r}: amount_minor must be positive.")
+            if any(line.quantity <= 0 or line.amount_minor <= 0 for line in back.lines):
+                raise ValueError(
+                    f"Return {back.return_id!r}: each line's quantity and amount_minor must be "
+                    "positive."
+                )
+            if back.amount_minor is None and not back.lines:
+                raise ValueError(f"Return {back.return_id!r}: send amount_minor, lines, or both.")
+            lines = _line_amounts(back.lines)
+            amount = purchases.return_amount(
+                back.amount_minor, sum(line[2] for line in lines), bool(lines)
+            )
+            purchases.check_returnable(
+                order_id=order_id,
+                currency=bought.currency,
+                bought_at=bought.occurred_at,
+                amount_minor=bought.amount_minor,
+                returned_minor=returned,
+                bought=bought_lines,
+                earlier=earlier,
+                occurred_at=at,
+                amount=amount,
+                lines=lines,
+            )
+            returned += amount
+            earlier += lines
+            checked.append(
+                (
+                    index,
+                    _Return(
+                        member_id=bought.member_id,
+                        order_id=order_id,
+                        return_id=back.return_id,
+                        occurred_at=at,
+                        amount_minor=amount,
+                        lines=[
+                            {
+                                "sku": line.sku,
+                                "category": line.category,
+                                "quantity": line.quantity,
+                                "amount_minor": line.amount_minor,
+                            }
+                            for line in back.lines
+                        ],
+                    ),
+                )
+            )
+    checked.sort(key=lambda item: item[0])  # input order: the order of returns at one instant
+    return [back for _, back in checked]
+
+
+def _check_replayable(perk: Perk, drop_only: bool) -> None:
+    """Refuses perks whose redemptions history cannot replay as the API would."""
+    if not perk.active:
+        raise PerkNotFound(f"No active perk {perk.id} in this brand.")
+    if perk.is_birthday_gift or drop_only:
+        # The API refuses these whenever asked: its first offer checks raise (BirthdayGiftOnly,
+        # DropOnly) before the validity window, whatever the time.
+        perks.check_offer(perk, drop_only=drop_only, now=datetime.min.replace(tzinfo=UTC))
+    if perk.inventory_total is not None:
+        raise PerkNotReplayable(
+            f"Perk {perk.name!r} ({perk.id}) has a limited stock: a history loaded in batches "
+            "cannot tell which batch's members got the last units. Load its redemptions live, "
+            "or give the perk no stock limit."
+        )
+    if perk.kind is PerkKind.DISCOUNT_CODE:
+        raise PerkNotReplayable(
+            f"Perk {perk.name!r} ({perk.id}) hands out codes from its pool: history does not "
+            "replay code perks. Load its redemptions live."
+        )
+
+
+def _when(happening: _Happening) -> tuple[datetime, int]:
+    return happening.occurred_at, _RANK[type(happening)]
+
+
 async def load_history(
     session: AsyncSession,
     brand_id: uuid.UUID,
     purchases_in: Iterable[HistoricPurchase],
     *,
+    redemptions: Iterable[HistoricRedemption] = (),
+    returns: Iterable[HistoricReturn] = (),
     now: datetime | None = None,
 ) -> HistoryReport:
-    """Loads these members' purchase history (all of it, for every member in the batch) as the
-    online path and its jobs would have left it by `now` (default: the clock). Never commits.
+    """Loads these members' history (all of it, for every member in the batch: purchases,
+    returns of them, redemptions) as the online path and its jobs would have left it by `now`
+    (default: the clock). Never commits.
+
+    A redemption the API would have refused at its time (too few available points, a tier the
+    perk does not allow, its per-member limit reached, the perk not open then, the member
+    suspended) is skipped and reported in `refused`, with the API's error code.
 
     Refuses, writing nothing: a brand without a program (`ProgramNotConfigured`), a member
     without an account or erased (`MemberNotFound`) or with any history already
     (`HistoryNotEmpty`), another currency (`CurrencyMismatch`, `UnknownCurrency`), lines that do
     not add up (`LinesDoNotAddUp`), an order id twice or already in the brand (`OrderIdReused`),
-    a purchase after `now` (`PurchaseInFuture`), a naive time or a non-positive amount
-    (`ValueError`).
+    a purchase after `now` (`PurchaseInFuture`), a redemption or return after `now`
+    (`HistoryInFuture`), a naive time, a non-positive amount or a redemption key twice
+    (`ValueError`); a perk not in the brand or inactive (`PerkNotFound`), a birthday or drop
+    perk (`BirthdayGiftOnly`, `DropOnly`), one with limited stock or codes
+    (`PerkNotReplayable`); a return of an order not in this load (`PurchaseNotFound`), a return
+    id twice or already in the brand (`ReturnIdReused`), and what the API refuses of a return
+    (`ReturnBeforePurchase`, `ReturnExceedsPurchase`, `ReturnLineNotInPurchase`).
     """
     moment = (now or utcnow()).astimezone(UTC)
     reference = await current_reference(session, brand_id)
     program = reference.program
     rates = earning.rates_for(program, program.currency)
-    context = _Context(brand_id, reference, rates, moment)
+    tier_names = {tier.id: tier.name for tier in reference.ladder.tiers}
+    context = _Context(brand_id, reference, rates, moment, tier_names)
     by_member = _checked(context, purchases_in)
-    if not by_member:
+    wishes = _checked_redemptions(context, redemptions)
+    returns_in = list(returns)
+    backs = (
+        _checked_returns(
+            context, returns_in, {p.order_id: p for bought in by_member.values() for p in bought}
+        )
+        if returns_in
+        else []
+    )
+    members = sorted(set(by_member).union(wish.member_id for wish in wishes))
+    if not members:
         return HistoryReport(
             purchases=0, ledger_entries=0, points_earned=0, tier_changes=0, events=0
         )
 
     repository = HistoryRepository(session)
     accounts = {
-        account.member_id: account
-        for account in await repository.lock_accounts(brand_id, sorted(by_member))
+        account.member_id: account for account in await repository.lock_accounts(brand_id, members)
     }
-    for member_id in by_member:
+    for member_id in members:
         account = accounts.get(member_id)
         if account is None or account.member_status == _ERASED:
             raise MemberNotFound(f"No member {member_id} in this brand.")
@@ -765,10 +1205,41 @@ async def load_history(
             f"{len(taken)} order id(s) of this history are already recorded in this brand "
             f"(e.g. {sorted(taken)[0]!r}): an order id names one purchase."
         )
+    taken = await repository.taken_return_ids(brand_id, [back.return_id for back in backs])
+    if taken:
+        raise ReturnIdReused(
+            f"{len(taken)} return id(s) of this history are already recorded in this brand "
+            f"(e.g. {sorted(taken)[0]!r}): a return id names one return."
+        )
+    extras: dict[uuid.UUID, list[_Happening]] = {}
+    for back in backs:
+        extras.setdefault(back.member_id, []).append(back)
+    if wishes:
+        perk_ids = {wish.perk_id for wish in wishes}
+        found = {
+            perk.id: (perk, drop_only)
+            for perk, drop_only in await repository.perks(brand_id, perk_ids)
+        }
+        for perk_id in sorted(perk_ids):
+            if perk_id not in found:
+                raise PerkNotFound(f"No active perk {perk_id} in this brand.")
+            _check_replayable(*found[perk_id])
+        for wish in wishes:
+            extras.setdefault(wish.member_id, []).append(_Redemption(wish, found[wish.perk_id][0]))
 
     out = _Out()
-    for member_id in sorted(by_member):
-        _Replay(context, out, member_id, accounts[member_id].created_at).run(by_member[member_id])
+    for member_id in members:
+        account = accounts[member_id]
+        replay = _Replay(context, out, member_id, account.created_at, account.member_status)
+        bought = by_member.get(member_id, [])
+        extra = extras.get(member_id)
+        if extra is None:
+            replay.run(bought)  # most members: purchases alone, already in time order
+            continue
+        replay.returned = {
+            happening.order_id: None for happening in extra if isinstance(happening, _Return)
+        }
+        replay.run(sorted([*bought, *extra], key=_when))
 
     await repository.write(
         purchases=out.purchases,
@@ -788,6 +1259,8 @@ async def load_history(
             for lot, member_id in zip(out.lots, out.lot_members, strict=True)
         ],
         tier_changes=out.tier_changes,
+        redemptions=out.redemptions,
+        returns=out.returns,
     )
     await repository.update_accounts(brand_id, out.accounts)
     events = await OUTBOX.copy_many(session, out.events)
@@ -797,7 +1270,12 @@ async def load_history(
         points_earned=out.points_earned,
         tier_changes=len(out.tier_changes),
         events=events,
-        members=len(by_member),
+        members=len(members),
         lots=len(out.lots),
         points_expired=out.points_expired,
+        redemptions=len(out.redemptions),
+        points_redeemed=out.points_redeemed,
+        returns=len(out.returns),
+        points_reversed=out.points_reversed,
+        refused=tuple(out.refused),
     )

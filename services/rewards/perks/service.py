@@ -262,11 +262,15 @@ async def upload_codes(
 
 
 def check_active(account: Account) -> None:
-    if account.member_status == "suspended":
+    check_status(account.member_status)
+
+
+def check_status(member_status: str) -> None:
+    if member_status == "suspended":
         raise MemberSuspended("This member is suspended; they can redeem again once reactivated.")
 
 
-def _check_offer(perk: Perk, *, drop_only: bool, now: datetime) -> None:
+def check_offer(perk: Perk, *, drop_only: bool, now: datetime) -> None:
     """Whether the perk can be redeemed directly at `now`, whoever asks."""
     if perk.is_birthday_gift:
         raise BirthdayGiftOnly(
@@ -289,27 +293,29 @@ def _check_offer(perk: Perk, *, drop_only: bool, now: datetime) -> None:
         )
 
 
-def _check_tier(perk: Perk, account: Account, names: dict[uuid.UUID, str]) -> None:
-    if not perk.tier_ids or account.tier_id in perk.tier_ids:
+def check_tier(perk: Perk, tier_id: uuid.UUID | None, names: dict[uuid.UUID, str]) -> None:
+    """Whether a member of tier `tier_id` (None: no tier yet) may redeem the perk."""
+    if not perk.tier_ids or tier_id in perk.tier_ids:
         return
     allowed = ", ".join(sorted(names.get(t, str(t)) for t in perk.tier_ids))
-    current = names.get(account.tier_id) if account.tier_id is not None else None
+    current = names.get(tier_id) if tier_id is not None else None
     raise TierNotEligible(
         f"Only members of these tiers may redeem this perk: {allowed}; "
         + (f"the member's tier is {current}." if current else "the member has no tier yet.")
     )
 
 
-def _check_member(
+def check_member(
     perk: Perk,
-    account: Account,
     *,
+    available: int,
     used: int,
     cost: int,
     codes_available: int | None,
     channel: Channel,
 ) -> None:
-    """Limit, stock and balance: checked under the member's lock when redeeming."""
+    """Limit, stock and balance (`available` points): checked under the member's lock when
+    redeeming."""
     limit = perk.per_member_limit
     if channel is not Channel.BIRTHDAY and limit is not None and used >= limit:
         raise RedemptionLimitReached(
@@ -318,9 +324,9 @@ def _check_member(
         )
     if perk.inventory_remaining == 0 or codes_available == 0:
         raise OutOfStock("This perk is out of stock.")
-    if cost > account.available:
+    if cost > available:
         raise InsufficientPoints(
-            f"This perk costs {cost} points; the member has {account.available} available."
+            f"This perk costs {cost} points; the member has {available} available."
         )
 
 
@@ -339,11 +345,11 @@ async def check_can_enter(session: AsyncSession, perk: Perk, account: Account) -
     """What entering a drop of `perk` asks of the member: the rules a redemption would apply
     to them now (tier, limit, stock, points), so that entrants can win when the draw comes."""
     perks = PerkRepository(session)
-    _check_tier(perk, account, await _tier_names(perks, [perk], account))
+    check_tier(perk, account.tier_id, await _tier_names(perks, [perk], account))
     used = await perks.completed_count(account.member_id, perk.id)
-    _check_member(
+    check_member(
         perk,
-        account,
+        available=account.available,
         used=used,
         cost=perk.cost_points,
         codes_available=None,
@@ -351,15 +357,101 @@ async def check_can_enter(session: AsyncSession, perk: Perk, account: Account) -
     )
 
 
+def new_redemption(
+    brand_id: uuid.UUID,
+    perk: Perk,
+    *,
+    redemption_id: uuid.UUID,
+    member_id: uuid.UUID,
+    cost: int,
+    code: str | None,
+    drop_id: uuid.UUID | None,
+    now: datetime,
+    reveal: bool,
+) -> Redemption:
+    """A completed redemption's row (the bulk history loader writes the same)."""
+    return Redemption(
+        id=redemption_id,
+        brand_id=brand_id,
+        member_id=member_id,
+        perk_id=perk.id,
+        points=cost,
+        status=RedemptionStatus.COMPLETED,
+        code=code,
+        drop_id=drop_id,
+        created_at=now,
+        cancelled_at=None,
+        code_revealed_at=now if reveal and code is not None else None,
+    )
+
+
 def _redemption_data(redemption: Redemption, perk: Perk) -> RedemptionData:
-    return RedemptionData(
+    return redemption_data(
+        perk,
         member_id=redemption.member_id,
         redemption_id=redemption.id,
+        points=redemption.points,
+        drop_id=redemption.drop_id,
+    )
+
+
+def redemption_data(
+    perk: Perk,
+    *,
+    member_id: uuid.UUID,
+    redemption_id: uuid.UUID,
+    points: int,
+    drop_id: uuid.UUID | None,
+) -> RedemptionData:
+    return RedemptionData(
+        member_id=member_id,
+        redemption_id=redemption_id,
         perk_id=perk.id,
         perk_name=perk.name,
         category=perk.category,
-        points=redemption.points,
-        drop_id=redemption.drop_id,
+        points=points,
+        drop_id=drop_id,
+    )
+
+
+def redemption_movement(
+    perk: Perk, *, member_id: uuid.UUID, redemption_id: uuid.UUID, cost: int, now: datetime
+) -> Movement:
+    """The ledger line that pays for a redemption (the bulk history loader posts the same)."""
+    return Movement(
+        member_id=member_id,
+        kind=EntryKind.REDEEM,
+        bucket=Bucket.AVAILABLE,
+        points=-cost,
+        reason=f"Redeemed: {perk.name}",
+        source_type="redemption",
+        source_id=str(redemption_id),
+        occurred_at=now,
+    )
+
+
+def redeemed_event(
+    brand_id: uuid.UUID,
+    perk: Perk,
+    *,
+    member_id: uuid.UUID,
+    redemption_id: uuid.UUID,
+    points: int,
+    drop_id: uuid.UUID | None,
+    now: datetime,
+) -> PerkRedeemed:
+    """`perk.redeemed` for one redemption (the bulk history loader writes the same)."""
+    return PerkRedeemed(
+        brand_id=brand_id,
+        subject_id=member_id,
+        occurred_at=now,
+        data=redemption_data(
+            perk,
+            member_id=member_id,
+            redemption_id=redemption_id,
+            points=points,
+            drop_id=drop_id,
+        ),
     )
 
 
@@ -383,8 +475,8 @@ async def redeem(
     account = await account_for(session, brand_id, member_id=member_id)
     check_active(account)
     if channel in _DIRECT:
-        _check_offer(perk, drop_only=await perks.has_drop(perk.id), now=now)
-    _check_tier(perk, account, await _tier_names(perks, [perk], account))
+        check_offer(perk, drop_only=await perks.has_drop(perk.id), now=now)
+    check_tier(perk, account.tier_id, await _tier_names(perks, [perk], account))
     cost = 0 if channel is Channel.BIRTHDAY else perk.cost_points
     program = await program_for(session, brand_id) if cost else None
 
@@ -392,7 +484,14 @@ async def redeem(
     if locked is None:  # the row cannot vanish (accounts are never deleted); be explicit anyway
         raise MemberNotFound(f"No member {member_id} in this brand.")
     used = await perks.completed_count(member_id, perk.id)
-    _check_member(perk, locked, used=used, cost=cost, codes_available=None, channel=channel)
+    check_member(
+        perk,
+        available=locked.available,
+        used=used,
+        cost=cost,
+        codes_available=None,
+        channel=channel,
+    )
     if perk.inventory_remaining is not None and not await perks.take_unit(perk.id):
         raise OutOfStock("This perk is out of stock.")
     redemption_id = new_id()
@@ -401,18 +500,16 @@ async def redeem(
         code = await perks.claim_code(perk.id, redemption_id)
         if code is None:
             raise OutOfStock("This perk has no discount codes left.")
-    redemption = Redemption(
-        id=redemption_id,
-        brand_id=brand_id,
+    redemption = new_redemption(
+        brand_id,
+        perk,
+        redemption_id=redemption_id,
         member_id=member_id,
-        perk_id=perk.id,
-        points=cost,
-        status=RedemptionStatus.COMPLETED,
+        cost=cost,
         code=code,
         drop_id=drop_id,
-        created_at=now,
-        cancelled_at=None,
-        code_revealed_at=now if reveal and code is not None else None,
+        now=now,
+        reveal=reveal,
     )
     await perks.add_redemption(redemption)
     if program is not None:
@@ -420,24 +517,20 @@ async def redeem(
             session,
             brand_id,
             program,
-            Movement(
-                member_id=member_id,
-                kind=EntryKind.REDEEM,
-                bucket=Bucket.AVAILABLE,
-                points=-cost,
-                reason=f"Redeemed: {perk.name}",
-                source_type="redemption",
-                source_id=str(redemption.id),
-                occurred_at=now,
+            redemption_movement(
+                perk, member_id=member_id, redemption_id=redemption.id, cost=cost, now=now
             ),
         )
     await OUTBOX.add(
         session,
-        PerkRedeemed(
-            brand_id=brand_id,
-            subject_id=member_id,
-            occurred_at=now,
-            data=_redemption_data(redemption, perk),
+        redeemed_event(
+            brand_id,
+            perk,
+            member_id=member_id,
+            redemption_id=redemption.id,
+            points=redemption.points,
+            drop_id=drop_id,
+            now=now,
         ),
     )
     return redemption
@@ -453,11 +546,11 @@ def _offer(
     refusal: KinfolkError | None = None
     try:
         check_active(account)
-        _check_offer(perk, drop_only=state.drop_only, now=now)
-        _check_tier(perk, account, names)
-        _check_member(
+        check_offer(perk, drop_only=state.drop_only, now=now)
+        check_tier(perk, account.tier_id, names)
+        check_member(
             perk,
-            account,
+            available=account.available,
             used=state.used,
             cost=perk.cost_points,
             codes_available=state.codes_available,

@@ -343,18 +343,27 @@ async def release_due(
 
 
 @dataclass(frozen=True, slots=True)
-class _Returned:
+class Returned:
+    """One return of a purchase, as `reversed_so_far` counts it."""
+
     amount_minor: int
     lines: Sequence[dict[str, Any]]
 
 
-def reversed_so_far(purchase: Purchase, breakdown: Breakdown, returns: Sequence[_Returned]) -> int:
-    """How many of the purchase's points the returns together take back (see the module doc)."""
+# (sku, quantity, amount_minor) of a bought or returned line, for `check_returnable`.
+LineAmount = tuple[str, int, int]
+
+
+def reversed_so_far(
+    amount_minor: int, points: int, breakdown: Breakdown, returns: Sequence[Returned]
+) -> int:
+    """How many of a purchase's points (of `amount_minor`, earning `points` as `breakdown`
+    says) the returns together take back (see the module doc)."""
     returned = sum(r.amount_minor for r in returns)
-    if returned >= purchase.amount_minor:
-        return purchase.points
+    if returned >= amount_minor:
+        return points
     earned = Fraction(breakdown.exact_points)
-    if purchase.points == 0 or earned == 0:
+    if points == 0 or earned == 0:
         return 0
     line_points = sum((Fraction(line.points) for line in breakdown.lines), Fraction(0))
     sku_points: dict[str | None, Fraction] = {}
@@ -365,7 +374,7 @@ def reversed_so_far(purchase: Purchase, breakdown: Breakdown, returns: Sequence[
         sku_amount[sku] = sku_amount.get(sku, 0) + earned_line.amount_minor
     value = Fraction(0)
     for r in returns:
-        share = Fraction(r.amount_minor, purchase.amount_minor)
+        share = Fraction(r.amount_minor, amount_minor)
         if r.lines:
             for back in r.lines:
                 value += (
@@ -375,7 +384,7 @@ def reversed_so_far(purchase: Purchase, breakdown: Breakdown, returns: Sequence[
         else:
             value += share * line_points
         value += share * breakdown.bonus_points
-    return min(purchase.points, floor(purchase.points * value / earned))
+    return min(points, floor(points * value / earned))
 
 
 def _return_result(row: Return, purchase: Purchase, reversed_from: Bucket | None) -> ReturnResult:
@@ -393,16 +402,21 @@ def _return_result(row: Return, purchase: Purchase, reversed_from: Bucket | None
     )
 
 
-def _amount_of(payload: ReturnCreate) -> int:
-    lines_total = sum(line.amount_minor for line in payload.lines)
-    if payload.amount_minor is None:
+def return_amount(amount_minor: int | None, lines_total: int, has_lines: bool) -> int:
+    """What a return brings back: its amount, or its lines' total (they must agree if both)."""
+    if amount_minor is None:
         return lines_total
-    if payload.lines and lines_total != payload.amount_minor:
+    if has_lines and lines_total != amount_minor:
         raise LinesDoNotAddUp(
-            f"The returned lines add up to {lines_total}, not amount_minor {payload.amount_minor}:"
+            f"The returned lines add up to {lines_total}, not amount_minor {amount_minor}:"
             " make them agree, or send only one of the two."
         )
-    return payload.amount_minor
+    return amount_minor
+
+
+def _amount_of(payload: ReturnCreate) -> int:
+    lines_total = sum(line.amount_minor for line in payload.lines)
+    return return_amount(payload.amount_minor, lines_total, bool(payload.lines))
 
 
 async def _return_replay(
@@ -433,37 +447,154 @@ async def _return_replay(
     return _return_result(existing, purchase, bucket)
 
 
-def _check_lines_returnable(
-    purchase: Purchase, previous: Sequence[Return], payload: ReturnCreate
+def check_returnable(
+    *,
+    order_id: str,
+    currency: str,
+    bought_at: datetime,
+    amount_minor: int,
+    returned_minor: int,
+    bought: Sequence[LineAmount],
+    earlier: Sequence[LineAmount],
+    occurred_at: datetime,
+    amount: int,
+    lines: Sequence[LineAmount],
 ) -> None:
+    """Whether a return of `amount` (with `lines`, if by line) at `occurred_at` fits what is
+    left of its purchase (of `amount_minor`, `returned_minor` already returned, lines `bought`,
+    `earlier` returns' lines). Raises the API's refusal, in the API's order."""
+    if occurred_at < bought_at:
+        raise ReturnBeforePurchase(
+            f"The return is dated {occurred_at.isoformat()}, before its purchase "
+            f"({bought_at.isoformat()}): send when the goods came back."
+        )
+    remaining = amount_minor - returned_minor
+    if amount > remaining:
+        raise ReturnExceedsPurchase(
+            f"Order {order_id} has {format_minor(remaining, currency)} left to "
+            f"return (of {format_minor(amount_minor, currency)}); this return "
+            f"is {format_minor(amount, currency)}."
+        )
+    if not lines:
+        return
     bought_amount: dict[str, int] = {}
     bought_quantity: dict[str, int] = {}
-    for line in purchase.lines:
-        bought_amount[line["sku"]] = bought_amount.get(line["sku"], 0) + line["amount_minor"]
-        bought_quantity[line["sku"]] = bought_quantity.get(line["sku"], 0) + line["quantity"]
+    for sku, quantity, line_amount in bought:
+        bought_amount[sku] = bought_amount.get(sku, 0) + line_amount
+        bought_quantity[sku] = bought_quantity.get(sku, 0) + quantity
     back_amount: dict[str, int] = {}
     back_quantity: dict[str, int] = {}
-    for earlier in previous:
-        for line in earlier.lines:
-            back_amount[line["sku"]] = back_amount.get(line["sku"], 0) + line["amount_minor"]
-            back_quantity[line["sku"]] = back_quantity.get(line["sku"], 0) + line["quantity"]
-    for returning in payload.lines:
-        back_amount[returning.sku] = back_amount.get(returning.sku, 0) + returning.amount_minor
-        back_quantity[returning.sku] = back_quantity.get(returning.sku, 0) + returning.quantity
+    for sku, quantity, line_amount in (*earlier, *lines):
+        back_amount[sku] = back_amount.get(sku, 0) + line_amount
+        back_quantity[sku] = back_quantity.get(sku, 0) + quantity
     for sku in back_amount:
         if sku not in bought_amount:
             skus = ", ".join(sorted(bought_amount)) or "none: return it by amount_minor"
             raise ReturnLineNotInPurchase(
-                f"Order {purchase.order_id} has no sku {sku!r} (its skus: {skus})."
+                f"Order {order_id} has no sku {sku!r} (its skus: {skus})."
             )
-    for sku, amount in back_amount.items():
-        if amount > bought_amount[sku] or back_quantity[sku] > bought_quantity[sku]:
+    for sku, back in back_amount.items():
+        if back > bought_amount[sku] or back_quantity[sku] > bought_quantity[sku]:
             raise ReturnExceedsPurchase(
-                f"Sku {sku!r} of order {purchase.order_id} was bought {bought_quantity[sku]} "
-                f"time(s) for {format_minor(bought_amount[sku], purchase.currency)}; with this "
+                f"Sku {sku!r} of order {order_id} was bought {bought_quantity[sku]} "
+                f"time(s) for {format_minor(bought_amount[sku], currency)}; with this "
                 f"return {back_quantity[sku]} for "
-                f"{format_minor(amount, purchase.currency)} would be returned."
+                f"{format_minor(back, currency)} would be returned."
             )
+
+
+def _line_amounts(lines: Sequence[dict[str, Any]]) -> list[LineAmount]:
+    return [(line["sku"], line["quantity"], line["amount_minor"]) for line in lines]
+
+
+def new_return(
+    brand_id: uuid.UUID,
+    *,
+    purchase_id: uuid.UUID,
+    return_id: str,
+    amount_minor: int,
+    lines: list[dict[str, Any]],
+    points_reversed: int,
+    occurred_at: datetime,
+    created_at: datetime,
+) -> Return:
+    """A return's row (the bulk history loader writes the same)."""
+    return Return(
+        id=new_id(),
+        brand_id=brand_id,
+        purchase_id=purchase_id,
+        return_id=return_id,
+        amount_minor=amount_minor,
+        lines=lines,
+        points_reversed=points_reversed,
+        occurred_at=occurred_at,
+        created_at=created_at,
+    )
+
+
+def reversal_movement(
+    *,
+    member_id: uuid.UUID,
+    bucket: Bucket,
+    points: int,
+    order_id: str,
+    return_id: str,
+    currency: str,
+    amount: int,
+    returned_total: int,
+    purchase_amount: int,
+    occurred_at: datetime,
+) -> Movement:
+    """The ledger line of a return that takes back `points` from `bucket` (posted with the
+    balance allowed below zero: the points may be spent already)."""
+    return Movement(
+        member_id=member_id,
+        kind=EntryKind.REVERSE,
+        bucket=bucket,
+        points=-points,
+        reason=(
+            f"Return {return_id} of order {order_id}: "
+            f"{format_minor(amount, currency)} back "
+            f"({format_minor(returned_total, currency)} of "
+            f"{format_minor(purchase_amount, currency)} returned), "
+            f"{points} pts reversed"
+        ),
+        source_type=SOURCE_RETURN,
+        source_id=return_id,
+        occurred_at=occurred_at,
+    )
+
+
+def returned_event(
+    brand_id: uuid.UUID,
+    *,
+    member_id: uuid.UUID,
+    purchase_id: uuid.UUID,
+    order_id: str,
+    return_id: str,
+    amount_minor: int,
+    currency: str,
+    lines: Sequence[dict[str, Any]],
+    points_reversed: int,
+    occurred_at: datetime,
+) -> PurchaseReturned:
+    """`purchase.returned` for a return row (`lines` as stored)."""
+    return PurchaseReturned(
+        brand_id=brand_id,
+        subject_id=member_id,
+        occurred_at=occurred_at,
+        data=ReturnData(
+            member_id=member_id,
+            purchase_id=purchase_id,
+            order_id=order_id,
+            return_id=return_id,
+            amount_minor=amount_minor,
+            currency=currency,
+            lines=[PurchaseLineData(**line) for line in lines],
+            points_reversed=points_reversed,
+            occurred_at=occurred_at,
+        ),
+    )
 
 
 async def record_return(
@@ -484,30 +615,29 @@ async def record_return(
         return await _return_replay(session, brand_id, existing, payload), False
 
     amount = _amount_of(payload)
-    if payload.occurred_at < purchase.occurred_at:
-        raise ReturnBeforePurchase(
-            f"The return is dated {payload.occurred_at.isoformat()}, before its purchase "
-            f"({purchase.occurred_at.isoformat()}): send when the goods came back."
-        )
-    remaining = purchase.amount_minor - purchase.returned_minor
-    if amount > remaining:
-        raise ReturnExceedsPurchase(
-            f"Order {purchase.order_id} has {format_minor(remaining, purchase.currency)} left to "
-            f"return (of {format_minor(purchase.amount_minor, purchase.currency)}); this return "
-            f"is {format_minor(amount, purchase.currency)}."
-        )
     previous = await repository.returns_of(purchase.id)
-    if payload.lines:
-        _check_lines_returnable(purchase, previous, payload)
+    check_returnable(
+        order_id=purchase.order_id,
+        currency=purchase.currency,
+        bought_at=purchase.occurred_at,
+        amount_minor=purchase.amount_minor,
+        returned_minor=purchase.returned_minor,
+        bought=_line_amounts(purchase.lines),
+        earlier=[line for earlier in previous for line in _line_amounts(earlier.lines)],
+        occurred_at=payload.occurred_at,
+        amount=amount,
+        lines=[(line.sku, line.quantity, line.amount_minor) for line in payload.lines],
+    )
     lines = [line.model_dump() for line in payload.lines]
     breakdown = Breakdown.model_validate(purchase.breakdown)
-    returns = [_Returned(r.amount_minor, r.lines) for r in previous]
-    after = reversed_so_far(purchase, breakdown, [*returns, _Returned(amount, lines)])
+    returns = [Returned(r.amount_minor, r.lines) for r in previous]
+    after = reversed_so_far(
+        purchase.amount_minor, purchase.points, breakdown, [*returns, Returned(amount, lines)]
+    )
     # Earlier returns reversed reversed_so_far(earlier) == returned_points; this one, the rest.
     points = max(0, after - purchase.returned_points)
-    row = Return(
-        id=new_id(),
-        brand_id=brand_id,
+    row = new_return(
+        brand_id,
         purchase_id=purchase.id,
         return_id=payload.return_id,
         amount_minor=amount,
@@ -526,25 +656,20 @@ async def record_return(
     reversed_from: Bucket | None = None
     if points > 0:
         reversed_from = purchase.points_bucket
-        returned_total = purchase.returned_minor + amount
         await ledger.post(
             session,
             brand_id,
             program,
-            Movement(
+            reversal_movement(
                 member_id=purchase.member_id,
-                kind=EntryKind.REVERSE,
                 bucket=reversed_from,
-                points=-points,
-                reason=(
-                    f"Return {payload.return_id} of order {purchase.order_id}: "
-                    f"{format_minor(amount, purchase.currency)} back "
-                    f"({format_minor(returned_total, purchase.currency)} of "
-                    f"{format_minor(purchase.amount_minor, purchase.currency)} returned), "
-                    f"{points} pts reversed"
-                ),
-                source_type=SOURCE_RETURN,
-                source_id=payload.return_id,
+                points=points,
+                order_id=purchase.order_id,
+                return_id=payload.return_id,
+                currency=purchase.currency,
+                amount=amount,
+                returned_total=purchase.returned_minor + amount,
+                purchase_amount=purchase.amount_minor,
                 occurred_at=payload.occurred_at,
             ),
             # Only a return may take the balance below zero: the points may be spent already.
@@ -553,21 +678,17 @@ async def record_return(
     await repository.add_returned(purchase.id, amount, points)
     await OUTBOX.add(
         session,
-        PurchaseReturned(
-            brand_id=brand_id,
-            subject_id=purchase.member_id,
+        returned_event(
+            brand_id,
+            member_id=purchase.member_id,
+            purchase_id=purchase.id,
+            order_id=purchase.order_id,
+            return_id=payload.return_id,
+            amount_minor=amount,
+            currency=purchase.currency,
+            lines=lines,
+            points_reversed=points,
             occurred_at=payload.occurred_at,
-            data=ReturnData(
-                member_id=purchase.member_id,
-                purchase_id=purchase.id,
-                order_id=purchase.order_id,
-                return_id=payload.return_id,
-                amount_minor=amount,
-                currency=purchase.currency,
-                lines=[PurchaseLineData(**line) for line in lines],
-                points_reversed=points,
-                occurred_at=payload.occurred_at,
-            ),
         ),
     )
     return _return_result(row, purchase, reversed_from), True
