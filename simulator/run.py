@@ -6,11 +6,13 @@ Phases, each committed before the next (and recorded in `state.json` in the run'
 2. brand     the brand is created (or an existing one taken, with `--append`);
 3. program   the demo's program, tiers and earning rules (services/demo/rewards.py), and one
              rewards campaign per seasonal campaign week of the world, through rewards' service
-             functions (skipped when the brand already has a program);
+             functions (skipped when the brand already has a program); the perks the members
+             redeem (simulator/redemptions.py);
 4. members   chunk by chunk through `import_members` (NDJSON, COPY), one transaction a chunk;
 5. events    rewards and the community learn the members from their `member.created` events
              (every outbox drained in process: `load_history` needs rewards' accounts);
-6. purchases chunk by chunk through rewards' `load_history`, one transaction a chunk;
+6. purchases chunk by chunk through rewards' `load_history`, with the chunk's returns and
+             redemptions, one transaction a chunk;
 7. community posts, comments, reactions and follows in chunks of posts through the community's
              `load_posts` (simulator/community.py), one transaction a chunk;
 8. happenings prompts and answers (`load_answers`), experiences with their past and next
@@ -74,6 +76,7 @@ from simulator import world
 from simulator.chunks import WorldView
 from simulator.community import load_community
 from simulator.happenings import load_happenings
+from simulator.redemptions import configure_perks
 from simulator.truth import Truth, write_truth
 from simulator.workers import Phase, load_chunks
 
@@ -431,6 +434,8 @@ class _Run:
                     f"the brand already has a program ({program.currency}): kept as it is, "
                     "with its tiers, rules and campaigns"
                 )
+            # The perks the world's members redeem (those missing, with --append too).
+            await configure_perks(session, self.brand_id)
         self.save("program")
 
     async def _members(self, progress: Progress) -> None:

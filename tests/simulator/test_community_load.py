@@ -50,7 +50,7 @@ async def committed(
         await purge_brand(engine_database, brand_id)
 
 
-def _request(out: Path, members: int = 300, days: int = 60) -> Request:
+def _request(out: Path, members: int = 300, days: int = 40) -> Request:
     name = f"Community {uuid.uuid4().hex[:8]}"
     return Request(members=members, days=days, seed=SEED, brand=name, out=out)
 
@@ -75,7 +75,10 @@ async def _content(runtime: Runtime, brand_id: uuid.UUID, params: world.WorldPar
         # In time order (ids differ between brands, and sort by time but not within a second).
         posts = (
             await session.scalars(
-                select(Post).where(Post.brand_id == brand_id).order_by(Post.created_at, Post.body)
+                # The world's posts (prompt answers are the happenings', not the plan's).
+                select(Post)
+                .where(Post.brand_id == brand_id, Post.prompt_id.is_(None))
+                .order_by(Post.created_at, Post.body)
             )
         ).all()
         by_id = [p.created_at for p in sorted(posts, key=lambda p: p.id)]
@@ -92,6 +95,11 @@ async def _content(runtime: Runtime, brand_id: uuid.UUID, params: world.WorldPar
                 select(Reaction)
                 .where(Reaction.brand_id == brand_id)
                 .order_by(Reaction.created_at, Reaction.member_id, Reaction.kind)
+            )
+        ).all()
+        answer_authors = (
+            await session.scalars(
+                select(Post.author_id).where(Post.brand_id == brand_id, Post.prompt_id.is_not(None))
             )
         ).all()
         follows = (
@@ -112,6 +120,7 @@ async def _content(runtime: Runtime, brand_id: uuid.UUID, params: world.WorldPar
         )
     return {
         "times_by_id": by_id,
+        "answer_authors": [index[a] for a in answer_authors],
         "posts": [
             (
                 index[p.author_id],
@@ -245,10 +254,12 @@ async def test_a_rerun_skips_the_chunks_loaded_and_the_consumers_act(
     assert len(full["comments"]) == counts.comments
     assert len(full["follows"]) == counts.follows == len(community.follows)
 
-    # The simulation settled the events, so the consumers acted: reputation is 10 a post, 2 a
-    # comment and 1 a reaction received (reputation's table), for every member.
+    # The simulation settled the events, so the consumers acted: reputation is 10 a post (prompt
+    # answers included), 2 a comment and 1 a reaction received (reputation's table).
     expected = dict.fromkeys(range(params.members), 0)
     for author, *_ in full["posts"]:
+        expected[author] += 10
+    for author in full["answer_authors"]:  # prompt answers are posts too
         expected[author] += 10
     for _, author, *_ in full["comments"]:
         expected[author] += 2

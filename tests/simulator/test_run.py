@@ -164,10 +164,12 @@ async def test_worker_processes_load_the_same_world_as_one_process(
     committed: tuple[Runtime, list[uuid.UUID]], tmp_path: Path
 ) -> None:
     runtime, brands = committed
-    alone = await simulate(runtime, _request(tmp_path, out=tmp_path / "alone"))
+    alone = await simulate(runtime, _request(tmp_path, out=tmp_path / "alone", days=20))
     brands.append(alone.brand_id)
     # Two processes deal the three chunks between them and commit them in any order.
-    side_by_side = await simulate(runtime, _request(tmp_path, out=tmp_path / "two", workers=2))
+    side_by_side = await simulate(
+        runtime, _request(tmp_path, out=tmp_path / "two", days=20, workers=2)
+    )
     brands.append(side_by_side.brand_id)
 
     assert side_by_side.complete
