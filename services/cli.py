@@ -25,6 +25,8 @@ app = typer.Typer(
 )
 brand_app = typer.Typer(help="Manage brands (tenants).", no_args_is_help=True)
 app.add_typer(brand_app, name="brand")
+recommender_app = typer.Typer(help="Recommendation models, offline.", no_args_is_help=True)
+app.add_typer(recommender_app, name="recommender")
 
 
 def _settings() -> Settings:
@@ -304,6 +306,59 @@ def simulate_command(
     except SimulationRefused as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from exc
+
+
+@recommender_app.command("evaluate")
+def recommender_evaluate(
+    interactions: Annotated[
+        Path | None,
+        typer.Option(
+            "--interactions",
+            help="CSV with user_id,item_id[,rating|weight][,timestamp]: held-out users protocol.",
+        ),
+    ] = None,
+    train: Annotated[
+        Path | None, typer.Option("--train", help="Training CSV of a given split.")
+    ] = None,
+    test: Annotated[Path | None, typer.Option("--test", help="Test CSV of a given split.")] = None,
+    min_rating: Annotated[
+        float | None, typer.Option("--min-rating", help="Keep ratings at least this high.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same split and models.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Tune every model on validation users and measure it on test users (full-catalog ranking)."""
+    from functools import partial
+
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    from recommender.data import DataError
+    from recommender.evaluation import evaluate_given, evaluate_interactions
+
+    def log(line: str) -> None:
+        typer.echo(line, err=True)
+
+    if interactions is not None and train is None and test is None:
+        run = partial(evaluate_interactions, interactions)
+    elif interactions is None and train is not None and test is not None:
+        run = partial(evaluate_given, train, test)
+    else:
+        typer.echo(
+            "error: give either --interactions FILE or both --train FILE and --test FILE", err=True
+        )
+        raise typer.Exit(code=2)
+    try:
+        # One thread for BLAS and OpenMP: multi-threaded OpenBLAS crashed on large Gram matrices
+        # here, and on a shared machine spinning threads made fits several times slower.
+        with threadpool_limits(limits=1):
+            report = run(min_rating=min_rating, seed=seed, log=log)
+    except DataError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from exc
+    if as_json:
+        typer.echo(json.dumps(report.as_json()))
+    else:
+        typer.echo("\n".join(report.lines()))
 
 
 def main() -> None:
