@@ -130,6 +130,9 @@ class Request:
     start: date | None = None  # day 0; default: so that the last simulated day is yesterday
     chunk_members: int = 20_000
     workers: int = 1  # processes loading chunks side by side (not part of the world)
+    # Drain the loaded history's events in process at the end (small worlds only); a caller
+    # whose relay and workers are about to run (`kinfolk dev`) leaves them to those.
+    settle: bool = True
 
 
 @dataclass
@@ -529,15 +532,16 @@ class _Run:
     async def _settle(self, progress: Progress) -> None:
         if self.done("settled"):
             return
-        if self.params.members <= SETTLE_MEMBERS:
+        if self.request.settle and self.params.members <= SETTLE_MEMBERS:
             task = progress.add_task("settling", total=None)
             handled = await drain_events(self.runtime, SERVICES, "simulate")
             self.events += handled
             progress.update(task, total=handled, completed=handled)
         else:
             self.say(
-                "the purchases' events (tier changes, points) are in rewards' outbox: the relay "
-                "and workers (`kinfolk relay`, `kinfolk worker`, or `kinfolk dev`) deliver them"
+                "the loaded history's events (tier changes, content points, reputation, ...) are "
+                "in the outboxes: the relay and workers (`kinfolk relay`, `kinfolk worker`, or "
+                "`kinfolk dev`) deliver them"
             )
         self.save("settled")
 

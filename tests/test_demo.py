@@ -14,6 +14,7 @@ from services.demo.rewards import PERKS
 from services.demo.seed import ensure_demo_brand
 from services.kernel.app import build_app
 from services.kernel.db import Database
+from services.kernel.drain import drain_events
 from services.kernel.settings import Settings
 from services.registry import SERVICES
 from simulator import happenings, world
@@ -29,6 +30,8 @@ async def test_the_demo_brand_has_a_living_program_and_community(
     runtime = make_runtime(settings, engine_database, redis)
     app = build_app(SERVICES, settings, runtime)
     demo = await ensure_demo_brand(settings, runtime, app, size=60, days=60)
+    # What `kinfolk dev`'s relay and workers do while it serves.
+    await drain_events(runtime, SERVICES, "test-demo")
     staff = {"Authorization": f"Bearer {demo.api_key}"}
     transport = httpx.ASGITransport(app=app)
     try:

@@ -8,6 +8,9 @@ process, as a brand's own systems would send it, dated relative to now.
 
 The brand's id and admin key are kept in the data folder as soon as the brand exists, so a restart
 reuses a seeded brand and resumes an interrupted seed (the simulator resumes from its state file).
+The seed leaves its events (points for content, reputation, milestones, payments for bookings)
+in the outboxes: the relay and workers `kinfolk dev` runs deliver them in the first minute or two
+while it serves, instead of holding up its start.
 """
 
 from __future__ import annotations
@@ -26,12 +29,10 @@ from services.demo.members import member_records
 from services.demo.rewards import seed_catalog
 from services.kernel.auth import MemberTokenCodec
 from services.kernel.clock import utcnow
-from services.kernel.drain import drain_events
 from services.kernel.embedded import InfrastructureUrls
 from services.kernel.runtime import Runtime
 from services.kernel.settings import Settings
 from services.members import service as members_service
-from services.registry import SERVICES
 from simulator import run as simulator
 from simulator.world import external_id
 
@@ -106,6 +107,9 @@ async def ensure_demo_brand(
                 brand=record.name,
                 out=settings.data_dir / "simulations" / f"demo-{record.brand_id}",
                 append=True,  # the brand is ours, created above, empty until now
+                # The history's events (points for content, reputation, milestones, ...) are
+                # delivered by the relay and workers `kinfolk dev` starts next, while it serves.
+                settle=False,
             ),
         )
         await _seed_this_week(settings, runtime, client, record)
@@ -149,7 +153,6 @@ async def _seed_this_week(
         lambda member_id: tokens.issue(record.brand_id, uuid.UUID(member_id), timedelta(hours=1)),
         now,
     )
-    await drain_events(runtime, SERVICES, "demo-seed")
 
 
 def _demo(record: _Record) -> DemoBrand:
