@@ -74,10 +74,11 @@ def test_kinfolk_dev_runs_on_embedded_servers_and_stops_them(tmp_path: Path) -> 
             headers={"Authorization": f"Bearer {demo['api_key']}"},
         )
         assert listed.status_code == 200
+        # The simulator's members (seed 7), oldest first.
         assert [m["external_id"] for m in listed.json()["items"]] == [
-            "demo-00001",
-            "demo-00002",
-            "demo-00003",
+            "s7-0000000",
+            "s7-0000001",
+            "s7-0000002",
         ]
 
         # A second process works against the running dev servers: a new brand, a member, a token.
