@@ -12,8 +12,9 @@ from enum import StrEnum
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import Column, Enum, MetaData, Select, bindparam, cast, func, select
+from sqlalchemy import Column, Enum, MetaData, Select, Table, bindparam, cast, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -53,6 +54,32 @@ def unnest_rows(columns: Sequence[Column[Any]], rows: Sequence[Sequence[Any]]) -
     ]
     source = func.unnest(*arrays).table_valued(*(c.name for c in columns)).render_derived()
     return select(*(source.c[c.name] for c in columns))
+
+
+async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
+    """The session's asyncpg connection, inside the session's transaction: for what SQLAlchemy
+    does not speak (COPY, array-parameter statements run many thousand times)."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert isinstance(driver, asyncpg.Connection)
+    return driver
+
+
+async def copy_records(
+    session: AsyncSession,
+    table: Table,
+    columns: Sequence[str],
+    records: Sequence[Sequence[object]],
+) -> None:
+    """COPY `records` (tuples in `columns` order) into `table`, in the session's transaction:
+    the one write of every bulk path."""
+    if not records:
+        return
+    driver = await driver_connection(session)
+    await driver.copy_records_to_table(
+        table.name, schema_name=table.schema, columns=list(columns), records=records
+    )
 
 
 def make_base(schema: str) -> type[DeclarativeBase]:

@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kernel.db import copy_records
 from services.kernel.events import Event
 
 OUTBOX_TABLE = "outbox"
@@ -195,16 +196,10 @@ class Outbox:
             )
             for e in events
         ]
-        if not records:
-            return 0
-        connection = await session.connection()
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None
-        await driver.copy_records_to_table(
-            self.table.name,
-            schema_name=self.table.schema,
-            columns=["id", "type", "version", "brand_id", "subject_id", "occurred_at", "payload"],
-            records=records,
+        await copy_records(
+            session,
+            self.table,
+            ["id", "type", "version", "brand_id", "subject_id", "occurred_at", "payload"],
+            records,
         )
         return len(records)

@@ -30,6 +30,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.schema import CreateTable
 
+from services.kernel.db import copy_records
 from services.kernel.pagination import PageRequest, keyset
 from services.members.models import (
     ApiKey,
@@ -278,13 +279,7 @@ class MemberImportRepository:
             )
             for line, m in rows
         ]
-        connection = await self.session.connection()
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None
-        await driver.copy_records_to_table(
-            _IMPORT_ROWS.name, columns=_STAGED_COLUMNS, records=records
-        )
+        await copy_records(self.session, _IMPORT_ROWS, _STAGED_COLUMNS, records)
 
     async def drop_duplicates(self, brand_id: uuid.UUID) -> list[Duplicate]:
         """Unstages rows whose external id came earlier in the file or already exists."""

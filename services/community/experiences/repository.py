@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
-from asyncpg import Connection
 from sqlalchemy import Select, Table, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -30,6 +29,7 @@ from services.community.experiences.models import (
     SessionStatus,
 )
 from services.community.models import Base
+from services.kernel.db import copy_records
 from services.kernel.pagination import PageRequest, keyset
 
 
@@ -378,10 +378,6 @@ class ExperienceRepository:
     ) -> None:
         """COPY new sessions, bookings and reviews (in that order: the foreign keys point back)
         on the session's connection, inside its transaction."""
-        connection = await self.session.connection()
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection
-        assert isinstance(driver, Connection)
         batches: list[tuple[type[Base], Sequence[Base]]] = [
             (ExperienceSession, sessions),
             (Booking, bookings),
@@ -393,13 +389,11 @@ class ExperienceRepository:
             table = model.__table__
             assert isinstance(table, Table)
             columns = [column.key for column in table.columns]
-            await driver.copy_records_to_table(
-                table.name,
-                schema_name=table.schema,
-                columns=columns,
-                records=[
-                    tuple(_plain(getattr(row, column)) for column in columns) for row in objects
-                ],
+            await copy_records(
+                self.session,
+                table,
+                columns,
+                [tuple(_plain(getattr(row, column)) for column in columns) for row in objects],
             )
 
     async def add_reviews_to_rating(self, experience_id: uuid.UUID, count: int, total: int) -> None:

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from asyncpg import Connection
-from sqlalchemy import Table, Text, any_, bindparam, select, union_all
+from sqlalchemy import Table, Text, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.community.models import Comment, CommunityMember, ContentStatus, Post
 from services.community.posts.models import Reaction
 from services.community.social.models import Block, Follow
+from services.kernel.db import copy_records, driver_connection
 
 _IDS = bindparam("ids", type_=ARRAY(UUID(as_uuid=True)))
 _OTHERS = bindparam("others", type_=ARRAY(UUID(as_uuid=True)))
@@ -85,26 +85,9 @@ class PostTarget:
     created_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class Copy:
-    """A post or comment with a given body hash: who wrote it and when (duplicate screening)."""
-
-    body_hash: str
-    author_id: uuid.UUID
-    created_at: datetime
-
-
 class ContentHistoryRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def _driver(self) -> Connection:
-        """The session's asyncpg connection, in the session's transaction (for COPY)."""
-        connection = await self.session.connection()
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection
-        assert isinstance(driver, Connection)
-        return driver
 
     # --- checks ---
 
@@ -191,44 +174,7 @@ class ContentHistoryRepository:
         )
         return {(a, b) for a, b in rows}
 
-    async def copies_between(
-        self,
-        brand_id: uuid.UUID,
-        hashes: Collection[str],
-        since: datetime,
-        until: datetime,
-        first_id: uuid.UUID,
-    ) -> list[Copy]:
-        """Posts and comments (any status, as screening counts them) with one of these body
-        hashes written from `since` to `until`. `first_id` is the smallest id such content can
-        have (ids are UUIDv7s made at or after `created_at`): it lets the brand's id indexes
-        narrow the search to the window instead of the brand's whole history."""
-        if not hashes:
-            return []
-        parts = [
-            select(table.body_hash, table.author_id, table.created_at).where(
-                table.brand_id == brand_id,
-                table.id >= first_id,
-                table.body_hash == any_(_HASHES),
-                table.created_at >= since,
-                table.created_at <= until,
-            )
-            for table in (Post, Comment)
-        ]
-        rows = await self.session.execute(union_all(*parts), {"hashes": list(hashes)})
-        return [Copy(digest, author, at) for digest, author, at in rows]
-
     # --- writes ---
-
-    async def _copy(
-        self, table: Table, columns: Sequence[str], records: Sequence[Sequence[object]]
-    ) -> None:
-        if not records:
-            return
-        driver = await self._driver()
-        await driver.copy_records_to_table(
-            table.name, schema_name=table.schema, columns=list(columns), records=records
-        )
 
     async def write(
         self,
@@ -239,17 +185,17 @@ class ContentHistoryRepository:
         follows: Sequence[Sequence[object]],
     ) -> None:
         """COPY the rows; posts first (comments and reactions point at them)."""
-        await self._copy(_table(Post), POST_COLUMNS, posts)
-        await self._copy(_table(Comment), COMMENT_COLUMNS, comments)
-        await self._copy(_table(Reaction), REACTION_COLUMNS, reactions)
-        await self._copy(_table(Follow), FOLLOW_COLUMNS, follows)
+        await copy_records(self.session, _table(Post), POST_COLUMNS, posts)
+        await copy_records(self.session, _table(Comment), COMMENT_COLUMNS, comments)
+        await copy_records(self.session, _table(Reaction), REACTION_COLUMNS, reactions)
+        await copy_records(self.session, _table(Follow), FOLLOW_COLUMNS, follows)
 
     async def add_to_counts(self, counts: dict[uuid.UUID, tuple[int, int]]) -> None:
         """Adds (comments, reactions) to posts already in the brand, in one statement."""
         if not counts:
             return
         ids = sorted(counts)
-        driver = await self._driver()
+        driver = await driver_connection(self.session)
         await driver.execute(
             _ADD_TO_COUNTS,
             ids,

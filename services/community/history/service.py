@@ -45,10 +45,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import pydantic
@@ -57,7 +56,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.community.errors import MemberNotFound, MemberSuspended
 from services.community.groups.membership import require_active_membership
 from services.community.history.errors import ContentInFuture, ContentOutOfOrder, ContentRepeated
-from services.community.history.repository import ContentHistoryRepository, Copy, PostTarget
+from services.community.history.repository import ContentHistoryRepository, PostTarget
 from services.community.history.schemas import (
     ContentReport,
     HistoricComment,
@@ -70,10 +69,12 @@ from services.community.history.schemas import (
 from services.community.members.abilities import Ability
 from services.community.members.service import is_suspended, require_ability
 from services.community.models import OUTBOX, CommunityMember, ContentStatus, PostKind
-from services.community.moderation.repository import Copies
+from services.community.moderation.repository import Copy
 from services.community.moderation.screening import (
+    HistoricCopies,
     ScreeningRules,
     duplicate_window,
+    historic_copies,
     may_be_duplicate,
     screening_rules,
     too_many_copies,
@@ -305,30 +306,6 @@ def _checked(content: HistoricContent, now: datetime) -> _Checked:
 # --- What the batch needs to know from the database ------------------------------------------
 
 
-class _Copies:
-    """Copies of bodies as of a moment: rows already written, then the batch's own texts."""
-
-    def __init__(self, rows: list[Copy]) -> None:
-        self.by_hash: dict[str, list[Copy]] = defaultdict(list)
-        for row in rows:
-            self.by_hash[row.body_hash].append(row)
-
-    def count(self, digest: str, author_id: uuid.UUID, since: datetime, until: datetime) -> Copies:
-        found = [c for c in self.by_hash.get(digest, ()) if since <= c.created_at <= until]
-        return Copies(
-            by_author=sum(1 for c in found if c.author_id == author_id),
-            other_authors=len({c.author_id for c in found if c.author_id != author_id}),
-        )
-
-    def add(self, copy: Copy) -> None:
-        self.by_hash[copy.body_hash].append(copy)
-
-
-def _first_id_at(moment: datetime) -> uuid.UUID:
-    """An id below every UUIDv7 made at or after `moment` (one of the millisecond before)."""
-    return id_at(moment - timedelta(milliseconds=1), bytes(8))
-
-
 @dataclass(slots=True)
 class _State:
     """What the database says about the batch, read once before the replay."""
@@ -339,7 +316,7 @@ class _State:
     reactions_given: set[tuple[uuid.UUID, uuid.UUID, str]]
     follows: set[tuple[uuid.UUID, uuid.UUID]]
     rules: ScreeningRules
-    copies: _Copies
+    copies: HistoricCopies
 
     def blocked(self, a: uuid.UUID, b: uuid.UUID) -> bool:
         return a != b and ((a, b) in self.blocks or (b, a) in self.blocks)
@@ -367,15 +344,14 @@ async def _state(
     follows = await repository.follows_among({f.follower_id for f, _ in checked.follows}, followees)
     rules = await screening_rules(session, brand_id)
     texts = [p.body for _, p, _ in checked.posts] + [c.body for _, c, _ in checked.comments]
+    times = [at for _, _, at in checked.posts] + [at for _, _, at in checked.comments]
     candidates = {body_hash(text) for text in texts if may_be_duplicate(rules.settings, text)}
-    rows: list[Copy] = []
-    if candidates:
-        times = [at for _, _, at in checked.posts] + [at for _, _, at in checked.comments]
-        since = min(times) - duplicate_window(rules.settings)
-        rows = await repository.copies_between(
-            brand_id, candidates, since, max(times), _first_id_at(since)
-        )
-    return _State(members, targets, blocks, reactions_given, follows, rules, _Copies(rows))
+    copies = (
+        await historic_copies(session, brand_id, rules.settings, candidates, min(times), max(times))
+        if times
+        else HistoricCopies([])
+    )
+    return _State(members, targets, blocks, reactions_given, follows, rules, copies)
 
 
 # --- The replay --------------------------------------------------------------------------------

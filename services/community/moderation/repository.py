@@ -4,13 +4,15 @@ the brand)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     Select,
+    any_,
+    bindparam,
     case,
     cast,
     delete,
@@ -23,7 +25,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.dialects.postgresql import array, insert
+from sqlalchemy.dialects.postgresql import ARRAY, array, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import Text
 
@@ -290,9 +292,48 @@ class Copies:
     other_authors: int
 
 
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """A post or comment with a given body hash: who wrote it and when (duplicate screening)."""
+
+    body_hash: str
+    author_id: uuid.UUID
+    created_at: datetime
+
+
+_HASHES = bindparam("hashes", type_=ARRAY(Text))
+
+
 class ScreeningRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def copies_between(
+        self,
+        brand_id: uuid.UUID,
+        hashes: Collection[str],
+        since: datetime,
+        until: datetime,
+        first_id: uuid.UUID,
+    ) -> list[Copy]:
+        """Posts and comments (any status, as screening counts them) with one of these body
+        hashes written from `since` to `until`, inclusive. `first_id` is the smallest id such
+        content can have (ids are UUIDv7s made at or after `created_at`): the brand's id
+        indexes then narrow the search to the window, not the brand's whole history."""
+        if not hashes:
+            return []
+        parts = [
+            select(table.body_hash, table.author_id, table.created_at).where(
+                table.brand_id == brand_id,
+                table.id >= first_id,
+                table.body_hash == any_(_HASHES),
+                table.created_at >= since,
+                table.created_at <= until,
+            )
+            for table in (Post, Comment)
+        ]
+        rows = await self.session.execute(union_all(*parts), {"hashes": list(hashes)})
+        return [Copy(body_hash, author_id, at) for body_hash, author_id, at in rows]
 
     async def copies(
         self,

@@ -18,15 +18,17 @@ Every rule runs, so a moderator sees all the reasons content was held:
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.community.models import CommunityMember, ContentStatus, TrustLevel
 from services.community.moderation.blocklist import brand_terms
 from services.community.moderation.classifier import TextClassifier
-from services.community.moderation.repository import Copies, ScreeningRepository
+from services.community.moderation.repository import Copies, Copy, ScreeningRepository
 from services.community.moderation.rules import (
     HeldReason,
     blocklisted,
@@ -37,6 +39,7 @@ from services.community.moderation.schemas import SettingsRead
 from services.community.moderation.settings import current_settings
 from services.community.moderation.training import brand_classifier
 from services.kernel.clock import utcnow
+from services.kernel.ids import id_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,48 @@ def too_many_copies(settings: SettingsRead, copies: Copies) -> bool:
         copies.by_author >= settings.duplicate_same_author
         or copies.other_authors >= settings.duplicate_other_authors
     )
+
+
+class HistoricCopies:
+    """Copies of bodies as of a moment, for the bulk paths that screen history: the rows already
+    written in the window, then the batch's own texts as it goes."""
+
+    def __init__(self, rows: Iterable[Copy]) -> None:
+        self.by_hash: dict[str, list[Copy]] = defaultdict(list)
+        for row in rows:
+            self.by_hash[row.body_hash].append(row)
+
+    def count(self, digest: str, author_id: uuid.UUID, since: datetime, until: datetime) -> Copies:
+        found = [c for c in self.by_hash.get(digest, ()) if since <= c.created_at <= until]
+        return Copies(
+            by_author=sum(1 for c in found if c.author_id == author_id),
+            other_authors=len({c.author_id for c in found if c.author_id != author_id}),
+        )
+
+    def add(self, copy: Copy) -> None:
+        self.by_hash[copy.body_hash].append(copy)
+
+
+async def historic_copies(
+    session: AsyncSession,
+    brand_id: uuid.UUID,
+    settings: SettingsRead,
+    candidates: Collection[str],
+    first: datetime,
+    last: datetime,
+) -> HistoricCopies:
+    """What the brand holds with these body hashes (of texts long enough to be duplicates)
+    within the duplicate window before `first`, up to `last`: the start of a history batch's
+    screening."""
+    if not candidates:
+        return HistoricCopies([])
+    since = first - duplicate_window(settings)
+    # The smallest UUIDv7 of content written at `since` (a millisecond earlier, all zeros).
+    first_id = id_at(since - timedelta(milliseconds=1), bytes(8))
+    rows = await ScreeningRepository(session).copies_between(
+        brand_id, candidates, since, last, first_id
+    )
+    return HistoricCopies(rows)
 
 
 async def _duplicate(

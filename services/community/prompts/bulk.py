@@ -28,10 +28,10 @@ order given).
 from __future__ import annotations
 
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,10 +49,10 @@ from services.community.models import (
     PostKind,
     Prompt,
 )
-from services.community.moderation.repository import Copies
+from services.community.moderation.repository import Copy
 from services.community.moderation.screening import (
-    ScreeningRules,
     duplicate_window,
+    historic_copies,
     may_be_duplicate,
     screening_rules,
     too_many_copies,
@@ -64,7 +64,7 @@ from services.community.posts.schemas import PostCreate
 from services.community.posts.service import written_post_events
 from services.community.posts.text import body_hash, has_link
 from services.community.prompts.errors import NotInAudience, PromptNotFound
-from services.community.prompts.repository import ANSWER_COLUMNS, Copy, PromptRepository
+from services.community.prompts.repository import ANSWER_COLUMNS, PromptRepository
 from services.community.prompts.service import answered_event, require_open
 from services.kernel.clock import utcnow
 from services.kernel.errors import KinfolkError, ValidationFailed
@@ -96,26 +96,6 @@ def _refusal(index: int, error: KinfolkError) -> KinfolkError:
 def _screened_text(post: PostCreate) -> str:
     """What the first pass reads: the text and every alt text (as posts' `create_post`)."""
     return "\n".join([post.body, *(item.alt for item in post.media if item.alt)])
-
-
-class _Copies:
-    """Copies of bodies as of a moment: rows already written, then the batch's own answers."""
-
-    def __init__(self, rows: list[Copy]) -> None:
-        self.by_hash: dict[str, list[Copy]] = defaultdict(list)
-        for row in rows:
-            self.by_hash[row.body_hash].append(row)
-
-    def count(self, digest: str, author_id: uuid.UUID, since: datetime, until: datetime) -> Copies:
-        found = [c for c in self.by_hash.get(digest, ()) if since <= c.created_at <= until]
-        others = {c.author_id for c in found if c.author_id != author_id}
-        return Copies(
-            by_author=sum(1 for c in found if c.author_id == author_id),
-            other_authors=len(others),
-        )
-
-    def add(self, copy: Copy) -> None:
-        self.by_hash[copy.body_hash].append(copy)
 
 
 async def _check(
@@ -175,29 +155,6 @@ async def _check(
     return members, prompts
 
 
-async def _existing_copies(
-    session: AsyncSession,
-    brand_id: uuid.UUID,
-    rules: ScreeningRules,
-    texts: dict[int, tuple[str, str]],
-    ordered: Sequence[tuple[int, HistoricAnswer]],
-) -> _Copies:
-    candidates = {
-        digest for text, digest in texts.values() if may_be_duplicate(rules.settings, text)
-    }
-    if not candidates:
-        return _Copies([])
-    window = duplicate_window(rules.settings)
-    first, last = ordered[0][1].answered_at, ordered[-1][1].answered_at
-    since = first - window
-    # The smallest UUIDv7 of content written at `since` (a millisecond earlier, all zeros).
-    first_id = id_at(since - timedelta(milliseconds=1), bytes(8))
-    rows = await PromptRepository(session).copies_between(
-        brand_id, candidates, since, last, first_id
-    )
-    return _Copies(rows)
-
-
 async def load_answers(
     session: AsyncSession,
     brand_id: uuid.UUID,
@@ -213,7 +170,17 @@ async def load_answers(
 
     rules = await screening_rules(session, brand_id)
     texts = {index: (_screened_text(a.post), body_hash(a.post.body)) for index, a in ordered}
-    copies = await _existing_copies(session, brand_id, rules, texts, ordered)
+    candidates = {
+        digest for text, digest in texts.values() if may_be_duplicate(rules.settings, text)
+    }
+    copies = await historic_copies(
+        session,
+        brand_id,
+        rules.settings,
+        candidates,
+        ordered[0][1].answered_at,
+        ordered[-1][1].answered_at,
+    )
     window = duplicate_window(rules.settings)
     records: list[tuple[object, ...]] = []
     events: list[Event] = []

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
-from asyncpg import Connection
 from sqlalchemy import (
     ColumnElement,
     Table,
@@ -25,7 +23,6 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
-    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
@@ -34,7 +31,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.community.milestones.models import ReachedMilestone
 from services.community.models import (
     AudienceKind,
-    Comment,
     CommunityMember,
     Group,
     GroupMembership,
@@ -43,6 +39,7 @@ from services.community.models import (
     Prompt,
 )
 from services.community.social.repository import not_blocked_between
+from services.kernel.db import copy_records
 from services.kernel.pagination import PageRequest, keyset
 
 # A literal, so the planner matches the partial index on published posts.
@@ -73,15 +70,6 @@ ANSWER_COLUMNS = (
     "updated_at",
     "approved_at",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Copy:
-    """A post or comment with a given body hash: who wrote it and when (duplicate screening)."""
-
-    body_hash: str
-    author_id: uuid.UUID
-    created_at: datetime
 
 
 def _for_member(member: CommunityMember) -> ColumnElement[bool]:
@@ -266,46 +254,11 @@ class PromptRepository:
             )
         )
 
-    async def copies_between(
-        self,
-        brand_id: uuid.UUID,
-        hashes: Collection[str],
-        since: datetime,
-        until: datetime,
-        first_id: uuid.UUID,
-    ) -> list[Copy]:
-        """Posts and comments (any status, as screening counts them) with one of these body
-        hashes written from `since` to `until`, inclusive. `first_id` is the smallest id such
-        content can have (ids are UUIDv7s made at or after `created_at`): the brand's id
-        indexes then narrow the search to the window, not the brand's whole history."""
-        if not hashes:
-            return []
-        parts = [
-            select(table.body_hash, table.author_id, table.created_at).where(
-                table.brand_id == brand_id,
-                table.id >= first_id,
-                table.body_hash == any_(_HASHES),
-                table.created_at >= since,
-                table.created_at <= until,
-            )
-            for table in (Post, Comment)
-        ]
-        rows = await self.session.execute(union_all(*parts), {"hashes": list(hashes)})
-        return [Copy(body_hash, author_id, created_at) for body_hash, author_id, created_at in rows]
-
     async def copy_answers(self, records: Sequence[Sequence[object]]) -> None:
         """COPY the answers (posts, in `ANSWER_COLUMNS` order) on the session's connection."""
-        if not records:
-            return
-        connection = await self.session.connection()
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection
-        assert isinstance(driver, Connection)
         table = Post.__table__
         assert isinstance(table, Table)
-        await driver.copy_records_to_table(
-            table.name, schema_name=table.schema, columns=list(ANSWER_COLUMNS), records=records
-        )
+        await copy_records(self.session, table, ANSWER_COLUMNS, records)
 
     async def count_answers(self, counts: dict[uuid.UUID, int]) -> None:
         """Adds each prompt's new answers to its `answer_count`, as `count_answer` does one by

@@ -12,11 +12,11 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from asyncpg import Connection
-from sqlalchemy import Table, Text, and_, any_, bindparam, exists, or_, select
+from sqlalchemy import Text, and_, any_, bindparam, exists, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kernel.db import copy_records, driver_connection
 from services.rewards.ledger.repository import table_of
 from services.rewards.models import (
     Account,
@@ -160,14 +160,6 @@ class HistoryRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def _driver(self) -> Connection:
-        """The session's asyncpg connection, in the session's transaction (for COPY)."""
-        connection = await self.session.connection()
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection
-        assert isinstance(driver, Connection)
-        return driver
-
     async def lock_accounts(
         self, brand_id: uuid.UUID, member_ids: Sequence[uuid.UUID]
     ) -> list[AccountState]:
@@ -234,16 +226,6 @@ class HistoryRepository:
         rows = await self.session.execute(statement, {"perk_ids": list(perk_ids)})
         return [(row[0], bool(row[1])) for row in rows]
 
-    async def _copy(
-        self, table: Table, columns: Sequence[str], records: Sequence[Sequence[object]]
-    ) -> None:
-        if not records:
-            return
-        driver = await self._driver()
-        await driver.copy_records_to_table(
-            table.name, schema_name=table.schema, columns=list(columns), records=records
-        )
-
     async def write(
         self,
         *,
@@ -256,17 +238,17 @@ class HistoryRepository:
     ) -> None:
         """COPY the rows; entries before lots and purchases before returns (the foreign keys
         point back)."""
-        await self._copy(_ENTRIES, ENTRY_COLUMNS, entries)
-        await self._copy(table_of(Lot), LOT_COLUMNS, lots)
-        await self._copy(_PURCHASES, PURCHASE_COLUMNS, purchases)
-        await self._copy(table_of(TierChange), TIER_CHANGE_COLUMNS, tier_changes)
-        await self._copy(table_of(Redemption), REDEMPTION_COLUMNS, redemptions)
-        await self._copy(table_of(Return), RETURN_COLUMNS, returns)
+        await copy_records(self.session, _ENTRIES, ENTRY_COLUMNS, entries)
+        await copy_records(self.session, table_of(Lot), LOT_COLUMNS, lots)
+        await copy_records(self.session, _PURCHASES, PURCHASE_COLUMNS, purchases)
+        await copy_records(self.session, table_of(TierChange), TIER_CHANGE_COLUMNS, tier_changes)
+        await copy_records(self.session, table_of(Redemption), REDEMPTION_COLUMNS, redemptions)
+        await copy_records(self.session, table_of(Return), RETURN_COLUMNS, returns)
 
     async def update_accounts(self, brand_id: uuid.UUID, records: Sequence[AccountRecord]) -> None:
         """Sets the accounts' sums, tier and activity in one statement (arrays, not a row each)."""
         if not records:
             return
         columns = list(zip(*records, strict=True))
-        driver = await self._driver()
+        driver = await driver_connection(self.session)
         await driver.execute(_UPDATE_ACCOUNTS, *(list(c) for c in columns), brand_id)
