@@ -4,12 +4,14 @@ to compare a member loaded in bulk with one who went through the online path."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.rewards.expiry.service import expire_points, remind_expiring_points
 from services.rewards.models import (
     OUTBOX,
     Account,
@@ -22,6 +24,7 @@ from services.rewards.models import (
     Tier,
     TierChange,
 )
+from services.rewards.tiers.service import REVIEW_HOUR, REVIEW_MINUTE, review_tiers
 
 
 def ceil_to_5_minutes(moment: datetime) -> datetime:
@@ -181,3 +184,28 @@ async def member_state(session: AsyncSession, member_id: uuid.UUID) -> dict[str,
         ],
         "events": [(t, at, anonymous(payload["data"])) for t, at, payload in events],
     }
+
+
+Timeline = list[tuple[datetime, int, Callable[[], Awaitable[Any]]]]
+
+
+async def run_with_daily_jobs(
+    session: AsyncSession, timeline: Timeline, first: datetime, now: datetime
+) -> None:
+    """Runs the happenings of `timeline` (time, rank at one instant, call) with the daily jobs
+    at their scheduled times from `first`'s day on (expiry 02:05, reminders 02:35, the tier
+    review), in time order, up to `now`: the online path's year, for the side-by-side tests."""
+    day = first.replace(hour=0, minute=0, second=0, microsecond=0)
+    while day <= now:
+        expire_at = day.replace(hour=2, minute=5)
+        remind_at = day.replace(hour=2, minute=35)
+        review_at = day.replace(hour=REVIEW_HOUR, minute=REVIEW_MINUTE)
+        timeline.append((expire_at, 1, lambda at=expire_at: expire_points(session, now=at)))
+        timeline.append(
+            (remind_at, 2, lambda at=remind_at: remind_expiring_points(session, now=at))
+        )
+        timeline.append((review_at, 3, lambda at=review_at: review_tiers(session, now=at)))
+        day += timedelta(days=1)
+    for at, _, happen in sorted(timeline, key=lambda item: (item[0], item[1])):
+        if at <= now:
+            await happen()

@@ -25,7 +25,6 @@ from services.rewards.errors import (
     OrderIdReused,
     PurchaseInFuture,
 )
-from services.rewards.expiry.service import expire_points, remind_expiring_points
 from services.rewards.history.schemas import HistoricLine, HistoricPurchase
 from services.rewards.history.service import load_history
 from services.rewards.ledger.service import ledger_matches
@@ -37,10 +36,9 @@ from services.rewards.models import (
     TierChange,
 )
 from services.rewards.purchases.service import release_due
-from services.rewards.tiers.service import REVIEW_HOUR, REVIEW_MINUTE, review_tiers
 from tests.conftest import BrandFixture, MemberFixture
 from tests.rewards.conftest import MakeMember
-from tests.rewards.history_helpers import ceil_to_5_minutes, member_state
+from tests.rewards.history_helpers import ceil_to_5_minutes, member_state, run_with_daily_jobs
 from tests.rewards.points_helpers import set_program
 from tests.rewards.purchase_helpers import (
     buy,
@@ -208,20 +206,7 @@ async def _through_the_api(
         if pending:
             tick = ceil_to_5_minutes(planned.occurred_at + pending)
             timeline.append((tick, 0, lambda tick=tick: release_due(session, now=tick)))
-    day = plan[0].occurred_at.replace(hour=0, minute=0, second=0, microsecond=0)
-    while day <= now:
-        expire_at = day.replace(hour=2, minute=5)
-        remind_at = day.replace(hour=2, minute=35)
-        review_at = day.replace(hour=REVIEW_HOUR, minute=REVIEW_MINUTE)
-        timeline.append((expire_at, 1, lambda at=expire_at: expire_points(session, now=at)))
-        timeline.append(
-            (remind_at, 2, lambda at=remind_at: remind_expiring_points(session, now=at))
-        )
-        timeline.append((review_at, 3, lambda at=review_at: review_tiers(session, now=at)))
-        day += timedelta(days=1)
-    for at, _, happen in sorted(timeline, key=lambda item: (item[0], item[1])):
-        if at <= now:
-            await happen()
+    await run_with_daily_jobs(session, timeline, plan[0].occurred_at, now)
 
 
 def _historic(plan: list[Planned], members: list[MemberFixture]) -> list[HistoricPurchase]:

@@ -31,7 +31,6 @@ from services.rewards.errors import (
     ReturnIdReused,
     ReturnLineNotInPurchase,
 )
-from services.rewards.expiry.service import expire_points, remind_expiring_points
 from services.rewards.history.schemas import (
     HistoricLine,
     HistoricPurchase,
@@ -46,10 +45,9 @@ from services.rewards.perks import service as perks_service
 from services.rewards.perks.schemas import PerkCreate
 from services.rewards.purchases.schemas import PurchaseCreate, ReturnCreate
 from services.rewards.purchases.service import record_purchase, record_return, release_due
-from services.rewards.tiers.service import REVIEW_HOUR, REVIEW_MINUTE, review_tiers
 from tests.conftest import BrandFixture, MemberFixture
 from tests.rewards.conftest import MakeMember
-from tests.rewards.history_helpers import ceil_to_5_minutes, member_state
+from tests.rewards.history_helpers import ceil_to_5_minutes, member_state, run_with_daily_jobs
 from tests.rewards.points_helpers import set_program
 from tests.rewards.purchase_helpers import counts, make_tier
 
@@ -263,20 +261,7 @@ async def _online(
             timeline.append((at, 5, lambda h=happening, at=at: give_back(h, at)))
         else:
             timeline.append((at, 6, lambda h=happening, at=at: redeem(h, at)))
-    day = (now - timedelta(days=201)).replace(hour=0, minute=0, second=0, microsecond=0)
-    while day <= now:
-        expire_at = day.replace(hour=2, minute=5)
-        remind_at = day.replace(hour=2, minute=35)
-        review_at = day.replace(hour=REVIEW_HOUR, minute=REVIEW_MINUTE)
-        timeline.append((expire_at, 1, lambda at=expire_at: expire_points(session, now=at)))
-        timeline.append(
-            (remind_at, 2, lambda at=remind_at: remind_expiring_points(session, now=at))
-        )
-        timeline.append((review_at, 3, lambda at=review_at: review_tiers(session, now=at)))
-        day += timedelta(days=1)
-    for at, _, happen in sorted(timeline, key=lambda item: (item[0], item[1])):
-        if at <= now:
-            await happen()
+    await run_with_daily_jobs(session, timeline, now - timedelta(days=201), now)
     return refused
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, Text, any_, bindparam, select
+from sqlalchemy import Table, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,7 +24,6 @@ from services.kernel.db import copy_records, driver_connection
 
 _IDS = bindparam("ids", type_=ARRAY(UUID(as_uuid=True)))
 _OTHERS = bindparam("others", type_=ARRAY(UUID(as_uuid=True)))
-_HASHES = bindparam("hashes", type_=ARRAY(Text))
 
 # Column orders of the records the service builds. Columns left out take their defaults, which
 # are what the online path writes for these posts and comments: no media, skus, group, prompt or

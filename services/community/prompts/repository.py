@@ -14,7 +14,6 @@ from datetime import datetime
 from sqlalchemy import (
     ColumnElement,
     Table,
-    Text,
     and_,
     any_,
     bindparam,
@@ -46,7 +45,6 @@ from services.kernel.pagination import PageRequest, keyset
 _PUBLISHED: ColumnElement[str] = literal_column("'published'")
 # Arrays, one parameter each: a batch's ids would exceed the protocol's 32,767 parameters.
 _IDS = bindparam("ids", type_=ARRAY(UUID(as_uuid=True)))
-_HASHES = bindparam("hashes", type_=ARRAY(Text))
 
 # Column order of the answers' records the bulk loader builds (`prompts.bulk`).
 ANSWER_COLUMNS = (
