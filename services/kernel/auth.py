@@ -39,6 +39,8 @@ class Scope(StrEnum):
     REWARDS_WRITE = "rewards:write"
     COMMUNITY_READ = "community:read"
     COMMUNITY_WRITE = "community:write"
+    RECOMMENDER_READ = "recommender:read"
+    RECOMMENDER_WRITE = "recommender:write"
     MARKETING_READ = "marketing:read"
     MARKETING_WRITE = "marketing:write"
     WEBHOOKS = "webhooks"

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
 
     # Base URLs of services running in other processes. Unset means "in this process".
     members_url: str | None = None
+    recommender_url: str | None = None
 
     # HTTP limits.
     max_body_bytes: int = 1_048_576
@@ -45,6 +46,9 @@ class Settings(BaseSettings):
     consumer_max_deliveries: int = Field(default=5, ge=1)
     consumer_retry_after_seconds: float = 5.0
     consumer_batch_size: int = Field(default=100, ge=1)
+
+    # Recommender: the share of each list that explores items with little data (Thompson sampling).
+    recommender_exploration_share: float = Field(default=0.05, ge=0.0, le=0.5)
 
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
