@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import AwareDatetime
 
 from services.kernel.events import Event, EventData
-from services.rewards.models import Bucket, EntryKind
+from services.rewards.models import Bucket, EntryKind, PerkKind
 
 
 class PointsMovement(EventData):
@@ -153,6 +153,36 @@ class PerkRedemptionCancelled(Event):
     data: RedemptionData
 
 
+class PerkCatalogData(EventData):
+    """A perk as the catalog shows it, after the change: every field, not only the changed ones,
+    so a consumer keeps its copy from the last event alone."""
+
+    perk_id: uuid.UUID
+    name: str
+    description: str
+    category: str
+    tags: list[str]
+    kind: PerkKind
+    cost_points: int
+    tier_ids: list[uuid.UUID]  # empty: every tier may redeem
+    valid_from: AwareDatetime | None
+    valid_until: AwareDatetime | None
+    inventory_remaining: int | None  # null: unlimited
+    per_member_limit: int | None
+    is_birthday_gift: bool  # granted in the birthday month, never redeemed
+    active: bool  # false once deactivated or deleted
+
+
+class PerkUpdated(Event):
+    """A perk was created, changed or deleted (then `active` is false): the catalog's contract
+    with the recommender and the brand's other systems. Redemptions move `inventory_remaining`
+    without this event: `perk.redeemed` and `perk.redemption_cancelled` tell those moves."""
+
+    type: Literal["perk.updated"] = "perk.updated"
+    version: Literal[1] = 1
+    data: PerkCatalogData
+
+
 class DropEntryData(EventData):
     member_id: uuid.UUID
     drop_id: uuid.UUID
@@ -208,6 +238,7 @@ REWARDS_EVENTS: list[type[Event]] = [
     PointsExpiringSoon,
     PointsAdjusted,
     TierChanged,
+    PerkUpdated,
     PerkRedeemed,
     PerkRedemptionCancelled,
     PurchaseRecorded,

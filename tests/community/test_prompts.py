@@ -252,16 +252,21 @@ async def test_answering_writes_a_post_and_prompt_answered(
     }
     assert body["author"] == {"member_id": str(member.id), "display_name": "Ada"}
     events = await community_events(session)
-    assert [type_ for type_, _ in events] == ["post.created", "post.approved", "prompt.answered"]
-    assert events[2][1] == {
+    assert [type_ for type_, _ in events] == [
+        "prompt.published",
+        "post.created",
+        "post.approved",
+        "prompt.answered",
+    ]
+    assert events[3][1] == {
         "prompt_id": prompt["id"],
         "post_id": body["id"],
         "member_id": str(member.id),
         "status": "published",
         "points": 50,
     }
-    assert events[0][1]["prompt_id"] == prompt["id"]
-    assert events[0][1]["incentivised"] is True
+    assert events[1][1]["prompt_id"] == prompt["id"]
+    assert events[1][1]["incentivised"] is True
     fetched = await client.get(f"/community/v1/prompts/{prompt['id']}", headers=brand.headers)
     assert fetched.json()["answer_count"] == 1
     listed = await client.get(
@@ -390,7 +395,8 @@ async def test_tier_group_and_milestone_audiences(
         refused = await answer(client, bea, prompt["id"])
         assert error(refused) == (403, "NotInAudience")
     assert await post_count(session) == 0
-    assert [t for t, _ in await community_events(session)] == ["group.joined"]
+    written = [t for t, _ in await community_events(session) if t != "prompt.published"]
+    assert written == ["group.joined"]
     for prompt in (for_gold, for_curly, for_three_years, for_all):
         assert (await answer(client, ada, prompt["id"])).status_code == 201
     assert (await answer(client, bea, for_all["id"])).status_code == 201
@@ -437,7 +443,7 @@ async def test_bad_answers_are_refused_and_write_nothing(
     unknown = await answer(client, member, str(uuid.uuid4()))
     assert error(unknown) == (404, "PromptNotFound")
     assert await post_count(session) == 0
-    assert await community_events(session) == []
+    assert [t for t, _ in await community_events(session)] == ["prompt.published"]
 
 
 async def test_another_brand_sees_nothing(

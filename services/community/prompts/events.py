@@ -5,8 +5,43 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from services.community.models import ContentStatus
+from pydantic import AwareDatetime
+
+from services.community.models import AudienceKind, ContentStatus
 from services.kernel.events import Event, EventData
+
+
+class PromptPublishedData(EventData):
+    """A prompt as members will see it: every field, so the last event alone describes it."""
+
+    prompt_id: uuid.UUID
+    title: str
+    body: str
+    tags: list[str]
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime | None  # null: open-ended
+    audience: AudienceKind
+    audience_tier_ids: list[uuid.UUID]  # for a `tiers` audience; empty otherwise
+
+
+class PromptPublished(Event):
+    """A prompt was written or changed by staff (its window, text, audience...)."""
+
+    type: Literal["prompt.published"] = "prompt.published"
+    version: Literal[1] = 1
+    data: PromptPublishedData
+
+
+class PromptDeletedData(EventData):
+    prompt_id: uuid.UUID
+
+
+class PromptDeleted(Event):
+    """Staff deleted a prompt nobody had answered: it is gone."""
+
+    type: Literal["prompt.deleted"] = "prompt.deleted"
+    version: Literal[1] = 1
+    data: PromptDeletedData
 
 
 class PromptAnsweredData(EventData):
@@ -28,4 +63,4 @@ class PromptAnswered(Event):
     data: PromptAnsweredData
 
 
-EVENTS: tuple[type[Event], ...] = (PromptAnswered,)
+EVENTS: tuple[type[Event], ...] = (PromptPublished, PromptDeleted, PromptAnswered)

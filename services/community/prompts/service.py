@@ -12,6 +12,8 @@ that fits its kind, checked on the whole prompt after every change (`InvalidAudi
   `services.community.milestones.keys.is_known`), as recorded by the milestones part.
 
 A prompt nobody answered may be deleted; one with answers stays (`PromptHasAnswers`, 409).
+Writing or changing a prompt emits `prompt.published` (the whole prompt, as it is after the
+change), deleting it `prompt.deleted`, in the same transaction: the recommender's catalog.
 
 **Answering (members).** In this order: the member may act (`CurrentMember`: 404/403), the
 prompt exists in the brand (`PromptNotFound`, 404), it is open now: `starts_at <= now <
@@ -44,7 +46,14 @@ from services.community.prompts.errors import (
     PromptHasAnswers,
     PromptNotFound,
 )
-from services.community.prompts.events import PromptAnswered, PromptAnsweredData
+from services.community.prompts.events import (
+    PromptAnswered,
+    PromptAnsweredData,
+    PromptDeleted,
+    PromptDeletedData,
+    PromptPublished,
+    PromptPublishedData,
+)
 from services.community.prompts.repository import PromptRepository
 from services.community.prompts.schemas import PromptCreate, PromptUpdate
 from services.kernel.clock import utcnow
@@ -164,7 +173,26 @@ async def create_prompt(
         created_at=now,
     )
     await prompts.add(prompt)
+    await OUTBOX.add(session, published_event(prompt, now))
     return prompt
+
+
+def published_event(prompt: Prompt, at: datetime) -> PromptPublished:
+    """`prompt.published`: the prompt as it is after staff wrote or changed it at `at`."""
+    return PromptPublished(
+        brand_id=prompt.brand_id,
+        occurred_at=at,
+        data=PromptPublishedData(
+            prompt_id=prompt.id,
+            title=prompt.title,
+            body=prompt.body,
+            tags=list(prompt.tags),
+            starts_at=prompt.starts_at,
+            ends_at=prompt.ends_at,
+            audience=prompt.audience,
+            audience_tier_ids=list(prompt.audience_tier_ids),
+        ),
+    )
 
 
 async def get_prompt(session: AsyncSession, brand_id: uuid.UUID, prompt_id: uuid.UUID) -> Prompt:
@@ -204,6 +232,7 @@ async def update_prompt(
     for field, value in changes.items():
         setattr(prompt, field, value)
     await session.flush()
+    await OUTBOX.add(session, published_event(prompt, utcnow()))
     return prompt
 
 
@@ -215,6 +244,12 @@ async def delete_prompt(session: AsyncSession, brand_id: uuid.UUID, prompt_id: u
     if await prompts.has_answers(prompt.id):
         raise PromptHasAnswers()
     await prompts.delete(prompt)
+    await OUTBOX.add(
+        session,
+        PromptDeleted(
+            brand_id=brand_id, occurred_at=utcnow(), data=PromptDeletedData(prompt_id=prompt_id)
+        ),
+    )
 
 
 # --- Members ------------------------------------------------------------------------------------

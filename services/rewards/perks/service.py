@@ -7,7 +7,10 @@ completed ones), a per-member limit (counting completed redemptions; cancelled o
 back), a kind and its fulfilment settings (kept as given, for the brand's fulfilment webhook).
 A `discount_code` perk hands out codes from its pool (`POST /perks/{id}/codes`): its stock is
 whichever runs out first, the inventory or the pool. A perk used by a drop is *drop-only*: it is
-won in the drop, never redeemed directly. A birthday perk is granted, never redeemed.
+won in the drop, never redeemed directly. A birthday perk is granted, never redeemed. Creating,
+changing and deleting a perk emit `perk.updated` in the same transaction, with the perk's whole
+catalog view (a deleted perk's with `active` false); stock moved by redemptions is told by
+`perk.redeemed` and `perk.redemption_cancelled`.
 
 **Redeeming** (one path for members, staff, drop winners and birthday gifts) checks, in this
 order, and the member's view of the catalog reports the first failing rule the same way:
@@ -84,7 +87,13 @@ from services.rewards.errors import (
     TierNotEligible,
     UnknownTier,
 )
-from services.rewards.events import PerkRedeemed, PerkRedemptionCancelled, RedemptionData
+from services.rewards.events import (
+    PerkCatalogData,
+    PerkRedeemed,
+    PerkRedemptionCancelled,
+    PerkUpdated,
+    RedemptionData,
+)
 from services.rewards.ledger.repository import LedgerRepository
 from services.rewards.ledger.service import Movement, account_for, post, program_for
 from services.rewards.models import (
@@ -150,9 +159,35 @@ async def _check_tiers(
         )
 
 
+def perk_updated_event(perk: Perk, now: datetime, *, active: bool | None = None) -> PerkUpdated:
+    """`perk.updated`: the perk as it is after a change (`active` overrides the row's, for a
+    deleted perk)."""
+    return PerkUpdated(
+        brand_id=perk.brand_id,
+        occurred_at=now,
+        data=PerkCatalogData(
+            perk_id=perk.id,
+            name=perk.name,
+            description=perk.description,
+            category=perk.category,
+            tags=list(perk.tags),
+            kind=perk.kind,
+            cost_points=perk.cost_points,
+            tier_ids=list(perk.tier_ids),
+            valid_from=perk.valid_from,
+            valid_until=perk.valid_until,
+            inventory_remaining=perk.inventory_remaining,
+            per_member_limit=perk.per_member_limit,
+            is_birthday_gift=perk.is_birthday_gift,
+            active=perk.active if active is None else active,
+        ),
+    )
+
+
 async def create_perk(
     session: AsyncSession, brand_id: uuid.UUID, payload: PerkCreate, now: datetime | None = None
 ) -> Perk:
+    now = now or utcnow()
     perks = PerkRepository(session)
     await _check_tiers(perks, brand_id, payload.tier_ids, "tier_ids")
     values = payload.model_dump(mode="python")
@@ -161,10 +196,11 @@ async def create_perk(
         id=new_id(),
         brand_id=brand_id,
         inventory_remaining=payload.inventory_total,
-        created_at=now or utcnow(),
+        created_at=now,
         **values,
     )
     await perks.add(perk)
+    await OUTBOX.add(session, perk_updated_event(perk, now))
     return perk
 
 
@@ -223,6 +259,7 @@ async def update_perk(
             value = str(value)
         setattr(perk, field, value)
     await session.flush()
+    await OUTBOX.add(session, perk_updated_event(perk, utcnow()))
     return perk
 
 
@@ -231,11 +268,14 @@ async def delete_perk(session: AsyncSession, brand_id: uuid.UUID, perk_id: uuid.
     perk = await perks.get(brand_id, perk_id, for_update=True)
     if perk is None:
         raise PerkNotFound(f"No perk {perk_id} in this brand.")
+    # Built before the row goes: the deleted perk's last view, no longer active.
+    withdrawn = perk_updated_event(perk, utcnow(), active=False)
     if not await perks.delete_if_unused(perk):
         raise PerkInUse(
             "This perk has redemptions, codes or drops, so it stays for the record: "
             'deactivate it with PATCH {"active": false} instead.'
         )
+    await OUTBOX.add(session, withdrawn)
 
 
 async def upload_codes(
