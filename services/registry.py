@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from recommender.module import RECOMMENDER
 from services.community.module import COMMUNITY
 from services.kernel.module import ServiceModule
 from services.members.module import MEMBERS
 from services.rewards.module import REWARDS
 
-SERVICES: tuple[ServiceModule, ...] = (MEMBERS, REWARDS, COMMUNITY)
+SERVICES: tuple[ServiceModule, ...] = (MEMBERS, REWARDS, COMMUNITY, RECOMMENDER)
 
 
 def service_named(name: str) -> ServiceModule:

@@ -1,0 +1,31 @@
+"""How the kernel hosts, migrates and wires the recommender service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+
+from recommender.events import RECOMMENDER_EVENTS
+from recommender.intake.consumers import INTAKE_CONSUMERS
+from recommender.serving.endpoints import router as serving_router
+from recommender.serving.tasks import SERVING_JOBS
+from recommender.store.models import SCHEMA, Base
+from recommender.training.endpoints import router as training_router
+from recommender.training.tasks import TRAINING_JOBS
+from services.kernel.module import ServiceModule
+
+router = APIRouter()
+router.include_router(serving_router)
+router.include_router(training_router)
+
+RECOMMENDER = ServiceModule(
+    name="recommender",
+    schema=SCHEMA,
+    metadata=Base.metadata,
+    router=router,
+    migrations=Path(__file__).parent / "store" / "migrations",
+    events=RECOMMENDER_EVENTS,
+    consumers=INTAKE_CONSUMERS,
+    jobs=(*TRAINING_JOBS, *SERVING_JOBS),
+)

@@ -1,0 +1,347 @@
+"""Serving a member's list, taking their feedback, and counting what was shown.
+
+A list is the member's precomputed one (or the brand's non-personalised one) after the live
+business rules, re-ordered for variety, with a share of its places explored; it is logged as an
+`Exposure` on the request's connection (in its transaction when one is open; serving opens
+none, so the row commits with its one statement). The request costs two statements (the list
+with its rules, the exposure); the brand's running experiment and exploration candidates come
+from a cache of a few seconds. Nothing here commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from recommender.intake.weights import WEIGHTS
+from recommender.serving import exploration
+from recommender.serving.cache import TtlCache
+from recommender.serving.errors import ExposureNotFound, ItemNotInExposure, UnknownSurface
+from recommender.serving.experiments import Arm, Policy, arms_of, assign_arm
+from recommender.serving.repository import (
+    CandidateRow,
+    Candidates,
+    NewExposure,
+    ServingRepository,
+)
+from recommender.serving.rules import MAX_LIMIT, SURFACE_KINDS, SURFACES, diversify
+from recommender.store.models import Interaction, InteractionKind
+from services.kernel.clock import utcnow
+from services.kernel.errors import ValidationFailed
+from services.kernel.ids import id_at, new_id
+
+CACHE_SECONDS = 5.0
+# How far down the model's list (in items that pass the rules, per place) variety may reach.
+VARIETY_WINDOW = 3
+EXPLORED_REASON = "Something new you might like"
+
+_FEEDBACK: dict[str, InteractionKind] = {
+    "click": InteractionKind.CLICK,
+    "dismiss": InteractionKind.DISMISS,
+}
+
+# Exposures younger than this may still be in uncommitted transactions: not counted yet.
+SETTLE = timedelta(seconds=30)
+
+
+@dataclass(frozen=True, slots=True)
+class RunningExperiment:
+    id: uuid.UUID
+    arms: tuple[Arm, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ServedItem:
+    item_id: str
+    kind: str
+    title: str
+    category: str | None
+    score: float | None
+    reason: str
+    position: int  # 1 is the top
+    explored: bool
+    propensity: float
+
+
+@dataclass(frozen=True, slots=True)
+class ServedList:
+    member_id: uuid.UUID
+    surface: str
+    exposure_id: uuid.UUID
+    version_id: uuid.UUID | None
+    arm: str
+    items: list[ServedItem]
+
+
+_EXPERIMENTS: TtlCache[uuid.UUID, RunningExperiment | None] = TtlCache(CACHE_SECONDS)
+_POOLS: TtlCache[tuple[uuid.UUID, str], tuple[exploration.Candidate, ...]] = TtlCache(CACHE_SECONDS)
+
+
+def forget_experiment(brand_id: uuid.UUID) -> None:
+    """After an experiment starts or ends: this process sees it at once, others within
+    CACHE_SECONDS."""
+    _EXPERIMENTS.forget(brand_id)
+
+
+def clear_caches() -> None:
+    _EXPERIMENTS.clear()
+    _POOLS.clear()
+
+
+async def running_experiment(
+    session: AsyncSession, brand_id: uuid.UUID
+) -> RunningExperiment | None:
+    async def load() -> RunningExperiment | None:
+        found = await ServingRepository(session).running_experiment(brand_id)
+        return RunningExperiment(found.id, arms_of(found.arms)) if found is not None else None
+
+    return await _EXPERIMENTS.get(brand_id, load)
+
+
+async def _pool(
+    session: AsyncSession, brand_id: uuid.UUID, surface: str, now: datetime
+) -> tuple[exploration.Candidate, ...]:
+    async def load() -> tuple[exploration.Candidate, ...]:
+        found = await ServingRepository(session).exploration_pool(
+            brand_id,
+            SURFACE_KINDS[surface],
+            threshold=exploration.LITTLE_DATA,
+            size=exploration.POOL_SIZE,
+            now=now,
+        )
+        return tuple(found)
+
+    return await _POOLS.get((brand_id, surface), load)
+
+
+def check_request(surface: str, limit: int) -> None:
+    if surface not in SURFACE_KINDS:
+        raise UnknownSurface(f"Unknown surface {surface!r}; use one of: {', '.join(SURFACES)}.")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValidationFailed(f"limit must be from 1 to {MAX_LIMIT}.")
+
+
+async def recommend(
+    session: AsyncSession,
+    brand_id: uuid.UUID,
+    member_id: uuid.UUID,
+    surface: str,
+    limit: int,
+    *,
+    exploration_share: float,
+) -> ServedList:
+    """The member's list for `surface`, logged as an exposure. An unknown member is a cold
+    start (the brand's list for members without a tier), never an error."""
+    check_request(surface, limit)
+    now = utcnow()
+    exposure_id = new_id()
+    experiment = await running_experiment(session, brand_id)
+    arm = assign_arm(experiment.id, experiment.arms, member_id) if experiment else None
+    share = min(max(exploration_share, 0.0), 1.0)
+    places = exploration.explored_places(exposure_id, limit, share)
+    pool = await _pool(session, brand_id, surface, now) if share > 0 else ()
+    exploring = any(places) and bool(pool)
+    candidates = await ServingRepository(session).candidates(
+        brand_id,
+        member_id,
+        surface,
+        SURFACE_KINDS[surface],
+        personal=arm is None or arm.policy is not Policy.POPULAR,
+        pool=[c.item_id for c in pool] if exploring else (),
+        window=limit * VARIETY_WINDOW,
+        now=now,
+    )
+    items = _arrange(candidates, pool, places, share, exposure_id, limit)
+    await ServingRepository(session).add_exposure(
+        NewExposure(
+            id=exposure_id,
+            brand_id=brand_id,
+            member_id=member_id,
+            surface=surface,
+            version_id=candidates.version_id,
+            arm=arm.name if arm is not None else "",
+            item_ids=[item.item_id for item in items],
+            propensities=[item.propensity for item in items],
+            explored=[item.explored for item in items],
+            served_at=now,
+        )
+    )
+    return ServedList(
+        member_id=member_id,
+        surface=surface,
+        exposure_id=exposure_id,
+        version_id=candidates.version_id,
+        arm=arm.name if arm is not None else "",
+        items=items,
+    )
+
+
+def _arrange(
+    candidates: Candidates,
+    pool: tuple[exploration.Candidate, ...],
+    places: list[bool],
+    share: float,
+    exposure_id: uuid.UUID,
+    limit: int,
+) -> list[ServedItem]:
+    """Fills the places: explored ones by Thompson sampling among the exploration candidates
+    that passed the rules (and are not in the model's list), the others with the model's items
+    in their varied order. A place exploration cannot fill (nothing left) takes the next model
+    item; the list ends when a model place finds none left."""
+    model: list[CandidateRow] = []
+    seen: set[str] = set()
+    explorable: list[str] = []
+    for row in candidates.rows:
+        if row.rank is not None:
+            if row.item_id not in seen:
+                seen.add(row.item_id)
+                model.append(row)
+        else:
+            explorable.append(row.item_id)
+    by_id = {row.item_id: row for row in candidates.rows if row.rank is None}
+    eligible = set(explorable) - seen
+    draws = (
+        exploration.ThompsonDraws(
+            exploration.generator(exposure_id), [c for c in pool if c.item_id in eligible]
+        )
+        if eligible
+        else None
+    )
+    # Exploration can fill a place only while eligible candidates remain. Without a pool read
+    # for this request (no place explored), the brand's pool stands for the member's.
+    left = draws.remaining if draws is not None else (lambda: bool(pool) and not any(places))
+    ordered = iter(diversify(model, lambda row: row.category, limit))
+    items: list[ServedItem] = []
+    for place in places:
+        position = len(items) + 1
+        pick = draws.pick() if place and draws is not None else None
+        if pick is not None:
+            row = by_id[pick.item_id]
+            items.append(
+                ServedItem(
+                    item_id=row.item_id,
+                    kind=row.kind,
+                    title=row.title,
+                    category=row.category,
+                    score=None,
+                    reason=EXPLORED_REASON,
+                    position=position,
+                    explored=True,
+                    propensity=share * pick.probability,
+                )
+            )
+            continue
+        could_explore = share > 0 and left()
+        chosen = next(ordered, None)
+        if chosen is None:
+            break
+        items.append(
+            ServedItem(
+                item_id=chosen.item_id,
+                kind=chosen.kind,
+                title=chosen.title,
+                category=chosen.category,
+                score=chosen.score,
+                reason=chosen.reason,
+                position=position,
+                explored=False,
+                # The place shows the model's item unless it explored, which it could only
+                # while a candidate remained.
+                propensity=1.0 - share if could_explore else 1.0,
+            )
+        )
+    return items
+
+
+# --- Feedback ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    exposure_id: uuid.UUID
+    member_id: uuid.UUID
+    item_id: str
+    action: Literal["click", "dismiss"]
+    recorded_at: datetime
+
+
+async def feedback(
+    session: AsyncSession,
+    brand_id: uuid.UUID,
+    exposure_id: uuid.UUID,
+    item_id: str,
+    action: Literal["click", "dismiss"],
+    *,
+    member_id: uuid.UUID | None,
+) -> Feedback:
+    """Records a click or dismissal of an item of a served list, as an interaction of the
+    member the list was served to; `member_id` (a member calling) must be that member.
+
+    The member awaits the next fold-in; a click counts as the item taken (exploration's
+    posterior). A second click (or dismissal) of the same item of the same list records
+    nothing more: a list's item is taken once.
+    """
+    repository = ServingRepository(session)
+    # Locked: feedback on one list is taken one at a time, so an item is taken once.
+    exposure = await repository.exposure(brand_id, exposure_id, lock=True)
+    if exposure is None or (member_id is not None and exposure.member_id != member_id):
+        raise ExposureNotFound()
+    if item_id not in exposure.item_ids:
+        raise ItemNotInExposure(f"{item_id!r} was not in this list.")
+    kind = _FEEDBACK[action]
+    earlier = await repository.feedback_of(
+        brand_id, exposure.member_id, exposure.id, item_id, kind, exposure.served_at
+    )
+    if earlier is not None:
+        return Feedback(exposure.id, exposure.member_id, item_id, action, earlier)
+    now = utcnow()
+    await repository.add_interaction(
+        Interaction(
+            brand_id=brand_id,
+            member_id=exposure.member_id,
+            item_id=item_id,
+            kind=kind,
+            weight=WEIGHTS[kind],
+            occurred_at=now,
+            exposure_id=exposure.id,
+        )
+    )
+    await repository.mark_stale(brand_id, exposure.member_id, now)
+    if kind is InteractionKind.CLICK:
+        await repository.count_taken(brand_id, item_id)
+    return Feedback(exposure.id, exposure.member_id, item_id, action, now)
+
+
+# --- Item statistics --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ShownCounted:
+    since: datetime
+    until: datetime  # pass it as the next call's `since`
+    exposures: int
+    items: int  # item_stats rows updated
+
+
+async def refresh_item_stats(
+    session: AsyncSession, since: datetime, until: datetime | None = None
+) -> ShownCounted:
+    """Adds the items of every exposure served in [since, until) (all brands) to
+    `ItemStats.shown`, the counts exploration samples from.
+
+    Windows that follow each other (`until` of one is `since` of the next) count every exposure
+    exactly once: the bounds are cut on the exposures' time-ordered ids. `until` defaults to
+    SETTLE ago, so that lists still being served are counted by the next window.
+    """
+    end = until if until is not None else utcnow() - SETTLE
+    if end <= since:
+        return ShownCounted(since, since, 0, 0)
+    zero = bytes(8)
+    exposures, items = await ServingRepository(session).count_shown(
+        id_at(since, zero), id_at(end, zero)
+    )
+    return ShownCounted(since, end, exposures, items)

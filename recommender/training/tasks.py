@@ -1,0 +1,60 @@
+"""The recommender's scheduled work: nightly training, models for young brands every few
+minutes while their data grows, fold-ins every minute and the weekly lists."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from recommender.training import repository, service
+from services.kernel.clock import utcnow
+from services.kernel.jobs import JobSpec, Schedule
+
+TRAIN_JOB_NAME = "recommender.train"
+
+
+async def train(
+    session: AsyncSession, brand_id: str | None = None, now: datetime | None = None
+) -> int:
+    """Train one brand (on demand) or every brand (nightly); returns the versions trained."""
+    if brand_id is not None:
+        trained = await service.train_brand(session, uuid.UUID(brand_id), now)
+        return 0 if trained is None else 1
+    return len(await service.train_due_brands(session, now))
+
+
+async def train_young_brands(session: AsyncSession, now: datetime | None = None) -> int:
+    """New brands get a model, and better ones as their data grows, without waiting for the
+    night (see `service.train_due_brands`)."""
+    return len(await service.train_due_brands(session, now, young_only=True))
+
+
+async def fold_in(session: AsyncSession, now: datetime | None = None) -> int:
+    return await service.fold_in(session, now)
+
+
+async def refresh_weekly(session: AsyncSession, now: datetime | None = None) -> int:
+    """Monday: every member with lists gets new Discover and New-for-you lists at the next
+    fold-ins (the fold-in keeps a weekly list made since the week began)."""
+    now = now or utcnow()
+    return await repository.mark_listed_members_stale(session, now)
+
+
+TRAINING_JOBS: tuple[JobSpec, ...] = (
+    JobSpec(TRAIN_JOB_NAME, train, cron=Schedule(hour=2, minute=30), timeout_seconds=3_600),
+    JobSpec(
+        "recommender.train_young_brands",
+        train_young_brands,
+        cron=Schedule(minute=frozenset(range(0, 60, 5))),
+        timeout_seconds=3_600,
+    ),
+    JobSpec("recommender.fold_in", fold_in, cron=Schedule(second=0), timeout_seconds=120),
+    JobSpec(
+        "recommender.refresh_weekly",
+        refresh_weekly,
+        cron=Schedule(weekday=0, hour=0, minute=5),
+        timeout_seconds=600,
+    ),
+)
