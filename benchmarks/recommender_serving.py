@@ -1,0 +1,544 @@
+"""Recommendation lists served through `GET /recommender/v1/members/{id}/recommendations` at a
+fixed 500 requests/s: the p50 and p99 latency, against `GET /healthz` at the same rate.
+
+The brand (written straight to the recommender's tables with COPY: this measures serving, not
+training) has MEMBERS members (three tiers and members without one, one in ten without the
+personalisation consent) with a precomputed list of LIST_LENGTH items on each of the six surfaces,
+the brand's non-personalised lists per tier, a catalog of ITEMS items (perks, prompts,
+experiences with sessions, posts; some out of stock, expired or for one tier only, a few hundred
+with little data for exploration) and about ten interactions per member (redemptions,
+dismissals and purchases, which the rules read). Exploration runs at the setting's default share.
+
+A real server (`kinfolk serve all --workers 2`, a subprocess) answers an open-loop load: request i
+is due at start + i / RATE whatever happened before it, sent on one of CONNECTIONS keep-alive
+connections spread evenly over the workers, each for a random member (with their own token) and
+a random surface; latency runs from when the request was due, so a stall shows in every request
+it delays. The anchor is the same load on `GET /healthz` of the same server: what the HTTP stack,
+the load generator and this machine cost with no work behind the route. Each run also prints
+the CPU time per request of the server's processes and of the load generator (from /proc), which
+says where the time went when the machine is shared.
+
+Run: python3 -m uv run --frozen python -m benchmarks.recommender_serving
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import random
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import httpx
+
+from benchmarks._harness import report, scratch_database, servers
+from benchmarks.ledger import _descendants, _worker_of_port, free_port
+from services.kernel.auth import MemberTokenCodec
+from services.kernel.db import Database, libpq_url
+from services.kernel.settings import Settings
+from services.members import service as members_service
+
+MEMBERS = int(os.environ.get("KINFOLK_BENCH_MEMBERS", "20000"))
+ITEMS = int(os.environ.get("KINFOLK_BENCH_ITEMS", "4000"))
+RATE = float(os.environ.get("KINFOLK_BENCH_RATE", "500"))
+DURATION = float(os.environ.get("KINFOLK_BENCH_SECONDS", "20"))
+CONNECTIONS = int(os.environ.get("KINFOLK_BENCH_CONNECTIONS", "32"))
+WORKERS = 2
+LIST_LENGTH = 60
+LIMIT = 10
+SURFACES = ("perks", "prompts", "experiences", "posts", "discover", "new")
+CATEGORIES = ("skincare", "makeup", "fragrance", "hair", "body", "tools", "wellness", "nails")
+NIL = uuid.UUID(int=0)
+
+# httpcore (under httpx) tries `import sniffio` on every request; it is not installed here, and a
+# failed import is not remembered, so each one searched sys.path again: that doubled the load
+# generator's CPU per request. Marked absent, the import fails at once.
+if importlib.util.find_spec("sniffio") is None:
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
+
+
+class _Steps:
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    def done(self, label: str) -> None:
+        now = time.perf_counter()
+        print(f"seed: {label} in {now - self.started:.1f} s", flush=True)
+        self.started = now
+
+
+def _catalog() -> dict[str, list[str]]:
+    """Item ids by kind: 50% perks, 15% prompts, 15% experiences, 20% posts."""
+    counts = {
+        "perk": ITEMS // 2,
+        "prompt": ITEMS * 15 // 100,
+        "experience": ITEMS * 15 // 100,
+        "post": ITEMS // 5,
+    }
+    return {kind: [f"{kind}:{n}" for n in range(count)] for kind, count in counts.items()}
+
+
+async def seed(url: str, brand_id: uuid.UUID) -> list[uuid.UUID]:
+    """Writes the brand's catalog, members, lists, interactions and item statistics with COPY;
+    returns the member ids."""
+    steps = _Steps()
+    rng = random.Random(42)
+    now = datetime.now(UTC)
+    tiers = [uuid.uuid4() for _ in range(3)]
+    catalog = _catalog()
+    every = [item for items in catalog.values() for item in items]
+    connection = await asyncpg.connect(libpq_url(url))
+    try:
+        items: list[tuple[object, ...]] = []
+        for kind, ids in catalog.items():
+            for item_id in ids:
+                roll = rng.random()
+                items.append(
+                    (
+                        brand_id,
+                        item_id,
+                        kind,
+                        f"{kind.title()} {item_id.partition(':')[2]}",
+                        "",
+                        rng.choice(CATEGORIES),
+                        [],
+                        rng.randrange(100, 5000) if kind == "perk" else None,
+                        [rng.choice(tiers)] if kind == "perk" and roll < 0.1 else [],
+                        now - timedelta(days=30),
+                        now - timedelta(days=1) if 0.1 <= roll < 0.15 else now + timedelta(days=60),
+                        0 if kind == "perk" and 0.15 <= roll < 0.2 else None,
+                        2 if kind == "perk" else None,
+                        uuid.uuid4() if kind in ("post", "experience") else None,
+                        True,
+                        now - timedelta(days=rng.randrange(1, 365)),
+                        now,
+                    )
+                )
+        await connection.copy_records_to_table(
+            "items",
+            schema_name="recommender",
+            columns=[
+                "brand_id",
+                "item_id",
+                "kind",
+                "title",
+                "content",
+                "category",
+                "tags",
+                "cost_points",
+                "tier_ids",
+                "valid_from",
+                "valid_until",
+                "stock",
+                "per_member_limit",
+                "author_id",
+                "active",
+                "created_at",
+                "updated_at",
+            ],
+            records=items,
+        )
+        sessions = [
+            (
+                uuid.uuid4(),
+                brand_id,
+                item_id,
+                now + timedelta(days=rng.randrange(-10, 30)),
+                20,
+                rng.randrange(0, 21),
+                False,
+            )
+            for item_id in catalog["experience"]
+            for _ in range(2)
+        ]
+        await connection.copy_records_to_table(
+            "sessions",
+            schema_name="recommender",
+            columns=[
+                "session_id",
+                "brand_id",
+                "item_id",
+                "starts_at",
+                "capacity",
+                "booked",
+                "cancelled",
+            ],
+            records=sessions,
+        )
+        # Most items have been shown plenty; a few hundred are new (exploration's candidates).
+        stats = [
+            (
+                brand_id,
+                item_id,
+                rng.randrange(0, 100) if rng.random() < 0.08 else rng.randrange(100, 100_000),
+                0,
+                0,
+            )
+            for item_id in every
+        ]
+        stats = [(b, i, shown, shown // rng.randrange(5, 50), n) for b, i, shown, _, n in stats]
+        await connection.copy_records_to_table(
+            "item_stats",
+            schema_name="recommender",
+            columns=["brand_id", "item_id", "shown", "taken", "interactions"],
+            records=stats,
+        )
+        steps.done(f"{len(items):,} items, {len(sessions):,} sessions")
+
+        members = [uuid.uuid4() for _ in range(MEMBERS)]
+        facts: list[tuple[object, ...]] = [
+            (
+                member,
+                brand_id,
+                rng.choice([*tiers, None]),
+                rng.randrange(0, 10_000),
+                [],
+                rng.random() >= 0.1,
+                False,
+                now - timedelta(days=rng.randrange(1, 1000)),
+            )
+            for member in members
+        ]
+        await connection.copy_records_to_table(
+            "members",
+            schema_name="recommender",
+            columns=[
+                "member_id",
+                "brand_id",
+                "tier_id",
+                "points_available",
+                "interests",
+                "personalised",
+                "erased",
+                "joined_at",
+            ],
+            records=facts,
+        )
+        by_surface = {
+            "perks": catalog["perk"],
+            "prompts": catalog["prompt"],
+            "experiences": catalog["experience"],
+            "posts": catalog["post"],
+            "discover": every,
+            "new": every,
+        }
+        version = uuid.uuid4()
+
+        def row(member: uuid.UUID, surface: str, segment: str) -> tuple[object, ...]:
+            chosen = rng.sample(by_surface[surface], LIST_LENGTH)
+            return (
+                brand_id,
+                member,
+                surface,
+                segment,
+                version,
+                "",
+                chosen,
+                [1.0 - k / LIST_LENGTH for k in range(LIST_LENGTH)],
+                [f"Because you liked {rng.choice(every)}" for _ in chosen],
+                now,
+            )
+
+        columns = [
+            "brand_id",
+            "member_id",
+            "surface",
+            "segment",
+            "version_id",
+            "arm",
+            "item_ids",
+            "scores",
+            "reasons",
+            "computed_at",
+        ]
+        brand_rows = [
+            row(NIL, surface, segment)
+            for surface in SURFACES
+            for segment in ["", *(str(t) for t in tiers)]
+        ]
+        await connection.copy_records_to_table(
+            "recommendations", schema_name="recommender", columns=columns, records=brand_rows
+        )
+        for start in range(0, MEMBERS, 2000):
+            rows = [row(m, s, "") for m in members[start : start + 2000] for s in SURFACES]
+            await connection.copy_records_to_table(
+                "recommendations", schema_name="recommender", columns=columns, records=rows
+            )
+        steps.done(f"{MEMBERS:,} members, {MEMBERS * len(SURFACES):,} lists")
+
+        kinds = [("redemption", 3.0), ("dismiss", -2.0), ("purchase", 1.0), ("click", 0.5)]
+        interactions = []
+        for member in members:
+            for _ in range(rng.randrange(0, 20)):
+                kind, weight = rng.choice(kinds)
+                item = rng.choice(catalog["perk"]) if kind == "redemption" else rng.choice(every)
+                interactions.append(
+                    (brand_id, member, item, kind, weight, now - timedelta(days=rng.random() * 300))
+                )
+        await connection.copy_records_to_table(
+            "interactions",
+            schema_name="recommender",
+            columns=["brand_id", "member_id", "item_id", "kind", "weight", "occurred_at"],
+            records=interactions,
+        )
+        steps.done(f"{len(interactions):,} interactions")
+        await connection.execute("ANALYZE")
+        steps.done("analyze")
+    finally:
+        await connection.close()
+    return members
+
+
+def start_server(url: str, redis_url: str, port: int, jwt_secret: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "KINFOLK_DATABASE_URL": url,
+        "KINFOLK_REDIS_URL": redis_url,
+        "KINFOLK_JWT_SECRET": jwt_secret,
+        "KINFOLK_LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "-m", "services.cli", "serve", "all", "--workers", str(WORKERS)]
+    return subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port)], env=env)
+
+
+async def wait_ready(base: str, server: subprocess.Popen[bytes]) -> None:
+    async with httpx.AsyncClient(base_url=base) as client:
+        for _ in range(1200):
+            if server.poll() is not None:
+                sys.exit("the server exited while starting")
+            try:
+                if (await client.get("/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    sys.exit("the server did not become ready in two minutes")
+
+
+async def open_connections(base: str, server_pid: int) -> tuple[list[httpx.AsyncClient], list[int]]:
+    """CONNECTIONS clients of one keep-alive connection each, as many on each worker (the
+    workers share a socket: connections opened together tend to land on one of them)."""
+    clients: list[httpx.AsyncClient] = []
+    per_worker: dict[int, int] = {}
+    share = -(-CONNECTIONS // WORKERS)
+    for _ in range(CONNECTIONS * 20):
+        if len(clients) == CONNECTIONS:
+            break
+        client = httpx.AsyncClient(
+            base_url=base, limits=httpx.Limits(max_connections=1), timeout=30
+        )
+        response = await client.get("/healthz")
+        stream = response.extensions.get("network_stream")
+        port = stream.get_extra_info("client_addr")[1] if stream is not None else None
+        worker = _worker_of_port(server_pid).get(port, -1) if port is not None else -1
+        if worker != -1 and per_worker.get(worker, 0) >= share:
+            await client.aclose()
+            await asyncio.sleep(0.01)
+            continue
+        per_worker[worker] = per_worker.get(worker, 0) + 1
+        clients.append(client)
+    while len(clients) < CONNECTIONS:
+        clients.append(
+            httpx.AsyncClient(base_url=base, limits=httpx.Limits(max_connections=1), timeout=30)
+        )
+    return clients, sorted(per_worker.values(), reverse=True)
+
+
+Request = Callable[[httpx.AsyncClient, int], Awaitable[None]]
+
+
+async def open_loop(
+    clients: list[httpx.AsyncClient], send: Request, rate: float, seconds: float
+) -> tuple[list[float], float]:
+    """Request i is due at start + i / rate, on a free connection (the least recently used);
+    returns every latency from when it was due, and the rate achieved."""
+    total = int(rate * seconds)
+    idle: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+    for client in clients:
+        idle.put_nowait(client)
+    latencies: list[float] = []
+    start = time.perf_counter() + 0.1
+
+    async def one(i: int) -> None:
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        client = await idle.get()
+        try:
+            await send(client, i)
+        finally:
+            idle.put_nowait(client)
+        latencies.append(time.perf_counter() - due)
+
+    tasks = [asyncio.create_task(one(i)) for i in range(total)]
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    return latencies, total / elapsed
+
+
+class CpuMeter:
+    """CPU seconds of the server's processes and of this one (the load generator) over a run:
+    where a request's time goes on a shared machine."""
+
+    def __init__(self, server_pid: int) -> None:
+        self._server_pid = server_pid
+        self._server = self._client = 0.0
+
+    def _server_seconds(self) -> float:
+        total = 0
+        for pid in {self._server_pid, *_descendants(self._server_pid)}:
+            try:
+                with open(f"/proc/{pid}/stat") as stat:
+                    fields = stat.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / os.sysconf("SC_CLK_TCK")
+
+    def start(self) -> None:
+        self._server, self._client = self._server_seconds(), time.process_time()
+
+    def per_request_ms(self, requests: int) -> tuple[float, float]:
+        """(server, load generator) CPU milliseconds per request since `start`."""
+        server = (self._server_seconds() - self._server) / requests * 1000
+        client = (time.process_time() - self._client) / requests * 1000
+        return round(server, 2), round(client, 2)
+
+
+def ms(latencies: list[float], percentile: int) -> float:
+    return statistics.quantiles(latencies, n=100)[percentile - 1] * 1000
+
+
+async def run(url: str, redis_url: str) -> None:
+    jwt_secret = secrets.token_urlsafe(48)
+    settings = Settings(jwt_secret=jwt_secret)
+    database = Database(url)
+    try:
+        async with database.unit_of_work() as session:
+            brand, _ = await members_service.create_brand(session, "Recommender serving bench")
+    finally:
+        await database.dispose()
+    members = await seed(url, brand.id)
+    codec = MemberTokenCodec(settings)
+    tokens = [
+        {"Authorization": f"Bearer {codec.issue(brand.id, m, timedelta(hours=2))}"} for m in members
+    ]
+    rng = random.Random(7)
+    plan = [(rng.randrange(MEMBERS), rng.choice(SURFACES)) for _ in range(int(RATE * DURATION) * 2)]
+    failures: list[str] = []
+    explored = 0
+    served = 0
+
+    async def recommend(client: httpx.AsyncClient, i: int) -> None:
+        nonlocal explored, served
+        member, surface = plan[i % len(plan)]
+        response = await client.get(
+            f"/recommender/v1/members/{members[member]}/recommendations",
+            params={"surface": surface, "limit": LIMIT},
+            headers=tokens[member],
+        )
+        if response.status_code != 200:
+            failures.append(f"{response.status_code} {response.text[:200]}")
+            return
+        items = response.json()["items"]
+        served += len(items)
+        explored += sum(item["explored"] for item in items)
+
+    async def healthz(client: httpx.AsyncClient, i: int) -> None:
+        response = await client.get("/healthz")
+        if response.status_code != 200:
+            failures.append(f"healthz {response.status_code}")
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = start_server(url, redis_url, port, jwt_secret)
+    try:
+        await wait_ready(base, server)
+        clients, spread = await open_connections(base, server.pid)
+        print(f"connections per worker: {spread}", flush=True)
+        try:
+            await open_loop(clients, recommend, RATE, 3.0)  # warm up both workers and pools
+            await open_loop(clients, healthz, RATE, 2.0)
+            cpu = CpuMeter(server.pid)
+            cpu.start()
+            anchor, anchor_rate = await open_loop(clients, healthz, RATE, DURATION / 2)
+            anchor_cpu = cpu.per_request_ms(len(anchor))
+            print(
+                f"anchor GET /healthz: {anchor_rate:.0f}/s, p50 {ms(anchor, 50):.2f} ms, "
+                f"p99 {ms(anchor, 99):.2f} ms; CPU per request: server {anchor_cpu[0]} ms, "
+                f"load generator {anchor_cpu[1]} ms",
+                flush=True,
+            )
+            served = explored = 0
+            cpu.start()
+            ours, rate = await open_loop(clients, recommend, RATE, DURATION)
+            ours_cpu = cpu.per_request_ms(len(ours))
+            print(
+                f"recommendations: {rate:.0f}/s, p50 {ms(ours, 50):.2f} ms, "
+                f"p99 {ms(ours, 99):.2f} ms, max {max(ours) * 1000:.1f} ms, "
+                f"{served / len(ours):.1f} items a list, {explored / max(served, 1):.1%} "
+                f"explored; CPU per request: server {ours_cpu[0]} ms, load generator "
+                f"{ours_cpu[1]} ms",
+                flush=True,
+            )
+            more, more_rate = await open_loop(clients, healthz, RATE, DURATION / 2)
+            anchor += more
+            anchor_rate = (anchor_rate + more_rate) / 2
+        finally:
+            for client in clients:
+                await client.aclose()
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+    if failures:
+        sys.exit(f"{len(failures)} requests failed, e.g. {failures[:3]}")
+    report(
+        "recommender_serving",
+        value=ms(ours, 99),
+        unit="ms p99",
+        anchor="GET /healthz at the same rate",
+        anchor_value=ms(anchor, 99),
+        target=f"p99 < 10 ms at {RATE:.0f} requests/s",
+        p50_ms=round(ms(ours, 50), 2),
+        p99_ms=round(ms(ours, 99), 2),
+        achieved_rps=round(rate, 1),
+        anchor_p50_ms=round(ms(anchor, 50), 2),
+        anchor_p99_ms=round(ms(anchor, 99), 2),
+        anchor_rps=round(anchor_rate, 1),
+        server_cpu_ms=ours_cpu[0],
+        anchor_server_cpu_ms=anchor_cpu[0],
+        generator_cpu_ms=ours_cpu[1],
+        rate=RATE,
+        seconds=DURATION,
+        members=MEMBERS,
+        items=ITEMS,
+        limit=LIMIT,
+        connections_per_worker=spread,
+        exploration_share=Settings().recommender_exploration_share,
+    )
+
+
+async def main() -> None:
+    with servers() as urls:
+        name = f"kinfolk_bench_recommender_serving_{os.getpid()}"
+        async with scratch_database(urls.database_url, name) as url:
+            await run(url, urls.redis_url)
+
+
+if __name__ == "__main__":
+    try:
+        import uvloop  # keeps the load generator light (uvicorn serves on it too)
+    except ImportError:
+        asyncio.run(main())
+    else:
+        uvloop.run(main())
