@@ -15,13 +15,13 @@ The fitting and scoring are CPU-bound and run in a thread, so a process that als
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 import numpy as np
 import scipy.sparse as sp  # type: ignore[import-untyped]
@@ -38,6 +38,7 @@ from recommender.training.repository import MemberRow
 from recommender.training.snapshot import Catalog, load_snapshot, pair_matrix
 from services.kernel.clock import utcnow
 from services.kernel.ids import new_id
+from services.kernel.loops import off_loop
 
 # Members whose lists are refreshed after a new version starts serving: those active lately.
 ACTIVE_WINDOW = timedelta(days=90)
@@ -63,7 +64,7 @@ async def load_model(session: AsyncSession, version: ModelVersion) -> Production
     data = await repository.read_artifact(session, version.id)
     if not data:
         raise LookupError(f"model version {version.number} has no stored artifact any more")
-    model = await asyncio.to_thread(ProductionModel.from_bytes, data)
+    model = await off_loop(partial(ProductionModel.from_bytes, data))
     _MODELS[version.id] = model
     while len(_MODELS) > _CACHED_MODELS:
         _MODELS.popitem(last=False)
@@ -107,10 +108,10 @@ async def train_brand(
             seed=seed,
         )
 
-    model = await asyncio.to_thread(train)
+    model = await off_loop(train)
     judging = time.perf_counter()
     judged_on = held_out(snapshot, evaluation, seed)
-    new_metrics = await asyncio.to_thread(measure, model, judged_on)
+    new_metrics = await off_loop(partial(measure, model, judged_on))
     serving = await repository.serving_version(session, brand_id)
     serving_metrics = None
     if serving is not None:
@@ -119,10 +120,10 @@ async def train_brand(
         except LookupError:
             serving_model = None
         if serving_model is not None:
-            serving_metrics = await asyncio.to_thread(measure, serving_model, judged_on)
+            serving_metrics = await off_loop(partial(measure, serving_model, judged_on))
     promoted = not_worse(new_metrics, serving_metrics)
     judge_seconds = time.perf_counter() - judging
-    artifact = await asyncio.to_thread(model.to_bytes)
+    artifact = await off_loop(model.to_bytes)
     version = ModelVersion(
         id=new_id(),
         brand_id=brand_id,
@@ -236,17 +237,19 @@ async def fold_in_members(
         matrix = pair_matrix(pairs, len(group), len(item_ids))
         rows = sp.csr_matrix(matrix[:, : model.n_items])
         fresh_seen = sp.csr_matrix(matrix[:, model.n_items :])
-        lists = await asyncio.to_thread(
-            member_lists,
-            model,
-            arm_version.id,
-            group,
-            rows,
-            fresh_seen,
-            fresh,
-            now,
-            arm=arm,
-            tier_names=names,
+        lists = await off_loop(
+            partial(
+                member_lists,
+                model,
+                arm_version.id,
+                group,
+                rows,
+                fresh_seen,
+                fresh,
+                now,
+                arm=arm,
+                tier_names=names,
+            )
         )
         # Discover and New for you stay put for the week once made, as a weekly list does.
         kept = [

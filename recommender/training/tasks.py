@@ -8,17 +8,22 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from recommender.training import repository, service
+from recommender.training import repository
 from services.kernel.clock import utcnow
 from services.kernel.jobs import JobSpec, Schedule
 
 TRAIN_JOB_NAME = "recommender.train"
+
+# Each job imports the training service when it runs: it pulls in scikit-learn and SciPy
+# (seconds of imports), which the HTTP processes that only name these jobs never need.
 
 
 async def train(
     session: AsyncSession, brand_id: str | None = None, now: datetime | None = None
 ) -> int:
     """Train one brand (on demand) or every brand (nightly); returns the versions trained."""
+    from recommender.training import service
+
     if brand_id is not None:
         trained = await service.train_brand(session, uuid.UUID(brand_id), now)
         return 0 if trained is None else 1
@@ -28,10 +33,14 @@ async def train(
 async def train_young_brands(session: AsyncSession, now: datetime | None = None) -> int:
     """New brands get a model, and better ones as their data grows, without waiting for the
     night (see `service.train_due_brands`)."""
+    from recommender.training import service
+
     return len(await service.train_due_brands(session, now, young_only=True))
 
 
 async def fold_in(session: AsyncSession, now: datetime | None = None) -> int:
+    from recommender.training import service
+
     return await service.fold_in(session, now)
 
 

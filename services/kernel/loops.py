@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 # The default backoff: module constants so a test can shorten them.
+T = TypeVar("T")
+
 BACKOFF_INITIAL_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 30.0
 
@@ -35,3 +40,32 @@ class Backoff:
 
     def reset(self) -> None:
         self.current = self.initial
+
+
+async def off_loop(function: Callable[[], T]) -> T:
+    """Run CPU-bound `function()` in a daemon thread and await its result, so the event
+    loop (which may also serve HTTP, as in `kinfolk dev`) keeps going meanwhile.
+
+    Unlike `asyncio.to_thread`, a process that stops does not wait for the thread: a model fit
+    cannot be interrupted, and the job awaiting it is cancelled and rolled back anyway (arq runs
+    it again later), so its thread is abandoned rather than holding up the shutdown."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not future.done():
+            outcome()
+
+    def work() -> None:
+        try:
+            result = function()
+        except BaseException as exc:  # handed to the awaiting task, not lost in the thread
+            error = exc
+            with contextlib.suppress(RuntimeError):  # the loop has closed: no one is waiting
+                loop.call_soon_threadsafe(settle, lambda: future.set_exception(error))
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, lambda: future.set_result(result))
+
+    threading.Thread(target=work, name="off-loop", daemon=True).start()
+    return await future

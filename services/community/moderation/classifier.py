@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer  # type: ignore[import-untyped]
-from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 
 from services.community.moderation.models import Label
+
+# scikit-learn is imported where a model is built, not with this module: it costs seconds at
+# start-up, which every process hosting the community (and every CLI call) would pay.
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import TfidfVectorizer  # type: ignore[import-untyped]
+    from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 
 FORMAT = 1
 MAX_FEATURES = 20_000
@@ -33,12 +37,16 @@ _VECTORIZER_OPTIONS: dict[str, Any] = {
 
 
 def _vectorizer(**extra: Any) -> TfidfVectorizer:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     return TfidfVectorizer(**_VECTORIZER_OPTIONS, **extra)
 
 
 def train(texts: Sequence[str], labels: Sequence[Label]) -> dict[str, Any]:
     """Fit the pipeline and return its parameters (see the module doc). The caller checks that
     there are enough examples of each class."""
+    from sklearn.linear_model import LogisticRegression
+
     vectorizer = _vectorizer(max_features=MAX_FEATURES)
     features = vectorizer.fit_transform(list(texts))
     # Balanced weights: brands tend to supply many more fine texts than bad ones.
@@ -66,6 +74,8 @@ class TextClassifier:
     def from_parameters(cls, parameters: dict[str, Any]) -> TextClassifier:
         if parameters.get("format") != FORMAT:
             raise ValueError(f"unknown classifier format {parameters.get('format')!r}")
+        from sklearn.linear_model import LogisticRegression
+
         vectorizer = _vectorizer(vocabulary=parameters["vocabulary"])
         vectorizer.idf_ = np.asarray(parameters["idf"], dtype=np.float64)
         model = LogisticRegression()
