@@ -13,7 +13,7 @@ from recommender.serving import experiment_service, service
 from recommender.serving.access import Reader, StaffRead, StaffWrite, Writer
 from recommender.serving.errors import MemberNotFound
 from recommender.serving.experiments import arms_of
-from recommender.serving.rules import DEFAULT_LIMIT, MAX_LIMIT, SURFACES
+from recommender.serving.rules import DEFAULT_LIMIT, MAX_LIMIT
 from recommender.serving.schemas import (
     ArmReport,
     ExperimentCreate,
@@ -24,6 +24,7 @@ from recommender.serving.schemas import (
     RecommendationList,
 )
 from recommender.store.models import IDEMPOTENCY, Experiment
+from recommender.surfaces import SURFACES
 from services.kernel.db import SessionDep
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
 from services.kernel.pagination import Page, PageDep

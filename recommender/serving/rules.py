@@ -1,4 +1,5 @@
-"""What each surface serves, and the re-ordering that keeps a list varied.
+"""The limits of a list, and the re-ordering that keeps it varied (what each surface serves is
+`recommender.surfaces`).
 
 The rules that depend on live data (stock, validity, tier, bookable sessions, what the member
 redeemed or dismissed) are one SQL query in `repository`; what is here needs no data.
@@ -9,22 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from recommender.store.models import ItemKind
-
 T = TypeVar("T")
-
-_SERVED = (ItemKind.PERK, ItemKind.PROMPT, ItemKind.EXPERIENCE, ItemKind.POST)
-
-# The kinds of item each surface may show. Products are learned from, never served.
-SURFACE_KINDS: dict[str, tuple[ItemKind, ...]] = {
-    "perks": (ItemKind.PERK,),
-    "prompts": (ItemKind.PROMPT,),
-    "experiences": (ItemKind.EXPERIENCE,),
-    "posts": (ItemKind.POST,),
-    "discover": _SERVED,
-    "new": _SERVED,
-}
-SURFACES: tuple[str, ...] = tuple(SURFACE_KINDS)
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 50

@@ -28,8 +28,9 @@ from recommender.serving.repository import (
     NewExposure,
     ServingRepository,
 )
-from recommender.serving.rules import MAX_LIMIT, SURFACE_KINDS, SURFACES, diversify
+from recommender.serving.rules import MAX_LIMIT, diversify
 from recommender.store.models import Interaction, InteractionKind
+from recommender.surfaces import SURFACE_KINDS, SURFACES
 from services.kernel.clock import utcnow
 from services.kernel.errors import ValidationFailed
 from services.kernel.ids import id_at, new_id

@@ -19,9 +19,10 @@ import scipy.sparse as sp  # type: ignore[import-untyped]
 from numpy.typing import NDArray
 
 from recommender.models.base import top_items
+from recommender.surfaces import SERVED_KINDS, SURFACE_KINDS, SURFACES
 from recommender.training.model import ProductionModel
 from recommender.training.repository import ListRow, MemberRow
-from recommender.training.snapshot import SERVED, Catalog
+from recommender.training.snapshot import Catalog
 
 # Candidates kept per list: serving pages hold at most 50 and the live rules drop some.
 LIST_LENGTH = 100
@@ -31,15 +32,8 @@ NEW_WINDOW = timedelta(days=14)
 # the ranker's candidates (whose probabilities are mostly higher than a cosine halved).
 FRESH_WEIGHT = 0.5
 
-SURFACES: dict[str, frozenset[str]] = {
-    "perks": frozenset({"perk"}),
-    "prompts": frozenset({"prompt"}),
-    "experiences": frozenset({"experience"}),
-    "posts": frozenset({"post"}),
-    "discover": frozenset(SERVED),
-    "new": frozenset(SERVED),
-}
 WEEKLY = frozenset({"discover", "new"})
+SERVED = frozenset(kind.value for kind in SERVED_KINDS)
 NON_PERSONALISED = uuid.UUID(int=0)
 
 # How a reason names what the member did with an item of each kind.
@@ -85,7 +79,7 @@ def member_lists(
     now: datetime,
     *,
     arm: str = "",
-    surfaces: Sequence[str] = tuple(SURFACES),
+    surfaces: Sequence[str] = SURFACES,
     tier_names: dict[uuid.UUID, str] | None = None,
 ) -> list[ListRow]:
     """Each member's lists. `rows` are their interactions over the version's items,
@@ -111,7 +105,7 @@ def member_lists(
     ]
     out: list[ListRow] = []
     for surface in surfaces:
-        wanted = np.isin(kinds, list(SURFACES[surface]))
+        wanted = np.isin(kinds, [k.value for k in SURFACE_KINDS[surface]])
         if surface == "new":
             wanted &= created >= (now - NEW_WINDOW).timestamp()
         masked = np.where(wanted[None, :], scores, -np.inf)
@@ -290,8 +284,8 @@ def popular_lists(
             (str(tier), counts, f"Popular with {name} members" if name else "Popular with members")
         )
     for segment, counts, reason in segments:
-        for surface, kinds in SURFACES.items():
-            wanted = servable & np.array([k in kinds for k in model.catalog.kinds], dtype=np.bool_)
+        for surface, kinds in SURFACE_KINDS.items():
+            wanted = servable & np.isin(model.catalog.kinds, [k.value for k in kinds])
             if surface == "new":
                 wanted &= model.catalog.created >= (now - NEW_WINDOW).timestamp()
             # Overall popularity breaks ties within a tier, so a small tier still gets a full list.

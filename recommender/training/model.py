@@ -32,20 +32,21 @@ from recommender.splits import MIN_ITEMS_TO_SPLIT
 from recommender.training.repository import MemberRow
 from recommender.training.snapshot import Catalog, Snapshot
 
-# EASE's setting for the brand's matrix (the offline evaluation tunes it per dataset; a brand's
-# interactions are sparse like the retail sets it was tuned on, where 200-500 did best).
+# EASE's setting for a brand's matrix: fixed, from the middle of the grid the offline evaluation
+# tunes over (50 to 2,000), since a nightly run has no budget to tune it. Tuning it per brand on
+# the held-out members is a possible refinement.
 EASE_REGULARIZATION = 300.0
 # The ranker's booster learns from at most this many members (a hundred candidates each): its
 # fit is most of a training run, and on a 20,000-member simulated brand 5,000 learned about as
 # well as all 18,000 (NDCG@100 about 0.40 either way).
 RANKER_TRAINING_MEMBERS = 5_000
-# Each fold refits the base models on the whole matrix; three give the booster every training
-# member once at a third of five's cost. One bag: nightly training favours time over the small
-# steadiness several bags add on tiny brands (see `recommender.models.ranker`).
 # Below this many members with five or more interactions the ranker has too little to learn a
 # blend from (on the 60-member demo brand its probabilities came out flat and followed no one);
 # EASE and the content model are then fused by rank instead.
 RANKER_MIN_MEMBERS = 1_000
+# Each fold refits the base models on the whole matrix; three give the booster every training
+# member once at three fifths of five's cost. One bag: nightly training favours time over the
+# small steadiness several bags add on tiny brands (see `recommender.models.ranker`).
 RANKER_FOLDS = 3
 RANKER_BAGS = 1
 

@@ -13,7 +13,7 @@ import scipy.sparse as sp  # type: ignore[import-untyped]
 from numpy.typing import NDArray
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from recommender.store.models import Item, ItemKind
+from recommender.store.models import Item
 from recommender.training import repository
 from recommender.training.repository import MemberRow, Pairs
 
@@ -120,8 +120,3 @@ async def load_snapshot(session: AsyncSession, brand_id: uuid.UUID, now: datetim
     matrix = pair_matrix(pairs, len(members), len(catalog))
     tiers = sorted({m.tier_id for m in members if m.tier_id is not None}, key=str)
     return Snapshot(brand_id, now, catalog, members, matrix, tiers)
-
-
-SERVED = frozenset(
-    kind.value for kind in (ItemKind.PERK, ItemKind.PROMPT, ItemKind.EXPERIENCE, ItemKind.POST)
-)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from recommender.serving import service
 from recommender.serving.exploration import DRAWS, Candidate, ThompsonDraws, generator
-from recommender.serving.rules import SURFACES, diversify
+from recommender.serving.rules import diversify
 from recommender.serving.schemas import RecommendationList
 from recommender.store.models import (
     Exposure,
@@ -24,6 +24,7 @@ from recommender.store.models import (
     ItemStats,
     MemberFacts,
 )
+from recommender.surfaces import SURFACES
 from services.kernel.clock import utcnow
 from services.kernel.db import Database
 from services.kernel.ids import id_at

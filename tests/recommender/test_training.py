@@ -24,9 +24,10 @@ from recommender.store.models import (
     VersionStatus,
     item_id_of,
 )
+from recommender.surfaces import SURFACES
 from recommender.training import model, service
 from recommender.training.gate import is_evaluation_member, not_worse
-from recommender.training.lists import NON_PERSONALISED, SURFACES
+from recommender.training.lists import NON_PERSONALISED
 from services.kernel.auth import Scope
 from services.kernel.clock import utcnow
 from services.kernel.ids import new_id
