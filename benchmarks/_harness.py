@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import socket
 import statistics
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -77,3 +80,95 @@ def report(
         **extra,
     }
     print(json.dumps(line), flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parent = int(stat.read().rpartition(")")[2].split()[1])
+            except OSError:
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def worker_of_port(server_pid: int) -> dict[int, int]:
+    """Which server process holds the connection from each local client port (Linux /proc)."""
+    sockets: dict[str, int] = {}
+    for pid in descendants(server_pid):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                sockets[target[8:-1]] = pid
+    owners: dict[int, int] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as rows:
+                lines = rows.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[9] in sockets:
+                owners[int(fields[2].rsplit(":", 1)[1], 16)] = sockets[fields[9]]
+    return owners
+
+
+async def open_balanced_clients(
+    base: str, server_pid: int, count: int, workers: int
+) -> tuple[list[httpx.AsyncClient], list[int]]:
+    """`count` clients of one keep-alive connection each, spread evenly over `workers` server
+    processes.
+
+    The workers share one listening socket: connections opened together all tend to land on
+    whichever worker accepts first, and stay there, so one worker would do nearly all the work
+    while the other idles (a load balancer in front of real servers spreads them). A connection
+    that lands on a worker already holding its share is closed and opened again. Returns the
+    clients and how many connections each worker holds.
+    """
+    clients: list[httpx.AsyncClient] = []
+    per_worker: dict[int, int] = {}
+    share = -(-count // workers)
+    for _ in range(count * 20):
+        if len(clients) == count:
+            break
+        client = httpx.AsyncClient(
+            base_url=base, limits=httpx.Limits(max_connections=1), timeout=30
+        )
+        response = await client.get("/healthz")
+        stream = response.extensions.get("network_stream")
+        port = stream.get_extra_info("client_addr")[1] if stream is not None else None
+        worker = worker_of_port(server_pid).get(port, -1) if port is not None else -1
+        if worker != -1 and per_worker.get(worker, 0) >= share:
+            await client.aclose()
+            await asyncio.sleep(0.01)
+            continue
+        per_worker[worker] = per_worker.get(worker, 0) + 1
+        clients.append(client)
+    while len(clients) < count:  # could not balance: take what comes
+        clients.append(
+            httpx.AsyncClient(base_url=base, limits=httpx.Limits(max_connections=1), timeout=30)
+        )
+    return clients, sorted(per_worker.values(), reverse=True)

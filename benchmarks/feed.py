@@ -36,8 +36,7 @@ import httpx
 import numpy as np
 from sqlalchemy import select
 
-from benchmarks._harness import median, report, scratch_database, servers
-from benchmarks.ledger import free_port
+from benchmarks._harness import free_port, median, report, scratch_database, servers
 from services.community.history.schemas import HistoricContent, HistoricFollow
 from services.community.history.service import load_posts
 from services.community.members.projection import MEMBERS_PROJECTION

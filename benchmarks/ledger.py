@@ -5,12 +5,12 @@ simulator's world; the clients replay its orders round-robin as purchases happen
 
 A real server (`kinfolk serve all --workers 2`, a subprocess) takes purchases from CLIENTS
 concurrent HTTP clients (one keep-alive connection each, spread evenly over the workers as a
-load balancer would; see `open_clients`) for DURATION seconds; pgbench runs its built-in
-TPC-B-like script with the same number of clients on the same PostgreSQL, in the same run. Two
-rounds in alternating order; medians. As context it prints what the same clients reach against
-`GET /healthz` (the load generator shares the machine's cores with the server and PostgreSQL;
-pgbench's client is C, ours is httpx). At the end every member's cached balance must equal the
-sum of their ledger entries and the points of all accepted purchases (zero drift).
+load balancer would; see `_harness.open_balanced_clients`) for DURATION seconds; pgbench runs
+its built-in TPC-B-like script with the same number of clients on the same PostgreSQL, in the
+same run. Two rounds in alternating order; medians. As context it prints what the same clients
+reach against `GET /healthz` (the load generator shares the machine's cores with the server and
+PostgreSQL; pgbench's client is C, ours is httpx). At the end every member's cached balance must
+equal the sum of their ledger entries and the points of all accepted purchases (zero drift).
 
 Run: python3 -m uv run --frozen python -m benchmarks.ledger
 """
@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,7 +35,14 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from sqlalchemy import text
 
-from benchmarks._harness import median, report, scratch_database, servers
+from benchmarks._harness import (
+    free_port,
+    median,
+    open_balanced_clients,
+    report,
+    scratch_database,
+    servers,
+)
 from services.demo.members import CATEGORIES
 from services.kernel.consumer import ConsumerRunner
 from services.kernel.db import Database, libpq_url
@@ -56,12 +62,6 @@ ROUNDS = 2
 # The members and their orders come from the simulator's world.
 WORLD = world.WorldParams(members=MEMBERS, days=365, seed=42, start=date(2025, 1, 1))
 WORKERS = 2
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def seed(database_url: str, redis_url: str, settings: Settings) -> str:
@@ -126,89 +126,6 @@ def baskets() -> list[Basket]:
             ]
             found.append((world.external_id(WORLD.seed, member), amount, lines))
     return found
-
-
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    parent = int(stat.read().rpartition(")")[2].split()[1])
-            except OSError:
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def _worker_of_port(server_pid: int) -> dict[int, int]:
-    """Which server process holds the connection from each local client port (Linux /proc)."""
-    sockets: dict[str, int] = {}
-    for pid in _descendants(server_pid):
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                sockets[target[8:-1]] = pid
-    owners: dict[int, int] = {}
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as rows:
-                lines = rows.readlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if fields[9] in sockets:
-                owners[int(fields[2].rsplit(":", 1)[1], 16)] = sockets[fields[9]]
-    return owners
-
-
-async def open_clients(base: str, server_pid: int) -> tuple[list[httpx.AsyncClient], list[int]]:
-    """CLIENTS clients of one keep-alive connection each, spread evenly over the workers.
-
-    The workers share one listening socket: connections opened together all tend to land on
-    whichever worker accepts first, and stay there, so one worker would do nearly all the work
-    while the other idles (a load balancer in front of real servers spreads them). A connection
-    that lands on a worker already holding its share is closed and opened again. Returns the
-    clients and how many connections each worker holds.
-    """
-    clients: list[httpx.AsyncClient] = []
-    per_worker: dict[int, int] = {}
-    share = -(-CLIENTS // WORKERS)
-    for _ in range(CLIENTS * 20):
-        if len(clients) == CLIENTS:
-            break
-        client = httpx.AsyncClient(
-            base_url=base, limits=httpx.Limits(max_connections=1), timeout=30
-        )
-        response = await client.get("/healthz")
-        stream = response.extensions.get("network_stream")
-        port = stream.get_extra_info("client_addr")[1] if stream is not None else None
-        worker = _worker_of_port(server_pid).get(port, -1) if port is not None else -1
-        if worker != -1 and per_worker.get(worker, 0) >= share:
-            await client.aclose()
-            await asyncio.sleep(0.01)
-            continue
-        per_worker[worker] = per_worker.get(worker, 0) + 1
-        clients.append(client)
-    while len(clients) < CLIENTS:  # could not balance: take what comes
-        clients.append(
-            httpx.AsyncClient(base_url=base, limits=httpx.Limits(max_connections=1), timeout=30)
-        )
-    return clients, sorted(per_worker.values(), reverse=True)
 
 
 async def healthz_rate(clients: list[httpx.AsyncClient], seconds: float) -> float:
@@ -407,7 +324,7 @@ async def main() -> None:
             server = start_server(url, urls.redis_url, port)
             try:
                 await wait_ready(base)
-                clients, spread = await open_clients(base, server.pid)
+                clients, spread = await open_balanced_clients(base, server.pid, CLIENTS, WORKERS)
                 print(f"connections per worker: {spread}", flush=True)
                 try:
                     await drive(clients, api_key, orders, 2.0)  # warm up both workers

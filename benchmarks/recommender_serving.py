@@ -40,8 +40,14 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import httpx
 
-from benchmarks._harness import report, scratch_database, servers
-from benchmarks.ledger import _descendants, _worker_of_port, free_port
+from benchmarks._harness import (
+    descendants,
+    free_port,
+    open_balanced_clients,
+    report,
+    scratch_database,
+    servers,
+)
 from services.kernel.auth import MemberTokenCodec
 from services.kernel.db import Database, libpq_url
 from services.kernel.settings import Settings
@@ -324,35 +330,6 @@ async def wait_ready(base: str, server: subprocess.Popen[bytes]) -> None:
     sys.exit("the server did not become ready in two minutes")
 
 
-async def open_connections(base: str, server_pid: int) -> tuple[list[httpx.AsyncClient], list[int]]:
-    """CONNECTIONS clients of one keep-alive connection each, as many on each worker (the
-    workers share a socket: connections opened together tend to land on one of them)."""
-    clients: list[httpx.AsyncClient] = []
-    per_worker: dict[int, int] = {}
-    share = -(-CONNECTIONS // WORKERS)
-    for _ in range(CONNECTIONS * 20):
-        if len(clients) == CONNECTIONS:
-            break
-        client = httpx.AsyncClient(
-            base_url=base, limits=httpx.Limits(max_connections=1), timeout=30
-        )
-        response = await client.get("/healthz")
-        stream = response.extensions.get("network_stream")
-        port = stream.get_extra_info("client_addr")[1] if stream is not None else None
-        worker = _worker_of_port(server_pid).get(port, -1) if port is not None else -1
-        if worker != -1 and per_worker.get(worker, 0) >= share:
-            await client.aclose()
-            await asyncio.sleep(0.01)
-            continue
-        per_worker[worker] = per_worker.get(worker, 0) + 1
-        clients.append(client)
-    while len(clients) < CONNECTIONS:
-        clients.append(
-            httpx.AsyncClient(base_url=base, limits=httpx.Limits(max_connections=1), timeout=30)
-        )
-    return clients, sorted(per_worker.values(), reverse=True)
-
-
 Request = Callable[[httpx.AsyncClient, int], Awaitable[None]]
 
 
@@ -396,7 +373,7 @@ class CpuMeter:
 
     def _server_seconds(self) -> float:
         total = 0
-        for pid in {self._server_pid, *_descendants(self._server_pid)}:
+        for pid in {self._server_pid, *descendants(self._server_pid)}:
             try:
                 with open(f"/proc/{pid}/stat") as stat:
                     fields = stat.read().rpartition(")")[2].split()
@@ -464,7 +441,7 @@ async def run(url: str, redis_url: str) -> None:
     server = start_server(url, redis_url, port, jwt_secret)
     try:
         await wait_ready(base, server)
-        clients, spread = await open_connections(base, server.pid)
+        clients, spread = await open_balanced_clients(base, server.pid, CONNECTIONS, WORKERS)
         print(f"connections per worker: {spread}", flush=True)
         try:
             await open_loop(clients, recommend, RATE, 3.0)  # warm up both workers and pools

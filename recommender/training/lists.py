@@ -80,7 +80,6 @@ def member_lists(
     *,
     arm: str = "",
     surfaces: Sequence[str] = SURFACES,
-    tier_names: dict[uuid.UUID, str] | None = None,
 ) -> list[ListRow]:
     """Each member's lists. `rows` are their interactions over the version's items,
     `fresh_seen` over the fresh items (what they already did with those).
@@ -100,8 +99,7 @@ def member_lists(
     kinds = np.concatenate([catalog.kinds, fresh.catalog.kinds])
     created = np.concatenate([catalog.created, fresh.catalog.created])
     explainers = [
-        Explainer(model, fresh, rows[position], member, tier_names or {})
-        for position, member in enumerate(members)
+        Explainer(model, fresh, rows[position], member) for position, member in enumerate(members)
     ]
     out: list[ListRow] = []
     for surface in surfaces:
@@ -185,7 +183,6 @@ class Explainer:
         fresh: Fresh,
         history: sp.csr_matrix,
         member: MemberRow,
-        tier_names: dict[uuid.UUID, str],
     ) -> None:
         self.model = model
         self.fresh = fresh
@@ -193,7 +190,7 @@ class Explainer:
         self.member = member
         self.interests = {i.casefold() for i in member.interests}
         self.favourites = _favourite_categories(model, history)
-        tier = tier_names.get(member.tier_id) if member.tier_id else None
+        tier = model.tier_names.get(member.tier_id) if member.tier_id else None
         self.popular = f"Popular with {tier} members" if tier else "Popular with members like you"
         self.known: dict[tuple[int, bool], str] = {}
 
@@ -267,7 +264,6 @@ def popular_lists(
     groups: NDArray[np.int64],
     version_id: uuid.UUID,
     now: datetime,
-    tier_names: dict[uuid.UUID, str],
 ) -> list[ListRow]:
     """The non-personalised lists (cold start, holdout arms, members without the
     personalisation consent): most popular per tier, and overall for members without one."""
@@ -279,7 +275,7 @@ def popular_lists(
     ]
     for index, tier in enumerate(model.tiers):
         counts = np.asarray(binary[groups == index].sum(axis=0), dtype=np.float32).ravel()
-        name = tier_names.get(tier, "")
+        name = model.tier_names.get(tier, "")
         segments.append(
             (str(tier), counts, f"Popular with {name} members" if name else "Popular with members")
         )

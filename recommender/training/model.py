@@ -65,6 +65,7 @@ class ProductionModel:
     content: ContentTFIDF | None
     popularity: NDArray[np.float32]  # share of members who touched each item
     fit_seconds: float = 0.0
+    tier_names: dict[uuid.UUID, str] = field(default_factory=dict)  # for reasons
     index: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:

@@ -143,15 +143,6 @@ async def read_items_since(
     return list(result)
 
 
-async def tier_names(session: AsyncSession, brand_id: uuid.UUID) -> dict[uuid.UUID, str]:
-    result = await session.execute(
-        select(MemberFacts.tier_id, func.max(MemberFacts.tier_name))
-        .where(MemberFacts.brand_id == brand_id, MemberFacts.tier_id.is_not(None))
-        .group_by(MemberFacts.tier_id)
-    )
-    return {tier_id: name or "" for tier_id, name in result if tier_id is not None}
-
-
 # --- Model versions and artifacts -------------------------------------------------------------
 
 

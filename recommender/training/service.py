@@ -123,6 +123,8 @@ async def train_brand(
             serving_metrics = await off_loop(partial(measure, serving_model, judged_on))
     promoted = not_worse(new_metrics, serving_metrics)
     judge_seconds = time.perf_counter() - judging
+    # Kept with the version, so a fold-in names tiers in reasons without reading every member.
+    model.tier_names = snapshot.tier_names
     artifact = await off_loop(model.to_bytes)
     version = ModelVersion(
         id=new_id(),
@@ -149,10 +151,9 @@ async def train_brand(
     await repository.add_version(session, version, artifact)
     _MODELS[version.id] = model
     if promoted:
-        names = await repository.tier_names(session, brand_id)
         groups = snapshot.groups(snapshot.members)
         await repository.write_lists(
-            session, brand_id, popular_lists(model, matrix, groups, version.id, now, names), now
+            session, brand_id, popular_lists(model, matrix, groups, version.id, now), now
         )
         await repository.mark_active_members_stale(session, brand_id, now - ACTIVE_WINDOW, now)
     await repository.drop_old_artifacts(session, brand_id, KEEP_ARTIFACTS)
@@ -215,7 +216,6 @@ async def fold_in_members(
     if not members:
         return
     groups = await _arm_groups(session, brand_id, version, members)
-    names = await repository.tier_names(session, brand_id)
     week_start = (now - timedelta(days=now.weekday())).replace(
         hour=0, minute=0, second=0, microsecond=0
     )
@@ -248,7 +248,6 @@ async def fold_in_members(
                 fresh,
                 now,
                 arm=arm,
-                tier_names=names,
             )
         )
         # Discover and New for you stay put for the week once made, as a weekly list does.

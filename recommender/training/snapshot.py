@@ -88,6 +88,10 @@ class Snapshot:
     tiers: list[uuid.UUID]  # group index -> tier id
 
     @property
+    def tier_names(self) -> dict[uuid.UUID, str]:
+        return {m.tier_id: m.tier_name or "" for m in self.members if m.tier_id is not None}
+
+    @property
     def member_ids(self) -> list[uuid.UUID]:
         return [m.member_id for m in self.members]
 
