@@ -21,6 +21,7 @@ from services.community.milestones.tasks import ANNIVERSARIES_JOB
 from services.community.models import SCHEMA, Base
 from services.community.moderation.endpoints import router as moderation_router
 from services.community.posts.endpoints import router as posts_router
+from services.community.profiles.endpoints import router as profiles_router
 from services.community.prompts.endpoints import router as prompts_router
 from services.community.reputation.consumer import REPUTATION_CONSUMER
 from services.community.reputation.endpoints import router as reputation_router
@@ -32,6 +33,7 @@ router = APIRouter()
 for part in (
     posts_router,
     social_router,
+    profiles_router,
     groups_router,
     prompts_router,
     challenges_router,

@@ -6,6 +6,7 @@ transaction: `unit_of_work` commits when the work returns and rolls back when it
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from enum import StrEnum
@@ -127,8 +128,32 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(asyncpg_url(url), **options)
 
 
+class _TaskReentrantLock:
+    """A lock that the task holding it may take again (nested units of work in one task)."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None
+        self._depth = 0
+
+    async def __aenter__(self) -> None:
+        task = asyncio.current_task()
+        if self._owner is not task:
+            await self._lock.acquire()
+            self._owner = task
+        self._depth += 1
+
+    async def __aexit__(self, *_: object) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._owner = None
+            self._lock.release()
+
+
 class Database:
     """The engine and session factory of one process."""
+
+    _turns: _TaskReentrantLock | None = None
 
     def __init__(self, url: str, **engine_options: Any) -> None:
         self.url = url
@@ -147,11 +172,24 @@ class Database:
         database.sessionmaker = async_sessionmaker(
             bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
         )
+        # One connection cannot run two statements at once: units of work started concurrently
+        # (the gateway's parallel in-process calls) take turns; a nested one in the same task,
+        # such as an in-process call made while a request holds its session, goes straight in.
+        database._turns = _TaskReentrantLock()
         return database
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
         """One session, one transaction: committed on success, rolled back on error."""
+        if self._turns is not None:
+            async with self._turns, self._session() as session:
+                yield session
+            return
+        async with self._session() as session:
+            yield session
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessionmaker() as session:
             try:
                 yield session

@@ -111,3 +111,31 @@ class Page(BaseModel, Generic[T]):
             items=[item(row) for row in shown],
             next=encode_cursor(key(shown[-1])) if more else None,
         )
+
+
+# --- Batch reads by id ------------------------------------------------------------------------
+# The gateway's DataLoaders read every object of a kind that one GraphQL answer needs in one call
+# (`GET ...?ids=a&ids=b`); the cap keeps one call's query bounded (more is a 422).
+
+MAX_IDS = 100
+
+Ids = Annotated[
+    list[uuid.UUID],
+    Query(
+        min_length=1,
+        max_length=MAX_IDS,
+        description=f"The ids to read, 1 to {MAX_IDS} (repeat the parameter: `ids=a&ids=b`). "
+        "Ids that do not exist or that the caller may not see are left out.",
+    ),
+]
+
+# On a list route that also reads by id: absent, the route lists as usual.
+OptionalIds = Annotated[
+    list[uuid.UUID] | None,
+    Query(
+        max_length=MAX_IDS,
+        description=f"Read exactly these instead of listing (at most {MAX_IDS}; repeat the "
+        "parameter), in one page with no `next`; paging and filters do not apply. Ids that do "
+        "not exist or that the caller may not see are left out.",
+    ),
+]

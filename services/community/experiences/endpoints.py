@@ -35,7 +35,7 @@ from services.kernel.auth import MemberDep
 from services.kernel.clock import utcnow
 from services.kernel.db import SessionDep
 from services.kernel.idempotency import RequiredIdempotencyKeyHeader, request_hash
-from services.kernel.pagination import Page, PageDep
+from services.kernel.pagination import OptionalIds, Page, PageDep
 
 router = APIRouter(prefix="/community/v1", tags=["community: experiences"])
 
@@ -74,7 +74,11 @@ async def list_experiences(
     tag: Tag = None,
     kind: ExperienceKind | None = None,
     host_member_id: uuid.UUID | None = None,
+    ids: OptionalIds = None,
 ) -> Page[ExperienceRead]:
+    if ids is not None:
+        found = await service.experiences_by_ids(session, actor.brand_id, ids)
+        return Page[ExperienceRead](items=[ExperienceRead.of(e) for e in found])
     filters = ExperienceFilters(
         tag=normalise_tag(tag) if tag else None, kind=kind, host_member_id=host_member_id
     )
@@ -156,7 +160,7 @@ async def add_session(
 @router.get(
     "/sessions",
     response_model=Page[SessionRead],
-    summary="Upcoming sessions in start order",
+    summary="Upcoming sessions in start order (or sessions by id)",
 )
 async def browse_sessions(
     session: SessionDep,
@@ -173,10 +177,22 @@ async def browse_sessions(
     online: Annotated[
         bool | None, Query(description="true: online only; false: in person only.")
     ] = None,
+    place: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="Sessions whose address contains this text, any case (e.g. a city).",
+        ),
+    ] = None,
     tag: Tag = None,
     experience_id: uuid.UUID | None = None,
     include_cancelled: bool = False,
+    ids: OptionalIds = None,
 ) -> Page[SessionRead]:
+    if ids is not None:
+        views = await service.sessions_by_ids(session, actor, ids)
+        return Page[SessionRead](items=views)
     filters = SessionFilters(
         starts_from=starts_from or utcnow(),
         starts_before=starts_before,
@@ -184,6 +200,7 @@ async def browse_sessions(
         tag=normalise_tag(tag) if tag else None,
         experience_id=experience_id,
         include_cancelled=include_cancelled,
+        place=(place.strip() or None) if place else None,
     )
     rows = await service.browse_sessions(session, actor.brand_id, filters, page)
     views = await service.session_views(session, actor, rows)

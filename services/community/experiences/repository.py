@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
-from sqlalchemy import Select, Table, and_, func, or_, select, update
+from sqlalchemy import Select, Table, and_, exists, false, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -59,6 +59,7 @@ class SessionFilters:
     tag: str | None = None
     experience_id: uuid.UUID | None = None
     include_cancelled: bool = False
+    place: str | None = None  # text the address contains, any case (e.g. a city)
 
 
 class ExperienceRepository:
@@ -93,6 +94,18 @@ class ExperienceRepository:
             statement = statement.where(Experience.host_member_id == filters.host_member_id)
         return (
             await self.session.scalars(keyset(statement, Experience.id, page, newest_first=True))
+        ).all()
+
+    async def experiences_by_ids(
+        self, brand_id: uuid.UUID, ids: Sequence[uuid.UUID]
+    ) -> Sequence[Experience]:
+        """The brand's experiences among `ids`, in id order (unknown and foreign ids drop out)."""
+        return (
+            await self.session.scalars(
+                select(Experience)
+                .where(Experience.brand_id == brand_id, Experience.id.in_(ids))
+                .order_by(Experience.id)
+            )
         ).all()
 
     async def add_review_to_rating(self, experience_id: uuid.UUID, rating: int) -> None:
@@ -153,6 +166,10 @@ class ExperienceRepository:
             statement = statement.where(Experience.tags.contains([filters.tag]))
         if filters.experience_id is not None:
             statement = statement.where(ExperienceSession.experience_id == filters.experience_id)
+        if filters.place is not None:
+            statement = statement.where(
+                ExperienceSession.address.ilike(f"%{_like_escaped(filters.place)}%", escape="\\")
+            )
         if page.after is not None:
             last = aliased(ExperienceSession)
             after_start = (
@@ -173,6 +190,28 @@ class ExperienceRepository:
             page.limit + 1
         )
         return (await self.session.execute(statement)).all()
+
+    async def sessions_by_ids(
+        self, brand_id: uuid.UUID, ids: Sequence[uuid.UUID], member_id: uuid.UUID | None
+    ) -> Sequence[tuple[ExperienceSession, Experience, bool]]:
+        """The brand's sessions among `ids` (past and cancelled ones too), each with its
+        experience and whether `member_id` holds a confirmed booking on it, in one statement."""
+        confirmed = (
+            exists().where(
+                Booking.session_id == ExperienceSession.id,
+                Booking.member_id == member_id,
+                Booking.status == BookingStatus.CONFIRMED,
+            )
+            if member_id is not None
+            else false()
+        )
+        rows = await self.session.execute(
+            select(ExperienceSession, Experience, confirmed)
+            .join(Experience, Experience.id == ExperienceSession.experience_id)
+            .where(ExperienceSession.brand_id == brand_id, ExperienceSession.id.in_(ids))
+            .order_by(ExperienceSession.id)
+        )
+        return [(row, experience, bool(held)) for row, experience, held in rows]
 
     # --- Bookings --------------------------------------------------------------------------
 
@@ -407,6 +446,11 @@ class ExperienceRepository:
             )
             .execution_options(synchronize_session=False)
         )
+
+
+def _like_escaped(text: str) -> str:
+    """`text` matched literally inside a LIKE pattern (escape character: backslash)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _plain(value: object) -> object:

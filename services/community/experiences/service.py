@@ -16,7 +16,13 @@ taken; a larger one moves the waitlist up), seats per booking, early access and 
 change until it starts. Each session gets a short check-in code, shown to the host and staff.
 
 **Browsing** lists scheduled sessions in start order (then id), from now by default, filtered by
-a start range, online or in person, a tag of the experience, or one experience.
+a start range, online or in person, text in the address (a city, a street), a tag of the
+experience, or one experience.
+
+**Reading by ids** (`experiences_by_ids`, `sessions_by_ids`) answers the objects of this brand
+among the ids asked (at most 100, see `kernel.pagination.Ids`) in one statement, whatever their time
+or status, as the caller may see them: the gateway resolves references (bookings,
+recommendations) this way.
 """
 
 from __future__ import annotations
@@ -124,6 +130,12 @@ async def list_experiences(
     session: AsyncSession, brand_id: uuid.UUID, filters: ExperienceFilters, page: PageRequest
 ) -> Sequence[Experience]:
     return await ExperienceRepository(session).experiences(brand_id, filters, page)
+
+
+async def experiences_by_ids(
+    session: AsyncSession, brand_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> Sequence[Experience]:
+    return await ExperienceRepository(session).experiences_by_ids(brand_id, list(set(ids)))
 
 
 async def rating_summary(
@@ -292,6 +304,25 @@ async def browse_sessions(
     session: AsyncSession, brand_id: uuid.UUID, filters: SessionFilters, page: PageRequest
 ) -> Sequence[tuple[ExperienceSession, Experience]]:
     return await ExperienceRepository(session).sessions(brand_id, filters, page)
+
+
+async def sessions_by_ids(
+    session: AsyncSession, actor: Actor, ids: Sequence[uuid.UUID]
+) -> list[SessionRead]:
+    """Sessions by id, shown as `session_views` shows them (the link and code are decided from
+    the same row, in the same statement)."""
+    rows = await ExperienceRepository(session).sessions_by_ids(
+        actor.brand_id, list(set(ids)), actor.member_id
+    )
+    return [
+        SessionRead.of(
+            row,
+            experience,
+            show_link=may_manage(actor, experience) or confirmed,
+            show_code=may_manage(actor, experience),
+        )
+        for row, experience, confirmed in rows
+    ]
 
 
 async def session_views(

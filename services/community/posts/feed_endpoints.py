@@ -10,10 +10,17 @@ from fastapi import APIRouter, Path
 
 from services.community.access import ReadingMember
 from services.community.posts import bookmarks, feeds
-from services.community.posts.repository import BookmarkRow, PostRow
-from services.community.posts.schemas import MAX_TAG, BookmarkedPost, CommentRead, PostRead
+from services.community.posts.repository import BookmarkRow, PostRow, ViewedPostRow
+from services.community.posts.schemas import (
+    MAX_TAG,
+    BookmarkedPost,
+    CommentRead,
+    PostRead,
+    PostView,
+    PostViews,
+)
 from services.kernel.db import SessionDep
-from services.kernel.pagination import Page, PageDep
+from services.kernel.pagination import Ids, Page, PageDep
 
 router = APIRouter()
 
@@ -22,6 +29,24 @@ def _posts(rows: list[PostRow], page: PageDep) -> Page[PostRead]:
     return Page[PostRead].of(
         rows, page, key=lambda r: r.post.id, item=lambda r: PostRead.of(r.post, r.author_name)
     )
+
+
+def _view(row: ViewedPostRow) -> PostView:
+    return PostView(
+        **PostRead.of(row.post, row.author_name).model_dump(),
+        my_reactions=row.my_reactions,
+        bookmarked=row.bookmarked,
+    )
+
+
+@router.get(
+    "/posts",
+    response_model=PostViews,
+    summary="Posts by id, each with my reactions and bookmark (those I may see; newest first)",
+    responses={422: {"description": "ValidationError (no ids, more than 100, not uuids)"}},
+)
+async def posts_by_ids(ids: Ids, session: SessionDep, me: ReadingMember) -> PostViews:
+    return PostViews(items=[_view(row) for row in await feeds.by_ids(session, me, ids)])
 
 
 @router.get(
@@ -100,7 +125,9 @@ async def comments(
 
 def _bookmark(row: BookmarkRow) -> BookmarkedPost:
     return BookmarkedPost(
-        bookmarked_at=row.bookmarked_at, post=PostRead.of(row.post, row.author_name)
+        bookmark_id=row.bookmark_id,
+        bookmarked_at=row.bookmarked_at,
+        post=PostRead.of(row.post, row.author_name),
     )
 
 

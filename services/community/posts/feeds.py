@@ -21,6 +21,7 @@ from services.community.posts.repository import (
     CommentRow,
     PostRepository,
     PostRow,
+    ViewedPostRow,
     Viewer,
 )
 from services.community.posts.schemas import normalise_tag
@@ -66,6 +67,16 @@ async def authored(
         await known_member(session, member.brand_id, author_id)
     return await PostRepository(session).author_posts(
         member.brand_id, author_id, Viewer(member.member_id), page
+    )
+
+
+async def by_ids(
+    session: AsyncSession, member: CommunityMember, post_ids: list[uuid.UUID]
+) -> list[ViewedPostRow]:
+    """The posts among `post_ids` the member may read (as `readable_post` decides one, and
+    leaving out members blocked either way), with the member's reactions and bookmark."""
+    return await PostRepository(session).many_seen_by(
+        member.brand_id, post_ids, Viewer(member.member_id)
     )
 
 

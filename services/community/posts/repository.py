@@ -19,13 +19,17 @@ from sqlalchemy import (
     ColumnElement,
     CursorResult,
     Select,
+    any_,
+    bindparam,
     delete,
+    exists,
+    func,
     literal_column,
     or_,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.community.models import Comment, CommunityMember, ContentStatus, Post, PostKind
@@ -41,6 +45,8 @@ from services.kernel.pagination import PageRequest, keyset
 
 _PUBLISHED: ColumnClause[Any] = literal_column("'published'")
 _REMOVED: ColumnClause[Any] = literal_column("'removed'")
+# One array parameter for a batch of ids, however many.
+_IDS = bindparam("ids", type_=ARRAY(UUID(as_uuid=True)))
 
 
 def _published(column: Any) -> ColumnElement[bool]:
@@ -59,6 +65,16 @@ class Viewer:
 class PostRow:
     post: Post
     author_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ViewedPostRow:
+    """A post with what the viewer did to it: their reactions (by kind) and their bookmark."""
+
+    post: Post
+    author_name: str | None
+    my_reactions: list[ReactionKind]
+    bookmarked: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +185,39 @@ class PostRepository:
                 CommunityMember.brand_id == brand_id, CommunityMember.member_id == member_id
             )
         )
+
+    async def many_seen_by(
+        self, brand_id: uuid.UUID, post_ids: Sequence[uuid.UUID], viewer: Viewer
+    ) -> list[ViewedPostRow]:
+        """The posts among `post_ids` the viewer may see (published, or their own held ones;
+        nothing by a member blocked either way), newest first, in one statement."""
+        mine = (
+            select(func.array_agg(aggregate_order_by(Reaction.kind, Reaction.kind)))
+            .where(Reaction.member_id == viewer.member_id, Reaction.target_id == Post.id)
+            .scalar_subquery()
+        )
+        saved = exists().where(Bookmark.member_id == viewer.member_id, Bookmark.post_id == Post.id)
+        statement = (
+            _with_author(select(Post))
+            .add_columns(mine, saved)
+            .where(
+                Post.brand_id == brand_id,
+                Post.id == any_(_IDS),
+                or_(
+                    _published(Post.status),
+                    (Post.author_id == viewer.member_id) & (Post.status == ContentStatus.HELD),
+                ),
+                *_hidden_from(viewer, Post.author_id),
+            )
+            .order_by(Post.id.desc())
+        )
+        rows = await self.session.execute(statement, {"ids": list(post_ids)})
+        return [
+            ViewedPostRow(
+                post, name, [ReactionKind(kind) for kind in kinds or ()], bool(bookmarked)
+            )
+            for post, name, kinds, bookmarked in rows
+        ]
 
     # --- feeds ---
 

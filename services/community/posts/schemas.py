@@ -185,6 +185,19 @@ class PostRead(BaseModel):
         )
 
 
+class PostView(PostRead):
+    """A post as the calling member sees it, with what they did to it."""
+
+    my_reactions: list[ReactionKind] = Field(description="The kinds I reacted with, sorted.")
+    bookmarked: bool = Field(description="Whether the post is in my bookmarks.")
+
+
+class PostViews(BaseModel):
+    """Posts read by id: those the caller may see, newest first."""
+
+    items: list[PostView]
+
+
 class StaffPostRead(BaseModel):
     """A post as staff see it: every status, with the screening reasons and lifecycle times."""
 
@@ -269,5 +282,6 @@ class BookmarkRead(BaseModel):
 
 
 class BookmarkedPost(BaseModel):
+    bookmark_id: uuid.UUID = Field(description="The bookmark's id: the list's order and cursor.")
     bookmarked_at: datetime
     post: PostRead

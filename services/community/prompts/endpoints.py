@@ -25,7 +25,7 @@ from services.community.prompts.schemas import (
 )
 from services.kernel.db import SessionDep
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
-from services.kernel.pagination import Page, PageDep
+from services.kernel.pagination import OptionalIds, Page, PageDep
 
 router = APIRouter(prefix="/community/v1", tags=["community: prompts"])
 
@@ -49,10 +49,26 @@ async def create_prompt(
 
 
 @router.get(
-    "/prompts", response_model=Page[PromptRead], summary="The brand's prompts, newest first"
+    "/prompts",
+    response_model=Page[PromptRead] | Page[OpenPromptRead],
+    summary="Prompts, newest first: every prompt of the brand to staff; to a member, those for "
+    "them that have started (as `OpenPromptRead`). With `ids`, those among the ids, unpaged",
+    responses={422: {"description": "ValidationError (more than 100 ids, not uuids)"}},
 )
-async def list_prompts(session: SessionDep, staff: StaffRead, page: PageDep) -> Page[PromptRead]:
-    rows = await service.list_prompts(session, staff.brand_id, page)
+async def list_prompts(
+    session: SessionDep, viewer: ReadingActor, page: PageDep, ids: OptionalIds = None
+) -> Page[PromptRead] | Page[OpenPromptRead]:
+    if viewer.member is not None:
+        mine = await service.member_prompts(session, viewer.member, page, ids)
+        if ids is not None:
+            return Page[OpenPromptRead](items=[OpenPromptRead.model_validate(p) for p in mine])
+        return Page[OpenPromptRead].of(
+            mine, page, key=lambda p: p.id, item=OpenPromptRead.model_validate
+        )
+    if ids is not None:
+        rows = await service.prompts_by_ids(session, viewer.brand_id, ids)
+        return Page[PromptRead](items=[PromptRead.model_validate(p) for p in rows])
+    rows = await service.list_prompts(session, viewer.brand_id, page)
     return Page[PromptRead].of(rows, page, key=lambda p: p.id, item=PromptRead.model_validate)
 
 

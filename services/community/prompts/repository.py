@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     Table,
     and_,
     any_,
@@ -134,6 +135,38 @@ class PromptRepository:
         return (
             await self.session.scalars(keyset(statement, Prompt.id, page, newest_first=True))
         ).all()
+
+    async def many_by_ids(
+        self, brand_id: uuid.UUID, prompt_ids: Sequence[uuid.UUID]
+    ) -> Sequence[Prompt]:
+        """The brand's prompts among these ids, newest first."""
+        statement = (
+            select(Prompt)
+            .where(Prompt.brand_id == brand_id, Prompt.id == any_(_IDS))
+            .order_by(Prompt.id.desc())
+        )
+        return (await self.session.scalars(statement, {"ids": list(prompt_ids)})).all()
+
+    def _started_for(self, member: CommunityMember, now: datetime) -> Select[Prompt]:
+        return select(Prompt).where(
+            Prompt.brand_id == member.brand_id, Prompt.starts_at <= now, _for_member(member)
+        )
+
+    async def started_for(
+        self, member: CommunityMember, now: datetime, page: PageRequest
+    ) -> Sequence[Prompt]:
+        """The prompts for the member that have started (open or closed since), newest first."""
+        statement = keyset(self._started_for(member, now), Prompt.id, page, newest_first=True)
+        return (await self.session.scalars(statement)).all()
+
+    async def started_for_by_ids(
+        self, member: CommunityMember, now: datetime, prompt_ids: Sequence[uuid.UUID]
+    ) -> Sequence[Prompt]:
+        """`started_for`, among these ids only, all of them."""
+        statement = (
+            self._started_for(member, now).where(Prompt.id == any_(_IDS)).order_by(Prompt.id.desc())
+        )
+        return (await self.session.scalars(statement, {"ids": list(prompt_ids)})).all()
 
     async def open_for(
         self, member: CommunityMember, now: datetime, page: PageRequest

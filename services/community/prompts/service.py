@@ -208,6 +208,13 @@ async def list_prompts(
     return await PromptRepository(session).page(brand_id, page)
 
 
+async def prompts_by_ids(
+    session: AsyncSession, brand_id: uuid.UUID, prompt_ids: list[uuid.UUID]
+) -> Sequence[Prompt]:
+    """The brand's prompts among these ids (staff)."""
+    return await PromptRepository(session).many_by_ids(brand_id, prompt_ids)
+
+
 async def update_prompt(
     session: AsyncSession, brand_id: uuid.UUID, prompt_id: uuid.UUID, payload: PromptUpdate
 ) -> Prompt:
@@ -260,6 +267,21 @@ async def open_prompts(
 ) -> Sequence[Prompt]:
     """The prompts the member can answer now, newest first."""
     return await PromptRepository(session).open_for(member, utcnow(), page)
+
+
+async def member_prompts(
+    session: AsyncSession,
+    member: CommunityMember,
+    page: PageRequest,
+    prompt_ids: list[uuid.UUID] | None = None,
+) -> Sequence[Prompt]:
+    """The prompts a member may read: for them and started (open now or closed since), newest
+    first; with `prompt_ids`, those among the ids (all of them, unpaged). Prompts not yet
+    started, or for an audience the member is not in, stay unseen."""
+    prompts = PromptRepository(session)
+    if prompt_ids is not None:
+        return await prompts.started_for_by_ids(member, utcnow(), prompt_ids)
+    return await prompts.started_for(member, utcnow(), page)
 
 
 def require_open(prompt: Prompt, now: datetime) -> None:

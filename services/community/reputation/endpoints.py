@@ -34,6 +34,7 @@ def _reputation(standing: service.Standing) -> ReputationRead:
 def _held(row: tuple[MemberBadge, Badge]) -> MemberBadgeRead:
     held, badge = row
     return MemberBadgeRead(
+        id=held.id,
         badge=BadgeRead.model_validate(badge),
         source=held.source,
         challenge_id=held.challenge_id,
@@ -124,10 +125,13 @@ async def list_badges(session: SessionDep, staff: StaffRead, page: PageDep) -> P
 
 
 @router.get(
-    "/badges/{badge_id}", response_model=BadgeRead, summary="Get a badge", responses=_BADGE_404
+    "/badges/{badge_id}",
+    response_model=BadgeRead,
+    summary="Get a badge (members and staff: badges show on public profiles)",
+    responses=_BADGE_404,
 )
-async def get_badge(badge_id: uuid.UUID, session: SessionDep, staff: StaffRead) -> BadgeRead:
-    return BadgeRead.model_validate(await badges.get_badge(session, staff.brand_id, badge_id))
+async def get_badge(badge_id: uuid.UUID, session: SessionDep, viewer: ReadingActor) -> BadgeRead:
+    return BadgeRead.model_validate(await badges.get_badge(session, viewer.brand_id, badge_id))
 
 
 @router.patch(

@@ -105,6 +105,7 @@ class BadgeRead(Output):
 
 
 class MemberBadgeRead(BaseModel):
+    id: uuid.UUID = Field(description="This award's id: the list's order and cursor.")
     badge: BadgeRead
     source: BadgeSource
     challenge_id: uuid.UUID | None

@@ -39,7 +39,9 @@ def _page(
         rows,
         page,
         key=lambda r: r[0],
-        item=lambda r: RelatedMember(member_id=r[1], display_name=r[2], since=r[3]),
+        item=lambda r: RelatedMember(
+            relation_id=r[0], member_id=r[1], display_name=r[2], since=r[3]
+        ),
     )
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 
 from services.kernel.auth import MemberDep
 from services.kernel.db import SessionDep
-from services.kernel.pagination import Page, PageDep
+from services.kernel.pagination import OptionalIds, Page, PageDep
 from services.rewards.access import StaffRead, StaffWrite
 from services.rewards.drops import service
 from services.rewards.drops.repository import DropFilters
@@ -102,7 +102,12 @@ async def audit_drop(drop_id: uuid.UUID, session: SessionDep, staff: StaffRead) 
 
 
 @router.get("/me/drops", response_model=Page[MyDrop], summary="Drops, newest first, with my entry")
-async def my_drops(session: SessionDep, me: MemberDep, page: PageDep) -> Page[MyDrop]:
+async def my_drops(
+    session: SessionDep, me: MemberDep, page: PageDep, ids: OptionalIds = None
+) -> Page[MyDrop]:
+    if ids is not None:
+        found = await service.my_drops_by_id(session, me.brand_id, me.member_id, ids)
+        return Page[MyDrop](items=found)
     return await service.my_drops(session, me.brand_id, me.member_id, page)
 
 

@@ -89,6 +89,23 @@ class DropRepository:
         rows = await self.session.execute(keyset(statement, Drop.id, page, newest_first=True))
         return [(row[0], row[1]) for row in rows]
 
+    async def member_drops_by_ids(
+        self, brand_id: uuid.UUID, member_id: uuid.UUID, ids: Sequence[uuid.UUID]
+    ) -> Sequence[tuple[Drop, DropEntry | None]]:
+        """These drops of the brand, each with the member's entry if any (one query)."""
+        if not ids:
+            return []
+        statement = (
+            select(Drop, DropEntry)
+            .outerjoin(
+                DropEntry, and_(DropEntry.drop_id == Drop.id, DropEntry.member_id == member_id)
+            )
+            .where(Drop.brand_id == brand_id, Drop.id.in_(ids))
+            .order_by(Drop.id)
+        )
+        rows = await self.session.execute(statement)
+        return [(row[0], row[1]) for row in rows]
+
     async def delete(self, drop: Drop) -> None:
         await self.session.delete(drop)
         await self.session.flush()

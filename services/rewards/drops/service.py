@@ -391,23 +391,37 @@ async def my_drops(
 ) -> Page[MyDrop]:
     account = await account_for(session, brand_id, member_id=member_id)
     rows = await DropRepository(session).member_page(brand_id, member_id, page)
+    return Page[MyDrop].of(
+        rows, page, key=lambda row: row[0].id, item=lambda row: _my_drop(row, account)
+    )
 
-    def item(row: tuple[Drop, DropEntry | None]) -> MyDrop:
-        drop, entry = row
-        opens_at = opening_for(drop, account)
-        return MyDrop(
-            id=drop.id,
-            perk_id=drop.perk_id,
-            method=drop.method,
-            units=drop.units,
-            opens_at=opens_at,
-            closes_at=drop.closes_at,
-            early_access=opens_at != drop.opens_at,
-            status=drop.status,
-            entry=EntryRead.of(entry) if entry is not None else None,
-        )
 
-    return Page[MyDrop].of(rows, page, key=lambda row: row[0].id, item=item)
+async def my_drops_by_id(
+    session: AsyncSession,
+    brand_id: uuid.UUID,
+    member_id: uuid.UUID,
+    ids: Sequence[uuid.UUID],
+) -> list[MyDrop]:
+    """These drops of the brand, each with the member's entry if any."""
+    account = await account_for(session, brand_id, member_id=member_id)
+    rows = await DropRepository(session).member_drops_by_ids(brand_id, member_id, ids)
+    return [_my_drop(row, account) for row in rows]
+
+
+def _my_drop(row: tuple[Drop, DropEntry | None], account: Account) -> MyDrop:
+    drop, entry = row
+    opens_at = opening_for(drop, account)
+    return MyDrop(
+        id=drop.id,
+        perk_id=drop.perk_id,
+        method=drop.method,
+        units=drop.units,
+        opens_at=opens_at,
+        closes_at=drop.closes_at,
+        early_access=opens_at != drop.opens_at,
+        status=drop.status,
+        entry=EntryRead.of(entry) if entry is not None else None,
+    )
 
 
 # --- Drawing --------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from services.kernel.auth import MemberDep
 from services.kernel.db import SessionDep
 from services.kernel.idempotency import RequiredIdempotencyKeyHeader, request_hash
-from services.kernel.pagination import Page, PageDep
+from services.kernel.pagination import OptionalIds, Page, PageDep
 from services.rewards.access import StaffRead, StaffWrite
 from services.rewards.models import IDEMPOTENCY, PerkKind, RedemptionStatus
 from services.rewards.perks import service
@@ -198,8 +198,27 @@ async def my_perks(
             description="Every active perk, each with `redeemable` and the reason when not.",
         ),
     ] = False,
+    category: Annotated[str | None, Query(max_length=100)] = None,
+    affordable: Annotated[
+        bool | None,
+        Query(
+            description="true: only perks that cost at most my available points; "
+            "false: only those that cost more."
+        ),
+    ] = None,
+    tier_id: Annotated[
+        uuid.UUID | None,
+        Query(description="Only perks members of this tier may redeem (open to all, or to it)."),
+    ] = None,
+    ids: OptionalIds = None,
 ) -> Page[PerkOffer]:
-    return await service.offers(session, me.brand_id, me.member_id, page, include_all=all_perks)
+    if ids is not None:
+        found = await service.offers_by_id(session, me.brand_id, me.member_id, ids)
+        return Page[PerkOffer](items=found)
+    query = service.OfferQuery(category=category, affordable=affordable, tier_id=tier_id)
+    return await service.offers(
+        session, me.brand_id, me.member_id, page, include_all=all_perks, query=query
+    )
 
 
 @router.post(
@@ -245,7 +264,11 @@ async def my_redemptions(
     me: MemberDep,
     page: PageDep,
     status: RedemptionStatus | None = None,
+    ids: OptionalIds = None,
 ) -> Page[RedemptionRead]:
+    if ids is not None:
+        found = await service.redemptions_by_id(session, me.brand_id, me.member_id, ids)
+        return Page[RedemptionRead](items=[RedemptionRead.of(r) for r in found])
     rows = await service.list_redemptions(session, me.brand_id, me.member_id, page, status)
     return Page[RedemptionRead].of(rows, page, key=lambda r: r.id, item=RedemptionRead.of)
 

@@ -11,6 +11,8 @@ from typing import Any, cast
 
 from sqlalchemy import (
     CursorResult,
+    Result,
+    Select,
     and_,
     case,
     exists,
@@ -48,6 +50,16 @@ class PerkFilters:
 
 
 @dataclass(frozen=True, slots=True)
+class OfferFilters:
+    """What narrows the member's view of the catalog, in SQL so that pages stay full."""
+
+    category: str | None = None
+    max_cost: int | None = None  # cost_points at most this
+    min_cost: int | None = None  # cost_points at least this
+    tier_id: uuid.UUID | None = None  # perks members of this tier may redeem
+
+
+@dataclass(frozen=True, slots=True)
 class PerkState:
     """A perk with what a member's view of it needs: their uses, its drops, its free codes."""
 
@@ -79,6 +91,22 @@ def _free_codes() -> Any:
         ),
         else_=None,
     )
+
+
+def _states(member_id: uuid.UUID) -> Select[Perk, int, bool, int | None]:
+    return select(
+        Perk,
+        _completed_by(member_id).label("used"),
+        exists().where(Drop.perk_id == Perk.id).label("drop_only"),
+        _free_codes().label("codes_available"),
+    )
+
+
+def _perk_states(rows: Result[Perk, int, bool, int | None]) -> list[PerkState]:
+    return [
+        PerkState(perk=row[0], used=row[1], drop_only=row[2], codes_available=row[3])
+        for row in rows
+    ]
 
 
 class PerkRepository:
@@ -168,27 +196,45 @@ class PerkRepository:
     # --- what one member sees ---
 
     async def offers(
-        self, brand_id: uuid.UUID, member_id: uuid.UUID, *, after: uuid.UUID | None, limit: int
+        self,
+        brand_id: uuid.UUID,
+        member_id: uuid.UUID,
+        *,
+        after: uuid.UUID | None,
+        limit: int,
+        filters: OfferFilters = OfferFilters(),
     ) -> list[PerkState]:
         """Active perks in id order after `after`, with the member's view of each."""
         statement = (
-            select(
-                Perk,
-                _completed_by(member_id).label("used"),
-                exists().where(Drop.perk_id == Perk.id).label("drop_only"),
-                _free_codes().label("codes_available"),
-            )
+            _states(member_id)
             .where(Perk.brand_id == brand_id, Perk.active.is_(True))
             .order_by(Perk.id)
             .limit(limit)
         )
         if after is not None:
             statement = statement.where(Perk.id > after)
-        rows = await self.session.execute(statement)
-        return [
-            PerkState(perk=row[0], used=row[1], drop_only=row[2], codes_available=row[3])
-            for row in rows
-        ]
+        if filters.category is not None:
+            statement = statement.where(Perk.category == filters.category)
+        if filters.max_cost is not None:
+            statement = statement.where(Perk.cost_points <= filters.max_cost)
+        if filters.min_cost is not None:
+            statement = statement.where(Perk.cost_points >= filters.min_cost)
+        if filters.tier_id is not None:
+            statement = statement.where(
+                or_(func.cardinality(Perk.tier_ids) == 0, Perk.tier_ids.contains([filters.tier_id]))
+            )
+        return _perk_states(await self.session.execute(statement))
+
+    async def offers_by_ids(
+        self, brand_id: uuid.UUID, member_id: uuid.UUID, ids: Sequence[uuid.UUID]
+    ) -> list[PerkState]:
+        """These perks of the brand, active or not, with the member's view of each (one query)."""
+        if not ids:
+            return []
+        statement = (
+            _states(member_id).where(Perk.brand_id == brand_id, Perk.id.in_(ids)).order_by(Perk.id)
+        )
+        return _perk_states(await self.session.execute(statement))
 
     async def has_drop(self, perk_id: uuid.UUID) -> bool:
         return bool(await self.session.scalar(select(exists().where(Drop.perk_id == perk_id))))
@@ -343,6 +389,22 @@ class PerkRepository:
         return (
             await self.session.scalars(keyset(statement, Redemption.id, page, newest_first=True))
         ).all()
+
+    async def member_redemptions_by_ids(
+        self, brand_id: uuid.UUID, member_id: uuid.UUID, ids: Sequence[uuid.UUID]
+    ) -> Sequence[Redemption]:
+        if not ids:
+            return []
+        statement = (
+            select(Redemption)
+            .where(
+                Redemption.brand_id == brand_id,
+                Redemption.member_id == member_id,
+                Redemption.id.in_(ids),
+            )
+            .order_by(Redemption.id)
+        )
+        return (await self.session.scalars(statement)).all()
 
     # --- birthday gifts ---
 

@@ -217,7 +217,8 @@ class PerkOffer(BaseModel):
         default=None,
         description=(
             "Why not, as the error code a redemption would get, the first rule that fails in "
-            "this order: MemberSuspended, BirthdayGiftOnly, DropOnly, PerkNotAvailable, "
+            "this order: PerkNotFound (withdrawn from the catalog: shown only when asked for by "
+            "id), MemberSuspended, BirthdayGiftOnly, DropOnly, PerkNotAvailable, "
             "TierNotEligible, RedemptionLimitReached, OutOfStock, InsufficientPoints."
         ),
     )

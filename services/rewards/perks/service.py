@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from itertools import groupby
@@ -107,7 +108,12 @@ from services.rewards.models import (
     Redemption,
     RedemptionStatus,
 )
-from services.rewards.perks.repository import PerkFilters, PerkRepository, PerkState
+from services.rewards.perks.repository import (
+    OfferFilters,
+    PerkFilters,
+    PerkRepository,
+    PerkState,
+)
 from services.rewards.perks.schemas import (
     CodesReport,
     CodesUpload,
@@ -585,6 +591,8 @@ def _offer(
     perk = state.perk
     refusal: KinfolkError | None = None
     try:
+        if not perk.active:  # only a read by id shows one: the catalog lists active perks
+            raise PerkNotFound("This perk has been withdrawn from the catalog.")
         check_active(account)
         check_offer(perk, drop_only=state.drop_only, now=now)
         check_tier(perk, account.tier_id, names)
@@ -623,6 +631,25 @@ def _offer(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class OfferQuery:
+    """What the member narrows their view of the catalog to."""
+
+    category: str | None = None
+    # True: only perks whose cost is within the member's available points; False: only the
+    # others; None: either.
+    affordable: bool | None = None
+    tier_id: uuid.UUID | None = None  # only perks members of this tier may redeem
+
+    def filters(self, available: int) -> OfferFilters:
+        return OfferFilters(
+            category=self.category,
+            max_cost=available if self.affordable is True else None,
+            min_cost=available + 1 if self.affordable is False else None,
+            tier_id=self.tier_id,
+        )
+
+
 async def offers(
     session: AsyncSession,
     brand_id: uuid.UUID,
@@ -630,17 +657,22 @@ async def offers(
     page: PageRequest,
     *,
     include_all: bool = False,
+    query: OfferQuery = OfferQuery(),
     now: datetime | None = None,
 ) -> Page[PerkOffer]:
     """The active perks in id order: only those the member can redeem now, or (`include_all`)
-    every one with `redeemable` and the reason a redemption would be refused."""
+    every one with `redeemable` and the reason a redemption would be refused; `query` narrows
+    them in SQL, so a page is as full as it can be."""
     now = now or utcnow()
     account = await account_for(session, brand_id, member_id=member_id)
     perks = PerkRepository(session)
+    filters = query.filters(account.available)
     shown: list[PerkOffer] = []
     after, more = page.after, False
     while not more:
-        batch = await perks.offers(brand_id, member_id, after=after, limit=_OFFER_BATCH)
+        batch = await perks.offers(
+            brand_id, member_id, after=after, limit=_OFFER_BATCH, filters=filters
+        )
         names = await _tier_names(perks, [s.perk for s in batch], account)
         for state in batch:
             offer = _offer(state, account, now, names)
@@ -656,6 +688,24 @@ async def offers(
     return Page[PerkOffer](items=shown, next=encode_cursor(shown[-1].id) if more else None)
 
 
+async def offers_by_id(
+    session: AsyncSession,
+    brand_id: uuid.UUID,
+    member_id: uuid.UUID,
+    ids: Sequence[uuid.UUID],
+    *,
+    now: datetime | None = None,
+) -> list[PerkOffer]:
+    """These perks of the brand as the member sees them, redeemable or not; a perk withdrawn
+    from the catalog is shown (a redemption still names it) with the reason PerkNotFound."""
+    now = now or utcnow()
+    account = await account_for(session, brand_id, member_id=member_id)
+    perks = PerkRepository(session)
+    states = await perks.offers_by_ids(brand_id, member_id, ids)
+    names = await _tier_names(perks, [s.perk for s in states], account)
+    return [_offer(state, account, now, names) for state in states]
+
+
 # --- Redemptions ----------------------------------------------------------------------------
 
 
@@ -669,6 +719,17 @@ async def list_redemptions(
     """A member's redemptions, newest first (codes only once revealed)."""
     await account_for(session, brand_id, member_id=member_id)
     return await PerkRepository(session).member_redemptions(brand_id, member_id, page, status)
+
+
+async def redemptions_by_id(
+    session: AsyncSession,
+    brand_id: uuid.UUID,
+    member_id: uuid.UUID,
+    ids: Sequence[uuid.UUID],
+) -> Sequence[Redemption]:
+    """These redemptions, those of them that are the member's (codes only once revealed)."""
+    await account_for(session, brand_id, member_id=member_id)
+    return await PerkRepository(session).member_redemptions_by_ids(brand_id, member_id, ids)
 
 
 async def reveal_code(
