@@ -216,16 +216,39 @@ def schemas(
     check: Annotated[
         bool, typer.Option("--check", help="Fail if the committed files are stale.")
     ] = False,
+    allow_breaking: Annotated[
+        bool,
+        typer.Option(
+            "--allow-breaking",
+            help="Commit a GraphQL schema that breaks clients of the committed one.",
+        ),
+    ] = False,
 ) -> None:
-    """Regenerate the committed contracts under schemas/ (OpenAPI, event JSON Schema)."""
-    from services.contracts import stale_contracts, write_contracts
+    """Regenerate the committed contracts under schemas/ (OpenAPI, events, GraphQL schema)."""
+    from services.contracts import (
+        breaking_graphql_changes,
+        render_contracts,
+        stale_contracts,
+        write_contracts,
+    )
 
+    expected = render_contracts()
+    breaking = breaking_graphql_changes(expected=expected)
+    for change in breaking:
+        typer.echo(f"breaking GraphQL change: {change}", err=True)
     if check:
-        stale = stale_contracts()
+        stale = stale_contracts(expected=expected)
         for path in stale:
             typer.echo(f"stale: {path}", err=True)
         raise typer.Exit(code=1 if stale else 0)
-    for written in write_contracts():
+    if breaking and not allow_breaking:
+        typer.echo(
+            "refusing to commit a schema that breaks existing apps: deprecate the field first, "
+            "or pass --allow-breaking if the break is deliberate",
+            err=True,
+        )
+        raise typer.Exit(code=1)
+    for written in write_contracts(expected=expected):
         typer.echo(f"wrote {written}")
 
 

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from services.gateway.contract import SCHEMA_PATH, breaking_changes, render_schema
 from services.kernel.app import build_app
 from services.kernel.event_schemas import render_event_schemas
 from services.kernel.module import ServiceModule
@@ -20,8 +21,12 @@ from services.kernel.settings import Settings
 from services.registry import SERVICES
 
 ROOT = Path(__file__).resolve().parent.parent
-# Directories whose every *.json file is generated: a file no code produces any more is stale.
-GENERATED_DIRECTORIES = (Path("schemas/openapi"), Path("schemas/events"))
+# Directories whose every file of that kind is generated: one no code produces any more is stale.
+GENERATED_FILES = (
+    (Path("schemas/openapi"), "*.json"),
+    (Path("schemas/events"), "*.json"),
+    (Path("schemas/graphql"), "*.graphql"),
+)
 
 
 def _pretty(document: Any) -> str:
@@ -43,17 +48,20 @@ def render_contracts(services: Sequence[ServiceModule] = SERVICES) -> dict[Path,
     """Every generated contract file, by path relative to the repository root."""
     files: dict[Path, str] = {}
     for service in services:
-        files[Path("schemas/openapi") / f"{service.name}.json"] = render_openapi(service)
+        if service.openapi:
+            files[Path("schemas/openapi") / f"{service.name}.json"] = render_openapi(service)
     for name, text in render_event_schemas(services).items():
         files[Path("schemas/events") / name] = text
+    if any(service.name == "gateway" for service in services):
+        files[Path(SCHEMA_PATH)] = render_schema()
     return files
 
 
 def _extra_files(root: Path, expected: Mapping[Path, str]) -> list[Path]:
     return [
         existing.relative_to(root)
-        for directory in GENERATED_DIRECTORIES
-        for existing in sorted((root / directory).glob("*.json"))
+        for directory, pattern in GENERATED_FILES
+        for existing in sorted((root / directory).glob(pattern))
         if existing.relative_to(root) not in expected
     ]
 
@@ -84,3 +92,15 @@ def write_contracts(root: Path = ROOT, expected: Mapping[Path, str] | None = Non
         (root / path).unlink()
         changed.append(path)
     return changed
+
+
+def breaking_graphql_changes(
+    root: Path = ROOT, expected: Mapping[Path, str] | None = None
+) -> list[str]:
+    """What the code's GraphQL schema breaks against the committed one (empty if none is)."""
+    expected = render_contracts() if expected is None else expected
+    committed = root / SCHEMA_PATH
+    current = expected.get(Path(SCHEMA_PATH))
+    if current is None or not committed.exists():
+        return []
+    return breaking_changes(committed.read_text(encoding="utf-8"), current)

@@ -23,6 +23,7 @@ from services.kernel.consumer import ConsumerRunner
 from services.kernel.db import Database
 from services.kernel.embedded import InfrastructureUrls
 from services.kernel.jobs import run_worker
+from services.kernel.live import LiveConsumerRunner, live_consumer_specs
 from services.kernel.migrations import migrate
 from services.kernel.module import ServiceModule
 from services.kernel.relay import Relay
@@ -92,6 +93,12 @@ def _workers(
     consumers = _consumer_runner(runtime, services)
     if consumers is not None:
         components.append(consumers.run(stop))
+    live = live_consumer_specs(services)
+    if live:
+        runner = LiveConsumerRunner(
+            runtime.redis, live, runtime.settings, consumer_name=f"l-{uuid.uuid4().hex[:8]}"
+        )
+        components.append(runner.run(stop))
     return components
 
 

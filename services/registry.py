@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from recommender.module import RECOMMENDER
 from services.community.module import COMMUNITY
+from services.gateway.module import GATEWAY
 from services.kernel.module import ServiceModule
 from services.members.module import MEMBERS
 from services.rewards.module import REWARDS
 
-SERVICES: tuple[ServiceModule, ...] = (MEMBERS, REWARDS, COMMUNITY, RECOMMENDER)
+SERVICES: tuple[ServiceModule, ...] = (MEMBERS, REWARDS, COMMUNITY, RECOMMENDER, GATEWAY)
 
 
 def service_named(name: str) -> ServiceModule:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from gql import Client, GraphQLRequest
+from gql.transport.httpx import HTTPXTransport
 
 pytestmark = pytest.mark.embedded
 
@@ -48,6 +50,22 @@ def _wait_ready(base: str, process: subprocess.Popen[str]) -> None:
     raise AssertionError("kinfolk dev did not become ready")
 
 
+HOME_SCREEN = """
+query Home {
+  me {
+    displayName
+    tierStatus { tier { name } }
+    points { available pending }
+    recommendedPerks(first: 10) { reason item { name costPoints } }
+    recommendedPrompts(first: 10) { reason item { title } }
+    forYou(first: 10) { reason item { body } }
+  }
+}
+"""
+
+
+# Starting the embedded servers and seeding the demo brand takes most of a minute on a busy machine.
+@pytest.mark.timeout(240)
 def test_kinfolk_dev_runs_on_embedded_servers_and_stops_them(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("KINFOLK_")}
@@ -105,6 +123,23 @@ def test_kinfolk_dev_runs_on_embedded_servers_and_stops_them(tmp_path: Path) -> 
             headers={"Authorization": f"Bearer {demo['api_key']}"},
         )
         assert other.status_code == 404
+
+        # The apps' GraphQL API, as an app drives it (with gql, a client we did not write): the
+        # home screen of one of the demo brand's members.
+        minted = _kinfolk(env, "token", "--brand", demo["brand_id"], "--member", "s7-0000000")
+        assert minted.returncode == 0, minted.stderr
+        transport = HTTPXTransport(
+            url=f"{base}/graphql", headers={"Authorization": f"Bearer {minted.stdout.strip()}"}
+        )
+        with Client(transport=transport, fetch_schema_from_transport=True) as session:
+            home = session.execute(GraphQLRequest(HOME_SCREEN))["me"]
+        profile = httpx.get(
+            f"{base}/members/v1/members",
+            params={"limit": 1},
+            headers={"Authorization": f"Bearer {demo['api_key']}"},
+        ).json()["items"][0]
+        assert home["displayName"] == profile["display_name"]
+        assert home["points"]["available"] >= 0
     finally:
         dev.send_signal(signal.SIGINT)
         output, _ = dev.communicate(timeout=60)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from services.kernel.consumer import ConsumerRunner
+from services.kernel.live import LiveConsumerRunner, live_consumer_specs
 from services.kernel.module import ServiceModule
 from services.kernel.relay import Relay
 from services.kernel.runtime import Runtime
@@ -30,11 +31,14 @@ async def drain_events(
     relay = Relay(runtime.database, runtime.redis, services, settings)
     specs = [spec for service in services for spec in service.consumers]
     runner = ConsumerRunner(runtime.database, runtime.redis, specs, settings, consumer)
+    live = LiveConsumerRunner(runtime.redis, live_consumer_specs(services), settings, consumer)
+    # Live groups start at the streams' end: made before publishing, they see this drain's events.
+    await live.prepare()
     total = 0
     while True:
         published = await relay.publish_pending()
         handled = 0
-        while (batch := await runner.process_once()) > 0:
+        while (batch := await runner.process_once() + await live.process_once()) > 0:
             handled += batch
         total += handled
         if published == 0 and handled == 0:

@@ -19,6 +19,8 @@ _MIGRATION_LOCK = 4_242_000_001
 
 
 def _config(service: ServiceModule, connection: Connection | None) -> Config:
+    if service.migrations is None:
+        raise ValueError(f"the {service.name} service owns no tables, so it has no migrations")
     config = Config()
     config.set_main_option("script_location", str(service.migrations))
     config.set_main_option("version_locations", str(service.migrations / "versions"))
@@ -54,6 +56,8 @@ def run_env() -> None:
 def _upgrade(connection: Connection, services: Sequence[ServiceModule]) -> None:
     connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
     for service in services:
+        if not service.owns_tables:
+            continue
         connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{service.schema}"'))
         command.upgrade(_config(service, connection), "head")
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from services.kernel.consumer import ConsumerSpec
     from services.kernel.db import Database
     from services.kernel.jobs import JobSpec
+    from services.kernel.live import LiveConsumerSpec
 
 
 @dataclass(frozen=True)
@@ -25,9 +26,12 @@ class ServiceModule:
     schema: str
     metadata: MetaData
     router: APIRouter
-    migrations: Path
+    # None for a stateless service (the gateway): it owns no tables, so there is nothing to migrate.
+    migrations: Path | None
     events: Sequence[type[Event]] = ()
     consumers: Sequence[ConsumerSpec] = ()
+    # Consumers with no inbox, for effects that are news only now (live notifications).
+    live_consumers: Sequence[LiveConsumerSpec] = ()
     jobs: Sequence[JobSpec] = ()
     # Paths (prefixes) that accept bodies over the default limit, such as bulk imports.
     large_body_paths: Sequence[str] = ()
@@ -35,7 +39,14 @@ class ServiceModule:
     api_key_lookup: Callable[[Database], ApiKeyLookup] | None = None
     # Serves `GET /<name>/v1/privacy/members/{id}`, so a member's privacy export includes its data.
     privacy_export: bool = False
+    # Whether `kinfolk schemas` commits an OpenAPI document for it (the gateway's contract is its
+    # GraphQL schema instead).
+    openapi: bool = True
     tags: Sequence[str] = field(default_factory=tuple)
+
+    @property
+    def owns_tables(self) -> bool:
+        return self.migrations is not None
 
     @property
     def stream(self) -> str:

@@ -33,7 +33,28 @@ class Settings(BaseSettings):
 
     # Base URLs of services running in other processes. Unset means "in this process".
     members_url: str | None = None
+    rewards_url: str | None = None
+    community_url: str | None = None
     recommender_url: str | None = None
+
+    # "development" serves GraphiQL at /graphql and accepts any GraphQL document; "production"
+    # serves no IDE and lets a brand that asks for it run only its registered operations.
+    environment: Literal["development", "production"] = "development"
+
+    # GraphQL limits. A document over the depth, alias or token limit is refused before it runs;
+    # its cost (each object field 1, a list's selection times its `first`/`last`) must be within
+    # `graphql_max_cost`, and a member may spend `graphql_cost_per_minute` a minute in all.
+    graphql_max_depth: int = Field(default=10, ge=2)
+    graphql_max_aliases: int = Field(default=15, ge=0)
+    graphql_max_tokens: int = Field(default=2_000, ge=100)
+    graphql_max_cost: int = Field(default=5_000, ge=1)
+    graphql_cost_per_minute: int = Field(default=50_000, ge=1)
+    # Automatic persisted queries are kept this long after their last registration.
+    graphql_persisted_query_days: int = Field(default=30, ge=1)
+    # Registered operations per brand: `<brand id>.json` manifests, `{"enforce": bool,
+    # "operations": {"<sha256 of the document>": "<document>"}}`, shipped with the apps' builds.
+    # In production a brand whose manifest says `enforce` runs only its registered operations.
+    graphql_operations_dir: Path | None = None
 
     # HTTP limits.
     max_body_bytes: int = 1_048_576

@@ -1,0 +1,91 @@
+"""Per-request DataLoaders: every field that fetches from a service goes through one.
+
+Two kinds:
+- `fetch` (the `get` loader): any GET, keyed by (service, path, params). Fields that need the same
+  resource (the member's profile, summary, a recommendation list) share one call per request.
+- `by_id(kind)`: objects of one kind by id. All ids asked for in one tick of the event loop become
+  one call to the service's batch read (`GET ...?ids=a&ids=b`), so a list of 10 or 100 posts costs
+  one call, not one per post.
+
+Loaders live in the request's context and die with it: nothing is cached across members.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from strawberry.dataloader import DataLoader
+
+from services.gateway.upstream import Upstream, Upstreams
+
+# A GET: service, path and sorted query parameters (hashable, so identical GETs share a call).
+GetKey = tuple[str, str, tuple[tuple[str, Any], ...]]
+
+
+def get_key(service: str, path: str, params: dict[str, Any] | None = None) -> GetKey:
+    return (service, path, tuple(sorted((params or {}).items())))
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRead:
+    """A service's read of many objects by id: `GET path?ids=...` answering `{"items": [...]}`."""
+
+    service: str
+    path: str
+    # Ids per call; the services cap `ids` at 100.
+    max_batch: int = 100
+
+
+# Every kind a `by_id` loader can fetch. A module adding a type adds its batch read here.
+BATCH_READS: dict[str, BatchRead] = {}
+
+
+def register_batch_read(kind: str, read: BatchRead) -> None:
+    BATCH_READS[kind] = read
+
+
+class Loaders:
+    def __init__(self, upstreams: Upstreams) -> None:
+        self._upstreams = upstreams
+        self._get: DataLoader[GetKey, Any] = DataLoader(self._get_many)
+        self._by_id: dict[str, DataLoader[uuid.UUID, dict[str, Any] | None]] = {}
+
+    def upstream(self, service: str) -> Upstream:
+        return getattr(self._upstreams, service)  # type: ignore[no-any-return]
+
+    async def fetch(self, service: str, path: str, params: dict[str, Any] | None = None) -> Any:
+        """GET through the request's loader: identical GETs in one request make one call."""
+        return await self._get.load(get_key(service, path, params))
+
+    def by_id(self, kind: str) -> DataLoader[uuid.UUID, dict[str, Any] | None]:
+        loader = self._by_id.get(kind)
+        if loader is None:
+            read = BATCH_READS[kind]
+
+            async def load(ids: list[uuid.UUID]) -> Sequence[dict[str, Any] | None]:
+                return await self._read_many(read, ids)
+
+            loader = DataLoader(load, max_batch_size=read.max_batch)
+            self._by_id[kind] = loader
+        return loader
+
+    async def _get_many(self, keys: list[GetKey]) -> Sequence[Any]:
+        async def one(key: GetKey) -> Any:
+            service, path, params = key
+            try:
+                return await self.upstream(service).get(path, dict(params))
+            except Exception as exc:
+                return exc
+
+        return await asyncio.gather(*(one(key) for key in keys))
+
+    async def _read_many(
+        self, read: BatchRead, ids: list[uuid.UUID]
+    ) -> Sequence[dict[str, Any] | None]:
+        page = await self.upstream(read.service).get(read.path, {"ids": [str(i) for i in ids]})
+        found = {str(item["id"]): item for item in page.get("items", [])}
+        return [found.get(str(i)) for i in ids]
