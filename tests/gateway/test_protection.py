@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from services.gateway.contract import breaking_changes
 from services.kernel.app import build_app
+from services.kernel.auth import MemberTokenCodec
 from services.kernel.db import Database
 from services.kernel.settings import Settings
 from services.registry import SERVICES
@@ -43,6 +46,47 @@ async def test_bad_documents_get_a_code_and_run_nothing(
         assert codes(answer) == [code], document[:40]
     # Refused before execution: nothing was charged to the member's cost budget.
     assert await redis.keys("kinfolk:gateway:cost:*") == []
+
+
+async def test_a_query_nested_past_the_depth_limit_is_refused(
+    graphql: GraphQL, make_gateway_member: MakeGatewayMember
+) -> None:
+    member = await make_gateway_member()
+    nested = "id"
+    for _ in range(3):
+        nested = "posts(first: 1) { edges { node { author { " + nested + " } } } }"
+    answer = await graphql("{ me { " + nested + " } }", member=member)
+    assert answer["data"] is None
+    assert codes(answer) == ["QUERY_TOO_DEEP"]
+    # Introspection is as deep as clients need it to be: tools and GraphiQL depend on it.
+    introspection = await graphql(
+        "{ __schema { types { fields { type { ofType { ofType { ofType { name } } } } } } } }",
+        member=member,
+    )
+    assert "errors" not in introspection
+
+
+async def test_an_expired_or_foreign_token_is_unauthenticated(
+    graphql: GraphQL, make_gateway_member: MakeGatewayMember, base_settings: Settings
+) -> None:
+    member = await make_gateway_member()
+    codec = MemberTokenCodec(base_settings)
+    expired = codec.issue(member.brand_id, member.id, timedelta(seconds=-60))
+    answer = await graphql("{ me { displayName } }", token=expired)
+    assert codes(answer) == ["UNAUTHENTICATED"]
+    assert "expired" in answer["errors"][0]["message"]
+    forged = jwt.encode(
+        {
+            "sub": str(member.id),
+            "brand": str(member.brand_id),
+            "iss": "kinfolk",
+            "aud": "kinfolk",
+            "exp": 4_102_444_800,
+        },
+        "a secret that is not the one the brand signs with",
+        algorithm="HS256",
+    )
+    assert codes(await graphql("{ me { displayName } }", token=forged)) == ["UNAUTHENTICATED"]
 
 
 async def test_a_missing_argument_is_a_validation_error(
