@@ -7,6 +7,9 @@ import json
 import os
 import socket
 import statistics
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -172,3 +175,50 @@ async def open_balanced_clients(
             httpx.AsyncClient(base_url=base, limits=httpx.Limits(max_connections=1), timeout=30)
         )
     return clients, sorted(per_worker.values(), reverse=True)
+
+
+async def wait_ready(base: str, server: subprocess.Popen[bytes]) -> None:
+    async with httpx.AsyncClient(base_url=base) as client:
+        for _ in range(1200):
+            if server.poll() is not None:
+                sys.exit("the server exited while starting")
+            try:
+                if (await client.get("/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    sys.exit("the server did not become ready in two minutes")
+
+
+class CpuMeter:
+    """CPU seconds of the server's processes and of this one (the load generator) over a run:
+    where a request's time goes on a shared machine."""
+
+    def __init__(self, server_pid: int) -> None:
+        self._server_pid = server_pid
+        self._server = self._client = 0.0
+
+    def _server_seconds(self) -> float:
+        total = 0
+        for pid in {self._server_pid, *descendants(self._server_pid)}:
+            try:
+                with open(f"/proc/{pid}/stat") as stat:
+                    fields = stat.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / os.sysconf("SC_CLK_TCK")
+
+    def start(self) -> None:
+        self._server, self._client = self._server_seconds(), time.process_time()
+
+    def per_request_ms(self, requests: int) -> tuple[float, float]:
+        """(server, load generator) CPU milliseconds per request since `start`."""
+        server = (self._server_seconds() - self._server) / requests * 1000
+        client = (time.process_time() - self._client) / requests * 1000
+        return round(server, 2), round(client, 2)
+
+
+def ms(latencies: list[float], percentile: int) -> float:
+    return statistics.quantiles(latencies, n=100)[percentile - 1] * 1000

@@ -29,7 +29,6 @@ import os
 import random
 import secrets
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -41,12 +40,14 @@ import asyncpg
 import httpx
 
 from benchmarks._harness import (
-    descendants,
+    CpuMeter,
     free_port,
+    ms,
     open_balanced_clients,
     report,
     scratch_database,
     servers,
+    wait_ready,
 )
 from services.kernel.auth import MemberTokenCodec
 from services.kernel.db import Database, libpq_url
@@ -316,20 +317,6 @@ def start_server(url: str, redis_url: str, port: int, jwt_secret: str) -> subpro
     return subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port)], env=env)
 
 
-async def wait_ready(base: str, server: subprocess.Popen[bytes]) -> None:
-    async with httpx.AsyncClient(base_url=base) as client:
-        for _ in range(1200):
-            if server.poll() is not None:
-                sys.exit("the server exited while starting")
-            try:
-                if (await client.get("/readyz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    sys.exit("the server did not become ready in two minutes")
-
-
 Request = Callable[[httpx.AsyncClient, int], Awaitable[None]]
 
 
@@ -361,39 +348,6 @@ async def open_loop(
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
     return latencies, total / elapsed
-
-
-class CpuMeter:
-    """CPU seconds of the server's processes and of this one (the load generator) over a run:
-    where a request's time goes on a shared machine."""
-
-    def __init__(self, server_pid: int) -> None:
-        self._server_pid = server_pid
-        self._server = self._client = 0.0
-
-    def _server_seconds(self) -> float:
-        total = 0
-        for pid in {self._server_pid, *descendants(self._server_pid)}:
-            try:
-                with open(f"/proc/{pid}/stat") as stat:
-                    fields = stat.read().rpartition(")")[2].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / os.sysconf("SC_CLK_TCK")
-
-    def start(self) -> None:
-        self._server, self._client = self._server_seconds(), time.process_time()
-
-    def per_request_ms(self, requests: int) -> tuple[float, float]:
-        """(server, load generator) CPU milliseconds per request since `start`."""
-        server = (self._server_seconds() - self._server) / requests * 1000
-        client = (time.process_time() - self._client) / requests * 1000
-        return round(server, 2), round(client, 2)
-
-
-def ms(latencies: list[float], percentile: int) -> float:
-    return statistics.quantiles(latencies, n=100)[percentile - 1] * 1000
 
 
 async def run(url: str, redis_url: str) -> None:
