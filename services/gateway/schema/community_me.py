@@ -137,19 +137,27 @@ def my_profile(info: GatewayInfo) -> Member:
 
 
 # The fields `Me` mounts, with their descriptions.
-BADGES = strawberry.field(resolver=my_badges, description="My badges, newest first.")
-CHALLENGES = strawberry.field(
+badges_field = strawberry.field(resolver=my_badges, description="My badges, newest first.")
+challenges_field = strawberry.field(
     resolver=my_challenges,
     description="Challenges I joined, ended ones included (`joined: false`: those open to join "
     "or in progress), with my progress.",
 )
-FOLLOWERS = strawberry.field(resolver=my_followers, description="Who follows me, newest first.")
-FOLLOWING = strawberry.field(resolver=my_following, description="Whom I follow, newest first.")
-POSTS = strawberry.field(
+followers_field = strawberry.field(
+    resolver=my_followers, description="Who follows me, newest first."
+)
+following_field = strawberry.field(
+    resolver=my_following, description="Whom I follow, newest first."
+)
+posts_field = strawberry.field(
     resolver=my_posts, description="My posts, newest first, the held ones included."
 )
-BOOKMARKS = strawberry.field(resolver=my_bookmarks, description="My saved posts, newest first.")
-STANDING = strawberry.field(resolver=my_standing, description="My reputation and trust level.")
-PROFILE = strawberry.field(
+bookmarks_field = strawberry.field(
+    resolver=my_bookmarks, description="My saved posts, newest first."
+)
+standing_field = strawberry.field(
+    resolver=my_standing, description="My reputation and trust level."
+)
+community_profile_field = strawberry.field(
     resolver=my_profile, description="My public profile, as other members see it."
 )

@@ -402,12 +402,11 @@ async def _me_bookings(
     )
 
 
-def me_bookings_field() -> Any:
-    """`Me.bookings`: the member's bookings and waitlist places, newest first."""
-    return strawberry.field(
-        resolver=_me_bookings,
-        description="My bookings and waitlist places, newest first; `status` keeps one kind.",
-    )
+# Mounted on `Me` by `schema.me`.
+bookings_field = strawberry.field(
+    resolver=_me_bookings,
+    description="My bookings and waitlist places, newest first; `status` keeps one kind.",
+)
 
 
 # --- Queries ----------------------------------------------------------------------------------

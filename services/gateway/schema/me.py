@@ -17,8 +17,7 @@ from services.gateway.calls import read
 from services.gateway.context import GatewayContext, GatewayInfo
 from services.gateway.ids import Node, encode_global_id
 from services.gateway.json_values import maybe_day, when
-from services.gateway.schema import community_me, members, recommendations, rewards
-from services.gateway.schema.experiences import me_bookings_field
+from services.gateway.schema import community_me, experiences, members, recommendations, rewards
 
 
 async def profile(context: GatewayContext) -> dict[str, Any]:
@@ -64,31 +63,28 @@ class Me(Node):
     async def joined_at(self, info: GatewayInfo) -> dt.datetime:
         return when((await profile(info.context))["created_at"])
 
-    # --- members fields (consents, ...): helper "members-rewards" adds them below -------------
+    # Each area's fields of `Me` live with the area's calls and types, mounted here.
+    # --- members ----------------------------------------------------------------------------
     consents = members.consents_field
 
-    # --- rewards fields (tier status, points, ledger, redemptions, ...) -----------------------
+    # --- rewards ----------------------------------------------------------------------------
     tier_status = rewards.tier_status_field
     points = rewards.points_field
     ledger = rewards.ledger_field
     redemptions = rewards.redemptions_field
 
-    # --- community fields (bookings, badges, challenges, followers, following, ...) -----------
+    # --- community and experiences ---------------------------------------------------------
+    bookings = experiences.bookings_field
+    badges = community_me.badges_field
+    challenges = community_me.challenges_field
+    followers = community_me.followers_field
+    following = community_me.following_field
+    posts = community_me.posts_field
+    bookmarks = community_me.bookmarks_field
+    standing = community_me.standing_field
+    community_profile = community_me.community_profile_field
 
-    # experiences helper
-    bookings = me_bookings_field()
-
-    # community helper
-    badges = community_me.BADGES
-    challenges = community_me.CHALLENGES
-    followers = community_me.FOLLOWERS
-    following = community_me.FOLLOWING
-    posts = community_me.POSTS
-    bookmarks = community_me.BOOKMARKS
-    standing = community_me.STANDING
-    community_profile = community_me.PROFILE
-
-    # --- recommendation fields (recommendedPerks, ..., forYou) --------------------------------
+    # --- recommendations --------------------------------------------------------------------
     recommended_perks = recommendations.recommended_perks_field
     recommended_prompts = recommendations.recommended_prompts_field
     recommended_experiences = recommendations.recommended_experiences_field
