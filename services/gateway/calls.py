@@ -87,9 +87,8 @@ async def read_connection(
     that another field names again then costs no second call."""
     page = await read(context, service, path, {**args.params(), **(params or {})})
     if prime is not None:
-        loader = context.loaders.by_id(prime)
         for item in page.get("items", []):
-            loader.prime(uuid.UUID(str(item["id"])), item)
+            context.loaders.prime(prime, item)
     return connection_from_page(page, to_node, args, cursor=cursor)
 
 

@@ -73,6 +73,22 @@ class Loaders:
             self._by_id[kind] = loader
         return loader
 
+    def prime(self, kind: str, data: dict[str, Any]) -> None:
+        """Keeps an object read some other way (a page's item) for this request's by-id loads."""
+        self.by_id(kind).prime(uuid.UUID(str(data["id"])), data)
+
+    def forget(self, kind: str, raw_id: uuid.UUID) -> None:
+        """Drops the request's copy of one object, so a read after a write sees the write."""
+        loader = self.by_id(kind)
+        if loader.cache_map.get(raw_id) is not None:
+            loader.clear(raw_id)
+
+    def forget_get(self, service: str, path: str, params: dict[str, Any] | None = None) -> None:
+        """Drops the request's copy of one GET (the member's profile after they change it)."""
+        key = get_key(service, path, params)
+        if self._get.cache_map.get(key) is not None:
+            self._get.clear(key)
+
     async def _get_many(self, keys: list[GetKey]) -> Sequence[Any]:
         async def one(key: GetKey) -> Any:
             service, path, params = key

@@ -133,3 +133,24 @@ async def test_consents_are_set_and_listed_and_a_missing_field_is_a_validation_e
     assert missing["data"] is None
     assert [e["extensions"]["code"] for e in missing["errors"]] == ["GRAPHQL_VALIDATION_FAILED"]
     assert await written(session) == before
+
+
+async def test_each_profile_change_in_one_document_shows_what_it_wrote(
+    graphql: GraphQL, make_gateway_member: MakeGatewayMember
+) -> None:
+    member = await make_gateway_member(display_name="Ada")
+    answer = await graphql(
+        """
+        mutation {
+          first: updateProfile(input: {displayName: "Ada L."}) { me { displayName } }
+          second: updateProfile(input: {displayName: "Ada Lovelace"}) { me { displayName } }
+        }
+        """,
+        member=member,
+    )
+    assert answer == {
+        "data": {
+            "first": {"me": {"displayName": "Ada L."}},
+            "second": {"me": {"displayName": "Ada Lovelace"}},
+        }
+    }

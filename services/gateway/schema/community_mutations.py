@@ -51,15 +51,8 @@ _GROUP_CODES = {
 }
 
 
-def _fresh(context: GatewayContext, kind: str, raw: uuid.UUID) -> None:
-    """Drops the request's cached copy, so what a payload shows is read after the write."""
-    loader = context.loaders.by_id(kind)
-    if loader.cache_map.get(raw) is not None:
-        loader.clear(raw)
-
-
 async def _fresh_post(context: GatewayContext, post_id: uuid.UUID) -> Post | None:
-    _fresh(context, "post", post_id)
+    context.loaders.forget("post", post_id)
     return await post_by_id(context, post_id)
 
 
@@ -411,7 +404,7 @@ class CommunityMutation:
             )
         except Rejected as rejected:
             return UpdatePostPayload(user_errors=rejected.errors)
-        _fresh(info.context, "post", post_id)
+        info.context.loaders.forget("post", post_id)
         return UpdatePostPayload(post=post_from_json(data))
 
     @strawberry.mutation(description="Delete my post.")
@@ -427,7 +420,7 @@ class CommunityMutation:
             )
         except Rejected as rejected:
             return DeletePostPayload(user_errors=rejected.errors)
-        _fresh(info.context, "post", post_id)
+        info.context.loaders.forget("post", post_id)
         return DeletePostPayload(deleted_post_id=input.post_id)
 
     @strawberry.mutation(description="Comment on a post, or reply to a comment on it.")
@@ -446,7 +439,7 @@ class CommunityMutation:
             )
         except Rejected as rejected:
             return AddCommentPayload(user_errors=rejected.errors)
-        _fresh(info.context, "post", post_id)
+        info.context.loaders.forget("post", post_id)
         return AddCommentPayload(comment=comment_from_json(data))
 
     @strawberry.mutation(description="Delete my comment.")
@@ -499,7 +492,7 @@ class CommunityMutation:
             )
         except Rejected as rejected:
             return FollowPayload(user_errors=rejected.errors)
-        _fresh(info.context, "member", member_id)
+        info.context.loaders.forget("member", member_id)
         return FollowPayload(member=await member_by_id(info.context, member_id))
 
     @strawberry.mutation(description="Stop following a member.")
@@ -515,7 +508,7 @@ class CommunityMutation:
             )
         except Rejected as rejected:
             return UnfollowPayload(user_errors=rejected.errors)
-        _fresh(info.context, "member", member_id)
+        info.context.loaders.forget("member", member_id)
         return UnfollowPayload(member=await member_by_id(info.context, member_id))
 
     @strawberry.mutation(description="Save a post to my bookmarks.")
@@ -601,7 +594,7 @@ class CommunityMutation:
             )
         except Rejected as rejected:
             return AnswerPromptPayload(user_errors=rejected.errors)
-        _fresh(info.context, "prompt", prompt_id)
+        info.context.loaders.forget("prompt", prompt_id)
         return AnswerPromptPayload(
             post=post_from_json(data), prompt=await prompt_by_id(info.context, prompt_id)
         )

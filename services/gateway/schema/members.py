@@ -114,6 +114,8 @@ class MembersMutation:
             await send(info.context, "members", "PATCH", "/members/v1/me", json=input.body())
         except Rejected as rejected:
             return UpdateProfilePayload(user_errors=rejected.errors)
+        # `me` in the payload is read after the change, not from the request's earlier read.
+        info.context.loaders.forget_get("members", "/members/v1/me")
         return UpdateProfilePayload(me=me_of(info.context))
 
     @strawberry.mutation(description="Grant or withdraw one consent.")
