@@ -530,3 +530,22 @@ async def test_a_subscription_without_a_valid_member_token_is_unauthenticated(
             assert [e["extensions"]["code"] for e in answer["payload"]] == ["UNAUTHENTICATED"]
     # Nothing was left listening.
     await world.listening(world.ada, count=0)
+
+
+async def test_an_unexpected_error_in_a_subscription_is_masked(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(_: object) -> None:
+        raise RuntimeError("secret internals: postgresql://kinfolk:hunter2@db")
+
+    monkeypatch.setattr("services.gateway.schema.subscriptions._points_change", broken)
+    async with socket(world.url, token_payload(world.ada.token)) as client:
+        await client.subscribe("p", POINTS)
+        await world.listening(world.ada)
+        await world.buy(world.ada, "A-9", 1_000)
+        await world.settle()
+        message = await client.receive()
+    assert "hunter2" not in json.dumps(message)
+    errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+    assert [e["extensions"]["code"] for e in errors] == ["INTERNAL_SERVER_ERROR"]
+    assert errors[0]["message"].startswith("Unexpected error; it has been logged as ")
