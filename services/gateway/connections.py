@@ -47,33 +47,51 @@ class Connection(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class PageArgs:
-    first: int
-    after: str | None
+    count: int
+    after: str | None = None
+    # Set when walking backwards (`last`, `before`).
+    backwards: bool = False
+    before: str | None = None
 
     def params(self) -> dict[str, Any]:
-        return {"limit": self.first, "after": self.after}
+        if self.backwards:
+            if self.before is None:
+                return {"limit": self.count, "from_end": True}
+            return {"limit": self.count, "before": self.before}
+        return {"limit": self.count, "after": self.after}
 
 
-def page_args(first: int | None, after: str | None, last: int | None = None) -> PageArgs:
-    """Checks Relay's arguments: `first` is required and at most 100."""
-    if last is not None:
+def page_args(
+    first: int | None, after: str | None, last: int | None = None, before: str | None = None
+) -> PageArgs:
+    """Checks Relay's arguments: `first` (with `after`) or `last` (with `before`), at most 100."""
+    if first is not None and last is not None:
         raise BadUserInput(
-            "Lists here are walked forwards: use `first` (and `after`), not `last`.",
+            "Ask for `first` items (walking forwards) or `last` items (backwards), not both.",
             code="PAGINATION_DIRECTION",
         )
-    if first is None:
+    count = first if first is not None else last
+    if count is None:
         raise BadUserInput(
-            f"Say how many items you want with `first` (1 to {MAX_LIMIT}).",
+            f"Say how many items you want with `first` or `last` (1 to {MAX_LIMIT}).",
             code="PAGINATION_REQUIRED",
         )
-    if not 1 <= first <= MAX_LIMIT:
+    if not 1 <= count <= MAX_LIMIT:
+        name = "first" if first is not None else "last"
         raise BadUserInput(
-            f"`first` must be between 1 and {MAX_LIMIT}; ask for the next page with `after`.",
+            f"`{name}` must be between 1 and {MAX_LIMIT}; ask for more with a cursor.",
             code="PAGINATION_LIMIT",
         )
-    if after is not None and len(after) > 64:
-        raise BadUserInput("`after` is not a cursor this API returned.", code="INVALID_CURSOR")
-    return PageArgs(first, after)
+    if (first is not None and before is not None) or (last is not None and after is not None):
+        raise BadUserInput(
+            "`after` goes with `first`, `before` with `last`.", code="PAGINATION_DIRECTION"
+        )
+    for cursor in (after, before):
+        if cursor is not None and len(cursor) > 64:
+            raise BadUserInput("The cursor is not one this API returned.", code="INVALID_CURSOR")
+    if last is not None:
+        return PageArgs(count, backwards=True, before=before)
+    return PageArgs(count, after=after)
 
 
 def keyed_by(field: str) -> Callable[[dict[str, Any]], str]:
@@ -95,11 +113,16 @@ def connection_from_page(
     items: list[dict[str, Any]] = page.get("items", [])
     edges = [Edge(cursor=cursor_of(item), node=to_node(item)) for item in items]
     next_cursor: str | None = page.get("next")
+    if args.backwards:
+        # A page read before an item ends where that item's page starts: there is a next.
+        has_next, has_previous = args.before is not None, page.get("previous") is not None
+    else:
+        has_next, has_previous = next_cursor is not None, args.after is not None
     return Connection(
         edges=edges,
         page_info=PageInfo(
-            has_next_page=next_cursor is not None,
-            has_previous_page=args.after is not None,
+            has_next_page=has_next,
+            has_previous_page=has_previous,
             start_cursor=edges[0].cursor if edges else None,
             end_cursor=next_cursor or (edges[-1].cursor if edges else None),
         ),

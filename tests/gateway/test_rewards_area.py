@@ -348,6 +348,43 @@ async def test_the_catalog_filters_by_category_affordability_and_tier_in_full_pa
     assert (page["pageInfo"]["hasNextPage"], page["pageInfo"]["hasPreviousPage"]) == (False, True)
 
 
+async def test_the_ledger_walks_backwards_with_last_and_before(
+    client: httpx.AsyncClient, graphql: GraphQL, brand: BrandFixture, loyalty: Loyalty
+) -> None:
+    member = loyalty.member
+    for points in (10, 20, 30):
+        await staff(
+            client,
+            brand,
+            "POST",
+            f"/rewards/v1/members/{member.id}/adjustments",
+            {"points": points, "reason": f"Goodwill {points}"},
+        )
+    query = """query($last: Int, $before: String) { me { ledger(last: $last, before: $before) {
+      edges { cursor node { points } } pageInfo { hasNextPage hasPreviousPage } } } }"""
+    everything = await graphql(
+        "{ me { ledger(first: 10) { edges { cursor node { points } } } } }", member=member
+    )
+    edges = everything["data"]["me"]["ledger"]["edges"]
+    newest_first = [edge["node"]["points"] for edge in edges]
+    # The oldest two (the end of a newest-first list), then the two before the oldest of them.
+    end = await graphql(query, {"last": 2}, member=member)
+    ledger = end["data"]["me"]["ledger"]
+    assert [e["node"]["points"] for e in ledger["edges"]] == newest_first[-2:]
+    assert ledger["pageInfo"] == {"hasNextPage": False, "hasPreviousPage": len(edges) > 2}
+    before = await graphql(
+        query, {"last": 2, "before": ledger["edges"][0]["cursor"]}, member=member
+    )
+    earlier = before["data"]["me"]["ledger"]
+    assert [e["node"]["points"] for e in earlier["edges"]] == newest_first[-4:-2]
+    assert earlier["pageInfo"]["hasNextPage"] is True
+    # Lists ordered by something else than their ids refuse to walk back, with a code.
+    perks = await graphql("{ perks(last: 2) { nodes { id } } }", member=member)
+    assert perks["errors"][0]["extensions"]["serviceCode"] == "InvalidCursor"
+    both = await graphql("{ me { ledger(first: 2, last: 2) { nodes { points } } } }", member=member)
+    assert both["errors"][0]["extensions"]["code"] == "PAGINATION_DIRECTION"
+
+
 async def test_bad_catalog_arguments_are_typed_errors(graphql: GraphQL, loyalty: Loyalty) -> None:
     member = loyalty.member
     cases = [

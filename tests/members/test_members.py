@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kernel.pagination import encode_cursor
 from services.members.models import Member
 from tests.conftest import BrandFixture, MemberFixture
 from tests.members.conftest import MEMBER_BODY, outbox_events
@@ -233,6 +234,38 @@ async def test_list_pages_through_every_member_in_creation_order(
     everything = await client.get(URL, headers=brand.headers)
     assert [m["id"] for m in everything.json()["items"]] == ids
     assert everything.json()["next"] is None
+
+
+async def test_list_pages_backwards_from_any_page_with_before(
+    client: httpx.AsyncClient, brand: BrandFixture
+) -> None:
+    ids = await create_members(client, brand, 5)
+    last_page = await client.get(URL, params={"limit": 3}, headers=brand.headers)
+    # The page before the fourth member: the three before it, in the list's order.
+    tail = await client.get(
+        URL, params={"limit": 2, "after": last_page.json()["next"]}, headers=brand.headers
+    )
+    assert [m["id"] for m in tail.json()["items"]] == ids[3:5]
+    fourth = tail.json()["items"][0]["id"]
+    before_fourth = encode_cursor(uuid.UUID(fourth))
+    back = await client.get(
+        URL, params={"limit": 2, "before": before_fourth}, headers=brand.headers
+    )
+    assert back.status_code == 200
+    assert [m["id"] for m in back.json()["items"]] == ids[1:3]
+    assert back.json()["next"] == encode_cursor(uuid.UUID(ids[2]))
+    further = await client.get(
+        URL, params={"limit": 2, "before": back.json()["previous"]}, headers=brand.headers
+    )
+    assert [m["id"] for m in further.json()["items"]] == ids[0:1]
+    assert further.json()["previous"] is None
+    end = await client.get(URL, params={"limit": 2, "from_end": "true"}, headers=brand.headers)
+    assert [m["id"] for m in end.json()["items"]] == ids[3:5]
+    assert (end.json()["next"], end.json()["previous"]) == (None, encode_cursor(uuid.UUID(ids[3])))
+    both = await client.get(
+        URL, params={"after": before_fourth, "before": before_fourth}, headers=brand.headers
+    )
+    assert (both.status_code, both.json()["error"]) == (400, "InvalidCursor")
 
 
 async def test_list_filters_by_external_id_status_and_email(

@@ -170,6 +170,7 @@ class ExperienceRepository:
             statement = statement.where(
                 ExperienceSession.address.ilike(f"%{_like_escaped(filters.place)}%", escape="\\")
             )
+        page.forwards_only()  # ordered by start time, resumed from a session id
         if page.after is not None:
             last = aliased(ExperienceSession)
             after_start = (

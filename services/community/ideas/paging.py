@@ -59,7 +59,15 @@ def board_page(
         str | None,
         Query(max_length=64, description="The `next` cursor of the previous page (same sort)."),
     ] = None,
+    before: Annotated[
+        str | None,
+        Query(max_length=64, description="Not offered: the board pages forwards only."),
+    ] = None,
+    from_end: Annotated[bool, Query(description="Not offered, as `before`.")] = False,
 ) -> BoardPage:
+    if before is not None or from_end:
+        # Other lists walk back with `before`; saying no beats silently serving the first page.
+        raise InvalidCursor("The ideas board pages forwards only: use `after`, not `before`.")
     return BoardPage(limit=limit, after=decode_position(after) if after is not None else None)
 
 

@@ -450,6 +450,7 @@ class QueueRepository:
             reports = reports.where(Report.group_id.in_(group_ids))
             posts = posts.where(Post.group_id.in_(group_ids))
             comments = comments.where(comment_group.in_(group_ids))
+        page.forwards_only()  # the queue merges three tables by id; it walks one way
         if page.after is not None:
             reports = reports.where(Report.id > page.after)
             posts = posts.where(Post.id > page.after)

@@ -43,9 +43,13 @@ class Standing:
 
 
 async def my_badges(
-    info: GatewayInfo, first: int | None = None, after: str | None = None, last: int | None = None
+    info: GatewayInfo,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> Connection[MemberBadge]:
-    args = page_args(first, after, last)
+    args = page_args(first, after, last, before)
     return await read_connection(
         info.context, "community", "/community/v1/me/badges", args, member_badge_from_json
     )
@@ -56,9 +60,10 @@ async def my_challenges(
     first: int | None = None,
     after: str | None = None,
     last: int | None = None,
+    before: str | None = None,
     joined: bool = True,
 ) -> Connection[Challenge]:
-    args = page_args(first, after, last)
+    args = page_args(first, after, last, before)
     return await read_connection(
         info.context,
         "community",
@@ -71,9 +76,13 @@ async def my_challenges(
 
 
 async def my_followers(
-    info: GatewayInfo, first: int | None = None, after: str | None = None, last: int | None = None
+    info: GatewayInfo,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> Connection[Follow]:
-    args = page_args(first, after, last)
+    args = page_args(first, after, last, before)
     return await read_connection(
         info.context,
         "community",
@@ -85,9 +94,13 @@ async def my_followers(
 
 
 async def my_following(
-    info: GatewayInfo, first: int | None = None, after: str | None = None, last: int | None = None
+    info: GatewayInfo,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> Connection[Follow]:
-    args = page_args(first, after, last)
+    args = page_args(first, after, last, before)
     return await read_connection(
         info.context,
         "community",
@@ -99,18 +112,26 @@ async def my_following(
 
 
 async def my_posts(
-    info: GatewayInfo, first: int | None = None, after: str | None = None, last: int | None = None
+    info: GatewayInfo,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> Connection[Post]:
-    args = page_args(first, after, last)
+    args = page_args(first, after, last, before)
     return await read_connection(
         info.context, "community", "/community/v1/me/posts", args, post_from_json
     )
 
 
 async def my_bookmarks(
-    info: GatewayInfo, first: int | None = None, after: str | None = None, last: int | None = None
+    info: GatewayInfo,
+    first: int | None = None,
+    after: str | None = None,
+    last: int | None = None,
+    before: str | None = None,
 ) -> Connection[Bookmark]:
-    args = page_args(first, after, last)
+    args = page_args(first, after, last, before)
     return await read_connection(
         info.context,
         "community",

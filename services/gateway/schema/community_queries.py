@@ -48,8 +48,9 @@ class CommunityQuery:
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
+        before: str | None = None,
     ) -> Connection[Post]:
-        args = page_args(first, after, last)
+        args = page_args(first, after, last, before)
         return await read_connection(
             info.context,
             "community",
@@ -65,8 +66,9 @@ class CommunityQuery:
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
+        before: str | None = None,
     ) -> Connection[Post]:
-        args = page_args(first, after, last)
+        args = page_args(first, after, last, before)
         return await read_connection(
             info.context, "community", "/community/v1/feeds/following", args, post_from_json
         )
@@ -78,8 +80,9 @@ class CommunityQuery:
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
+        before: str | None = None,
     ) -> Connection[Group]:
-        args = page_args(first, after, last)
+        args = page_args(first, after, last, before)
         return await read_connection(
             info.context, "community", "/community/v1/groups", args, group_from_json
         )
@@ -96,8 +99,9 @@ class CommunityQuery:
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
+        before: str | None = None,
     ) -> Connection[Prompt]:
-        args = page_args(first, after, last)
+        args = page_args(first, after, last, before)
         return await read_connection(
             info.context, "community", "/community/v1/me/prompts", args, prompt_from_json
         )
@@ -111,8 +115,9 @@ class CommunityQuery:
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
+        before: str | None = None,
     ) -> Connection[Challenge]:
-        args = page_args(first, after, last)
+        args = page_args(first, after, last, before)
         return await read_connection(
             info.context,
             "community",
@@ -129,11 +134,12 @@ class CommunityQuery:
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
+        before: str | None = None,
         sort: IdeaSort = IdeaSort.VOTES,
         status: IdeaStatus | None = None,
         category: IdeaCategory | None = None,
     ) -> Connection[Idea]:
-        args = page_args(first, after, last)
+        args = page_args(first, after, last, before)
         params = {
             "sort": sort.value,
             "status": status.value if status is not None else None,

@@ -99,8 +99,9 @@ class Member(Node):
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
+        before: str | None = None,
     ) -> Connection[MemberBadge]:
-        args = page_args(first, after, last)
+        args = page_args(first, after, last, before)
         return await read_connection(
             info.context,
             "community",
@@ -116,8 +117,9 @@ class Member(Node):
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
+        before: str | None = None,
     ) -> Connection[Post]:
-        args = page_args(first, after, last)
+        args = page_args(first, after, last, before)
         return await read_connection(
             info.context,
             "community",
@@ -133,8 +135,9 @@ class Member(Node):
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
+        before: str | None = None,
     ) -> Connection[Follow]:
-        args = page_args(first, after, last)
+        args = page_args(first, after, last, before)
         return await read_connection(
             info.context,
             "community",
@@ -151,8 +154,9 @@ class Member(Node):
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
+        before: str | None = None,
     ) -> Connection[Follow]:
-        args = page_args(first, after, last)
+        args = page_args(first, after, last, before)
         return await read_connection(
             info.context,
             "community",
@@ -305,8 +309,9 @@ class Post(Node):
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
+        before: str | None = None,
     ) -> Connection[Comment]:
-        args = page_args(first, after, last)
+        args = page_args(first, after, last, before)
         return await read_connection(
             info.context,
             "community",
@@ -427,8 +432,9 @@ class Group(Node):
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
+        before: str | None = None,
     ) -> Connection[Post]:
-        args = page_args(first, after, last)
+        args = page_args(first, after, last, before)
         return await read_connection(
             info.context,
             "community",
@@ -480,8 +486,9 @@ class Prompt(Node):
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
+        before: str | None = None,
     ) -> Connection[Post]:
-        args = page_args(first, after, last)
+        args = page_args(first, after, last, before)
         return await read_connection(
             info.context,
             "community",

@@ -117,6 +117,7 @@ class Experience(Node):
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
+        before: str | None = None,
         from_: Annotated[
             dt.datetime | None,
             strawberry.argument(name="from", description="Starting at or after this; default now."),
@@ -129,7 +130,7 @@ class Experience(Node):
             strawberry.argument(description="true: online only; false: in person only."),
         ] = None,
     ) -> Connection[Session]:
-        args = page_args(first, after, last)
+        args = page_args(first, after, last, before)
         filters = {
             "experience_id": self.raw_id,
             "from": maybe_iso(from_),
@@ -145,8 +146,9 @@ class Experience(Node):
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
+        before: str | None = None,
     ) -> Connection[ExperienceReview]:
-        args = page_args(first, after, last)
+        args = page_args(first, after, last, before)
         return await read_connection(
             info.context,
             "community",
@@ -259,9 +261,10 @@ class Session(Node):
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
+        before: str | None = None,
         status: BookingStatus | None = None,
     ) -> Connection[Booking]:
-        args = page_args(first, after, last)
+        args = page_args(first, after, last, before)
         params = {"status": status.value if status else None}
         return await read_connection(
             info.context,
@@ -388,9 +391,10 @@ async def _me_bookings(
     first: int | None = None,
     after: str | None = None,
     last: int | None = None,
+    before: str | None = None,
     status: BookingStatus | None = None,
 ) -> Connection[Booking]:
-    args = page_args(first, after, last)
+    args = page_args(first, after, last, before)
     params = {"status": status.value if status else None}
     return await read_connection(
         info.context,
@@ -445,9 +449,10 @@ class ExperiencesQuery:
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
+        before: str | None = None,
         filter: ExperienceFilter | None = None,
     ) -> Connection[Experience]:
-        args = page_args(first, after, last)
+        args = page_args(first, after, last, before)
         chosen = filter or ExperienceFilter()
         member_id = info.context.member.member_id
         params = {
@@ -473,9 +478,10 @@ class ExperiencesQuery:
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
+        before: str | None = None,
         filter: SessionFilter | None = None,
     ) -> Connection[Session]:
-        args = page_args(first, after, last)
+        args = page_args(first, after, last, before)
         chosen = filter or SessionFilter()
         filters = {
             "from": maybe_iso(chosen.from_),

@@ -61,8 +61,9 @@ async def _ledger(
     first: int | None = None,
     after: str | None = None,
     last: int | None = None,
+    before: str | None = None,
 ) -> Connection[LedgerEntry]:
-    args = page_args(first, after, last)
+    args = page_args(first, after, last, before)
     return await read_connection(
         info.context, "rewards", "/rewards/v1/me/ledger", args, ledger_entry_from_json
     )
@@ -73,9 +74,10 @@ async def _redemptions(
     first: int | None = None,
     after: str | None = None,
     last: int | None = None,
+    before: str | None = None,
     status: RedemptionStatus | None = None,
 ) -> Connection[Redemption]:
-    args = page_args(first, after, last)
+    args = page_args(first, after, last, before)
     return await read_connection(
         info.context,
         "rewards",
@@ -144,9 +146,10 @@ class RewardsQuery:
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
+        before: str | None = None,
         filter: PerkFilter | None = None,
     ) -> Connection[Perk]:
-        args = page_args(first, after, last)
+        args = page_args(first, after, last, before)
         params = (filter or PerkFilter()).params()
         return await read_connection(
             info.context,
@@ -165,8 +168,9 @@ class RewardsQuery:
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
+        before: str | None = None,
     ) -> Connection[Drop]:
-        args = page_args(first, after, last)
+        args = page_args(first, after, last, before)
         return await read_connection(
             info.context, "rewards", "/rewards/v1/me/drops", args, drop_from_json, prime="drop"
         )

@@ -668,6 +668,7 @@ async def offers(
     perks = PerkRepository(session)
     filters = query.filters(account.available)
     shown: list[PerkOffer] = []
+    page.forwards_only()  # filled page by page while rules drop perks
     after, more = page.after, False
     while not more:
         batch = await perks.offers(
