@@ -76,6 +76,7 @@ async def get(session: AsyncSession, brand_id: uuid.UUID, experiment_id: uuid.UU
 async def page(
     session: AsyncSession, brand_id: uuid.UUID, page: PageRequest
 ) -> Sequence[Experiment]:
+    page.forwards_only()
     return await ExperimentRepository(session).page(brand_id, page.after, page.limit)
 
 
