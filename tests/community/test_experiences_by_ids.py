@@ -66,13 +66,13 @@ async def test_experiences_by_ids_answer_only_the_brands_own_in_one_statement(
             headers=member.headers,
         )
     assert response.status_code == 200, response.text
-    assert response.json() == {"items": [glow, curls], "next": None}
+    assert response.json() == {"items": [glow, curls], "next": None, "previous": None}
     assert len(seen) == 1
 
     staff = await client.get(
         f"{API}/experiences", params={"ids": [foreign["id"]]}, headers=brand.headers
     )
-    assert staff.json() == {"items": [], "next": None}
+    assert staff.json() == {"items": [], "next": None, "previous": None}
 
 
 async def test_sessions_by_ids_include_past_and_cancelled_and_hide_what_a_member_may_not_see(
@@ -125,7 +125,7 @@ async def test_at_most_a_hundred_ids(
         hundred = await client.get(
             f"{API}/{path}", params={"ids": many[:100]}, headers=member.headers
         )
-        assert hundred.json() == {"items": [], "next": None}
+        assert hundred.json() == {"items": [], "next": None, "previous": None}
     not_an_id = await client.get(
         f"{API}/sessions", params={"ids": ["nope"]}, headers=member.headers
     )

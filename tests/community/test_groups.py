@@ -64,7 +64,7 @@ async def test_staff_create_brand_groups_and_members_list_and_get_them(
     rest = await client.get(
         "/community/v1/groups", params={"after": first_page.json()["next"]}, headers=brand.headers
     )
-    assert rest.json() == {"items": [second], "next": None}
+    assert rest.json() == {"items": [second], "next": None, "previous": None}
 
 
 async def test_a_trusted_member_creates_a_group_and_becomes_its_moderator(
@@ -341,4 +341,4 @@ async def test_another_brand_sees_nothing_of_a_group(
         assert response.status_code == 404
         assert error(response) == "GroupNotFound"
     listed = await client.get("/community/v1/groups", headers=other_brand.headers)
-    assert listed.json() == {"items": [], "next": None}
+    assert listed.json() == {"items": [], "next": None, "previous": None}

@@ -381,9 +381,9 @@ async def test_a_member_or_key_of_another_brand_sees_nothing(
     url = f"{IDEAS}/{idea['id']}"
 
     listed = await client.get(IDEAS, headers=stranger.headers)
-    assert listed.json() == {"items": [], "next": None}
+    assert listed.json() == {"items": [], "next": None, "previous": None}
     staff_listed = await client.get(IDEAS, headers=other_brand.headers)
-    assert staff_listed.json() == {"items": [], "next": None}
+    assert staff_listed.json() == {"items": [], "next": None, "previous": None}
     responses = [
         await client.get(url, headers=stranger.headers),
         await client.post(f"{url}/vote", headers=stranger.headers),

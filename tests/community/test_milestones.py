@@ -119,6 +119,7 @@ async def test_the_first_approved_post_is_a_milestone_once(
     assert mine.json() == {
         "items": [{"milestone": "first_post", "reached_at": iso(first)}],
         "next": None,
+        "previous": None,
     }
     assert await milestones.has_reached(session, member.brand_id, member.id, "first_post")
 
@@ -215,6 +216,7 @@ async def test_join_anniversaries_are_celebrated_once_a_year_on_a_fixed_clock(
     assert rest.json() == {
         "items": [{"milestone": "anniversary:1", "reached_at": "2023-03-10T12:00:00Z"}],
         "next": None,
+        "previous": None,
     }
 
 
@@ -248,6 +250,7 @@ async def test_a_member_of_another_brand_sees_none_of_them(
     assert (await client.get(MINE, headers=stranger.headers)).json() == {
         "items": [],
         "next": None,
+        "previous": None,
     }
     assert not await milestones.has_reached(session, other_brand.id, member.id, "first_post")
     staff = await client.get(MINE, headers=other_brand.headers)

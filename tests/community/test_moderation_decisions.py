@@ -114,7 +114,7 @@ async def test_staff_remove_a_reported_post_resolving_its_reports(
         ("resolved", decision["id"]),
     ]
     history = await client.get(DECISIONS, params={"target_id": post["id"]}, headers=brand.headers)
-    assert history.json() == {"items": [decision], "next": None}
+    assert history.json() == {"items": [decision], "next": None, "previous": None}
     # Once resolved, the member may report the target again (it is removed now, so: not found).
     again = await report(client, other_member, "post", post["id"])
     assert (again.status_code, error(again)) == (404, "TargetNotFound")
@@ -370,6 +370,7 @@ async def test_the_staff_queue_holds_everything_oldest_first_in_pages(
     assert (await client.get(QUEUE, headers=other_brand.headers)).json() == {
         "items": [],
         "next": None,
+        "previous": None,
     }
     foreign = await decide(client, other_brand.headers, "post", first["id"], action="approve")
     assert (foreign.status_code, error(foreign)) == (404, "TargetNotFound")

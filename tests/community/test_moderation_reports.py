@@ -68,7 +68,7 @@ async def test_a_member_reports_a_post_once_and_moderation_reported_is_emitted(
     third = await make_member("cleo")
     assert (await report(client, third, "post", post["id"])).status_code == 201
     mine = await client.get("/community/v1/me/reports", headers=other_member.headers)
-    assert mine.json() == {"items": [body], "next": None}
+    assert mine.json() == {"items": [body], "next": None, "previous": None}
 
 
 async def test_comments_and_members_can_be_reported(
@@ -188,8 +188,8 @@ async def test_staff_list_reports_and_other_brands_see_none(
     listed = await client.get(
         "/community/v1/moderation/reports", params={"status": "open"}, headers=brand.headers
     )
-    assert listed.json() == {"items": [filed], "next": None}
+    assert listed.json() == {"items": [filed], "next": None, "previous": None}
     theirs = await client.get("/community/v1/moderation/reports", headers=other_brand.headers)
-    assert theirs.json() == {"items": [], "next": None}
+    assert theirs.json() == {"items": [], "next": None, "previous": None}
     by_member = await client.get("/community/v1/moderation/reports", headers=member.headers)
     assert by_member.status_code == 403

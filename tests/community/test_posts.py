@@ -218,7 +218,7 @@ async def test_a_held_post_is_visible_to_its_author_only(
     public = await client.get(
         f"/community/v1/members/{member.id}/posts", headers=other_member.headers
     )
-    assert public.json() == {"items": [], "next": None}
+    assert public.json() == {"items": [], "next": None, "previous": None}
     author_view = await client.get(
         f"/community/v1/members/{member.id}/posts", headers=member.headers
     )
@@ -353,7 +353,7 @@ async def test_a_member_of_another_brand_sees_and_touches_nothing(
     staff = await client.get(f"/community/v1/staff/posts/{post['id']}", headers=other_brand.headers)
     assert error(staff) == (404, "PostNotFound")
     listing = await client.get("/community/v1/staff/posts", headers=other_brand.headers)
-    assert listing.json() == {"items": [], "next": None}
+    assert listing.json() == {"items": [], "next": None, "previous": None}
 
 
 async def test_a_retried_post_with_the_same_idempotency_key_is_written_once(

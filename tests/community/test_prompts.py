@@ -272,7 +272,7 @@ async def test_answering_writes_a_post_and_prompt_answered(
     listed = await client.get(
         f"/community/v1/prompts/{prompt['id']}/answers", headers=member.headers
     )
-    assert listed.json() == {"items": [body], "next": None}
+    assert listed.json() == {"items": [body], "next": None, "previous": None}
 
 
 async def test_a_held_answer_reports_held_and_stays_out_of_the_answers(

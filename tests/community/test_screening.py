@@ -111,7 +111,7 @@ async def test_staff_keep_a_blocklist_that_holds_matching_content(
         assert bad.status_code == 422, body
     assert await count(session, BlockedTerm) == 2
     listed = await client.get(BLOCKLIST, headers=brand.headers)
-    assert listed.json() == {"items": [term, scam], "next": None}
+    assert listed.json() == {"items": [term, scam], "next": None, "previous": None}
     assert (await client.get(BLOCKLIST, headers=other_brand.headers)).json()["items"] == []
     assert (await client.get(BLOCKLIST, headers=member.headers)).status_code == 403
 

@@ -118,7 +118,7 @@ async def test_staff_ask_the_author_consents_and_the_review_shows_next_to_its_pr
     }
     assert await community_events(session) == []
     mine = await client.get(REQUESTS, headers=member.headers)
-    assert mine.json() == {"items": [request], "next": None}
+    assert mine.json() == {"items": [request], "next": None, "previous": None}
     assert (await client.get(REQUESTS, headers=other_member.headers)).json()["items"] == []
     assert await listed(client, other_member.headers, "sku=SERUM-30") == []  # not live yet
 
@@ -146,7 +146,7 @@ async def test_staff_ask_the_author_consents_and_the_review_shows_next_to_its_pr
         )
     ]
     by_sku = await client.get(f"{TESTIMONIALS}?sku=SERUM-30", headers=other_member.headers)
-    assert by_sku.json() == {"items": [testimonial], "next": None}
+    assert by_sku.json() == {"items": [testimonial], "next": None, "previous": None}
     assert await listed(client, brand.headers, "sku=TONER") == [request["id"]]
     assert await listed(client, other_member.headers, "sku=LIPSTICK") == []
     assert (await client.get(REQUESTS, headers=member.headers)).json()["items"] == []

@@ -131,7 +131,7 @@ async def test_starting_reading_and_ending_an_experiment(
     read = await api.get(f"{PATH}/{experiment['id']}", headers=brand.headers)
     assert read.json() == experiment
     listed = await api.get(PATH, headers=brand.headers)
-    assert listed.json() == {"items": [experiment], "next": None}
+    assert listed.json() == {"items": [experiment], "next": None, "previous": None}
 
     second = await api.post(PATH, json={**body, "name": "another"}, headers=brand.headers)
     assert error(second) == (409, "ExperimentRunning")

@@ -91,7 +91,7 @@ async def test_more_than_a_hundred_ids_are_refused(
         response = await client.get(path, params={"ids": ids}, headers=member.headers)
         assert (response.status_code, response.json()["error"]) == (422, "ValidationError")
         hundred = await client.get(path, params={"ids": ids[:100]}, headers=member.headers)
-        assert hundred.json() == {"items": [], "next": None}
+        assert hundred.json() == {"items": [], "next": None, "previous": None}
 
 
 async def test_redemptions_and_drops_by_id_are_only_the_members_own_and_the_brands(
