@@ -38,12 +38,9 @@ class GatewayRouter(GraphQLRouter[GatewayContext, None]):
     ) -> ExecutionResult:
         # Persisted documents are resolved before strawberry sees the request: a hash becomes
         # its document, and a brand that runs only registered operations is held to them.
-        principal = context.principal
         try:
             query = await context.persisted.resolve(
-                principal.brand_id if principal is not None else None,
-                request_data.query,
-                request_data.extensions,
+                context.principal, request_data.query, request_data.extensions
             )
         except GatewayError as error:
             return ExecutionResult(data=None, errors=[error])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from services.gateway.errors import GatewayError
+from services.kernel.auth import MemberPrincipal
 from services.kernel.settings import Settings
 
 
@@ -94,11 +96,14 @@ class PersistedDocuments:
         return f"kinfolk:gateway:apq:{digest}"
 
     async def resolve(
-        self, brand_id: uuid.UUID | None, query: str | None, extensions: dict[str, Any] | None
+        self,
+        member: MemberPrincipal | None,
+        query: str | None,
+        extensions: dict[str, Any] | None,
     ) -> str | None:
         """The document to run; raises a GatewayError the app can act on."""
         digest = _requested_hash(extensions)
-        manifest = self._manifests.of(brand_id) if brand_id is not None else None
+        manifest = self._manifests.of(member.brand_id) if member is not None else None
         if manifest is not None and manifest.enforce and self._settings.environment == "production":
             return self._registered_only(manifest, query, digest)
         if digest is None:
@@ -120,8 +125,30 @@ class PersistedDocuments:
                 "`sha256Hash` is not the SHA-256 of the query text sent with it.",
                 code="PERSISTED_QUERY_HASH_MISMATCH",
             )
-        await self._redis.set(self._key(digest), query, ex=ttl)
+        if await self._redis.set(self._key(digest), query, ex=ttl, nx=True):
+            await self._count_new(member, digest)
+        else:
+            await self._redis.expire(self._key(digest), ttl)
         return query
+
+    async def _count_new(self, member: MemberPrincipal | None, digest: str) -> None:
+        """Charges a newly persisted document to the member's daily allowance."""
+        limit = self._settings.graphql_persisted_queries_per_day
+        if member is not None:
+            day = int(time.time() // 86_400)
+            key = f"kinfolk:gateway:apq:new:{member.brand_id}:{member.member_id}:{day}"
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, 2 * 86_400)
+                added, _ = await pipe.execute()
+            if int(added) <= limit:
+                return
+        await self._redis.delete(self._key(digest))
+        raise GatewayError(
+            "Persisting documents needs a member token, and at most "
+            f"{limit} new ones a day; send the query text without a hash instead.",
+            code="PERSISTED_QUERY_LIMIT",
+        )
 
     @staticmethod
     def _registered_only(manifest: Manifest, query: str | None, digest: str | None) -> str:

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     graphql_cost_per_minute: int = Field(default=50_000, ge=1)
     # Automatic persisted queries are kept this long after their last registration.
     graphql_persisted_query_days: int = Field(default=30, ge=1)
+    # New documents one member may persist a day: apps send a few dozen; the cap keeps one member
+    # from filling Redis with documents made up to do so.
+    graphql_persisted_queries_per_day: int = Field(default=500, ge=1)
     # Registered operations per brand: `<brand id>.json` manifests, `{"enforce": bool,
     # "operations": {"<sha256 of the document>": "<document>"}}`, shipped with the apps' builds.
     # In production a brand whose manifest says `enforce` runs only its registered operations.

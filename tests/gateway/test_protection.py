@@ -182,6 +182,42 @@ async def test_automatic_persisted_queries(
     assert by_hash["data"] == {"me": {"displayName": "Ada"}}
 
 
+async def test_a_member_may_persist_only_so_many_new_documents_a_day(
+    base_settings: Settings,
+    database: Database,
+    member_app: Any,
+    make_gateway_member: MakeGatewayMember,
+) -> None:
+    member = await make_gateway_member(display_name="Ada")
+    app = member_app(
+        base_settings.model_copy(update={"graphql_persisted_queries_per_day": 2}), database
+    )
+
+    def persisted(query: str, *, with_text: bool = True) -> dict[str, Any]:
+        digest = hashlib.sha256(query.encode()).hexdigest()
+        body: dict[str, Any] = {
+            "extensions": {"persistedQuery": {"version": 1, "sha256Hash": digest}}
+        }
+        if with_text:
+            body["query"] = query
+        return body
+
+    documents = [f"query Q{n} {{ me {{ displayName }} }}" for n in range(3)]
+    for document in documents[:2]:
+        assert (await _post(app, persisted(document), member))["data"] == {
+            "me": {"displayName": "Ada"}
+        }
+    # Sending a document already kept again costs nothing of the allowance.
+    assert (await _post(app, persisted(documents[0]), member))["data"]
+    refused = await _post(app, persisted(documents[2]), member)
+    assert codes(refused) == ["PERSISTED_QUERY_LIMIT"]
+    # Refused means not kept: its hash alone is unknown.
+    unknown = await _post(app, persisted(documents[2], with_text=False), member)
+    assert codes(unknown) == ["PERSISTED_QUERY_NOT_FOUND"]
+    # The query text alone still runs.
+    assert (await _post(app, {"query": documents[2]}, member))["data"]
+
+
 async def test_a_brand_can_run_only_its_registered_operations_in_production(
     base_settings: Settings,
     database: Database,
