@@ -168,7 +168,7 @@ def token(
     ttl: Annotated[int, typer.Option(help="Lifetime in seconds.", min=1)] = 3600,
 ) -> None:
     """Print a member JWT (for development and tests)."""
-    from services.processes import member_token
+    from services.members.tokens import member_token
 
     settings = _settings()
     try:
@@ -179,7 +179,9 @@ def token(
         ) from exc
 
     async def main(urls: InfrastructureUrls) -> None:
-        jwt = await member_token(settings, urls, brand_id, member, timedelta(seconds=ttl))
+        jwt = await member_token(
+            settings, urls.database_url, brand_id, member, timedelta(seconds=ttl)
+        )
         if jwt is None:
             typer.echo(f"no member {member!r} in brand {brand_id}", err=True)
             raise typer.Exit(code=1)

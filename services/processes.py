@@ -11,14 +11,12 @@ import contextlib
 import os
 import uuid
 from collections.abc import Coroutine, Sequence
-from datetime import timedelta
 from typing import Any
 
 import uvicorn
 
 from services.demo import seed as demo
 from services.kernel.app import build_app
-from services.kernel.auth import MemberTokenCodec
 from services.kernel.consumer import ConsumerRunner
 from services.kernel.db import Database
 from services.kernel.embedded import InfrastructureUrls
@@ -173,22 +171,3 @@ async def create_brand_with_key(urls: InfrastructureUrls, name: str) -> tuple[uu
         return brand.id, api_key
     finally:
         await database.dispose()
-
-
-async def member_token(
-    settings: Settings,
-    urls: InfrastructureUrls,
-    brand_id: uuid.UUID,
-    member: str,
-    ttl: timedelta,
-) -> str | None:
-    """A JWT for a member given by id or external id, or None when the brand has no such member."""
-    database = Database(urls.database_url)
-    try:
-        async with database.unit_of_work() as session:
-            found = await members_service.find_member(session, brand_id, member)
-    finally:
-        await database.dispose()
-    if found is None:
-        return None
-    return MemberTokenCodec(settings).issue(brand_id, found.id, ttl)
