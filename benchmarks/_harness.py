@@ -10,7 +10,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -222,3 +222,27 @@ class CpuMeter:
 
 def ms(latencies: list[float], percentile: int) -> float:
     return statistics.quantiles(latencies, n=100)[percentile - 1] * 1000
+
+
+Send = Callable[[httpx.AsyncClient, int], Awaitable[None]]
+
+
+async def closed_loop(
+    clients: list[httpx.AsyncClient], send: Send, seconds: float
+) -> tuple[list[float], float]:
+    """Each client sends its next request as soon as the last one is answered; returns every
+    latency and the requests per second."""
+    latencies: list[float] = []
+    start = time.perf_counter()
+    stop = start + seconds
+
+    async def client_loop(client: httpx.AsyncClient, k: int) -> None:
+        i = k
+        while time.perf_counter() < stop:
+            sent = time.perf_counter()
+            await send(client, i)
+            latencies.append(time.perf_counter() - sent)
+            i += len(clients)
+
+    await asyncio.gather(*(client_loop(c, k) for k, c in enumerate(clients)))
+    return latencies, len(latencies) / (time.perf_counter() - start)

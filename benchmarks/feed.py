@@ -23,7 +23,6 @@ import asyncio
 import os
 import secrets
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -36,7 +35,15 @@ import httpx
 import numpy as np
 from sqlalchemy import select
 
-from benchmarks._harness import free_port, median, report, scratch_database, servers
+from benchmarks._harness import (
+    free_port,
+    median,
+    ms,
+    report,
+    scratch_database,
+    servers,
+    wait_ready,
+)
 from services.community.history.schemas import HistoricContent, HistoricFollow
 from services.community.history.service import load_posts
 from services.community.members.projection import MEMBERS_PROJECTION
@@ -240,26 +247,6 @@ def start_server(url: str, redis_url: str, port: int, jwt_secret: str) -> subpro
     )
 
 
-async def wait_ready(base: str, server: subprocess.Popen[bytes]) -> None:
-    """Until the server answers `/readyz` (starting every service takes a while on a busy
-    machine)."""
-    async with httpx.AsyncClient(base_url=base) as client:
-        for _ in range(1200):
-            if server.poll() is not None:
-                sys.exit("the server exited while starting")
-            try:
-                if (await client.get("/readyz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    sys.exit("the server did not become ready in two minutes")
-
-
-def p(latencies: list[float], percentile: int) -> float:
-    return statistics.quantiles(latencies, n=100)[percentile - 1] * 1000
-
-
 async def run(url: str, redis_url: str) -> None:
     jwt_secret = secrets.token_urlsafe(48)
     settings = Settings(jwt_secret=jwt_secret)
@@ -310,7 +297,7 @@ async def run(url: str, redis_url: str) -> None:
                         anchor_latencies += measured
                     print(
                         f"round {round_ + 1}: {which:6} {rate:8.0f} reads/s, "
-                        f"p50 {p(measured, 50):.1f} ms, p99 {p(measured, 99):.1f} ms",
+                        f"p50 {ms(measured, 50):.1f} ms, p99 {ms(measured, 99):.1f} ms",
                         flush=True,
                     )
     finally:
@@ -324,10 +311,10 @@ async def run(url: str, redis_url: str) -> None:
         anchor="indexed SELECT",
         anchor_value=median(theirs),
         target=None,  # type: ignore[arg-type]  # the issue sets no target: measured, not gated
-        p50_ms=round(p(latencies, 50), 2),
-        p99_ms=round(p(latencies, 99), 2),
-        anchor_p50_ms=round(p(anchor_latencies, 50), 2),
-        anchor_p99_ms=round(p(anchor_latencies, 99), 2),
+        p50_ms=round(ms(latencies, 50), 2),
+        p99_ms=round(ms(latencies, 99), 2),
+        anchor_p50_ms=round(ms(anchor_latencies, 50), 2),
+        anchor_p99_ms=round(ms(anchor_latencies, 99), 2),
         clients=CLIENTS,
         seconds=DURATION,
         members=MEMBERS,

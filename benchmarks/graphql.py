@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -39,6 +39,7 @@ import httpx
 
 from benchmarks._harness import (
     CpuMeter,
+    closed_loop,
     free_port,
     ms,
     open_balanced_clients,
@@ -47,11 +48,9 @@ from benchmarks._harness import (
     servers,
     wait_ready,
 )
-from recommender.training import tasks as training
-from services.demo.seed import ensure_demo_brand
+from services.demo.seed import ensure_demo_brand, settle
 from services.kernel.app import build_app
 from services.kernel.auth import MemberTokenCodec
-from services.kernel.drain import drain_events
 from services.kernel.logging import configure_logging
 from services.kernel.runtime import Runtime
 from services.kernel.settings import Settings
@@ -78,8 +77,6 @@ query Home {
 """
 BARE_QUERY = "{ hello }"
 
-Send = Callable[[httpx.AsyncClient, int], Awaitable[None]]
-
 
 async def seed(settings: Settings, url: str, redis_url: str) -> tuple[uuid.UUID, list[uuid.UUID]]:
     """The demo brand with lists for every member; returns the brand and its member ids."""
@@ -87,14 +84,10 @@ async def seed(settings: Settings, url: str, redis_url: str) -> tuple[uuid.UUID,
         app = build_app(SERVICES, settings, runtime)
         started = time.perf_counter()
         demo = await ensure_demo_brand(settings, runtime, app, size=MEMBERS, days=DAYS)
-        await drain_events(runtime, SERVICES, "bench-graphql")
         print(f"seed: demo brand in {time.perf_counter() - started:.1f} s", flush=True)
         started = time.perf_counter()
-        async with runtime.database.unit_of_work() as session:
-            await training.train(session, str(demo.brand_id))
-        async with runtime.database.unit_of_work() as session:
-            await training.fold_in(session)
-        print(f"seed: model and lists in {time.perf_counter() - started:.1f} s", flush=True)
+        await settle(runtime, demo.brand_id, "bench-graphql")
+        print(f"seed: events, model and lists in {time.perf_counter() - started:.1f} s", flush=True)
         members: list[uuid.UUID] = []
         staff = {"Authorization": f"Bearer {demo.api_key}"}
         transport = httpx.ASGITransport(app=app)
@@ -125,27 +118,6 @@ def start_server(url: str, redis_url: str, port: int, jwt_secret: str) -> subpro
     }
     command = [sys.executable, "-m", "benchmarks.graphql_server"]
     return subprocess.Popen([*command, "--port", str(port), "--workers", str(WORKERS)], env=env)
-
-
-async def closed_loop(
-    clients: list[httpx.AsyncClient], send: Send, seconds: float
-) -> tuple[list[float], float]:
-    """Each client sends its next request as soon as the last one is answered; returns every
-    latency and the requests per second."""
-    latencies: list[float] = []
-    start = time.perf_counter()
-    stop = start + seconds
-
-    async def client_loop(client: httpx.AsyncClient, k: int) -> None:
-        i = k
-        while time.perf_counter() < stop:
-            sent = time.perf_counter()
-            await send(client, i)
-            latencies.append(time.perf_counter() - sent)
-            i += len(clients)
-
-    await asyncio.gather(*(client_loop(c, k) for k, c in enumerate(clients)))
-    return latencies, len(latencies) / (time.perf_counter() - start)
 
 
 async def run(url: str, redis_url: str, data_dir: Path) -> None:

@@ -36,12 +36,14 @@ import httpx
 from sqlalchemy import text
 
 from benchmarks._harness import (
+    closed_loop,
     free_port,
     median,
     open_balanced_clients,
     report,
     scratch_database,
     servers,
+    wait_ready,
 )
 from services.demo.members import CATEGORIES
 from services.kernel.consumer import ConsumerRunner
@@ -131,18 +133,11 @@ def baskets() -> list[Basket]:
 async def healthz_rate(clients: list[httpx.AsyncClient], seconds: float) -> float:
     """Requests/s of the same clients against GET /healthz: the ceiling the HTTP client and
     the framework leave on this machine, printed as context."""
-    done = 0
-    deadline = time.perf_counter() + seconds
 
-    async def loop(client: httpx.AsyncClient) -> None:
-        nonlocal done
-        while time.perf_counter() < deadline:
-            (await client.get("/healthz")).raise_for_status()
-            done += 1
+    async def healthz(client: httpx.AsyncClient, _: int) -> None:
+        (await client.get("/healthz")).raise_for_status()
 
-    started = time.perf_counter()
-    await asyncio.gather(*(loop(client) for client in clients))
-    return done / (time.perf_counter() - started)
+    return (await closed_loop(clients, healthz, seconds))[1]
 
 
 async def drive(
@@ -267,19 +262,6 @@ def start_server(database_url: str, redis_url: str, port: int) -> subprocess.Pop
     )
 
 
-async def wait_ready(base: str) -> None:
-    # Generous: each worker imports every service, which takes long on a busy machine.
-    async with httpx.AsyncClient(base_url=base) as client:
-        for _ in range(1200):
-            try:
-                if (await client.get("/readyz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    sys.exit("the server did not become ready")
-
-
 async def run_rounds(
     clients: list[httpx.AsyncClient], api_key: str, orders: list[Basket], pgbench_url: str
 ) -> tuple[list[float], list[float], list[float]]:
@@ -323,7 +305,7 @@ async def main() -> None:
             base = f"http://127.0.0.1:{port}"
             server = start_server(url, urls.redis_url, port)
             try:
-                await wait_ready(base)
+                await wait_ready(base, server)
                 clients, spread = await open_balanced_clients(base, server.pid, CLIENTS, WORKERS)
                 print(f"connections per worker: {spread}", flush=True)
                 try:

@@ -24,15 +24,18 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
+from recommender.training import tasks as training
 from services.demo.community import seed_community
 from services.demo.members import member_records
 from services.demo.rewards import seed_catalog
 from services.kernel.auth import MemberTokenCodec
 from services.kernel.clock import utcnow
+from services.kernel.drain import drain_events
 from services.kernel.embedded import InfrastructureUrls
 from services.kernel.runtime import Runtime
 from services.kernel.settings import Settings
 from services.members import service as members_service
+from services.registry import SERVICES
 from simulator import run as simulator
 from simulator.world import external_id
 
@@ -116,6 +119,18 @@ async def ensure_demo_brand(
     record = _Record(record.brand_id, record.api_key, record.name, seeded=True)
     record.write(path)
     return _demo(record)
+
+
+async def settle(runtime: Runtime, brand_id: uuid.UUID, consumer: str) -> int:
+    """What `kinfolk dev`'s relay and worker do in the minutes after a seed, done at once: every
+    event delivered, the brand's first model trained and every member's lists folded in (for
+    tests and benchmarks that need the demo as a member finds it). Returns the versions trained."""
+    await drain_events(runtime, SERVICES, consumer)
+    async with runtime.database.unit_of_work() as session:
+        trained = await training.train(session, str(brand_id))
+    async with runtime.database.unit_of_work() as session:
+        await training.fold_in(session)
+    return trained
 
 
 async def _key_works(client: httpx.AsyncClient, api_key: str) -> bool:

@@ -24,13 +24,11 @@ from gql.transport.httpx import HTTPXAsyncTransport
 from redis.asyncio import Redis
 from sqlalchemy import event
 
-from recommender.training import tasks as training
-from services.demo.seed import ensure_demo_brand
+from services.demo.seed import ensure_demo_brand, settle
 from services.gateway.upstream import Upstream
 from services.kernel.app import build_app
 from services.kernel.auth import MemberTokenCodec
 from services.kernel.db import Database
-from services.kernel.drain import drain_events
 from services.kernel.settings import Settings
 from services.registry import SERVICES
 from tests.conftest import bearer, make_runtime, purge_brand
@@ -141,11 +139,7 @@ async def test_the_home_screen_redeem_and_book_through_a_graphql_client(
     demo = await ensure_demo_brand(settings, runtime, app, size=60, days=60)
     staff = bearer(demo.api_key)
     try:
-        await drain_events(runtime, SERVICES, "test-gateway")
-        async with engine_database.unit_of_work() as session:
-            assert await training.train(session, str(demo.brand_id)) == 1
-        async with engine_database.unit_of_work() as session:
-            await training.fold_in(session)
+        assert await settle(runtime, demo.brand_id, "test-gateway") == 1
 
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://kinfolk") as rest:

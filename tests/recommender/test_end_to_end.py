@@ -16,7 +16,7 @@ import httpx
 from redis.asyncio import Redis
 
 from recommender.training import tasks
-from services.demo.seed import ensure_demo_brand
+from services.demo.seed import ensure_demo_brand, settle
 from services.kernel.app import build_app
 from services.kernel.auth import MemberTokenCodec
 from services.kernel.db import Database
@@ -37,12 +37,8 @@ async def test_a_member_who_turns_to_makeup_sees_makeup_perks_rise_with_the_reas
     demo = await ensure_demo_brand(settings, runtime, app, size=60, days=60)
     staff = bearer(demo.api_key)
     try:
-        await drain_events(runtime, SERVICES, "test-e2e")
-        # What `kinfolk dev`'s worker does by itself: a first model, then the fold-in.
-        async with engine_database.unit_of_work() as session:
-            assert await tasks.train(session, str(demo.brand_id)) == 1
-        async with engine_database.unit_of_work() as session:
-            await tasks.fold_in(session)
+        # What `kinfolk dev`'s worker does by itself: the events, a first model, the fold-in.
+        assert await settle(runtime, demo.brand_id, "test-e2e") == 1
 
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://kinfolk") as client:
