@@ -20,6 +20,8 @@ import httpx
 from starlette.types import ASGIApp
 
 from services.gateway.errors import UpstreamUnavailable
+from services.kernel.clients import service_http
+from services.kernel.errors import ServiceUnavailable
 from services.kernel.settings import Settings
 
 UPSTREAM_SERVICES = ("members", "rewards", "community", "recommender")
@@ -72,8 +74,11 @@ class UpstreamRefusal(Exception):
 class Upstream:
     """One service, called with one member's headers."""
 
-    def __init__(self, service: str, http: httpx.AsyncClient, headers: Mapping[str, str]) -> None:
+    def __init__(
+        self, service: str, http: httpx.AsyncClient | str, headers: Mapping[str, str]
+    ) -> None:
         self.service = service
+        # A string: why the service cannot be reached (neither hosted nor configured).
         self._http = http
         self._headers = dict(headers)
         self.calls = 0
@@ -96,6 +101,8 @@ class Upstream:
             headers = {**headers, "Idempotency-Key": idempotency_key}
         query = {k: _param(v) for k, v in (params or {}).items() if v is not None}
         self.calls += 1
+        if isinstance(self._http, str):
+            raise UpstreamUnavailable(self._http)
         try:
             response = await self._http.request(
                 method, path, params=query, json=json, headers=headers
@@ -130,20 +137,15 @@ class UpstreamPool:
     """One pooled httpx client per service for the life of the process."""
 
     def __init__(self, settings: Settings, app: ASGIApp, hosted: frozenset[str]) -> None:
-        timeout = httpx.Timeout(settings.outbound_timeout_seconds)
-        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._clients: dict[str, httpx.AsyncClient | str] = {}
         for service in UPSTREAM_SERVICES:
-            if service in hosted:
-                transport: httpx.AsyncBaseTransport | None = httpx.ASGITransport(app=app)
-                base_url = "http://in-process"
-            else:
-                configured = getattr(settings, f"{service}_url", None)
-                # A service neither hosted nor configured answers "unavailable" when called.
-                base_url = configured or "http://unconfigured.invalid"
-                transport = None
-            self._clients[service] = httpx.AsyncClient(
-                base_url=base_url, transport=transport, timeout=timeout
-            )
+            try:
+                self._clients[service] = service_http(
+                    service, settings=settings, app=app, hosted=service in hosted
+                )
+            except ServiceUnavailable as exc:
+                # Not fatal at start: a field that needs the service answers unavailable.
+                self._clients[service] = str(exc.detail)
 
     def for_member(self, authorization: str) -> Upstreams:
         headers = {"Authorization": authorization}
@@ -156,7 +158,8 @@ class UpstreamPool:
 
     async def aclose(self) -> None:
         for client in self._clients.values():
-            await client.aclose()
+            if not isinstance(client, str):
+                await client.aclose()
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,22 +47,8 @@ class ServiceClient:
         headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[Self]:
         """A client for `service`: in process through `app` when `hosted`, else over HTTP."""
-        timeout = httpx.Timeout(settings.outbound_timeout_seconds)
-        transport: httpx.AsyncBaseTransport | None = None
-        if hosted:
-            transport = httpx.ASGITransport(app=app)
-            base_url = "http://in-process"
-        else:
-            # Each service that others call adds its `<service>_url` setting, as members does.
-            configured = getattr(settings, f"{service}_url", None)
-            if not isinstance(configured, str) or not configured:
-                raise ServiceUnavailable(
-                    f"The {service} service is not in this process and "
-                    f"KINFOLK_{service.upper()}_URL is not set."
-                )
-            base_url = configured
-        async with httpx.AsyncClient(
-            base_url=base_url, transport=transport, timeout=timeout, headers=headers
+        async with service_http(
+            service, settings=settings, app=app, hosted=hosted, headers=headers
         ) as http:
             yield cls(service, http)
 
@@ -89,6 +75,34 @@ class ServiceClient:
                 f"The {self.service} service's privacy export is not an object."
             )
         return data
+
+
+def service_http(
+    service: str,
+    *,
+    settings: Settings,
+    app: ASGIApp,
+    hosted: bool,
+    headers: Mapping[str, str] | None = None,
+) -> httpx.AsyncClient:
+    """An httpx client for `service`: in process through `app` when `hosted`, else at its
+    configured base URL; `ServiceUnavailable` when it is neither."""
+    timeout = httpx.Timeout(settings.outbound_timeout_seconds)
+    if hosted:
+        return httpx.AsyncClient(
+            base_url="http://in-process",
+            transport=httpx.ASGITransport(app=app),
+            timeout=timeout,
+            headers=headers,
+        )
+    # Each service that others call adds its `<service>_url` setting, as members does.
+    configured = getattr(settings, f"{service}_url", None)
+    if not isinstance(configured, str) or not configured:
+        raise ServiceUnavailable(
+            f"The {service} service is not in this process and "
+            f"KINFOLK_{service.upper()}_URL is not set."
+        )
+    return httpx.AsyncClient(base_url=configured, timeout=timeout, headers=headers)
 
 
 def hosted_services(app: Starlette) -> frozenset[str]:

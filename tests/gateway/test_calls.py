@@ -7,9 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 
 from services.gateway.calls import query_error, refused
-from services.gateway.upstream import UpstreamRefusal
+from services.gateway.errors import UpstreamUnavailable
+from services.gateway.upstream import UpstreamPool, UpstreamRefusal
+from services.kernel.settings import Settings
 
 
 def validation(*location: str | int) -> UpstreamRefusal:
@@ -70,3 +73,13 @@ def test_a_refused_read_is_a_typed_error_with_the_services_code(status: int, cod
         "Said so.",
         {"code": code, "serviceCode": "Whatever"},
     )
+
+
+async def test_a_service_neither_hosted_nor_configured_answers_unavailable_when_called() -> None:
+    pool = UpstreamPool(Settings(), FastAPI(), hosted=frozenset({"members"}))
+    upstreams = pool.for_member("Bearer token")
+    with pytest.raises(UpstreamUnavailable, match="KINFOLK_REWARDS_URL is not set") as raised:
+        await upstreams.rewards.get("/rewards/v1/me/summary")
+    assert raised.value.extensions == {"code": "SERVICE_UNAVAILABLE"}
+    assert upstreams.calls == 1
+    await pool.aclose()
