@@ -2,9 +2,10 @@
 
 Depth and aliases are validation rules built once per process and added to every request's
 validation, so the validation cache still hits (building them per request defeats it, see
-DESIGN's field notes). The token limit is a parser option. Cost needs the variables (`first:
-$n`), so it is computed when the operation executes: each field with a selection costs 1, and a
-field's selection counts as many times as its `first`/`last` asks for. A document over
+DESIGN's field notes). The token limit is strawberry's `MaxTokensLimiter`, a parser option.
+Cost needs the variables (`first: $n`), so it is computed when the operation executes: each
+field with a selection costs 1, and a field's selection counts as many times as its
+`first`/`last` asks for. A document over
 `graphql_max_cost` is refused; otherwise its cost is charged to the member's budget for the
 current minute in Redis, and reported in `extensions.cost`.
 """
@@ -12,7 +13,7 @@ current minute in Redis, and reported in `extensions.cost`.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from graphql import (
@@ -68,20 +69,6 @@ def validation_rules(settings: Settings) -> list[type[ASTValidationRule]]:
         _coded(depth_validator(settings.graphql_max_depth, None, None), "QUERY_TOO_DEEP"),
         _coded(alias_validator(settings.graphql_max_aliases), "TOO_MANY_ALIASES"),
     ]
-
-
-class TokenLimit(SchemaExtension):
-    max_tokens = 2_000
-
-    def on_operation(self) -> Iterator[None]:
-        self.execution_context.parse_options["max_tokens"] = self.max_tokens
-        yield
-
-
-def token_limit(settings: Settings) -> type[TokenLimit]:
-    return type(
-        "TokenLimitFromSettings", (TokenLimit,), {"max_tokens": settings.graphql_max_tokens}
-    )
 
 
 # --- Cost -------------------------------------------------------------------------------------

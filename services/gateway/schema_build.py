@@ -5,11 +5,16 @@ from __future__ import annotations
 from functools import partial
 
 import strawberry
-from strawberry.extensions import AddValidationRules, ParserCache, ValidationCache
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxTokensLimiter,
+    ParserCache,
+    ValidationCache,
+)
 
 from services.gateway.errors import MaskUnexpectedErrors
 from services.gateway.ids import Node
-from services.gateway.limits import CostLimit, token_limit, validation_rules
+from services.gateway.limits import CostLimit, validation_rules
 from services.gateway.schema.root import Mutation, Query, Subscription
 from services.kernel.settings import Settings, get_settings
 
@@ -27,7 +32,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         extensions=[
             # Caches first: a repeated document is parsed and validated once per process (the
             # caches live at module level, keyed by size, so every request's instance shares them).
-            token_limit(settings),
+            partial(MaxTokensLimiter, max_token_count=settings.graphql_max_tokens),
             partial(ParserCache, maxsize=1024),
             partial(AddValidationRules, rules),
             partial(ValidationCache, maxsize=1024),
