@@ -6,10 +6,11 @@ from recommender.module import RECOMMENDER
 from services.community.module import COMMUNITY
 from services.gateway.module import GATEWAY
 from services.kernel.module import ServiceModule
+from services.marketing.module import MARKETING
 from services.members.module import MEMBERS
 from services.rewards.module import REWARDS
 
-SERVICES: tuple[ServiceModule, ...] = (MEMBERS, REWARDS, COMMUNITY, RECOMMENDER, GATEWAY)
+SERVICES: tuple[ServiceModule, ...] = (MEMBERS, REWARDS, COMMUNITY, RECOMMENDER, MARKETING, GATEWAY)
 
 
 def service_named(name: str) -> ServiceModule:

@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from recommender.intake.consumers import INTAKE_CONSUMERS
 from recommender.store.models import (
-    INBOX,
     Exposure,
     Interaction,
     Item,
@@ -122,10 +121,10 @@ async def _new(session: AsyncSession, spec: ConsumerSpec, events: Sequence[Event
         return []
     inserted = set(
         await session.scalars(
-            insert(INBOX)
+            insert(spec.inbox)
             .values([{"consumer": spec.name, "event_id": event.id} for event in events])
             .on_conflict_do_nothing()
-            .returning(INBOX.c.event_id)
+            .returning(spec.inbox.c.event_id)
         )
     )
     return [event for event in events if event.id in inserted]

@@ -1,0 +1,1 @@
+"""The marketing service: member 360, segments and exports (see `models`)."""

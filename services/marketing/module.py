@@ -1,0 +1,29 @@
+"""How the kernel hosts, migrates and wires the marketing service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+
+from services.kernel.module import ServiceModule
+from services.marketing.audience.consumer import AUDIENCE_CONSUMER
+from services.marketing.audience.endpoints import router as audience_router
+from services.marketing.audience.tasks import REBUILD_JOB
+from services.marketing.events import MARKETING_EVENTS
+from services.marketing.models import SCHEMA, Base
+
+router = APIRouter()
+for part in (audience_router,):
+    router.include_router(part)
+
+MARKETING = ServiceModule(
+    name="marketing",
+    schema=SCHEMA,
+    metadata=Base.metadata,
+    router=router,
+    migrations=Path(__file__).parent / "migrations",
+    events=MARKETING_EVENTS,
+    consumers=(AUDIENCE_CONSUMER,),
+    jobs=(REBUILD_JOB,),
+)

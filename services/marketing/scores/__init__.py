@@ -1,0 +1,1 @@
+"""Scores on the member 360: RFM quintiles and a churn probability from the brand's own model."""
