@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -21,7 +22,7 @@ from redis.asyncio import Redis
 from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
 
-from services.kernel.app import build_app
+from services.kernel.app import attach_runtime, build_app
 from services.kernel.auth import ApiKeyVerifier, Authenticator, MemberTokenCodec
 from services.kernel.db import Database, asyncpg_url
 from services.kernel.embedded import InfrastructureUrls, infrastructure
@@ -217,9 +218,32 @@ def runtime(base_settings: Settings, database: Database, redis: Redis) -> Runtim
     return make_runtime(base_settings, database, redis)
 
 
+@pytest.fixture(scope="session")
+def shared_app(base_settings: Settings) -> FastAPI:
+    """The all-services app, built once per worker: building it (every route, its dependencies
+    and OpenAPI metadata) costs tens of milliseconds, which a thousand tests would pay each."""
+
+    @asynccontextmanager
+    async def no_runtime() -> AsyncIterator[Runtime]:
+        raise AssertionError("tests attach a runtime; the app's lifespan is not run")
+        yield  # pragma: no cover
+
+    return build_app(SERVICES, base_settings, no_runtime)
+
+
+# What a test may leave on the shared app: gateway pools and channels made for its runtime, and
+# dependency overrides.
+_PER_TEST_STATE = ("gateway_upstreams", "gateway_manifests", "gateway_channels")
+
+
 @pytest.fixture
-def app(base_settings: Settings, runtime: Runtime) -> FastAPI:
-    return build_app(SERVICES, base_settings, runtime)
+def app(shared_app: FastAPI, runtime: Runtime) -> Iterator[FastAPI]:
+    attach_runtime(shared_app, runtime)
+    yield shared_app
+    shared_app.dependency_overrides.clear()
+    for name in _PER_TEST_STATE:
+        if hasattr(shared_app.state, name):
+            delattr(shared_app.state, name)
 
 
 @pytest.fixture

@@ -33,11 +33,11 @@ def build_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if isinstance(runtime, Runtime):
-            _attach(app, runtime)
+            attach_runtime(app, runtime)
             yield
             return
         async with runtime() as opened:
-            _attach(app, opened)
+            attach_runtime(app, opened)
             yield
 
     names = ", ".join(s.name for s in services)
@@ -52,7 +52,7 @@ def build_app(
     app.state.services = tuple(services)
     if isinstance(runtime, Runtime):
         # Tests drive the app without a lifespan; attach eagerly so state is there at once.
-        _attach(app, runtime)
+        attach_runtime(app, runtime)
     install_error_handlers(app)
 
     large = tuple(p for s in services for p in s.large_body_paths)
@@ -120,7 +120,8 @@ def _document_errors(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _attach(app: FastAPI, runtime: Runtime) -> None:
+def attach_runtime(app: FastAPI, runtime: Runtime) -> None:
+    """Point a built app at a runtime (tests reuse one app across tests, each with its own)."""
     app.state.runtime = runtime
     app.state.database = runtime.database
     app.state.redis = runtime.redis
