@@ -140,6 +140,14 @@ def test_kinfolk_dev_runs_on_embedded_servers_and_stops_them(tmp_path: Path) -> 
         ).json()["items"][0]
         assert home["displayName"] == profile["display_name"]
         assert home["points"]["available"] >= 0
+
+        # Marketing's member 360 holds the same member, fed by the seeded history's events.
+        seen = httpx.get(
+            f"{base}/marketing/v1/members/{profile['id']}",
+            headers={"Authorization": f"Bearer {demo['api_key']}"},
+        )
+        assert seen.status_code == 200, seen.text
+        assert seen.json()["display_name"] == profile["display_name"]
     finally:
         dev.send_signal(signal.SIGINT)
         output, _ = dev.communicate(timeout=60)
