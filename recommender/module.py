@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from recommender.events import RECOMMENDER_EVENTS
 from recommender.intake.consumers import INTAKE_CONSUMERS
+from recommender.serving.audience_endpoints import router as audience_router
 from recommender.serving.endpoints import router as serving_router
 from recommender.serving.tasks import SERVING_JOBS
 from recommender.store.models import SCHEMA, Base
@@ -18,6 +19,7 @@ from services.kernel.module import ServiceModule
 router = APIRouter()
 router.include_router(serving_router)
 router.include_router(training_router)
+router.include_router(audience_router)
 
 RECOMMENDER = ServiceModule(
     name="recommender",
