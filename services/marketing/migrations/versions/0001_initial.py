@@ -119,7 +119,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('event_id', name=op.f('pk_journal')),
     schema='marketing'
     )
-    op.create_index('ix_journal_kind', 'journal', ['brand_id', 'kind', 'occurred_at'], unique=False, schema='marketing')
+    op.create_index('ix_journal_kind', 'journal', ['brand_id', 'kind', 'occurred_at'], unique=False, schema='marketing', postgresql_include=['member_id'])
     op.create_index('ix_journal_member', 'journal', ['brand_id', 'member_id', 'occurred_at'], unique=False, schema='marketing')
     op.create_table('members',
     sa.Column('brand_id', sa.UUID(), nullable=False),

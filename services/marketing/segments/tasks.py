@@ -1,0 +1,26 @@
+"""Segments' scheduled work: materialise the segments whose hourly or daily refresh is due."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kernel.jobs import JobSpec, Schedule
+from services.marketing.segments import service
+
+REFRESH_JOB_NAME = "marketing.refresh_segments"
+
+
+async def refresh_segments(session: AsyncSession, now: datetime | None = None) -> int:
+    return await service.refresh_due(session, now)
+
+
+# Every ten minutes: an hourly segment is at most that late; a run stops taking segments after
+# its budget (well inside the timeout) and the next run takes the rest.
+REFRESH_JOB = JobSpec(
+    name=REFRESH_JOB_NAME,
+    function=refresh_segments,
+    cron=Schedule(minute=frozenset(range(0, 60, 10))),
+    timeout_seconds=600,
+)
