@@ -12,11 +12,13 @@ from services.marketing.audience.endpoints import router as audience_router
 from services.marketing.audience.tasks import REBUILD_JOB
 from services.marketing.events import MARKETING_EVENTS
 from services.marketing.models import SCHEMA, Base
+from services.marketing.scores.endpoints import router as scores_router
+from services.marketing.scores.tasks import SCORE_JOBS
 from services.marketing.segments.endpoints import router as segments_router
 from services.marketing.segments.tasks import REFRESH_JOB
 
 router = APIRouter()
-for part in (audience_router, segments_router):
+for part in (audience_router, segments_router, scores_router):
     router.include_router(part)
 
 MARKETING = ServiceModule(
@@ -27,5 +29,5 @@ MARKETING = ServiceModule(
     migrations=Path(__file__).parent / "migrations",
     events=MARKETING_EVENTS,
     consumers=(AUDIENCE_CONSUMER,),
-    jobs=(REBUILD_JOB, REFRESH_JOB),
+    jobs=(REBUILD_JOB, REFRESH_JOB, *SCORE_JOBS),
 )
