@@ -74,6 +74,19 @@ class Settings(BaseSettings):
     # Recommender: the share of each list that explores items with little data (Thompson sampling).
     recommender_exploration_share: float = Field(default=0.05, ge=0.0, le=0.5)
 
+    # Marketing exports. On-demand files go to `exports_url` (`file:///abs/folder` or
+    # `s3://bucket/prefix`; unset: `<data_dir>/exports`). Scheduled exports may name a folder only
+    # under `export_folders_root` (unset: the exports folder), so a key cannot write anywhere on
+    # the server. `s3_endpoint_url` points at an S3-compatible store (MinIO, ...); credentials and
+    # region come from the standard AWS_* variables. Download links expire after
+    # `export_link_seconds` and are signed with `export_link_secret` (unset: derived from the
+    # JWT signing secret).
+    exports_url: str | None = None
+    export_folders_root: Path | None = None
+    s3_endpoint_url: str | None = None
+    export_link_seconds: int = Field(default=3_600, ge=1)
+    export_link_secret: SecretStr | None = None
+
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
 

@@ -11,6 +11,8 @@ from services.marketing.audience.consumer import AUDIENCE_CONSUMER
 from services.marketing.audience.endpoints import router as audience_router
 from services.marketing.audience.tasks import REBUILD_JOB
 from services.marketing.events import MARKETING_EVENTS
+from services.marketing.exports.endpoints import router as exports_router
+from services.marketing.exports.tasks import EXPORT_JOBS
 from services.marketing.models import SCHEMA, Base
 from services.marketing.scores.endpoints import router as scores_router
 from services.marketing.scores.tasks import SCORE_JOBS
@@ -18,7 +20,7 @@ from services.marketing.segments.endpoints import router as segments_router
 from services.marketing.segments.tasks import REFRESH_JOB
 
 router = APIRouter()
-for part in (audience_router, segments_router, scores_router):
+for part in (audience_router, segments_router, scores_router, exports_router):
     router.include_router(part)
 
 MARKETING = ServiceModule(
@@ -29,5 +31,5 @@ MARKETING = ServiceModule(
     migrations=Path(__file__).parent / "migrations",
     events=MARKETING_EVENTS,
     consumers=(AUDIENCE_CONSUMER,),
-    jobs=(REBUILD_JOB, REFRESH_JOB, *SCORE_JOBS),
+    jobs=(REBUILD_JOB, REFRESH_JOB, *SCORE_JOBS, *EXPORT_JOBS),
 )

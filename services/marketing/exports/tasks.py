@@ -1,0 +1,45 @@
+"""Export jobs: one export on demand, and the scheduler of scheduled exports (every minute).
+
+Jobs get the process's settings (`KINFOLK_*`), as the worker was started with: where files go
+and the S3 endpoint are the worker's business.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from arq import Retry
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kernel.jobs import JobSpec, Schedule
+from services.kernel.settings import get_settings
+from services.marketing.exports import service
+
+EXPORT_JOB_NAME = "marketing.export"
+SCHEDULES_JOB_NAME = "marketing.run_export_schedules"
+
+# The request that queued an export commits just after queueing it: a worker that is quicker
+# than that commit finds no export yet and tries again shortly.
+NOT_YET_COMMITTED_RETRY_SECONDS = 2
+
+
+def export_job_id(export_id: uuid.UUID) -> str:
+    return f"{EXPORT_JOB_NAME}:{export_id}"
+
+
+async def run_export(session: AsyncSession, export_id: str) -> str:
+    export = await service.run_export(session, uuid.UUID(export_id), get_settings())
+    if export is None:
+        raise Retry(defer=NOT_YET_COMMITTED_RETRY_SECONDS)
+    return export.status.value
+
+
+async def run_export_schedules(session: AsyncSession) -> int:
+    return len(await service.run_due_schedules(session, get_settings()))
+
+
+EXPORT_JOB = JobSpec(EXPORT_JOB_NAME, run_export, timeout_seconds=3_600)
+SCHEDULES_JOB = JobSpec(
+    SCHEDULES_JOB_NAME, run_export_schedules, cron=Schedule(second=0), timeout_seconds=3_600
+)
+EXPORT_JOBS: tuple[JobSpec, ...] = (EXPORT_JOB, SCHEDULES_JOB)
