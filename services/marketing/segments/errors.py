@@ -116,6 +116,12 @@ class AffinityNeedsManualRefresh(_RuleInvalid):
     code = "AffinityNeedsManualRefresh"
 
 
+class AffinityNeedsCaller(_RuleInvalid):
+    """An export runs as a job, without the caller's key that affinity conditions need."""
+
+    code = "AffinityNeedsCaller"
+
+
 class _RuleForbidden(Forbidden):
     def __init__(self, path: str, message: str) -> None:
         self.path = path

@@ -23,6 +23,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
@@ -180,6 +181,10 @@ class SegmentRepository:
     async def add_version(self, version: SegmentVersion) -> None:
         self.session.add(version)
         await self.session.flush()
+
+    async def analyze_memberships(self) -> None:
+        """Fresh planner statistics for the stays, inside the transaction that changed them."""
+        await self.session.execute(text("ANALYZE marketing.segment_memberships"))
 
     async def materialise(self, segment_id: uuid.UUID, version: int, live: MemberIds) -> Counted:
         """One statement, one snapshot: the live members computed once; stays of members not
