@@ -321,8 +321,20 @@ class ExportSchedule(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class TrainingStatus(StrEnum):
+    TRAINED = "trained"
+    REFUSED = "refused"  # too little history: nothing fitted, the reason says why
+
+
+class RefusalReason(StrEnum):
+    NOT_ENOUGH_HISTORY = "not_enough_history"
+    NOT_ENOUGH_MEMBERS = "not_enough_members"
+    ONE_SIDED_OUTCOME = "one_sided_outcome"  # (almost) everyone churned, or (almost) no one
+
+
 class ChurnModel(Base):
-    """A brand's churn model: how it was trained, how good it is, and the fitted estimator."""
+    """A brand's churn model run: trained (how good it is, and the fitted estimator) or refused
+    (and why), so the list answers both."""
 
     __tablename__ = "churn_models"
     __table_args__ = (Index("ix_churn_models_brand", "brand_id", "trained_at"),)
@@ -330,10 +342,14 @@ class ChurnModel(Base):
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     brand_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     trained_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[TrainingStatus] = mapped_column(text_enum(TrainingStatus, "training_status"))
+    reason: Mapped[RefusalReason | None] = mapped_column(text_enum(RefusalReason, "refusal_reason"))
+    detail: Mapped[str | None] = mapped_column(Text)
     horizon_days: Mapped[int] = mapped_column(Integer)
     features: Mapped[list[str]] = mapped_column(ARRAY(Text))
     # Quality on held-out members: ROC AUC, Brier score, and the churn rate they had.
     metrics: Mapped[dict[str, Any]] = mapped_column(JSONB)
     train_members: Mapped[int] = mapped_column(Integer)
     test_members: Mapped[int] = mapped_column(Integer)
-    artifact: Mapped[bytes] = mapped_column(LargeBinary)
+    # The fitted estimator; None when refused, and once newer models replaced it.
+    artifact: Mapped[bytes | None] = mapped_column(LargeBinary)

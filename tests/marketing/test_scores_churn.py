@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.auth import Scope
 from services.marketing.audience import service as audience
-from services.marketing.models import ChurnModel, MemberView
+from services.marketing.models import ChurnModel, MemberView, RefusalReason, TrainingStatus
 from services.marketing.scores import service, tasks
 from services.marketing.scores.repository import FEATURES
 from services.members import service as members_service
@@ -132,7 +132,7 @@ async def test_the_model_beats_recency_and_scores_every_member(
     trained = scored.trained
     assert trained is not None
     metrics = trained.metrics
-    assert metrics["status"] == "trained"
+    assert trained.status is TrainingStatus.TRAINED
     # Exactly the members who existed at the cutoff, labelled as generated.
     assert (metrics["members"], metrics["churners"]) == (world.at_cutoff, world.churners)
     assert trained.test_members == math.ceil(world.at_cutoff * 0.25)
@@ -142,7 +142,7 @@ async def test_the_model_beats_recency_and_scores_every_member(
     assert metrics["cutoff"] == CUTOFF.isoformat()
     assert trained.features == list(FEATURES)
     assert trained.horizon_days == 90
-    assert len(trained.artifact) > 0
+    assert trained.artifact
     # The model adds something over recency alone, and over answering the churn rate.
     baseline = metrics["baseline"]
     assert baseline["features"] == ["days_since_purchase"]
@@ -207,9 +207,11 @@ async def test_too_little_history_is_refused_with_a_reason(
         {"now": NOW, "brand_id": brand.id},
     )
     refused = await service.train(session, brand.id, NOW)
-    assert refused.metrics["status"] == "refused"
-    assert refused.metrics["reason"] == "not_enough_history"
-    assert (refused.train_members, refused.test_members, refused.artifact) == (0, 0, b"")
+    assert (refused.status, refused.reason) == (
+        TrainingStatus.REFUSED,
+        RefusalReason.NOT_ENOUGH_HISTORY,
+    )
+    assert (refused.train_members, refused.test_members, refused.artifact) == (0, 0, None)
     assert await service.score_churn(session, brand.id, NOW) == 0  # nothing to score with
     assert young.members == 300
 
@@ -217,10 +219,12 @@ async def test_too_little_history_is_refused_with_a_reason(
 async def test_too_few_members_are_refused(session: AsyncSession, brand: BrandFixture) -> None:
     world = await synthetic_brand(session, brand.id, 150)
     refused = await service.train(session, brand.id, NOW)
-    assert refused.metrics["status"] == "refused"
-    assert refused.metrics["reason"] == "not_enough_members"
+    assert (refused.status, refused.reason) == (
+        TrainingStatus.REFUSED,
+        RefusalReason.NOT_ENOUGH_MEMBERS,
+    )
     assert refused.metrics["members"] == world.at_cutoff
-    assert refused.metrics["detail"] == (
+    assert refused.detail == (
         f"{world.at_cutoff} members existed at the cutoff {CUTOFF.date()}; a churn model "
         "needs at least 200."
     )

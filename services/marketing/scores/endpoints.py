@@ -14,10 +14,8 @@ from services.marketing.access import StaffRead, StaffWrite
 from services.marketing.scores.repository import ScoresRepository
 from services.marketing.scores.schemas import (
     ChurnModelRead,
-    RefusalReason,
     ScoringQueued,
     TrainingQueued,
-    TrainingStatus,
 )
 from services.marketing.scores.tasks import SCORE_JOB_NAME, TRAIN_JOB_NAME
 
@@ -38,9 +36,9 @@ async def list_churn_models(
         ChurnModelRead(
             id=found.id,
             trained_at=found.trained_at,
-            status=TrainingStatus(found.metrics["status"]),
-            reason=RefusalReason(found.metrics["reason"]) if "reason" in found.metrics else None,
-            detail=found.metrics.get("detail"),
+            status=found.status,
+            reason=found.reason,
+            detail=found.detail,
             horizon_days=found.horizon_days,
             features=found.features,
             metrics=found.metrics,

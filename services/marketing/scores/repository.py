@@ -25,6 +25,8 @@ from services.marketing.models import (
     ChurnModel,
     JournalEntry,
     MemberView,
+    RefusalReason,
+    TrainingStatus,
 )
 
 # The RFM quintiles of every member of a brand, in one statement. A buyer's quintile is where
@@ -179,6 +181,9 @@ class ChurnModelSummary:
 
     id: uuid.UUID
     trained_at: datetime
+    status: TrainingStatus
+    reason: RefusalReason | None
+    detail: str | None
     horizon_days: int
     features: list[str]
     metrics: dict[str, Any]
@@ -299,9 +304,9 @@ class ScoresRepository:
             select(ChurnModel)
             .where(
                 ChurnModel.brand_id == brand_id,
-                ChurnModel.metrics["status"].astext == "trained",
+                ChurnModel.status == TrainingStatus.TRAINED,
                 ChurnModel.features == list(features),
-                func.length(ChurnModel.artifact) > 0,
+                ChurnModel.artifact.is_not(None),
             )
             .order_by(ChurnModel.trained_at.desc(), ChurnModel.id.desc())
             .limit(1)
@@ -312,12 +317,15 @@ class ScoresRepository:
             select(
                 ChurnModel.id,
                 ChurnModel.trained_at,
+                ChurnModel.status,
+                ChurnModel.reason,
+                ChurnModel.detail,
                 ChurnModel.horizon_days,
                 ChurnModel.features,
                 ChurnModel.metrics,
                 ChurnModel.train_members,
                 ChurnModel.test_members,
-                func.length(ChurnModel.artifact),
+                func.coalesce(func.length(ChurnModel.artifact), 0),
             )
             .where(ChurnModel.brand_id == brand_id)
             .order_by(ChurnModel.trained_at.desc(), ChurnModel.id.desc())
@@ -330,7 +338,7 @@ class ScoresRepository:
         the bytes (never used again) go."""
         newest = (
             select(ChurnModel.id)
-            .where(ChurnModel.brand_id == brand_id, func.length(ChurnModel.artifact) > 0)
+            .where(ChurnModel.brand_id == brand_id, ChurnModel.artifact.is_not(None))
             .order_by(ChurnModel.trained_at.desc(), ChurnModel.id.desc())
             .limit(keep)
         )
@@ -338,8 +346,8 @@ class ScoresRepository:
             update(ChurnModel)
             .where(
                 ChurnModel.brand_id == brand_id,
-                func.length(ChurnModel.artifact) > 0,
+                ChurnModel.artifact.is_not(None),
                 ChurnModel.id.not_in(newest),
             )
-            .values(artifact=b"")
+            .values(artifact=None)
         )

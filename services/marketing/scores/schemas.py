@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-
-class TrainingStatus(StrEnum):
-    TRAINED = "trained"
-    REFUSED = "refused"  # too little history: nothing fitted, the reason says why
-
-
-class RefusalReason(StrEnum):
-    NOT_ENOUGH_HISTORY = "not_enough_history"
-    NOT_ENOUGH_MEMBERS = "not_enough_members"
-    ONE_SIDED_OUTCOME = "one_sided_outcome"  # (almost) everyone churned, or (almost) no one
+from services.marketing.models import RefusalReason, TrainingStatus
 
 
 class ChurnModelRead(BaseModel):

@@ -27,10 +27,9 @@ from services.kernel.clock import utcnow
 from services.kernel.ids import new_id
 from services.kernel.loops import off_loop
 from services.marketing.audience import service as audience
-from services.marketing.models import ChurnModel
+from services.marketing.models import ChurnModel, RefusalReason, TrainingStatus
 from services.marketing.scores import model as churn_model
 from services.marketing.scores.repository import FEATURES, FeatureRow, ScoresRepository
-from services.marketing.scores.schemas import RefusalReason, TrainingStatus
 
 HORIZON_DAYS = 90
 HORIZON = timedelta(days=HORIZON_DAYS)
@@ -111,15 +110,13 @@ def _refusal(
         trained_at=now,
         horizon_days=HORIZON_DAYS,
         features=list(FEATURES),
-        metrics={
-            "status": TrainingStatus.REFUSED.value,
-            "reason": reason.value,
-            "detail": detail,
-            **facts,
-        },
+        status=TrainingStatus.REFUSED,
+        reason=reason,
+        detail=detail,
+        metrics=facts,
         train_members=0,
         test_members=0,
-        artifact=b"",
+        artifact=None,
     )
 
 
@@ -180,7 +177,8 @@ async def train(
         trained_at=now,
         horizon_days=HORIZON_DAYS,
         features=list(FEATURES),
-        metrics={"status": TrainingStatus.TRAINED.value, **fitted.metrics, **facts},
+        status=TrainingStatus.TRAINED,
+        metrics={**fitted.metrics, **facts},
         train_members=fitted.train_members,
         test_members=fitted.test_members,
         artifact=artifact,
@@ -198,7 +196,7 @@ async def score_churn(
     now = now or utcnow()
     repository = ScoresRepository(session)
     stored = await repository.latest_trained(brand_id, FEATURES)
-    if stored is None:
+    if stored is None or stored.artifact is None:  # the query asks for one with its artifact
         return 0
     estimator = await off_loop(partial(churn_model.from_bytes, stored.artifact))
     done = 0
@@ -247,7 +245,7 @@ async def train_and_score(
     probabilities always come from the newest model listed."""
     now = now or utcnow()
     row = await train(session, brand_id, now)
-    if row.metrics["status"] == TrainingStatus.TRAINED:
+    if row.status is TrainingStatus.TRAINED:
         await score_churn(session, brand_id, now)
     return row
 

@@ -49,8 +49,8 @@ async def train_churn_model(
 ) -> int:
     """Train one brand (on demand) or every brand with members (weekly); returns the models
     trained (refusals are stored and listed, not counted)."""
+    from services.marketing.models import TrainingStatus
     from services.marketing.scores import service
-    from services.marketing.scores.schemas import TrainingStatus
 
     brands = (
         [uuid.UUID(brand_id)]
@@ -63,11 +63,11 @@ async def train_churn_model(
         log.info(
             "marketing.churn_model",
             brand_id=str(brand),
-            status=row.metrics["status"],
-            reason=row.metrics.get("reason"),
+            status=row.status.value,
+            reason=row.reason.value if row.reason else None,
             roc_auc=row.metrics.get("roc_auc"),
         )
-        trained += row.metrics["status"] == TrainingStatus.TRAINED
+        trained += row.status is TrainingStatus.TRAINED
     return trained
 
 

@@ -25,12 +25,15 @@ def upgrade() -> None:
     sa.Column('id', sa.UUID(), nullable=False),
     sa.Column('brand_id', sa.UUID(), nullable=False),
     sa.Column('trained_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('status', sa.Enum('trained', 'refused', name='training_status', native_enum=False, create_constraint=True, length=32, schema='marketing'), nullable=False),
+    sa.Column('reason', sa.Enum('not_enough_history', 'not_enough_members', 'one_sided_outcome', name='refusal_reason', native_enum=False, create_constraint=True, length=32, schema='marketing'), nullable=True),
+    sa.Column('detail', sa.Text(), nullable=True),
     sa.Column('horizon_days', sa.Integer(), nullable=False),
     sa.Column('features', postgresql.ARRAY(sa.Text()), nullable=False),
     sa.Column('metrics', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
     sa.Column('train_members', sa.Integer(), nullable=False),
     sa.Column('test_members', sa.Integer(), nullable=False),
-    sa.Column('artifact', sa.LargeBinary(), nullable=False),
+    sa.Column('artifact', sa.LargeBinary(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_churn_models')),
     schema='marketing'
     )
