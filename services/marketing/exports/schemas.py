@@ -36,13 +36,19 @@ GZIP_DESCRIPTION = (
 )
 
 
-class ExportCreate(BaseModel):
+class ExportFile(BaseModel):
+    """What a file holds and how it is written: the same for an export and a schedule."""
+
     model_config = ConfigDict(extra="forbid")
 
     segment_id: uuid.UUID
     fields: FieldNames = Field(default_factory=list)
     format: ExportFormat = ExportFormat.CSV
     gzip: bool = Field(default=False, description=GZIP_DESCRIPTION)
+    lawful_basis: LawfulBasis = None
+
+
+class ExportCreate(ExportFile):
     mode: ExportMode = Field(
         default=ExportMode.FULL,
         description="`full`: every member of a fresh version of the segment. `delta`: who "
@@ -55,7 +61,6 @@ class ExportCreate(BaseModel):
         description="Delta only: a version the segment has had (0: before its first, so "
         "everyone in it has entered).",
     )
-    lawful_basis: LawfulBasis = None
 
 
 class ExportLinks(BaseModel):
@@ -104,19 +109,12 @@ DESTINATION_DESCRIPTION = (
 )
 
 
-class ScheduleCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    segment_id: uuid.UUID
-    fields: FieldNames = Field(default_factory=list)
-    format: ExportFormat = ExportFormat.CSV
-    gzip: bool = Field(default=False, description=GZIP_DESCRIPTION)
+class ScheduleCreate(ExportFile):
     mode: ExportMode = Field(
         default=ExportMode.FULL,
         description="`delta`: each run exports who entered and exited since the last run's "
         "version; the first run has everyone in the segment as `entered`.",
     )
-    lawful_basis: LawfulBasis = None
     every: Every
     destination: str = Field(min_length=1, max_length=1_000, description=DESTINATION_DESCRIPTION)
     enabled: bool = True
