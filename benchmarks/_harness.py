@@ -246,3 +246,14 @@ async def closed_loop(
 
     await asyncio.gather(*(client_loop(c, k) for k, c in enumerate(clients)))
     return latencies, len(latencies) / (time.perf_counter() - start)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. Not `getrusage`'s ru_maxrss: Linux carries that
+    over from the parent through fork and exec, so a child started by a big parent reports
+    the parent's peak. VmHWM belongs to the process's own address space."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")

@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 
-from benchmarks._harness import report, scratch_database, servers
+from benchmarks._harness import peak_rss_mb, report, scratch_database, servers
 from benchmarks.marketing_world import MEMBERS, World, build
 from services.kernel.auth import Scope, StaffPrincipal
 from services.kernel.db import Database, driver_connection
@@ -97,17 +97,6 @@ async def _segment(url: str, world: World) -> tuple[uuid.UUID, int]:
     )
     await database.dispose()
     return segment.id, version.size
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory. Not `getrusage`'s ru_maxrss: Linux carries that
-    over from the parent through fork and exec, so a child started by a big parent reports
-    the parent's peak. VmHWM belongs to the process's own address space."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def _export_in_child(url: str, export_id: str, data_dir: str, out: Any) -> None:

@@ -19,7 +19,6 @@ import io
 import json
 import multiprocessing
 import os
-import resource
 import struct
 import time
 import uuid
@@ -30,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp  # type: ignore[import-untyped]
 from sqlalchemy import text, update
 
-from benchmarks._harness import report, scratch_database, servers
+from benchmarks._harness import peak_rss_mb, report, scratch_database, servers
 from recommender.store.models import Interaction, Item, ItemKind, MemberFacts
 from recommender.training import service
 from services.demo.members import CATEGORIES
@@ -234,7 +233,7 @@ def _train_in_child(database_url: str, brand: str, out: Any) -> None:
         return {"seconds": seconds, "metrics": trained.version.metrics}
 
     result = asyncio.run(run())
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
     out.put(result)
 
 
