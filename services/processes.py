@@ -29,6 +29,7 @@ from services.kernel.runtime import Runtime
 from services.kernel.settings import Settings
 from services.members import service as members_service
 from services.registry import SERVICES, service_named
+from services.webhooks.urls import LOOPBACK_NETWORKS
 
 
 def _uvicorn(app: Any, host: str, port: int) -> uvicorn.Server:
@@ -101,6 +102,11 @@ def _workers(
 
 
 async def run_dev(settings: Settings, urls: InfrastructureUrls, *, host: str, port: int) -> None:
+    if not settings.webhooks_allowed_networks:
+        # A developer wires webhooks to a receiver on their own machine.
+        settings = settings.model_copy(
+            update={"webhooks_allowed_networks": list(LOOPBACK_NETWORKS)}
+        )
     await migrate(urls.database_url, SERVICES)
     async with Runtime.open(
         settings, SERVICES, database_url=urls.database_url, redis_url=urls.redis_url

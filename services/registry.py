@@ -9,8 +9,17 @@ from services.kernel.module import ServiceModule
 from services.marketing.module import MARKETING
 from services.members.module import MEMBERS
 from services.rewards.module import REWARDS
+from services.webhooks.module import WEBHOOKS
 
-SERVICES: tuple[ServiceModule, ...] = (MEMBERS, REWARDS, COMMUNITY, RECOMMENDER, MARKETING, GATEWAY)
+SERVICES: tuple[ServiceModule, ...] = (
+    MEMBERS,
+    REWARDS,
+    COMMUNITY,
+    RECOMMENDER,
+    MARKETING,
+    WEBHOOKS,
+    GATEWAY,
+)
 
 
 def service_named(name: str) -> ServiceModule:

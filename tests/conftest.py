@@ -31,6 +31,7 @@ from services.kernel.runtime import Runtime
 from services.kernel.settings import Settings
 from services.members import service as members_service
 from services.registry import SERVICES
+from services.webhooks.urls import LOOPBACK_NETWORKS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,6 +77,8 @@ def base_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         jwt_secret="test-secret-" + "x" * 64,  # type: ignore[arg-type]
         log_format="console",
         log_level="WARNING",
+        # Tests run their webhook receivers on this machine.
+        webhooks_allowed_networks=list(LOOPBACK_NETWORKS),
     )
 
 

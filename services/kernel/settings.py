@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     export_link_seconds: int = Field(default=3_600, ge=1)
     export_link_secret: SecretStr | None = None
 
+    # Webhooks go to public addresses over https only; these networks (CIDRs) may be called
+    # although private or loopback, and over http too (tests and `kinfolk dev`: 127.0.0.0/8).
+    webhooks_allowed_networks: list[str] = Field(default_factory=list)
+
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
 

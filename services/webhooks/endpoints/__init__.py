@@ -1,0 +1,1 @@
+"""Webhook endpoints: where messages go, which event types they want, and their secrets."""
