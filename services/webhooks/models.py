@@ -1,4 +1,6 @@
-"""The webhooks schema: endpoints with their signing secrets.
+"""The webhooks schema: endpoints with their signing secrets, messages (one per public event
+some endpoint wants) and deliveries (one per message and endpoint), and the segment membership
+that endpoints filtered by segment need, kept from marketing's events.
 
 A rotation keeps the previous secret for a grace period (`previous_secret_expires_at`) during
 which deliveries carry both signatures, so a receiver can switch secrets without losing one
@@ -9,13 +11,25 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Boolean, DateTime, Index, Integer, Text, func
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    SmallInteger,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.kernel.db import make_base
+from services.kernel.db import make_base, text_enum
 from services.kernel.idempotency import IdempotencyStore, idempotency_table
 from services.kernel.outbox import Outbox, inbox_table, outbox_table
 
@@ -53,3 +67,67 @@ class Endpoint(Base):
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Message(Base):
+    """A public event as CRMs receive it: its id is the event's (the `webhook-id` of every
+    delivery and retry), its payload the event's JSON."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_brand", "brand_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    brand_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    event_type: Mapped[str] = mapped_column(Text)
+    member_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # due at `next_attempt_at`
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # every attempt of the schedule failed
+
+
+class Delivery(Base):
+    """A message on its way to one endpoint. `id` follows the order messages arrived in, which
+    is the order deliveries about one member must keep at one endpoint."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("message_id", "endpoint_id"),
+        Index(
+            "ix_deliveries_due",
+            "next_attempt_at",
+            postgresql_where="status = 'pending'",
+        ),
+        Index(
+            "ix_deliveries_member_order",
+            "endpoint_id",
+            "member_id",
+            "id",
+            postgresql_where="status = 'pending'",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    brand_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    message_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    member_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    status: Mapped[DeliveryStatus] = mapped_column(text_enum(DeliveryStatus, "delivery_status"))
+    attempts: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SegmentMember(Base):
+    """Who is in each segment, from `segment.entered` / `segment.exited`: endpoints filtered by
+    a segment get only messages about its members."""
+
+    __tablename__ = "segment_members"
+
+    segment_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)

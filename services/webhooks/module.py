@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from services.kernel.module import ServiceModule
 from services.webhooks.endpoints.endpoints import router as endpoints_router
+from services.webhooks.messages.intake import MESSAGES_CONSUMER
 from services.webhooks.models import SCHEMA, Base
 
 router = APIRouter()
@@ -19,4 +20,5 @@ WEBHOOKS = ServiceModule(
     metadata=Base.metadata,
     router=router,
     migrations=Path(__file__).parent / "migrations",
+    consumers=(MESSAGES_CONSUMER,),
 )

@@ -1,0 +1,1 @@
+"""Messages: every public event some endpoint wants, with a delivery per endpoint."""
