@@ -149,3 +149,27 @@ async def test_a_member_who_left_the_segment_gets_no_more_messages(
     later = [e for e in await service_events(session) if e.type == "purchase.recorded"][-1:]
     await feed(session, [exited, *later], specs=(MESSAGES_CONSUMER,), batch=50)
     assert await _deliveries(session) == {("purchase.recorded", endpoint, ana.id)}
+
+
+async def test_an_erasure_drops_the_members_messages_but_its_own(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    brand: BrandFixture,
+    program: Program,
+    make_member: MakeMember,
+) -> None:
+    endpoint = await _endpoint(client, brand, event_types=["*"])
+    ana = await make_member("ana", email="ana@example.com")
+    bo = await make_member("bo")
+    await buy(client, brand, purchase(ana, "o-1", 5_000))
+    await feed(session, await service_events(session), specs=(MESSAGES_CONSUMER,), batch=50)
+    response = await client.post(f"/members/v1/members/{ana.id}/erase", headers=brand.headers)
+    assert response.status_code == 200, response.text
+    await feed(session, await service_events(session), specs=(MESSAGES_CONSUMER,), batch=50)
+
+    found = await _deliveries(session)
+    assert {t for t, _, m in found if m == ana.id} == {"member.erased"}
+    assert {t for t, _, m in found if m == bo.id} == {"member.created"}
+    assert all(e == endpoint for _, e, _ in found)
+    left = await session.scalars(select(Message.event_type).where(Message.member_id == ana.id))
+    assert list(left) == ["member.erased"]

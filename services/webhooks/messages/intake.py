@@ -2,7 +2,8 @@
 delivery for each enabled endpoint of its brand that wants its type (and, for an endpoint
 filtered by a segment, whose member is in that segment now). Marketing's `segment.entered` /
 `segment.exited` also keep webhooks' own view of who is in which segment, applied before the
-batch's messages are matched, in stream order."""
+batch's messages are matched, in stream order. `member.erased` drops the member's earlier
+messages (their payloads carry personal data) and keeps its own, so CRMs learn of it."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from services.kernel.clock import utcnow
 from services.kernel.consumer import ConsumerSpec, type_matches
 from services.kernel.events import Event
 from services.marketing.events import SegmentEntered, SegmentExited
+from services.members.events import MemberErased
 from services.webhooks.messages.repository import IntakeRepository
 from services.webhooks.models import INBOX, DeliveryStatus, Endpoint
 
@@ -96,6 +98,9 @@ async def take_events(session: AsyncSession, events: Sequence[Event]) -> None:
             }
         )
     await repository.add(list(messages.values()), deliveries)
+    for event in events:
+        if isinstance(event, MemberErased):
+            await repository.forget_member(event.brand_id, event.data.member_id, keep=event.id)
 
 
 async def take_event(session: AsyncSession, event: Event) -> None:

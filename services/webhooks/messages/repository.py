@@ -54,6 +54,24 @@ class IntakeRepository:
         )
         return {(segment_id, member_id) for segment_id, member_id in rows}
 
+    async def forget_member(
+        self, brand_id: uuid.UUID, member_id: uuid.UUID, keep: uuid.UUID
+    ) -> None:
+        """Drop the member's messages and their deliveries, delivered or not (their payloads
+        carry personal data), except `keep`: the erasure itself, which CRMs need."""
+        await self.session.execute(
+            delete(Delivery).where(
+                Delivery.brand_id == brand_id,
+                Delivery.member_id == member_id,
+                Delivery.message_id != keep,
+            )
+        )
+        await self.session.execute(
+            delete(Message).where(
+                Message.brand_id == brand_id, Message.member_id == member_id, Message.id != keep
+            )
+        )
+
     async def add(
         self, messages: Sequence[dict[str, Any]], deliveries: Sequence[dict[str, Any]]
     ) -> None:
