@@ -31,11 +31,10 @@ from sqlalchemy import func, select, text
 from benchmarks._harness import peak_rss_mb, report, scratch_database, servers
 from benchmarks.marketing_world import MEMBERS, World, build
 from services.kernel.auth import Scope, StaffPrincipal
-from services.kernel.db import Database, driver_connection
+from services.kernel.db import Database, driver_connection, driver_sql
 from services.kernel.settings import Settings
 from services.marketing.exports import formats, service
 from services.marketing.exports.schemas import ExportCreate
-from services.marketing.exports.writers import driver_sql
 from services.marketing.models import MemberView, RefreshEvery, Segment, SegmentPurpose
 from services.marketing.segments import repository as segment_rows
 from services.marketing.segments import service as segments

@@ -67,6 +67,24 @@ async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
     return driver
 
 
+def driver_sql(session: AsyncSession, statement: Select[Any]) -> tuple[str, list[Any]]:
+    """A SQLAlchemy statement as asyncpg takes it, for `driver_connection`'s COPY and cursors:
+    SQL with `$n` placeholders and the values in order, each through its type's bind processor.
+    Values stay parameters (asyncpg binds them, or quotes them server-side for COPY).
+    SQLAlchemy has no public accessor for the processors, hence `_bind_processors`."""
+    compiled = statement.compile(
+        dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True}
+    )
+    params = compiled.construct_params()
+    processors = compiled._bind_processors
+    names = compiled.positiontup or []
+    values = []
+    for name in names:
+        processor = processors.get(name)
+        values.append(processor(params[name]) if callable(processor) else params[name])
+    return compiled.string, values
+
+
 async def copy_records(
     session: AsyncSession,
     table: Table,

@@ -22,29 +22,13 @@ import pyarrow.parquet as pq
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.kernel.db import driver_connection
+from services.kernel.db import driver_connection, driver_sql
 from services.marketing.exports.storage import FileWriter
 
 # Rows per cursor fetch and per Parquet row group: a few MB of Python objects at most.
 BATCH_ROWS = 10_000
 
 OnRows = Callable[[int], Awaitable[None]]
-
-
-def driver_sql(session: AsyncSession, statement: Select[Any]) -> tuple[str, list[Any]]:
-    """The statement as asyncpg takes it: SQL with `$n` placeholders and the values in order.
-    Values stay parameters (asyncpg binds them, or quotes them server-side for COPY)."""
-    compiled = statement.compile(
-        dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True}
-    )
-    params = compiled.construct_params()
-    processors = compiled._bind_processors
-    names = compiled.positiontup or []
-    values = []
-    for name in names:
-        processor = processors.get(name)
-        values.append(processor(params[name]) if callable(processor) else params[name])
-    return compiled.string, values
 
 
 async def write_csv(

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.clock import utcnow
@@ -82,7 +81,7 @@ async def take_events(session: AsyncSession, events: Sequence[Event]) -> None:
                 "event_type": event.type,
                 "member_id": event.subject_id,
                 "occurred_at": event.occurred_at,
-                "payload": orjson.loads(event.model_dump_json()),
+                "payload": event.model_dump(mode="json"),
                 "created_at": now,
             },
         )
