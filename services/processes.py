@@ -79,25 +79,45 @@ def _consumer_runner(runtime: Runtime, services: Sequence[ServiceModule]) -> Con
     )
 
 
+# What `kinfolk worker` runs besides the services' own loops (named by their `LoopSpec`).
+WORKER_COMPONENTS = ("jobs", "consumers", "live")
+
+
+def worker_components(services: Sequence[ServiceModule]) -> tuple[str, ...]:
+    """Every component name `kinfolk worker --only` accepts."""
+    return (*WORKER_COMPONENTS, *(loop.name for s in services for loop in s.loops))
+
+
 def _workers(
     runtime: Runtime,
     urls: InfrastructureUrls,
     services: Sequence[ServiceModule],
     stop: asyncio.Event,
+    only: Sequence[str] = (),
 ) -> list[Coroutine[Any, Any, None]]:
-    """What `kinfolk worker` runs: the job worker and every event consumer."""
-    components: list[Coroutine[Any, Any, None]] = [
-        run_worker(runtime.database, urls.redis_url, services, runtime.settings, stop)
-    ]
+    """What `kinfolk worker` runs: the job worker, every event consumer and the services' loops
+    (the webhooks' deliveries), or only the components named, to scale them apart."""
+
+    def wanted(name: str) -> bool:
+        return not only or name in only
+
+    components: list[Coroutine[Any, Any, None]] = []
+    if wanted("jobs"):
+        components.append(
+            run_worker(runtime.database, urls.redis_url, services, runtime.settings, stop)
+        )
     consumers = _consumer_runner(runtime, services)
-    if consumers is not None:
+    if consumers is not None and wanted("consumers"):
         components.append(consumers.run(stop))
     live = live_consumer_specs(services)
-    if live:
+    if live and wanted("live"):
         runner = LiveConsumerRunner(
             runtime.redis, live, runtime.settings, consumer_name=f"l-{uuid.uuid4().hex[:8]}"
         )
         components.append(runner.run(stop))
+    components.extend(
+        loop.run(runtime, stop) for s in services for loop in s.loops if wanted(loop.name)
+    )
     return components
 
 
@@ -161,11 +181,13 @@ async def run_relay(settings: Settings, urls: InfrastructureUrls, stop: asyncio.
         await Relay(runtime.database, runtime.redis, SERVICES, settings).run(stop)
 
 
-async def run_workers(settings: Settings, urls: InfrastructureUrls, stop: asyncio.Event) -> None:
+async def run_workers(
+    settings: Settings, urls: InfrastructureUrls, stop: asyncio.Event, only: Sequence[str] = ()
+) -> None:
     async with Runtime.open(
         settings, SERVICES, database_url=urls.database_url, redis_url=urls.redis_url
     ) as runtime:
-        await asyncio.gather(*_workers(runtime, urls, SERVICES, stop))
+        await asyncio.gather(*_workers(runtime, urls, SERVICES, stop, only))
 
 
 async def create_brand_with_key(urls: InfrastructureUrls, name: str) -> tuple[uuid.UUID, str]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 from sqlalchemy import MetaData
@@ -18,6 +19,16 @@ if TYPE_CHECKING:
     from services.kernel.db import Database
     from services.kernel.jobs import JobSpec
     from services.kernel.live import LiveConsumerSpec
+    from services.kernel.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class LoopSpec:
+    """A long-running loop a worker process runs beside the jobs and consumers (the webhooks'
+    delivery loop): `await run(runtime, stop)` returns once `stop` is set."""
+
+    name: str
+    run: Callable[[Runtime, asyncio.Event], Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,7 @@ class ServiceModule:
     # Consumers with no inbox, for effects that are news only now (live notifications).
     live_consumers: Sequence[LiveConsumerSpec] = ()
     jobs: Sequence[JobSpec] = ()
+    loops: Sequence[LoopSpec] = ()
     # Paths (prefixes) that accept bodies over the default limit, such as bulk imports.
     large_body_paths: Sequence[str] = ()
     # Set by the service that owns API keys, so keys are checked against its table in-process.

@@ -90,6 +90,22 @@ class Settings(BaseSettings):
     # Webhooks go to public addresses over https only; these networks (CIDRs) may be called
     # although private or loopback, and over http too (tests and `kinfolk dev`: 127.0.0.0/8).
     webhooks_allowed_networks: list[str] = Field(default_factory=list)
+    # Delivery: each attempt may take this long in all; a failed one is tried again after each
+    # delay of the schedule in turn (give or take a fifth, at random), then the delivery fails.
+    webhooks_timeout_seconds: float = Field(default=15.0, gt=0)
+    webhooks_retry_schedule_seconds: list[float] = Field(
+        default_factory=lambda: [5.0, 300.0, 1_800.0, 7_200.0, 18_000.0, 36_000.0, 36_000.0],
+        min_length=1,
+    )
+    # A later message about a member waits while an earlier one to the same endpoint is pending,
+    # but only while that earlier one is younger than this.
+    webhooks_order_hold_seconds: float = Field(default=600.0, ge=0)
+    # An endpoint whose every attempt failed for this long is disabled (5 days).
+    webhooks_disable_after_seconds: float = Field(default=432_000.0, gt=0)
+    # Deliveries one worker process attempts at once, over all endpoints.
+    webhooks_max_in_flight: int = Field(default=256, ge=1)
+    webhooks_poll_seconds: float = Field(default=0.1, gt=0)
+    webhooks_retention_days: int = Field(default=90, ge=1)
 
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"

@@ -9,6 +9,7 @@ from services.kernel.events import Event
 from services.marketing.events import MARKETING_EVENTS
 from services.members.events import MEMBER_EVENTS
 from services.rewards.events import REWARDS_EVENTS
+from services.webhooks.events import WEBHOOKS_EVENTS
 
 PUBLIC_EVENTS: tuple[type[Event], ...] = (
     *MEMBER_EVENTS,
@@ -16,6 +17,7 @@ PUBLIC_EVENTS: tuple[type[Event], ...] = (
     *COMMUNITY_EVENTS,
     *RECOMMENDER_EVENTS,
     *MARKETING_EVENTS,
+    *WEBHOOKS_EVENTS,
 )
 EVENT_TYPES: frozenset[str] = frozenset(cls.event_type() for cls in PUBLIC_EVENTS)
 

@@ -21,8 +21,9 @@ from services.members.events import MemberErased
 from services.webhooks.messages.repository import IntakeRepository
 from services.webhooks.models import INBOX, DeliveryStatus, Endpoint
 
-# Every service that publishes events (the gateway publishes none; webhooks' own come later).
-PUBLISHERS = ("members", "rewards", "community", "recommender", "marketing")
+# Every service that publishes events (the gateway publishes none; webhooks' own tell of
+# disabled endpoints, which the brand's other endpoints may want).
+PUBLISHERS = ("members", "rewards", "community", "recommender", "marketing", "webhooks")
 
 
 def _wants(endpoint: Endpoint, event: Event) -> bool:
