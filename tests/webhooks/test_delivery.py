@@ -357,7 +357,7 @@ async def test_a_members_messages_keep_their_order_and_others_are_not_held_up(
 ) -> None:
     ana, bo = uuid.uuid4(), uuid.uuid4()
     failed_once: set[str] = set()
-    events = []
+    events: list[SegmentEntered] = []
 
     async def first_of_ana_fails_once(arrival: Arrival) -> web.StreamResponse:
         if arrival.webhook_id == str(events[0].id) and arrival.webhook_id not in failed_once:
@@ -393,7 +393,7 @@ async def test_an_earlier_message_holds_the_later_ones_only_so_long(
     clock: Clock,
     receiver: Receiver,
 ) -> None:
-    events = []
+    events: list[SegmentEntered] = []
 
     async def first_always_fails(arrival: Arrival) -> web.StreamResponse:
         return web.Response(status=500 if arrival.webhook_id == str(events[0].id) else 200)
