@@ -2,7 +2,8 @@
 
 Claims lock the endpoint rows they count (`SKIP LOCKED`, so workers never wait for each other)
 and then the deliveries they lease: an endpoint's concurrency limit holds across every worker
-process, counted from the leases in the table."""
+process, counted from the leases in the table. A rate-limited endpoint has no more in flight
+than its rate per second either, so none of its attempts waits a whole lease for its turn."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from services.webhooks.events import DisabledReason
 
 _ENDPOINTS_WITH_DUE = text(
     """
-    SELECT e.id, e.max_concurrency - (
+    SELECT e.id, least(e.max_concurrency, coalesce(e.rate_limit_per_second, e.max_concurrency)) - (
         SELECT count(*) FROM webhooks.deliveries d
         WHERE d.endpoint_id = e.id AND d.status = 'pending' AND d.leased_until > :now
     ) AS free

@@ -43,9 +43,10 @@ log = structlog.get_logger(__name__)
 
 ATTEMPTS = Counter("kinfolk_webhook_attempts_total", "Delivery attempts, by outcome.", ["outcome"])
 
-# A lease outlives the longest attempt by this much, so that a live worker always reports
-# before its lease runs out.
-LEASE_MARGIN_SECONDS = 30.0
+# A lease lasts this many attempt timeouts: an attempt takes at most one, and the wait for its
+# rate limit and the pass that records it take far less than another, so a live worker reports
+# before its lease runs out. A worker that dies holds its deliveries no longer than this.
+LEASE_TIMEOUTS = 2
 
 
 class DeliveryWorker:
@@ -68,7 +69,7 @@ class DeliveryWorker:
             settings.webhooks_timeout_seconds,
             settings.webhooks_max_in_flight,
         )
-        self._lease = timedelta(seconds=settings.webhooks_timeout_seconds + LEASE_MARGIN_SECONDS)
+        self._lease = timedelta(seconds=settings.webhooks_timeout_seconds * LEASE_TIMEOUTS)
         self._finished: list[Settled] = []
         self._in_flight: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
