@@ -7,12 +7,17 @@ from pathlib import Path
 from fastapi import APIRouter
 
 from services.kernel.module import ServiceModule
+from services.webhooks.delivery.worker import DELIVERY_LOOP
 from services.webhooks.endpoints.endpoints import router as endpoints_router
+from services.webhooks.events import WEBHOOKS_EVENTS
 from services.webhooks.messages.intake import MESSAGES_CONSUMER
 from services.webhooks.models import SCHEMA, Base
+from services.webhooks.operations.endpoints import router as operations_router
+from services.webhooks.operations.jobs import RETENTION_JOB
 
 router = APIRouter()
 router.include_router(endpoints_router)
+router.include_router(operations_router)
 
 WEBHOOKS = ServiceModule(
     name="webhooks",
@@ -20,5 +25,8 @@ WEBHOOKS = ServiceModule(
     metadata=Base.metadata,
     router=router,
     migrations=Path(__file__).parent / "migrations",
+    events=WEBHOOKS_EVENTS,
     consumers=(MESSAGES_CONSUMER,),
+    jobs=(RETENTION_JOB,),
+    loops=(DELIVERY_LOOP,),
 )
