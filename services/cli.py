@@ -27,6 +27,8 @@ brand_app = typer.Typer(help="Manage brands (tenants).", no_args_is_help=True)
 app.add_typer(brand_app, name="brand")
 recommender_app = typer.Typer(help="Recommendation models, offline.", no_args_is_help=True)
 app.add_typer(recommender_app, name="recommender")
+webhooks_app = typer.Typer(help="Webhooks, from the receiving side.", no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
 
 
 def _settings() -> Settings:
@@ -131,11 +133,31 @@ def relay() -> None:
 
 
 @app.command()
-def worker() -> None:
-    """Run background and scheduled jobs and every event consumer, until stopped."""
-    from services.processes import run_workers
+def worker(
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only",
+            help="Run only this component (repeatable): jobs, consumers, live, or a service's "
+            "loop such as webhooks.deliveries. Default: all of them.",
+        ),
+    ] = None,
+) -> None:
+    """Run background and scheduled jobs, every event consumer and the services' loops (webhook
+    deliveries), until stopped."""
+    from services.processes import run_workers, worker_components
+    from services.registry import SERVICES
 
-    _run_until_signalled(run_workers)
+    chosen = tuple(only or ())
+    unknown = sorted(set(chosen) - set(worker_components(SERVICES)))
+    if unknown:
+        known = ", ".join(worker_components(SERVICES))
+        raise typer.BadParameter(f"unknown component(s) {', '.join(unknown)}; choose from {known}")
+
+    async def run(settings: Settings, urls: InfrastructureUrls, stop: asyncio.Event) -> None:
+        await run_workers(settings, urls, stop, chosen)
+
+    _run_until_signalled(run)
 
 
 @brand_app.command("create")
@@ -384,6 +406,41 @@ def recommender_evaluate(
         typer.echo(json.dumps(report.as_json()))
     else:
         typer.echo("\n".join(report.lines()))
+
+
+@webhooks_app.command("listen")
+def webhooks_listen(
+    port: Annotated[int, typer.Option(help="HTTP port (0: any free one).", min=0, max=65_535)],
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar="KINFOLK_WEBHOOK_SECRET",
+            help="The endpoint's signing secret (whsec_...); without one nothing is verified.",
+        ),
+    ] = None,
+) -> None:
+    """A local receiver for wiring up a CRM: verifies each message's signature, answers 204 (or
+    400 with the reason) and prints what arrived."""
+    from services.webhooks.listen import listen
+    from services.webhooks.signing import is_secret
+
+    if secret is not None and not is_secret(secret):
+        raise typer.BadParameter(
+            "the secret is whsec_ followed by base64, as the endpoint's API shows it",
+            param_hint="--secret",
+        )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        await listen(host, port, secret, typer.echo, stop)
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:  # the port is taken, or the host is not this machine's
+        typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(code=2) from exc
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic.json_schema import GenerateJsonSchema
 
+from services.kernel.event_examples import example_payload
 from services.kernel.events import Event
 from services.kernel.module import ServiceModule
 
@@ -37,6 +38,8 @@ class _PublishedJsonSchema(GenerateJsonSchema):
 
 def render_schema(event: type[Event]) -> str:
     schema = event.model_json_schema(mode="serialization", schema_generator=_PublishedJsonSchema)
+    # One realistic message, built from the model itself, so it is valid and cannot drift.
+    schema["examples"] = [example_payload(event)]
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
