@@ -11,13 +11,17 @@ from services.members.events import MEMBER_EVENTS
 from services.rewards.events import REWARDS_EVENTS
 from services.webhooks.events import WEBHOOKS_EVENTS
 
-PUBLIC_EVENTS: tuple[type[Event], ...] = (
-    *MEMBER_EVENTS,
-    *REWARDS_EVENTS,
-    *COMMUNITY_EVENTS,
-    *RECOMMENDER_EVENTS,
-    *MARKETING_EVENTS,
-    *WEBHOOKS_EVENTS,
+PUBLIC_EVENTS: tuple[type[Event], ...] = tuple(
+    cls
+    for cls in (
+        *MEMBER_EVENTS,
+        *REWARDS_EVENTS,
+        *COMMUNITY_EVENTS,
+        *RECOMMENDER_EVENTS,
+        *MARKETING_EVENTS,
+        *WEBHOOKS_EVENTS,
+    )
+    if cls.public  # internal events only flow between services
 )
 EVENT_TYPES: frozenset[str] = frozenset(cls.event_type() for cls in PUBLIC_EVENTS)
 

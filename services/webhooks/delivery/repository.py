@@ -102,7 +102,9 @@ _LOG = text(
         CAST(:outcomes AS text[]), CAST(:response_statuses AS smallint[]),
         CAST(:response_bodies AS text[]), CAST(:errors AS text[]),
         CAST(:durations AS int[]), CAST(:retry_ats AS timestamptz[])
-    )
+    ) AS a(brand_id, delivery_id)
+    -- A delivery deleted meanwhile (its endpoint, its member erased) keeps no log.
+    WHERE EXISTS (SELECT 1 FROM webhooks.deliveries d WHERE d.id = a.delivery_id)
     """
 )
 

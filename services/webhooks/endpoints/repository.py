@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.pagination import PageRequest, keyset
-from services.webhooks.models import Endpoint
+from services.webhooks.models import Attempt, Delivery, Endpoint
 
 
 class EndpointRepository:
@@ -30,5 +30,9 @@ class EndpointRepository:
         return list((await self.session.scalars(query)).all())
 
     async def delete(self, endpoint: Endpoint) -> None:
+        """The endpoint with its deliveries and their attempt log (messages stay: other
+        endpoints may have them too, and they go when their retention ends)."""
+        await self.session.execute(delete(Attempt).where(Attempt.endpoint_id == endpoint.id))
+        await self.session.execute(delete(Delivery).where(Delivery.endpoint_id == endpoint.id))
         await self.session.delete(endpoint)
         await self.session.flush()

@@ -133,7 +133,9 @@ async def update_endpoint(
     for name, value in changes.items():
         setattr(endpoint, name, value)
     if changes.get("enabled") is True:
+        # Enabled again: its failures so far no longer count toward disabling it.
         endpoint.disabled_reason = None
+        endpoint.failing_since = None
     elif changes.get("enabled") is False:
         endpoint.disabled_reason = "disabled by staff"
     endpoint.updated_at = utcnow()

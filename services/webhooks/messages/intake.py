@@ -27,6 +27,8 @@ PUBLISHERS = ("members", "rewards", "community", "recommender", "marketing", "we
 
 
 def _wants(endpoint: Endpoint, event: Event) -> bool:
+    if not event.public:
+        return False
     return any(type_matches(pattern, event.type) for pattern in endpoint.event_types)
 
 

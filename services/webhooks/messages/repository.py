@@ -10,7 +10,7 @@ from sqlalchemy import delete, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.webhooks.models import Delivery, Endpoint, Message, SegmentMember
+from services.webhooks.models import Attempt, Delivery, Endpoint, Message, SegmentMember
 
 
 class IntakeRepository:
@@ -58,7 +58,20 @@ class IntakeRepository:
         self, brand_id: uuid.UUID, member_id: uuid.UUID, keep: uuid.UUID
     ) -> None:
         """Drop the member's messages and their deliveries, delivered or not (their payloads
-        carry personal data), except `keep`: the erasure itself, which CRMs need."""
+        carry personal data), and the attempt log of those, except `keep`: the erasure itself,
+        which CRMs need."""
+        await self.session.execute(
+            delete(Attempt).where(
+                Attempt.brand_id == brand_id,
+                Attempt.message_id.in_(
+                    select(Message.id).where(
+                        Message.brand_id == brand_id,
+                        Message.member_id == member_id,
+                        Message.id != keep,
+                    )
+                ),
+            )
+        )
         await self.session.execute(
             delete(Delivery).where(
                 Delivery.brand_id == brand_id,
