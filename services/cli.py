@@ -142,20 +142,34 @@ def worker(
             "loop such as webhooks.deliveries. Default: all of them.",
         ),
     ] = None,
+    service: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--service",
+            help="Run only this service's jobs, consumers and loops (repeatable). Default: "
+            "every service's.",
+        ),
+    ] = None,
 ) -> None:
     """Run background and scheduled jobs, every event consumer and the services' loops (webhook
     deliveries), until stopped."""
     from services.processes import run_workers, worker_components
-    from services.registry import SERVICES
+    from services.registry import SERVICES, service_named
 
+    try:
+        services = [service_named(name) for name in service] if service else SERVICES
+    except LookupError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--service") from exc
     chosen = tuple(only or ())
-    unknown = sorted(set(chosen) - set(worker_components(SERVICES)))
+    unknown = sorted(set(chosen) - set(worker_components(services)))
     if unknown:
-        known = ", ".join(worker_components(SERVICES))
-        raise typer.BadParameter(f"unknown component(s) {', '.join(unknown)}; choose from {known}")
+        known = ", ".join(worker_components(services))
+        raise typer.BadParameter(
+            f"unknown component(s) {', '.join(unknown)}; choose from {known}", param_hint="--only"
+        )
 
     async def run(settings: Settings, urls: InfrastructureUrls, stop: asyncio.Event) -> None:
-        await run_workers(settings, urls, stop, chosen)
+        await run_workers(settings, urls, stop, chosen, services)
 
     _run_until_signalled(run)
 

@@ -182,12 +182,17 @@ async def run_relay(settings: Settings, urls: InfrastructureUrls, stop: asyncio.
 
 
 async def run_workers(
-    settings: Settings, urls: InfrastructureUrls, stop: asyncio.Event, only: Sequence[str] = ()
+    settings: Settings,
+    urls: InfrastructureUrls,
+    stop: asyncio.Event,
+    only: Sequence[str] = (),
+    services: Sequence[ServiceModule] = SERVICES,
 ) -> None:
+    """The workers of `services` (all by default), or only the `only` components of them."""
     async with Runtime.open(
         settings, SERVICES, database_url=urls.database_url, redis_url=urls.redis_url
     ) as runtime:
-        await asyncio.gather(*_workers(runtime, urls, SERVICES, stop, only))
+        await asyncio.gather(*_workers(runtime, urls, services, stop, only))
 
 
 async def create_brand_with_key(urls: InfrastructureUrls, name: str) -> tuple[uuid.UUID, str]:

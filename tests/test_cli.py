@@ -98,3 +98,18 @@ def test_brand_create_refuses_an_empty_name(cli_env: dict[str, str]) -> None:
     result = kinfolk(cli_env, "brand", "create", "  ")
     assert result.returncode == 2
     assert "the brand needs a name" in result.stderr
+
+
+def test_worker_refuses_an_unknown_service_or_component() -> None:
+    from typer.testing import CliRunner
+
+    from services.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["worker", "--service", "nope"])
+    assert result.exit_code == 2
+    assert "unknown service 'nope'" in result.output
+    result = runner.invoke(app, ["worker", "--service", "webhooks", "--only", "deliveries"])
+    assert result.exit_code == 2
+    assert "unknown component(s) deliveries" in result.output
+    assert "webhooks.deliveries" in result.output

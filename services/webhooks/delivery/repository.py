@@ -11,54 +11,56 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.webhooks.events import DisabledReason
 
-_ENDPOINTS_WITH_DUE = text(
-    """
-    SELECT e.id, least(e.max_concurrency, coalesce(e.rate_limit_per_second, e.max_concurrency)) - (
-        SELECT count(*) FROM webhooks.deliveries d
-        WHERE d.endpoint_id = e.id AND d.status = 'pending' AND d.leased_until > :now
-    ) AS free
-    FROM webhooks.endpoints e
-    WHERE e.enabled AND EXISTS (
-        SELECT 1 FROM webhooks.deliveries d
-        WHERE d.endpoint_id = e.id AND d.status = 'pending' AND d.next_attempt_at <= :now
-    )
-    ORDER BY e.id
-    FOR NO KEY UPDATE OF e SKIP LOCKED
-    """
-)
-
-# The head of each member's queue at each endpoint: a delivery waits while an earlier pending
-# one about the same member to the same endpoint is younger than the hold.
+# One statement a pass: the endpoints with due deliveries and room under their limits (locked,
+# `SKIP LOCKED`), the pass's budget shared evenly between them, and at each the head of each
+# member's queue: a delivery waits while an earlier pending one about the same member to the
+# same endpoint is younger than the hold (a per-row probe of ix_deliveries_member_order).
+# Candidates come in ix_deliveries_due's order, so each LIMIT stops its scan early.
 _LEASE = text(
     """
-    WITH wanted AS (
-        SELECT * FROM unnest(CAST(:endpoint_ids AS uuid[]), CAST(:slots AS int[]))
-            AS w(endpoint_id, slots)
+    WITH room AS (
+        SELECT e.id,
+            least(e.max_concurrency, coalesce(e.rate_limit_per_second, e.max_concurrency)) - (
+                SELECT count(*) FROM webhooks.deliveries d
+                WHERE d.endpoint_id = e.id AND d.status = 'pending' AND d.leased_until > :now
+            ) AS free
+        FROM webhooks.endpoints e
+        WHERE e.enabled AND EXISTS (
+            SELECT 1 FROM webhooks.deliveries d
+            WHERE d.endpoint_id = e.id AND d.status = 'pending' AND d.next_attempt_at <= :now
+        )
+        FOR NO KEY UPDATE OF e SKIP LOCKED
+    ), wanted AS (
+        SELECT id AS endpoint_id,
+            least(free, greatest(1, CAST(:budget AS int) / count(*) OVER ())) AS slots
+        FROM room
+        WHERE free > 0
     ), picked AS (
         SELECT p.id FROM wanted w CROSS JOIN LATERAL (
             SELECT d.id FROM webhooks.deliveries d
             WHERE d.endpoint_id = w.endpoint_id
               AND d.status = 'pending'
               AND d.next_attempt_at <= :now
-              AND NOT EXISTS (
+              AND (
                   SELECT 1 FROM webhooks.deliveries earlier
                   WHERE earlier.endpoint_id = d.endpoint_id
                     AND earlier.member_id = d.member_id
                     AND earlier.status = 'pending'
                     AND earlier.id < d.id
                     AND earlier.created_at > :hold_since
-              )
-            ORDER BY d.next_attempt_at, d.id
+                  LIMIT 1
+              ) IS NULL
+            ORDER BY d.next_attempt_at
             LIMIT w.slots
             FOR UPDATE OF d SKIP LOCKED
         ) p
+        LIMIT :budget
     )
     UPDATE webhooks.deliveries d
     SET leased_until = :lease, next_attempt_at = :lease
@@ -72,39 +74,51 @@ _LEASE = text(
     """
 )
 
-# A result counts only while its lease does: a worker too slow to report leaves the delivery to
-# whoever leased it next.
+# Each result moves its delivery on, but only while its lease holds (a worker too slow to
+# report leaves the delivery to whoever leased it next), and goes into the attempt log (unless
+# the delivery was deleted meanwhile: its endpoint, or its member erased). One statement: the
+# log's EXISTS sees the table as it was before the update, which changes no row's existence.
 _SETTLE = text(
     """
-    UPDATE webhooks.deliveries d
-    SET status = r.status,
-        attempts = d.attempts + 1,
-        next_attempt_at = coalesce(r.retry_at, d.next_attempt_at),
-        leased_until = NULL,
-        last_attempt_at = r.attempted_at
-    FROM unnest(
-        CAST(:ids AS bigint[]), CAST(:leases AS timestamptz[]), CAST(:statuses AS text[]),
-        CAST(:retry_ats AS timestamptz[]), CAST(:attempted_ats AS timestamptz[])
-    ) AS r(id, lease, status, retry_at, attempted_at)
-    WHERE d.id = r.id AND d.leased_until = r.lease
-    """
-)
-
-_LOG = text(
-    """
+    WITH r AS (
+        SELECT * FROM unnest(
+            CAST(:ids AS bigint[]), CAST(:leases AS timestamptz[]), CAST(:statuses AS text[]),
+            CAST(:retry_ats AS timestamptz[]), CAST(:attempted_ats AS timestamptz[]),
+            CAST(:brand_ids AS uuid[]), CAST(:message_ids AS uuid[]),
+            CAST(:endpoint_ids AS uuid[]), CAST(:outcomes AS text[]),
+            CAST(:response_statuses AS smallint[]), CAST(:response_bodies AS text[]),
+            CAST(:errors AS text[]), CAST(:durations AS int[])
+        ) AS r(
+            id, lease, status, retry_at, attempted_at, brand_id, message_id, endpoint_id,
+            outcome, response_status, response_body, error, duration_ms
+        )
+    ), settled AS (
+        UPDATE webhooks.deliveries d
+        SET status = r.status,
+            attempts = d.attempts + 1,
+            next_attempt_at = coalesce(r.retry_at, d.next_attempt_at),
+            leased_until = NULL,
+            last_attempt_at = r.attempted_at
+        FROM r
+        WHERE d.id = r.id AND d.leased_until = r.lease
+    )
     INSERT INTO webhooks.attempts (
         brand_id, delivery_id, message_id, endpoint_id, attempted_at, outcome,
         response_status, response_body, error, duration_ms, next_attempt_at
     )
-    SELECT * FROM unnest(
-        CAST(:brand_ids AS uuid[]), CAST(:ids AS bigint[]), CAST(:message_ids AS uuid[]),
-        CAST(:endpoint_ids AS uuid[]), CAST(:attempted_ats AS timestamptz[]),
-        CAST(:outcomes AS text[]), CAST(:response_statuses AS smallint[]),
-        CAST(:response_bodies AS text[]), CAST(:errors AS text[]),
-        CAST(:durations AS int[]), CAST(:retry_ats AS timestamptz[])
-    ) AS a(brand_id, delivery_id)
-    -- A delivery deleted meanwhile (its endpoint, its member erased) keeps no log.
-    WHERE EXISTS (SELECT 1 FROM webhooks.deliveries d WHERE d.id = a.delivery_id)
+    SELECT r.brand_id, r.id, r.message_id, r.endpoint_id, r.attempted_at, r.outcome,
+        r.response_status, r.response_body, r.error, r.duration_ms, r.retry_at
+    FROM r
+    WHERE EXISTS (SELECT 1 FROM webhooks.deliveries d WHERE d.id = r.id)
+    """
+)
+
+# How far the deliveries table has changed since PostgreSQL last sampled it.
+_CHANGES_SINCE_ANALYZE = text(
+    """
+    SELECT s.n_mod_since_analyze, greatest(c.reltuples, 0)::bigint AS rows
+    FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+    WHERE s.relid = 'webhooks.deliveries'::regclass
     """
 )
 
@@ -188,22 +202,11 @@ class DeliveryRepository:
     async def lease(
         self, *, now: datetime, lease: datetime, hold_since: datetime, budget: int
     ) -> list[Claimed]:
-        """Up to `budget` due deliveries, leased until `lease`, shared fairly between the
-        endpoints that have some due and room under their concurrency limit."""
-        rows = (await self.session.execute(_ENDPOINTS_WITH_DUE, {"now": now})).all()
-        room = {row.id: row.free for row in rows if row.free > 0}
-        slots = _share(room, budget)
-        if not slots:
-            return []
+        """Up to `budget` due deliveries, leased until `lease`, shared between the endpoints
+        that have some due and room under their limits."""
         leased = await self.session.execute(
             _LEASE,
-            {
-                "endpoint_ids": list(slots),
-                "slots": list(slots.values()),
-                "now": now,
-                "lease": lease,
-                "hold_since": hold_since,
-            },
+            {"now": now, "lease": lease, "hold_since": hold_since, "budget": budget},
         )
         return [
             Claimed(
@@ -227,23 +230,14 @@ class DeliveryRepository:
         """Record the attempts and move each delivery on (its lease permitting)."""
         if not results:
             return
-        columns: dict[str, list[Any]] = {
-            "ids": [r.claimed.delivery_id for r in results],
-            "attempted_ats": [r.attempted_at for r in results],
-            "retry_ats": [r.retry_at for r in results],
-        }
         await self.session.execute(
             _SETTLE,
             {
-                **columns,
+                "ids": [r.claimed.delivery_id for r in results],
                 "leases": [r.claimed.leased_until for r in results],
                 "statuses": [r.status for r in results],
-            },
-        )
-        await self.session.execute(
-            _LOG,
-            {
-                **columns,
+                "retry_ats": [r.retry_at for r in results],
+                "attempted_ats": [r.attempted_at for r in results],
                 "brand_ids": [r.claimed.brand_id for r in results],
                 "message_ids": [r.claimed.message_id for r in results],
                 "endpoint_ids": [r.claimed.endpoint_id for r in results],
@@ -254,6 +248,15 @@ class DeliveryRepository:
                 "durations": [r.duration_ms for r in results],
             },
         )
+
+    async def refresh_statistics(self, min_changes: int, share: float) -> bool:
+        """ANALYZE the deliveries table when more than `min_changes` rows and `share` of it
+        changed since it was last sampled; whether it did."""
+        row = (await self.session.execute(_CHANGES_SINCE_ANALYZE)).one_or_none()
+        if row is None or row.n_mod_since_analyze <= max(min_changes, share * row.rows):
+            return False
+        await self.session.execute(text("ANALYZE webhooks.deliveries"))
+        return True
 
     async def note_health(
         self,
@@ -290,19 +293,3 @@ class DeliveryRepository:
             },
         )
         return [Disabled(row.id, row.brand_id, row.url, row.failing_since, reason) for row in rows]
-
-
-def _share(room: dict[uuid.UUID, int], budget: int) -> dict[uuid.UUID, int]:
-    """Split `budget` between endpoints a slot at a time, round robin, none beyond its room."""
-    slots: dict[uuid.UUID, int] = {}
-    left = budget
-    while left > 0 and room:
-        for endpoint_id in list(room):
-            if left == 0:
-                break
-            slots[endpoint_id] = slots.get(endpoint_id, 0) + 1
-            left -= 1
-            room[endpoint_id] -= 1
-            if room[endpoint_id] == 0:
-                del room[endpoint_id]
-    return slots

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -48,6 +49,14 @@ ATTEMPTS = Counter("kinfolk_webhook_attempts_total", "Delivery attempts, by outc
 # before its lease runs out. A worker that dies holds its deliveries no longer than this.
 LEASE_TIMEOUTS = 2
 
+# The lease query's plan depends on the deliveries table's statistics: planned on a sample taken
+# when the table was small (or never, where autovacuum is off), the ordering probe scans every
+# pending delivery of an endpoint for each candidate. So the loop looks every few seconds and
+# has the table sampled once a burst has changed much of it.
+STATISTICS_EVERY_SECONDS = 5.0
+STATISTICS_MIN_CHANGES = 5_000
+STATISTICS_SHARE = 0.2
+
 
 class DeliveryWorker:
     def __init__(
@@ -74,6 +83,7 @@ class DeliveryWorker:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._entered = 0
+        self._statistics_due = 0.0
 
     async def __aenter__(self) -> DeliveryWorker:
         """Opens the HTTP pool; nested uses share it."""
@@ -126,6 +136,12 @@ class DeliveryWorker:
     async def step(self, *, lease: bool = True) -> int:
         """Record the finished attempts and lease what is due; how many attempts started."""
         self._wake.clear()
+        if time.monotonic() >= self._statistics_due:
+            self._statistics_due = time.monotonic() + STATISTICS_EVERY_SECONDS
+            async with self._database.unit_of_work() as session:
+                await DeliveryRepository(session).refresh_statistics(
+                    STATISTICS_MIN_CHANGES, STATISTICS_SHARE
+                )
         finished, self._finished = self._finished, []
         try:
             async with self._database.unit_of_work() as session:
