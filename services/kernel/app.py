@@ -13,8 +13,14 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from services.kernel.errors import ServiceUnavailable, install_error_handlers
-from services.kernel.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from services.kernel.middleware import (
+    BodyLimitMiddleware,
+    RateLimitMiddleware,
+    RequestContextMiddleware,
+    VerifiedOnceAuthenticator,
+)
 from services.kernel.module import ServiceModule
+from services.kernel.rate_limits import RateLimiter
 from services.kernel.runtime import Runtime
 from services.kernel.settings import Settings
 
@@ -62,7 +68,14 @@ def build_app(
             return settings.max_import_bytes
         return settings.max_body_bytes
 
+    # The last added runs first: request ids and logs, then rate limits (a flood is refused
+    # before its bodies are read), then body limits.
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    app.add_middleware(
+        RateLimitMiddleware,
+        member_limit=settings.rate_limit_member_per_minute,
+        api_key_limit=settings.rate_limit_api_key_per_minute,
+    )
     app.add_middleware(RequestContextMiddleware)
 
     for service in services:
@@ -90,6 +103,8 @@ _ERROR_STATUSES = {
     "409": "Conflicts with the current state",
     "413": "Body too large",
     "422": "Invalid fields (ValidationError) or a rule of the request refused",
+    "429": "Too many requests from this member or API key (RateLimited); retry after "
+    "`Retry-After` seconds",
 }
 
 
@@ -125,8 +140,10 @@ def attach_runtime(app: FastAPI, runtime: Runtime) -> None:
     app.state.runtime = runtime
     app.state.database = runtime.database
     app.state.redis = runtime.redis
-    app.state.authenticator = runtime.authenticator
+    # Verifies each request's credentials once, shared by its rate limit check and its route.
+    app.state.authenticator = VerifiedOnceAuthenticator.of(runtime.authenticator)
     app.state.settings = runtime.settings
+    app.state.rate_limiter = RateLimiter(runtime.redis)
 
 
 def _add_probes(app: FastAPI) -> None:

@@ -18,6 +18,7 @@ from services.kernel.auth import (
     MemberTokenCodec,
 )
 from services.kernel.db import Database
+from services.kernel.errors import ServiceUnavailable
 from services.kernel.module import ServiceModule
 from services.kernel.settings import Settings
 
@@ -31,12 +32,19 @@ class RemoteApiKeyLookup:
         self._client = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
 
     async def __call__(self, key_id: uuid.UUID, token: str) -> ApiKeyRecord | None:
-        response = await self._client.post(
-            "/members/v1/internal/api-keys/verify", json={"key": token}
-        )
-        if response.status_code in (401, 404):
-            return None
-        response.raise_for_status()
+        try:
+            response = await self._client.post(
+                "/members/v1/internal/api-keys/verify", json={"key": token}
+            )
+            if response.status_code in (401, 404):
+                return None
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            # The key may well be good: the caller should retry, not be told it erred.
+            raise ServiceUnavailable(
+                "API keys cannot be checked right now (the members service did not answer); "
+                "retry shortly."
+            ) from exc
         return ApiKeyRecord.from_json(response.content)
 
     async def aclose(self) -> None:

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     max_import_bytes: int = 256 * 1_048_576
     outbound_timeout_seconds: float = 10.0
 
+    # Rate limits: requests a minute per member (by the token's subject) and per staff API key
+    # (by key id), counted in Redis over a sliding minute; 0 turns one off. Probes are exempt;
+    # a request over the limit is answered 429 `RateLimited` with `Retry-After`.
+    rate_limit_member_per_minute: int = Field(default=600, ge=0)
+    rate_limit_api_key_per_minute: int = Field(default=12_000, ge=0)
+
     # Events.
     relay_batch_size: int = Field(default=500, ge=1)
     relay_idle_seconds: float = 0.2
