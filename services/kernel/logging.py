@@ -34,10 +34,17 @@ def configure_logging(settings: Settings) -> None:
         cache_logger_on_first_use=True,
     )
     # Route the standard library's loggers (uvicorn, sqlalchemy, arq) through the same renderer.
+    # Their exceptions become plain traceback text first, as ours do: JSON would otherwise get
+    # an unreadable `exc_info` tuple, and the console renderer a rich traceback that prints
+    # every frame's local variables (request headers, tokens, signing secrets) into the log.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         )
     )

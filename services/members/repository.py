@@ -19,12 +19,14 @@ from sqlalchemy import (
     any_,
     delete,
     exists,
+    func,
     insert,
     literal,
     or_,
     select,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,6 +35,8 @@ from sqlalchemy.schema import CreateTable
 from services.kernel.db import copy_records
 from services.kernel.pagination import PageRequest, keyset
 from services.members.models import (
+    IDEMPOTENCY,
+    OUTBOX,
     ApiKey,
     Brand,
     Consent,
@@ -165,6 +169,50 @@ class ConsentRepository:
             .where(ConsentChange.brand_id == brand_id, ConsentChange.member_id == member_id)
             .values(source=None)
             .execution_options(synchronize_session=False)
+        )
+
+
+class ErasureRepository:
+    """The copies of a member's personal data kept besides the member row: the service's own
+    outbox (published rows stay a week as a replay source; unpublished ones are yet to go out)
+    and the stored answers of idempotent creates, which a replay would hand out again."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def scrub_events(
+        self, brand_id: uuid.UUID, member_id: uuid.UUID, fields: dict[str, Any], types: list[str]
+    ) -> None:
+        """Overwrite `fields` in the `data` of the member's events of `types`, everything else
+        (ids, times, status, the names of what changed) as it was."""
+        table = OUTBOX.table
+        await self.session.execute(
+            update(table)
+            .where(
+                table.c.brand_id == brand_id,
+                table.c.subject_id == member_id,
+                table.c.type == any_(sql_cast(types, ARRAY(Text))),
+            )
+            .values(
+                payload=func.jsonb_set(
+                    table.c.payload,
+                    sql_cast(["data"], ARRAY(Text)),
+                    table.c.payload["data"].op("||")(sql_cast(fields, JSONB)),
+                )
+            )
+        )
+
+    async def replace_responses(self, brand_id: uuid.UUID, prefix: bytes, body: bytes) -> None:
+        """Stored answers that start with `prefix` (the member's own JSON: `{"id":"<id>"`)
+        become `body`, so a replay of the create answers with the member as they are now."""
+        table = IDEMPOTENCY.table
+        await self.session.execute(
+            update(table)
+            .where(
+                table.c.brand_id == brand_id,
+                func.substring(table.c.response_body, 1, len(prefix)) == prefix,
+            )
+            .values(response_body=body)
         )
 
 

@@ -45,6 +45,7 @@ from services.members.events import (
     MemberConsentChangedData,
     MemberCreated,
     MemberErasedData,
+    MemberProfile,
     MemberUpdated,
 )
 from services.members.events import MemberErased as MemberErasedEvent
@@ -63,6 +64,7 @@ from services.members.repository import (
     ApiKeyRepository,
     BrandRepository,
     ConsentRepository,
+    ErasureRepository,
     MemberFilters,
     MemberImportRepository,
     MemberRepository,
@@ -279,6 +281,7 @@ async def erase_member(session: AsyncSession, brand_id: uuid.UUID, member_id: uu
         consent.granted = False
         consent.source = ERASURE_SOURCE
         consent.changed_at = now
+    await _scrub_copies(session, member)
     await OUTBOX.add(
         session,
         MemberErasedEvent(
@@ -289,6 +292,32 @@ async def erase_member(session: AsyncSession, brand_id: uuid.UUID, member_id: uu
         ),
     )
     return member
+
+
+async def _scrub_copies(session: AsyncSession, member: Member) -> None:
+    """Erase the member's data where this service keeps copies of it: the events in its outbox
+    (kept a week after publishing, as a replay source) say what the member row now says, and
+    a replayed create answers with the erased member. Consumers learn of the erasure from
+    `member.erased`; what they already took from earlier events is theirs to forget."""
+    erasure = ErasureRepository(session)
+    profile = MemberProfile.fields_of(member)
+    # The status and the id stay: a replayed `member.created` still creates the member, and
+    # `member.erased` (written after this) erases it again.
+    erased = {k: v for k, v in profile.items() if k not in ("member_id", "status")}
+    await erasure.scrub_events(
+        member.brand_id, member.id, erased, [MemberCreated.event_type(), MemberUpdated.event_type()]
+    )
+    await erasure.scrub_events(
+        member.brand_id,
+        member.id,
+        {"external_id": None, "source": ""},
+        [MemberConsentChanged.event_type()],
+    )
+    body = MemberRead.model_validate(member).model_dump_json().encode()
+    prefix = b'{"id":"' + str(member.id).encode() + b'"'
+    # The match relies on the id coming first in MemberRead, as the create endpoint stores it.
+    assert body.startswith(prefix)
+    await erasure.replace_responses(member.brand_id, prefix, body)
 
 
 # --- Consents -------------------------------------------------------------------------------
