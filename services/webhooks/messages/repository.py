@@ -88,14 +88,15 @@ class IntakeRepository:
     async def add(
         self, messages: Sequence[dict[str, Any]], deliveries: Sequence[dict[str, Any]]
     ) -> None:
-        """Messages and their deliveries; a message or delivery seen before is left as it is."""
+        """Messages and their deliveries; a message or delivery seen before is left as it is.
+        Rows go as parameters of one cached statement (SQLAlchemy batches them into multi-row
+        INSERTs), not as literal VALUES compiled afresh for every batch size."""
         if messages:
-            await self.session.execute(
-                insert(Message).values(list(messages)).on_conflict_do_nothing()
-            )
+            await self.session.execute(insert(Message).on_conflict_do_nothing(), list(messages))
         if deliveries:
             await self.session.execute(
-                insert(Delivery)
-                .values(list(deliveries))
-                .on_conflict_do_nothing(index_elements=["message_id", "endpoint_id"])
+                insert(Delivery).on_conflict_do_nothing(
+                    index_elements=["message_id", "endpoint_id"]
+                ),
+                list(deliveries),
             )
