@@ -701,13 +701,7 @@ async def test_erasure_leaves_the_members_data_in_no_service_and_no_new_export(
     await drain_events(runtime, SERVICES, "erasure")
 
     after = await where_found(session, needles)
-    # Known gap (test_erasure_removes_the_members_posts_and_reviews): the community keeps what
-    # the member wrote.
-    community_content = {
-        ("zelda", "community.posts.body"),
-        ("zelda", "community.idempotency_keys.response_body"),
-    }
-    assert {f for f in after if f[0] == "zelda"} - community_content == set()
+    assert {f for f in after if f[0] == "zelda"} == set()
     # Nobody else was erased: the other member's data is where it was.
     assert {f for f in after if f[0] == "yusuf"} == {f for f in held if f[0] == "yusuf"}
     # The erasure answer replaces the stored answer of the create: a replay hands out no profile.
@@ -727,12 +721,6 @@ async def test_erasure_leaves_the_members_data_in_no_service_and_no_new_export(
     assert [s for s in [*zelda.strings, str(zelda_id)] if s.encode() in new] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: member.erased leaves the member's posts, comments and reviews (and the "
-    "stored answers of their idempotent writes) in the community; their text is the member's "
-    "personal data and should be deleted or blanked by a community consumer of member.erased",
-)
 async def test_erasure_removes_the_members_posts_and_reviews(
     client: httpx.AsyncClient,
     session: AsyncSession,

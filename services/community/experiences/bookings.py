@@ -29,7 +29,9 @@ if it already ended). A confirmed, paid booking cancelled at least `cancellation
 before the start refunds every point paid; later it is still cancelled (seats freed for the
 waitlist) but refunds nothing. `experience.cancelled` carries `refund_points` for rewards. A
 session cancelled by its host or staff cancels every booking and waitlist place with a full
-refund of what was paid, each with its own `experience.cancelled`.
+refund of what was paid, each with its own `experience.cancelled`. When a member is erased
+(`services.community.erasure`), their live bookings end as their own cancellation would, and the
+sessions they host that have not started are cancelled as a host cancels them.
 
 **Late payments.** If rewards takes the points after the booking ended (cancelled, declined or
 expired while awaiting payment), a second `experience.cancelled` with reason `late_payment`
@@ -487,6 +489,19 @@ async def cancel_session(
         return row, experience
     if row.starts_at <= now:
         raise SessionStarted(f"This session started at {row.starts_at.isoformat()}.")
+    await _cancel_locked_session(session, row, experience, reason, now)
+    return row, experience
+
+
+async def _cancel_locked_session(
+    session: AsyncSession,
+    row: ExperienceSession,
+    experience: Experience,
+    reason: str | None,
+    now: datetime,
+) -> None:
+    """Cancel a scheduled session that has not started (its row locked by the caller), with
+    every booking and waitlist place on it."""
     row.status = SessionStatus.CANCELLED
     row.cancel_reason = reason
     row.cancelled_at = now
@@ -528,7 +543,52 @@ async def cancel_session(
             ),
         ),
     )
-    return row, experience
+
+
+async def cancel_session_of_erased_host(
+    session: AsyncSession,
+    brand_id: uuid.UUID,
+    session_id: uuid.UUID,
+    reason: str,
+    now: datetime,
+) -> None:
+    """The host was erased: their session is cancelled as if they had cancelled it themselves
+    (every guest refunded in full, each told by `experience.cancelled`). One that already
+    started or was cancelled stays as it is."""
+    row, experience = await session_and_experience(session, brand_id, session_id, lock=True)
+    if row.status == SessionStatus.CANCELLED or row.starts_at <= now:
+        return
+    await _cancel_locked_session(session, row, experience, reason, now)
+
+
+async def cancel_booking_of_erased_member(
+    session: AsyncSession, brand_id: uuid.UUID, booking_id: uuid.UUID, now: datetime
+) -> None:
+    """The member was erased: their live booking or waitlist place on a session that has not
+    started ends as their own cancellation would (refunded if before the cut-off), and the
+    waitlist moves up into the seats it held. Anything else stays as it is."""
+    locked = await _locked_booking(session, brand_id, booking_id)
+    if locked is None:
+        return
+    booking, row, experience = locked
+    if (
+        booking.status not in ACTIVE_STATUSES
+        or booking.checked_in_at is not None
+        or row.starts_at <= now
+    ):
+        return
+    await _end(
+        session,
+        booking,
+        row,
+        status=BookingStatus.CANCELLED,
+        reason=CancelReason.MEMBER,
+        refund_points=refund_due(booking, row, now),
+        cancelled_by=CancelledBy.MEMBER,
+        now=now,
+    )
+    await ExperienceRepository(session).flush()
+    await promote_waitlist(session, row, experience, now)
 
 
 # --- Payments (rewards' answers) --------------------------------------------------------------

@@ -1,5 +1,7 @@
 """The community's view of members, kept from `member.*` events (display name, status, join
-date) and rewards' `tier.changed` (tier, for audiences and priority booking)."""
+date) and rewards' `tier.changed` (tier, for audiences and priority booking). `member.erased`
+also erases what the member wrote and what the community keeps about them
+(`services.community.erasure`), in the same transaction."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.community.erasure.service import erase_member_content
 from services.community.members.repository import (
     CommunityMemberRepository,
     MemberProfile,
@@ -28,6 +31,7 @@ class _Member:
     different columns, so each keeps its own last event."""
 
     first_seen: datetime  # `joined_at` of a row the first event would have created
+    erased: bool = False  # a `member.erased` was among the events
     profile: tuple[str | None, str] | None = None  # display name and status, last event's
     joined_at: datetime | None = None  # the last `member.created`'s time, which fixes it
     tier: tuple[uuid.UUID | None, str | None] | None = None  # tier id and name, last event's
@@ -47,6 +51,7 @@ async def apply_member_events(session: AsyncSession, events: Sequence[Event]) ->
             member.profile = (event.data.display_name, event.data.status.value)
         elif isinstance(event, MemberErased):
             member.profile = (None, "erased")
+            member.erased = True
         else:
             member.tier = (event.data.to_tier_id, event.data.to_tier)
         if isinstance(event, MemberCreated):
@@ -70,6 +75,10 @@ async def apply_member_events(session: AsyncSession, events: Sequence[Event]) ->
     await repository.upsert_profiles(joined, joined=True)
     await repository.upsert_profiles(seen, joined=False)
     await repository.upsert_tiers(tiers)
+    # In the transaction that marks the member erased, from which on their writes are refused.
+    for (brand_id, member_id), member in members.items():
+        if member.erased:
+            await erase_member_content(session, brand_id, member_id)
 
 
 async def apply_member_event(session: AsyncSession, event: Event) -> None:
