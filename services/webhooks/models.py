@@ -64,7 +64,7 @@ class Endpoint(Base):
     # The first failed attempt since the last success: an endpoint failing for days is disabled.
     failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     rate_limit_per_second: Mapped[int | None] = mapped_column(Integer)
-    max_concurrency: Mapped[int] = mapped_column(Integer, server_default="4")
+    max_concurrency: Mapped[int] = mapped_column(Integer, server_default="16")
     secret: Mapped[str] = mapped_column(Text)  # whsec_<base64 of 32 random bytes>
     previous_secret: Mapped[str | None] = mapped_column(Text)
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

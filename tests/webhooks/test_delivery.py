@@ -433,7 +433,7 @@ async def test_concurrency_limit_holds_across_workers_and_a_slow_endpoint_holds_
 
     receiver.respond = slow_then_fine
     slow_id, _ = await _endpoint(client, brand, receiver.url("/slow"), max_concurrency=2)
-    await _endpoint(client, brand, receiver.url("/fast"))
+    await _endpoint(client, brand, receiver.url("/fast"), max_concurrency=4)
     await _events(session, brand, [uuid.uuid4() for _ in range(5)])
     settings = settings.model_copy(update={"webhooks_timeout_seconds": 10.0})
     one = DeliveryWorker(database, redis, settings)

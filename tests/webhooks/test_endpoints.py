@@ -41,7 +41,7 @@ async def test_an_endpoint_is_created_read_changed_and_deleted(
     )
     assert created["secret"].startswith("whsec_")
     assert created["event_types"] == ["points.*", "tier.changed", "points.earned"]
-    assert (created["enabled"], created["max_concurrency"]) == (True, 4)
+    assert (created["enabled"], created["max_concurrency"]) == (True, 16)
     endpoint_id = created["id"]
 
     read = (await client.get(f"{BASE}/{endpoint_id}", headers=brand.headers)).json()

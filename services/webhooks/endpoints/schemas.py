@@ -38,7 +38,9 @@ class EndpointCreate(BaseModel):
     headers: Headers = Field(default_factory=dict)
     enabled: bool = True
     rate_limit_per_second: int | None = Field(default=None, ge=1, le=10_000)
-    max_concurrency: int = Field(default=4, ge=1, le=100)
+    max_concurrency: int = Field(
+        default=16, ge=1, le=100, description="Attempts in flight at once, over every worker."
+    )
 
 
 class EndpointUpdate(BaseModel):

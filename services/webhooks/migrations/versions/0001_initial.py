@@ -146,7 +146,7 @@ def upgrade() -> None:
         sa.Column("disabled_reason", sa.Text(), nullable=True),
         sa.Column("failing_since", sa.DateTime(timezone=True), nullable=True),
         sa.Column("rate_limit_per_second", sa.Integer(), nullable=True),
-        sa.Column("max_concurrency", sa.Integer(), server_default="4", nullable=False),
+        sa.Column("max_concurrency", sa.Integer(), server_default="16", nullable=False),
         sa.Column("secret", sa.Text(), nullable=False),
         sa.Column("previous_secret", sa.Text(), nullable=True),
         sa.Column("previous_secret_expires_at", sa.DateTime(timezone=True), nullable=True),
