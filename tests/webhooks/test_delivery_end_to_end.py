@@ -1,6 +1,6 @@
 """The whole way, as in production: events committed through the real outbox, published by the
-relay, taken in by the `webhooks.messages` consumer, and delivered by `kinfolk worker --only
-webhooks.deliveries` running as its own process, to a real receiver on a local port that
+relay, taken in by the `webhooks.messages` consumer, and delivered by the delivery loop running
+as its own process (`tests/webhooks/delivery_process.py`), to a real receiver on a local port that
 verifies every message with the `standardwebhooks` package and refuses everything for a while.
 The worker is killed (SIGKILL) mid-run and started again. Every event must arrive, each
 member's in the order they happened, and a message that comes twice must come with the same id.
@@ -43,7 +43,7 @@ from tests.webhooks.receiver import Arrival, receiving
 ROOT = Path(__file__).resolve().parents[2]
 MEMBERS = 12
 EVENTS_PER_MEMBER = 10
-REFUSING_SECONDS = 1.5
+REFUSING_SECONDS = 1.0
 
 
 def _worker_process(infra: WorkerInfrastructure, data_dir: Path) -> subprocess.Popen[bytes]:
@@ -60,7 +60,7 @@ def _worker_process(infra: WorkerInfrastructure, data_dir: Path) -> subprocess.P
         KINFOLK_WEBHOOKS_POLL_SECONDS="0.05",
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "worker", "--only", "webhooks.deliveries"],
+        [sys.executable, "-m", "tests.webhooks.delivery_process"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -154,7 +154,7 @@ async def test_every_event_arrives_in_member_order_through_a_killed_worker(
                     async with engine_database.unit_of_work() as session:
                         await MARKETING_OUTBOX.add_many(session, batch)
                     events.extend(batch)
-                    await asyncio.sleep(0.15)
+                    await asyncio.sleep(0.1)
                     if round_ == 3:
                         # Wait for deliveries to be under way past the refusals, then kill.
                         await _until(lambda: len(accepted()) >= MEMBERS, seconds=30)
