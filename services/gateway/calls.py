@@ -174,8 +174,22 @@ async def send(
     subject: str | None = None,
 ) -> Any:
     """A write on the member's behalf; a refusal raises `Rejected` (see `refused`)."""
+    if idempotency_key is not None and not _is_header_value(idempotency_key):
+        # The key travels to the service as the Idempotency-Key header, which holds printable
+        # ASCII only (and at most 255 characters, as the services' own REST APIs ask).
+        raise Rejected(
+            UserError(
+                field=["input", "idempotencyKey"],
+                code="ValidationError",
+                message="An idempotency key is 1 to 255 printable ASCII characters.",
+            )
+        )
     upstream: Upstream = getattr(context.upstreams, service)
     try:
         return await upstream.request(method, path, json=json, idempotency_key=idempotency_key)
     except UpstreamRefusal as refusal:
         raise Rejected(refused(refusal, fields=fields, codes=codes, subject=subject)) from None
+
+
+def _is_header_value(value: str) -> bool:
+    return 1 <= len(value) <= 255 and value.isascii() and value.isprintable()

@@ -4,6 +4,7 @@ and staff reads are mounted from `feed_endpoints` and `staff_endpoints`."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
@@ -176,6 +177,12 @@ _REACT_ERRORS: dict[int | str, dict[str, str]] = {
     422: {"description": "ValidationError (an unknown kind)"},
 }
 
+# Reacting again with the same kind answers 200 with the reaction as it stands.
+_REACT_AGAIN: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Already given: nothing changed", "model": ReactionRead},
+    **_REACT_ERRORS,
+}
+
 
 def _reaction(outcome: Outcome, response: Response) -> ReactionRead:
     if not outcome.created:
@@ -193,7 +200,7 @@ def _reaction(outcome: Outcome, response: Response) -> ReactionRead:
     status_code=201,
     response_model=ReactionRead,
     summary="React to a post (201 new, 200 if I already gave this kind)",
-    responses=_REACT_ERRORS,
+    responses=_REACT_AGAIN,
 )
 async def react_to_post(
     post_id: uuid.UUID,
@@ -225,7 +232,7 @@ async def unreact_to_post(
     status_code=201,
     response_model=ReactionRead,
     summary="React to a comment (201 new, 200 if I already gave this kind)",
-    responses=_REACT_ERRORS,
+    responses=_REACT_AGAIN,
 )
 async def react_to_comment(
     comment_id: uuid.UUID,
@@ -260,7 +267,11 @@ async def unreact_to_comment(
     status_code=201,
     response_model=BookmarkRead,
     summary="Save a post to my bookmarks (201 new, 200 if already saved)",
-    responses={404: {"description": "PostNotFound"}, 409: {"description": "PostRemoved"}},
+    responses={
+        200: {"description": "Already saved: nothing changed", "model": BookmarkRead},
+        404: {"description": "PostNotFound"},
+        409: {"description": "PostRemoved"},
+    },
 )
 async def bookmark(
     post_id: uuid.UUID, response: Response, session: SessionDep, me: CurrentMember

@@ -53,7 +53,10 @@ def _relation_routes(path: str, noun: str, relation: Relation, add: Adder, remov
         status_code=201,
         response_model=RelationState,
         summary=f"{noun.capitalize()} a member (201 new, 200 already)",
-        responses=_ERRORS,
+        responses={
+            200: {"description": "Already there: nothing changed", "model": RelationState},
+            **_ERRORS,
+        },
         name=f"add_{path}",
     )
     async def add_route(
