@@ -140,7 +140,9 @@ def main() -> None:
     # pyproject.toml: each test worker and test subprocess would otherwise compile them again.
     step("bytecode", python, "-m", "compileall", "-q", "services", "recommender", "simulator")
     workers = os.environ.get("KINFOLK_TEST_WORKERS", "2")
-    step("tests", python, "-m", "pytest", "-n", workers, "-q", *sys.argv[1:])
+    # Work stealing: the suite's tests range from milliseconds to tens of seconds, and a worker
+    # left idle while the other works through a long tail is time lost.
+    step("tests", python, "-m", "pytest", "-n", workers, "--dist", "worksteal", "-q", *sys.argv[1:])
     audit(python)
 
 
