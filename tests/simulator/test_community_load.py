@@ -151,7 +151,8 @@ async def test_two_loads_of_one_seed_are_identical_and_shaped_like_the_world(
     runtime, brands = committed
     loaded = []
     for name in ("a", "b"):
-        summary, params, members = await _brand(runtime, brands, _request(tmp_path / name))
+        request = _request(tmp_path / name, members=200, days=25)
+        summary, params, members = await _brand(runtime, brands, request)
         loaded.append((summary.content, await _content(runtime, summary.brand_id, params)))
     (counts, content), (again, other) = loaded
     assert counts == again
