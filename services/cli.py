@@ -182,9 +182,9 @@ def brand_create(
     """Create a brand and print its id and an admin API key with every scope."""
     from services.processes import create_brand_with_key
 
-    settings = _settings()
     if not name.strip():
         raise typer.BadParameter("the brand needs a name", param_hint="NAME")
+    settings = _settings()
 
     async def main(urls: InfrastructureUrls) -> None:
         brand_id, api_key = await create_brand_with_key(urls, name.strip())
@@ -206,13 +206,13 @@ def token(
     """Print a member JWT (for development and tests)."""
     from services.members.tokens import member_token
 
-    settings = _settings()
     try:
         brand_id = uuid.UUID(brand)
     except ValueError as exc:
         raise typer.BadParameter(
             "the brand must be a brand id (a UUID)", param_hint="--brand"
         ) from exc
+    settings = _settings()
 
     async def main(urls: InfrastructureUrls) -> None:
         jwt = await member_token(

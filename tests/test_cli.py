@@ -90,8 +90,9 @@ def test_token_refuses_an_unknown_member(cli_env: dict[str, str]) -> None:
 
 
 def test_bad_arguments_are_refused_before_anything_runs() -> None:
-    """Refused while the arguments are read, so typer's runner in this process shows it: no
-    server is started and nothing is written (no `kinfolk` process needed, 4 s of imports)."""
+    """Refused while the arguments are read, before logging is set up or a server started, so
+    typer's runner in this process shows it (no `kinfolk` process needed, 4 s of imports).
+    Logging set up here would write to the runner's stream, closed once it returns."""
     from typer.testing import CliRunner
 
     from services.cli import app
