@@ -7,12 +7,12 @@ event consumers, job worker); `kinfolk dev` simply runs all of them in one event
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import uuid
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
+import structlog
 import uvicorn
 
 from services.demo import seed as demo
@@ -30,6 +30,12 @@ from services.kernel.settings import Settings
 from services.members import service as members_service
 from services.registry import SERVICES, service_named
 from services.webhooks.urls import LOOPBACK_NETWORKS
+
+log = structlog.get_logger(__name__)
+
+# How long stopping components (the relay, consumers, jobs, the delivery loop) may take together
+# before they are cancelled.
+STOP_GRACE_SECONDS = 10.0
 
 
 def _uvicorn(app: Any, host: str, port: int) -> uvicorn.Server:
@@ -56,14 +62,29 @@ async def _serve_until_stopped(
     """Serve HTTP; when the server exits (a signal), stop the background components and wait."""
     if announce is not None:
         background = [*background, _announce_when_listening(server, announce)]
-    tasks = [asyncio.create_task(c) for c in background]
+    tasks = [asyncio.create_task(c, name=getattr(c, "__qualname__", None)) for c in background]
     try:
         await server.serve()
     finally:
         stop.set()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(task, timeout=10)
+        await _stop_all(tasks)
+
+
+async def _stop_all(tasks: Sequence[asyncio.Task[None]]) -> None:
+    """Let the components finish on `stop` within a shared grace; cancel what has not (a job's
+    transaction rolls back, a delivery's lease runs out: nothing is lost) and wait for that, so
+    none is left running and a slow one does not turn a clean stop into a crash."""
+    if not tasks:
+        return
+    _, late = await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
+    for task in late:
+        log.warning("process.component_cancelled", component=task.get_name())
+        task.cancel()
+    for task, outcome in zip(
+        tasks, await asyncio.gather(*tasks, return_exceptions=True), strict=True
+    ):
+        if isinstance(outcome, Exception):
+            log.error("process.component_failed", component=task.get_name(), exc_info=outcome)
 
 
 def _consumer_runner(runtime: Runtime, services: Sequence[ServiceModule]) -> ConsumerRunner | None:
