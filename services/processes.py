@@ -76,10 +76,25 @@ async def _stop_all(tasks: Sequence[asyncio.Task[None]]) -> None:
     none is left running and a slow one does not turn a clean stop into a crash."""
     if not tasks:
         return
-    _, late = await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
-    for task in late:
-        log.warning("process.component_cancelled", component=task.get_name())
-        task.cancel()
+    deadline = asyncio.get_running_loop().time() + STOP_GRACE_SECONDS
+    try:
+        await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
+    except asyncio.CancelledError:
+        # uvicorn raises the signal it handled again once it has stopped serving, and asyncio
+        # turns a SIGINT into a cancellation of the main task, which lands here. The process is
+        # stopping already: finish the stop (the rest of the grace, then cancel what is late)
+        # rather than leave the components running while their servers are shut down. A second
+        # interrupt is not absorbed.
+        current = asyncio.current_task()
+        if current is not None:
+            current.uncancel()
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining > 0:
+            await asyncio.wait(tasks, timeout=remaining)
+    for task in tasks:
+        if not task.done():
+            log.warning("process.component_cancelled", component=task.get_name())
+            task.cancel()
     for task, outcome in zip(
         tasks, await asyncio.gather(*tasks, return_exceptions=True), strict=True
     ):
