@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
+import redis.exceptions
 import sqlalchemy.exc
 import structlog
 from fastapi import FastAPI, Request
@@ -176,7 +179,77 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# How long a client is asked to wait when PostgreSQL or Redis is out of reach (a restart, a
+# failover): the pool reconnects on the next request, so a second is enough to try again.
+UNAVAILABLE_RETRY_AFTER_SECONDS = 1
+
+# SQLSTATEs of a server that is there but will not serve: shutting down, crashed, starting up,
+# out of connection slots. Class 08 (connection exceptions) counts as well.
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+# A socket that could not connect: refused, or no Unix socket file (a server that is down).
+_UNREACHABLE_ERRNOS = frozenset(
+    {errno.ECONNREFUSED, errno.ENOENT, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT}
+)
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, what SQLAlchemy wrapped, and what it was raised from, a few levels deep."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending and len(seen) < 8:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        orig = getattr(current, "orig", None)
+        pending += [current.__cause__, current.__context__]
+        if isinstance(orig, BaseException):
+            pending.append(orig)
+
+
+def dependency_unavailable(exc: BaseException) -> bool:
+    """True when `exc` says PostgreSQL or Redis could not be reached, not that a query or a
+    command was wrong: the request is worth sending again in a moment."""
+    for found in _chain(exc):
+        if isinstance(found, sqlalchemy.exc.DBAPIError) and found.connection_invalidated:
+            return True
+        if isinstance(
+            found,
+            ConnectionError
+            | sqlalchemy.exc.TimeoutError  # no pooled connection came free in time
+            | asyncpg.exceptions.ConnectionDoesNotExistError
+            | redis.exceptions.ConnectionError
+            | redis.exceptions.TimeoutError,
+        ):
+            return True
+        if isinstance(found, asyncpg.PostgresError):
+            sqlstate = getattr(found, "sqlstate", None) or ""
+            if sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES:
+                return True
+        if (
+            isinstance(found, OSError)
+            and found.errno in _UNREACHABLE_ERRNOS
+            and found.filename is None  # a socket's address, not a file the code opened
+        ):
+            return True
+    return False
+
+
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    if dependency_unavailable(exc):
+        # Mostly nothing was written; but a connection lost during COMMIT leaves it unknown, so
+        # the answer asks for the retry with the same idempotency key, which is safe either way.
+        log.warning("dependency_unavailable", path=request.url.path, error=repr(exc)[:300])
+        return JSONResponse(
+            error_body(
+                ServiceUnavailable.code,
+                "A database or cache this service needs is out of reach; "
+                "retry in a moment with the same idempotency key.",
+            ),
+            status_code=503,
+            headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
+        )
     log.exception("unhandled_error", path=request.url.path)
     return JSONResponse(
         error_body("InternalError", "Something went wrong on our side; it has been logged."),

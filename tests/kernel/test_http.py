@@ -9,9 +9,11 @@ import httpx
 import pytest
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
+from redis.asyncio import Redis
+from sqlalchemy import text
 
 from services.kernel.app import build_app
-from services.kernel.db import service_metadata
+from services.kernel.db import Database, service_metadata
 from services.kernel.errors import Conflict
 from services.kernel.module import ServiceModule
 from services.kernel.runtime import Runtime
@@ -45,6 +47,35 @@ async def conflict() -> None:
 @router.get("/boom")
 async def boom() -> None:
     raise RuntimeError("a bug")
+
+
+# Real clients of servers that are not there: nothing listens on port 9 (discard) here, and the
+# socket file does not exist.
+UNREACHABLE_DATABASES = {
+    "tcp": "postgresql://postgres@127.0.0.1:9/kinfolk",
+    "socket": "postgresql://postgres@/kinfolk?host=/nonexistent-kinfolk-socket-dir",
+}
+
+
+@router.get("/database-down/{kind}")
+async def database_down(kind: str) -> None:
+    database = Database(UNREACHABLE_DATABASES[kind])
+    try:
+        async with database.unit_of_work() as session:
+            await session.execute(text("SELECT 1"))
+    finally:
+        await database.dispose()
+
+
+@router.get("/redis-down")
+async def redis_down() -> None:
+    async with Redis.from_url("redis://127.0.0.1:9/0") as client:
+        await client.get("anything")
+
+
+@router.get("/missing-file")
+def missing_file() -> None:  # sync: FastAPI runs it in a thread
+    Path("/nonexistent-kinfolk-file").read_text()
 
 
 PROBE = ServiceModule(
@@ -142,6 +173,24 @@ async def test_errors_have_one_shape(probe: httpx.AsyncClient) -> None:
     assert bug.status_code == 500
     assert bug.json()["error"] == "InternalError"
     assert "a bug" not in bug.text  # internals are logged, not shown
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/probe/v1/database-down/tcp", "/probe/v1/database-down/socket", "/probe/v1/redis-down"],
+)
+async def test_an_unreachable_database_or_redis_is_a_503_to_retry(
+    probe: httpx.AsyncClient, path: str
+) -> None:
+    answer = await probe.get(path)
+    assert (answer.status_code, answer.json()["error"]) == (503, "ServiceUnavailable")
+    assert answer.headers["Retry-After"] == "1"
+    assert "retry in a moment" in answer.json()["detail"]
+
+
+async def test_a_missing_file_is_still_a_bug_not_an_outage(probe: httpx.AsyncClient) -> None:
+    answer = await probe.get("/probe/v1/missing-file")
+    assert (answer.status_code, answer.json()["error"]) == (500, "InternalError")
 
 
 async def test_probes_and_metrics(probe: httpx.AsyncClient) -> None:
