@@ -51,7 +51,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from services.kernel.app import build_app
 from services.kernel.auth import MemberTokenCodec
 from services.kernel.clock import utcnow
-from services.kernel.consumer import consumer_specs
 from services.kernel.db import Database, libpq_url
 from services.kernel.drain import drain_events
 from services.kernel.relay import Relay, outbox_of
@@ -60,8 +59,7 @@ from services.kernel.settings import Settings
 from services.marketing.exports import service as exports
 from services.members import service as members_service
 from services.registry import SERVICES
-from services.rewards.ledger import service as ledger
-from services.rewards.models import Account, LedgerEntry, Lot, Purchase, Redemption
+from services.rewards.models import LedgerEntry, Lot, Purchase, Redemption
 from tests.conftest import (
     BrandFixture,
     WorkerInfrastructure,
@@ -70,6 +68,7 @@ from tests.conftest import (
     make_runtime,
     purge_brand,
 )
+from tests.invariants import check_ledger, published_events, unhandled
 
 Headers = dict[str, str]
 
@@ -220,52 +219,6 @@ async def live(
         await purge_brand(engine_database, brand.id)
 
 
-@dataclass(frozen=True)
-class Pending:
-    """One event that a consumer group wants and has not handled yet."""
-
-    group: str
-    event_id: uuid.UUID
-
-
-async def unhandled(session: AsyncSession, brand_id: uuid.UUID) -> set[Pending]:
-    """Every (consumer group, event) of the brand's outboxes that the group's inbox lacks."""
-    missing: set[Pending] = set()
-    outboxes = {s.name: table for s in SERVICES if (table := outbox_of(s)) is not None}
-    for spec in consumer_specs(SERVICES):
-        handled = set(
-            await session.scalars(
-                select(spec.inbox.c.event_id).where(spec.inbox.c.consumer == spec.name)
-            )
-        )
-        for name in spec.services:
-            table = outboxes[name]
-            rows = await session.execute(
-                select(table.c.id, table.c.type).where(table.c.brand_id == brand_id)
-            )
-            missing |= {
-                Pending(spec.name, event_id)
-                for event_id, event_type in rows
-                if spec.wants(event_type) and event_id not in handled
-            }
-    return missing
-
-
-async def published_events(session: AsyncSession, brand_id: uuid.UUID) -> set[uuid.UUID]:
-    """The ids of the brand's outbox rows the relay has marked published."""
-    found: set[uuid.UUID] = set()
-    for service in SERVICES:
-        if (table := outbox_of(service)) is not None:
-            found |= set(
-                await session.scalars(
-                    select(table.c.id).where(
-                        table.c.brand_id == brand_id, table.c.published_at.is_not(None)
-                    )
-                )
-            )
-    return found
-
-
 async def brand_rows(
     session: AsyncSession | AsyncConnection, brand_id: uuid.UUID
 ) -> dict[str, int]:
@@ -279,40 +232,6 @@ async def brand_rows(
             or 0
         )
     return found
-
-
-async def check_ledger(session: AsyncSession, brand_id: uuid.UUID) -> None:
-    """Balance = sum of entries for every member; every purchase once in the ledger and once
-    in the outbox (its change, its entry and its event committed together, so a snapshot has
-    all three or none)."""
-    members = list(
-        await session.scalars(select(Account.member_id).where(Account.brand_id == brand_id))
-    )
-    assert members
-    for member_id in members:
-        assert await ledger.ledger_matches(session, member_id)
-    orders = list(
-        await session.scalars(select(Purchase.order_id).where(Purchase.brand_id == brand_id))
-    )
-    entries = list(
-        await session.scalars(
-            select(LedgerEntry.source_id).where(
-                LedgerEntry.brand_id == brand_id, LedgerEntry.source_type == "purchase"
-            )
-        )
-    )
-    assert sorted(str(e) for e in entries) == sorted(orders)
-    rewards_outbox = next(outbox_of(s) for s in SERVICES if s.name == "rewards")
-    assert rewards_outbox is not None
-    recorded = list(
-        await session.scalars(
-            select(rewards_outbox.c.payload["data"]["order_id"].astext).where(
-                rewards_outbox.c.brand_id == brand_id,
-                rewards_outbox.c.type == "purchase.recorded",
-            )
-        )
-    )
-    assert sorted(recorded) == sorted(orders)
 
 
 async def test_a_dump_of_a_running_system_restores_whole_and_catches_up_by_replay(
