@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 
 from cross_web import AsyncHTTPRequestAdapter
 from fastapi import Request, Response
@@ -10,6 +11,10 @@ from fastapi.responses import HTMLResponse
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLRequestData
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.types import ExecutionResult
 
 from services.gateway.context import GatewayContext, get_context
@@ -18,8 +23,35 @@ from services.gateway.schema_build import SCHEMA
 from services.kernel.errors import NotFound
 from services.kernel.settings import Settings
 
+# The apps hold three subscriptions (points, tier, notifications); each holds a task, a queue and
+# a Redis listener share, so a socket asking for many more is a bug or an abuse.
+MAX_SUBSCRIPTIONS_PER_SOCKET = 10
+
+
+class SocketHandler(BaseGraphQLTransportWSHandler[GatewayContext, None]):
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        # strawberry enforces the cap as well, but with an error that has no code; this one says
+        # what to do. The connection stays open and its other subscriptions carry on.
+        if (
+            self.connection_acknowledged
+            and message["id"] not in self.operations
+            and len(self.operations) >= MAX_SUBSCRIPTIONS_PER_SOCKET
+        ):
+            error = GatewayError(
+                f"A connection holds at most {MAX_SUBSCRIPTIONS_PER_SOCKET} subscriptions; "
+                "complete one before starting another.",
+                code="TOO_MANY_SUBSCRIPTIONS",
+            )
+            await self.send_message(
+                {"id": message["id"], "type": "error", "payload": [error.formatted]}
+            )
+            return
+        await super().handle_subscribe(message)
+
 
 class GatewayRouter(GraphQLRouter[GatewayContext, None]):
+    graphql_transport_ws_handler_class = SocketHandler
+
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         # GraphiQL is a development tool; production serves only the API.
         settings: Settings = request.app.state.settings
@@ -59,5 +91,9 @@ router = GatewayRouter(
     path="/graphql",
     context_getter=get_context,
     subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+    max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_SOCKET,
+    # An app sends connection_init at once; a socket that does not is closed (4408) sooner than
+    # strawberry's default minute.
+    connection_init_wait_timeout=timedelta(seconds=10),
     tags=["graphql"],
 )

@@ -32,6 +32,7 @@ from services.community.posts.events import (
     ReactionData,
     ReactionKind,
 )
+from services.gateway.endpoints import MAX_SUBSCRIPTIONS_PER_SOCKET
 from services.gateway.ids import encode_global_id
 from services.gateway.notifications.channels import member_channel
 from services.gateway.notifications.messages import (
@@ -530,6 +531,29 @@ async def test_a_subscription_without_a_valid_member_token_is_unauthenticated(
             assert [e["extensions"]["code"] for e in answer["payload"]] == ["UNAUTHENTICATED"]
     # Nothing was left listening.
     await world.listening(world.ada, count=0)
+
+
+async def test_a_socket_holds_at_most_ten_subscriptions_and_the_rest_are_refused_with_a_code(
+    world: World,
+) -> None:
+    async with socket(world.url, token_payload(world.ada.token)) as ada:
+        for index in range(MAX_SUBSCRIPTIONS_PER_SOCKET):
+            await ada.subscribe(f"p{index}", POINTS)
+        await ada.subscribe("one-too-many", POINTS)
+        refusal = await ada.receive()
+        assert (refusal["id"], refusal["type"]) == ("one-too-many", "error")
+        assert [e["extensions"]["code"] for e in refusal["payload"]] == ["TOO_MANY_SUBSCRIPTIONS"]
+        assert "at most 10 subscriptions" in refusal["payload"][0]["message"]
+
+        # The ten that were accepted carry on, each told once of the next purchase.
+        await world.listening(world.ada)
+        await world.buy(world.ada, "A-CAP", 1_000)
+        await world.settle()
+        told = [await ada.receive() for _ in range(MAX_SUBSCRIPTIONS_PER_SOCKET)]
+        assert sorted(m["id"] for m in told) == sorted(
+            f"p{i}" for i in range(MAX_SUBSCRIPTIONS_PER_SOCKET)
+        )
+        assert {data_of(m, m["id"])["pointsChanged"]["available"] for m in told} == {10}
 
 
 async def test_an_unexpected_error_in_a_subscription_is_masked(
