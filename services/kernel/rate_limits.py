@@ -1,4 +1,5 @@
-"""Rate limits per member and per staff API key, counted in Redis over a sliding window.
+"""Rate limits per member and per staff API key (and per webhook endpoint, whose sends wait
+rather than being refused), counted in Redis over a sliding window.
 
 Each principal (a member, by its token's brand and subject; a staff key, by its key id) has a
 budget of requests per window (a minute). The count is Cloudflare's sliding-window counter: one
@@ -104,6 +105,7 @@ class Decision:
     limit: int
     remaining: int  # requests left in the sliding window after this one (0 when refused)
     retry_after: int  # whole seconds until a request would be allowed; 0 when allowed
+    retry_after_ms: float = 0.0  # the same, exactly: for a caller that waits rather than refuses
 
 
 class RateLimiter:
@@ -113,9 +115,15 @@ class RateLimiter:
     clocks agree; a skew of a second moves a request at most a second's worth of weight.
     """
 
-    def __init__(self, redis: Redis, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        window_seconds: float = WINDOW_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.redis = redis
-        self.window_ms = WINDOW_SECONDS * 1000
+        self.window_ms = int(window_seconds * 1000)
         self.clock = clock
         self._script = redis.register_script(_SLIDING_WINDOW)
 
@@ -139,7 +147,7 @@ class RateLimiter:
             estimate = previous * (self.window_ms - elapsed) / self.window_ms + current
             return Decision(True, bucket.limit, max(0, math.floor(bucket.limit - estimate)), 0)
         wait_ms = retry_after_ms(bucket.limit, self.window_ms, elapsed, current, previous)
-        return Decision(False, bucket.limit, 0, max(1, math.ceil(wait_ms / 1000)))
+        return Decision(False, bucket.limit, 0, max(1, math.ceil(wait_ms / 1000)), wait_ms)
 
 
 def retry_after_ms(limit: int, window: int, elapsed: int, current: int, previous: int) -> float:

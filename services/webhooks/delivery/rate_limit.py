@@ -1,32 +1,27 @@
-"""Per-endpoint rate limits shared by every worker process: a counter per endpoint and second
-in Redis. An attempt over the limit waits for the next second; it holds one of the endpoint's
-concurrency slots meanwhile, so a limited endpoint never takes more of the worker than that."""
+"""Per-endpoint rate limits shared by every worker process: the kernel's sliding-window limiter
+over one second, per endpoint. An attempt over the limit waits until it fits; it holds one of the
+endpoint's concurrency slots meanwhile, so a limited endpoint never takes more of the worker than
+that."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 
 from redis.asyncio import Redis
 
-PREFIX = "kinfolk:webhooks:rate"
+from services.kernel.rate_limits import Bucket, RateLimiter
 
 
-class RateLimiter:
+class EndpointRateLimiter:
     def __init__(self, redis: Redis) -> None:
-        self._redis = redis
+        self._limiter = RateLimiter(redis, window_seconds=1)
 
     async def acquire(self, endpoint_id: uuid.UUID, per_second: int) -> None:
         """Return once this attempt fits in the endpoint's rate."""
+        bucket = Bucket(f"webhook:{endpoint_id}", per_second, "webhook_endpoint", "this endpoint")
         while True:
-            now = time.time()
-            second = int(now)
-            key = f"{PREFIX}:{endpoint_id}:{second}"
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.incr(key)
-                pipe.expire(key, 2)
-                count, _ = await pipe.execute()
-            if count <= per_second:
+            decision = await self._limiter.hit(bucket)
+            if decision.allowed:
                 return
-            await asyncio.sleep(second + 1 - now)
+            await asyncio.sleep(decision.retry_after_ms / 1000)

@@ -33,7 +33,7 @@ from services.kernel.runtime import Runtime
 from services.kernel.settings import Settings
 from services.webhooks import signing
 from services.webhooks.delivery.policy import next_step, retry_after_seconds
-from services.webhooks.delivery.rate_limit import RateLimiter
+from services.webhooks.delivery.rate_limit import EndpointRateLimiter
 from services.webhooks.delivery.repository import Claimed, DeliveryRepository, Disabled, Settled
 from services.webhooks.delivery.sender import Sender
 from services.webhooks.events import DisabledReason, EndpointDisabled, EndpointDisabledData
@@ -72,7 +72,7 @@ class DeliveryWorker:
         self._settings = settings
         self._clock = clock
         self._uniform = uniform
-        self._limiter = RateLimiter(redis)
+        self._limiter = EndpointRateLimiter(redis)
         self._sender = Sender(
             networks(settings.webhooks_allowed_networks),
             settings.webhooks_timeout_seconds,
