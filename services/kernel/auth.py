@@ -8,8 +8,10 @@ another service once a key has been seen.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,7 +25,8 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 
 from services.kernel.clock import utcnow
-from services.kernel.errors import Forbidden, Unauthorized
+from services.kernel.errors import Forbidden, ServiceUnavailable, Unauthorized
+from services.kernel.loops import off_loop
 from services.kernel.settings import Settings
 
 API_KEY_PREFIX = "kf_"
@@ -201,6 +204,86 @@ async def cache_api_key_record(redis: Redis, record: ApiKeyRecord, seconds: int)
 
 # --- Member tokens --------------------------------------------------------------------------
 
+# After a JWKS fetch fails, tokens whose key is not known yet are answered 503 at once for this
+# long, rather than each request waiting out another timeout on an identity provider that is down.
+JWKS_RETRY_SECONDS = 5
+# How long a fetched key is trusted before the JWKS is asked again: a key the provider withdraws
+# (rotated out, or compromised) stops verifying tokens within this time, as with PyJWKClient's
+# own cache of the key set.
+JWKS_KEY_LIFESPAN_SECONDS = 300
+
+
+class JwksKeys:
+    """The identity provider's signing keys by key id (`kid`), fetched from its JWKS URL.
+
+    PyJWKClient fetches with blocking urllib, so from the event loop a fetch runs in a thread
+    of its own (`off_loop`: not the loop's default executor, which resolves host names, and not
+    one a stopping process waits for), one at a time: requests waiting for a slow provider
+    share one fetch, and the loop serves on. A key found is kept JWKS_KEY_LIFESPAN_SECONDS; an
+    unknown `kid` is looked up again no more often than PyJWKClient's cooldown allows.
+    """
+
+    def __init__(self, url: str, timeout_seconds: float) -> None:
+        self._client = jwt.PyJWKClient(url, timeout=timeout_seconds)
+        self._keys: dict[str, tuple[float, Any]] = {}  # kid -> (fetched at, key)
+        self._turn = asyncio.Lock()
+        self._failed_at: float | None = None
+
+    async def fetch(self, token: str) -> None:
+        """Have the token's key at hand, fetching it off the event loop if need be."""
+        kid = _key_id(token)
+        if self._fresh(kid) is not None:
+            return
+        async with self._turn:
+            if self._fresh(kid) is None:  # another request may have fetched it meanwhile
+                await off_loop(lambda: self._fetch(kid))
+
+    def key(self, token: str) -> Any:
+        """The token's key; fetched here, blocking, unless `fetch` found it first."""
+        kid = _key_id(token)
+        key = self._fresh(kid)
+        return key if key is not None else self._fetch(kid)
+
+    def _fresh(self, kid: str) -> Any:
+        found = self._keys.get(kid)
+        if found is None or time.monotonic() - found[0] > JWKS_KEY_LIFESPAN_SECONDS:
+            return None
+        return found[1]
+
+    def _fetch(self, kid: str) -> Any:
+        if self._failed_at is not None and time.monotonic() - self._failed_at < JWKS_RETRY_SECONDS:
+            raise _jwks_unavailable()
+        try:
+            key = self._client.get_signing_key(kid).key
+        except (jwt.PyJWKClientConnectionError, OSError, ValueError) as exc:
+            # Unreachable, timed out, or an answer that is not JSON: the provider's failure,
+            # not the token's; the caller should retry, not sign the member out.
+            self._failed_at = time.monotonic()
+            raise _jwks_unavailable() from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"The token is not valid: {exc}.") from exc
+        self._failed_at = None
+        self._keys[kid] = (time.monotonic(), key)
+        return key
+
+
+def _key_id(token: str) -> str:
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError as exc:
+        raise Unauthorized(f"The token is not valid: {exc}.") from exc
+    if not isinstance(kid, str):
+        raise Unauthorized("The token names no signing key (`kid`).")
+    return kid
+
+
+def _jwks_unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "Member tokens cannot be checked right now (the identity provider's signing keys "
+        "could not be fetched); retry shortly.",
+        headers={"Retry-After": str(JWKS_RETRY_SECONDS)},
+    )
+
 
 class MemberTokenCodec:
     """Issues (HS256 only) and verifies member JWTs whose claims name the brand and the member."""
@@ -208,14 +291,14 @@ class MemberTokenCodec:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._algorithm = settings.jwt_algorithm
-        self._jwks: jwt.PyJWKClient | None = None
+        self._jwks: JwksKeys | None = None
         self._key: Any
         if self._algorithm == "HS256":
             self._key = settings.jwt_signing_secret()
         elif settings.jwt_public_key:
             self._key = settings.jwt_public_key
         elif settings.jwt_jwks_url:
-            self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True)
+            self._jwks = JwksKeys(settings.jwt_jwks_url, settings.outbound_timeout_seconds)
             self._key = None
         else:
             raise ValueError("RS256 needs KINFOLK_JWT_PUBLIC_KEY or KINFOLK_JWT_JWKS_URL")
@@ -236,13 +319,15 @@ class MemberTokenCodec:
         }
         return jwt.encode(claims, self._key, algorithm="HS256")
 
+    async def fetch_key(self, token: str) -> None:
+        """With a JWKS URL, fetch the token's key unless it is known, off the event loop, so
+        that `verify` then needs no network. Call it first from async code."""
+        if self._jwks is not None:
+            await self._jwks.fetch(token)
+
     def verify(self, token: str) -> MemberPrincipal:
+        key = self._jwks.key(token) if self._jwks is not None else self._key
         try:
-            key = (
-                self._jwks.get_signing_key_from_jwt(token).key
-                if self._jwks is not None
-                else self._key
-            )
             # Exactly one algorithm is accepted: this rules out `alg: none` and RS/HS confusion.
             claims = jwt.decode(
                 token,
@@ -282,6 +367,7 @@ class Authenticator:
         token = token.strip()
         if token.startswith(API_KEY_PREFIX):
             return await self.api_keys.verify(token)
+        await self.tokens.fetch_key(token)
         return self.tokens.verify(token)
 
 

@@ -7,6 +7,7 @@ transaction: `unit_of_work` commits when the work returns and rolls back when it
 from __future__ import annotations
 
 import asyncio
+import errno
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from enum import StrEnum
@@ -15,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import Column, Enum, MetaData, Select, Table, bindparam, cast, func, select
+from sqlalchemy import Column, Enum, MetaData, Select, Table, bindparam, cast, event, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -25,6 +26,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+
+from services.kernel.settings import Settings
 
 # Constraint names that Alembic can diff and that error handlers can recognise.
 NAMING_CONVENTION = {
@@ -143,7 +146,33 @@ def libpq_url(url: str) -> str:
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     options: dict[str, Any] = {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True}
     options.update(kwargs)
-    return create_async_engine(asyncpg_url(url), **options)
+    engine = create_async_engine(asyncpg_url(url), **options)
+    event.listen(engine.sync_engine, "do_connect", _connect_or_time_out)
+    return engine
+
+
+def connect_options(settings: Settings) -> dict[str, Any]:
+    """The bounds on getting a connection: asyncpg's connect timeout (its default is a minute)
+    and the wait for a pooled one (SQLAlchemy's is 30 s, long for an HTTP request)."""
+    return {
+        "connect_args": {"timeout": settings.database_connect_timeout_seconds},
+        "pool_timeout": settings.database_pool_timeout_seconds,
+    }
+
+
+def _connect_or_time_out(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+    """asyncpg gives up on a slow connect with a bare `TimeoutError`, which says nothing of what
+    timed out. Raised again with ETIMEDOUT, it reads as the unreachable server it is, and a
+    request that meets it is answered 503 (see `errors.dependency_unavailable`), not 500."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except TimeoutError as exc:
+        if exc.errno is not None:
+            raise
+        waited = cparams.get("timeout", 60)  # asyncpg's default
+        raise TimeoutError(
+            errno.ETIMEDOUT, f"PostgreSQL did not accept a connection within {waited:g} s"
+        ) from exc
 
 
 class _TaskReentrantLock:

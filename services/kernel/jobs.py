@@ -21,6 +21,7 @@ import structlog
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.cron import CronJob, cron
 from arq.worker import Function, Worker, func
+from redis.asyncio import ConnectionPool
 from sqlalchemy import CursorResult, Table, delete
 from sqlalchemy import func as sql_func
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +30,7 @@ from services.kernel.db import Database
 from services.kernel.loops import Backoff, sleep_or_stop
 from services.kernel.module import ServiceModule
 from services.kernel.outbox import INBOX_TABLE, OUTBOX_TABLE
+from services.kernel.runtime import redis_timeouts
 from services.kernel.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -119,6 +121,18 @@ def redis_settings(url: str) -> RedisSettings:
     )
 
 
+def worker_redis(url: str, settings: Settings) -> ArqRedis:
+    """The worker's Redis connection, with the process's connect and reply timeouts.
+
+    arq's `RedisSettings` can bound a connect but not a reply, so a Redis that accepts and never
+    answers would hold the worker's poll forever; failing instead, the worker starts again after
+    `run_worker`'s backoff, which is also what stands in for arq's own connection retries. The
+    worker closes the pool when it stops.
+    """
+    pool = ConnectionPool.from_url(url, **redis_timeouts(settings))
+    return ArqRedis(pool, default_queue_name=QUEUE_NAME)
+
+
 def _arq_coroutine(database: Database, spec: JobSpec) -> Callable[..., Awaitable[Any]]:
     """The arq entry point of a job: arq's `ctx` in, one unit of work around the function."""
 
@@ -184,12 +198,11 @@ def build_worker(
     Signals are left to the host process (`kinfolk dev` runs the HTTP server, relay, consumers and
     this worker in one loop and stops them together), hence `handle_signals=False`.
     """
-    del settings  # accepted for symmetry with Relay/ConsumerRunner; nothing to tune yet
     specs = collect_jobs(services)
     return Worker(
         functions=arq_functions(database, specs),
         cron_jobs=arq_cron_jobs(database, specs),
-        redis_settings=redis_settings(redis_url),
+        redis_pool=worker_redis(redis_url, settings),
         queue_name=QUEUE_NAME,
         burst=burst,
         handle_signals=False,

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TypedDict
 
 import httpx
 from redis.asyncio import Redis
@@ -17,10 +18,35 @@ from services.kernel.auth import (
     Authenticator,
     MemberTokenCodec,
 )
-from services.kernel.db import Database
+from services.kernel.consumer import BLOCK_MILLISECONDS
+from services.kernel.db import Database, connect_options
 from services.kernel.errors import ServiceUnavailable
 from services.kernel.module import ServiceModule
 from services.kernel.settings import Settings
+
+
+class RedisTimeouts(TypedDict):
+    socket_connect_timeout: float
+    socket_timeout: float
+
+
+def redis_timeouts(settings: Settings) -> RedisTimeouts:
+    """redis-py's connect and reply timeouts, so a Redis that accepts and never answers fails
+    a call (a 503 in a request) instead of holding it forever.
+
+    The reply timeout leaves room for the longest block a consumer asks XREADGROUP for: that
+    reply is late on purpose. Pub/sub listeners pass a timeout of their own to each read
+    (`get_message(timeout=...)`), which redis-py uses instead of this one.
+    """
+    return RedisTimeouts(
+        socket_connect_timeout=settings.redis_timeout_seconds,
+        socket_timeout=settings.redis_timeout_seconds + BLOCK_MILLISECONDS / 1000,
+    )
+
+
+def redis_client(url: str, settings: Settings) -> Redis:
+    client: Redis = Redis.from_url(url, **redis_timeouts(settings))
+    return client
 
 
 class RemoteApiKeyLookup:
@@ -68,8 +94,8 @@ class Runtime:
         database_url: str,
         redis_url: str,
     ) -> AsyncIterator[Runtime]:
-        database = Database(database_url)
-        redis = Redis.from_url(redis_url)
+        database = Database(database_url, **connect_options(settings))
+        redis = redis_client(redis_url, settings)
         remote: RemoteApiKeyLookup | None = None
         lookup: ApiKeyLookup
         local = next((s.api_key_lookup for s in services if s.api_key_lookup is not None), None)

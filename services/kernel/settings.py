@@ -18,6 +18,15 @@ class Settings(BaseSettings):
     database_url: str | None = None
     redis_url: str | None = None
     data_dir: Path = Path(".kinfolk")
+    # How long a new PostgreSQL connection may take (TCP, TLS and login), and how long a unit of
+    # work waits for a pooled one when all are busy: both fail as 503s, not as requests hanging
+    # on a server that is away. Queries themselves have no limit: bulk jobs run long ones.
+    database_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    database_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How long connecting to Redis and waiting for its reply to a command may take. A blocking
+    # read (a consumer's XREADGROUP BLOCK) may wait its block time on top; pub/sub listeners
+    # wait for messages as long as they like.
+    redis_timeout_seconds: float = Field(default=5.0, gt=0)
 
     # Member tokens. HS256 with a shared secret by default; RS256 with a public key or a JWKS URL.
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
@@ -62,6 +71,7 @@ class Settings(BaseSettings):
     # HTTP limits.
     max_body_bytes: int = 1_048_576
     max_import_bytes: int = 256 * 1_048_576
+    # Calls to other services over HTTP, and fetching the identity provider's JWKS.
     outbound_timeout_seconds: float = 10.0
 
     # Rate limits: requests a minute per member (by the token's subject) and per staff API key
@@ -90,6 +100,9 @@ class Settings(BaseSettings):
     exports_url: str | None = None
     export_folders_root: Path | None = None
     s3_endpoint_url: str | None = None
+    # Each S3 request's connect timeout, and how long it may go without a byte moving; the SDK
+    # tries a failed request up to three times.
+    s3_timeout_seconds: float = Field(default=5.0, gt=0)
     export_link_seconds: int = Field(default=3_600, ge=1)
     export_link_secret: SecretStr | None = None
 

@@ -20,6 +20,10 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # What `kinfolk dev` and the tests allow: receivers on this machine.
 LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1/128")
 
+# How long a host may take to resolve when the caller does not say: the default time of a whole
+# delivery attempt (`webhooks_timeout_seconds`), so registering an endpoint waits no longer.
+RESOLVE_TIMEOUT_SECONDS = 15.0
+
 
 class UrlRefused(ValueError):
     """Why a URL may not be used; the message says what to fix."""
@@ -41,15 +45,30 @@ def _public(address: IpAddress) -> bool:
     return address.is_global and not address.is_multicast
 
 
-async def _resolve(host: str, port: int) -> list[str]:
+async def _resolve(host: str, port: int, timeout_seconds: float) -> list[str]:
+    # getaddrinfo runs in a thread, on the system resolver's own timeouts and retries, which
+    # can add up to far longer than anyone waits; a host that does not resolve in time is
+    # refused as one that does not resolve at all.
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        async with asyncio.timeout(timeout_seconds):
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
     except socket.gaierror as exc:
         raise UrlRefused(f"The host {host!r} does not resolve ({exc.strerror}).") from exc
+    except TimeoutError as exc:
+        raise UrlRefused(
+            f"The host {host!r} did not resolve within {timeout_seconds:g} s."
+        ) from exc
     return sorted({str(info[4][0]) for info in infos})
 
 
-async def check_url(url: str, allowed: Sequence[Network]) -> Target:
+async def check_url(
+    url: str,
+    allowed: Sequence[Network],
+    *,
+    resolve_timeout_seconds: float = RESOLVE_TIMEOUT_SECONDS,
+) -> Target:
     """The URL's target if it may be called; `UrlRefused` saying why otherwise."""
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
@@ -60,7 +79,7 @@ async def check_url(url: str, allowed: Sequence[Network]) -> Target:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:
         raise UrlRefused("The URL's port is not a number from 1 to 65535.") from exc
-    addresses = await _resolve(parts.hostname, port)
+    addresses = await _resolve(parts.hostname, port, resolve_timeout_seconds)
     parsed = [ipaddress.ip_address(a.split("%", 1)[0]) for a in addresses]
     permitted = [any(a in network for network in allowed) for a in parsed]
     for address, in_list in zip(parsed, permitted, strict=True):

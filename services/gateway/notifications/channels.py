@@ -28,6 +28,11 @@ CHANNEL_PREFIX = "kinfolk:gateway:member:"
 # Messages waiting for one slow socket; past this its news is dropped rather than held in memory.
 QUEUE_SIZE = 256
 
+# The longest one read waits for a message before it is asked again. A read given a timeout of
+# its own ends quietly when nothing came; without one, redis-py would apply the client's reply
+# timeout (seconds, meant for commands) and drop the connection of every quiet subscription.
+READ_WAIT_SECONDS = 60.0
+
 
 def member_channel(brand_id: uuid.UUID, member_id: uuid.UUID) -> str:
     return f"{CHANNEL_PREFIX}{brand_id}:{member_id}"
@@ -96,7 +101,7 @@ class MemberChannels:
         while True:
             try:
                 message: dict[str, Any] | None = await pubsub.get_message(
-                    ignore_subscribe_messages=True, timeout=None
+                    ignore_subscribe_messages=True, timeout=READ_WAIT_SECONDS
                 )
             except Exception:
                 # Redis went away: the next read reconnects, and redis-py subscribes the

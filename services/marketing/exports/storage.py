@@ -102,15 +102,22 @@ def resolve(uri: str, settings: Settings) -> Opened:
 
 def _s3(settings: Settings) -> pafs.S3FileSystem:
     # Credentials and region: the standard AWS_* variables (or an instance role), as every
-    # S3 client reads them; only the endpoint of a non-AWS store needs saying.
+    # S3 client reads them; only the endpoint of a non-AWS store needs saying. On Linux the
+    # request timeout is how long a request may go without a byte moving (whole seconds), so a
+    # long upload is never cut while it progresses.
+    timeouts = {
+        "connect_timeout": settings.s3_timeout_seconds,
+        "request_timeout": settings.s3_timeout_seconds,
+    }
     if settings.s3_endpoint_url:
         endpoint = urlsplit(settings.s3_endpoint_url)
         return pafs.S3FileSystem(
             endpoint_override=endpoint.netloc or endpoint.path,
             scheme=endpoint.scheme or "https",
             allow_bucket_creation=False,
+            **timeouts,
         )
-    return pafs.S3FileSystem(allow_bucket_creation=False)
+    return pafs.S3FileSystem(allow_bucket_creation=False, **timeouts)
 
 
 class FileWriter:

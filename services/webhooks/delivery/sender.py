@@ -82,7 +82,9 @@ class Sender:
         cached = self._targets.get(url)
         if cached is None or cached[0] < now:
             try:
-                found: Target | UrlRefused = await check_url(url, self._allowed)
+                found: Target | UrlRefused = await check_url(
+                    url, self._allowed, resolve_timeout_seconds=self._timeout
+                )
             except UrlRefused as refused:
                 found = refused
             cached = (now + RESOLVE_SECONDS, found)
@@ -97,9 +99,13 @@ class Sender:
         text: str | None = None
         retry_after: str | None = None
         error: str | None = None
+        # One deadline for the whole attempt, resolving the host included: a worker's lease on
+        # the delivery is counted in attempt timeouts. A host that takes all of it to resolve
+        # is refused (and remembered as refused, like one that does not resolve).
+        deadline = asyncio.get_running_loop().time() + self._timeout
         try:
             target = await self._target(url)
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout_at(deadline):
                 status, text, retry_after = await self._exchange(target, body, headers)
         except UrlRefused as refused:
             error = f"url refused: {refused}"
