@@ -65,10 +65,17 @@ async def load_model(session: AsyncSession, version: ModelVersion) -> Production
     if not data:
         raise LookupError(f"model version {version.number} has no stored artifact any more")
     model = await off_loop(partial(ProductionModel.from_bytes, data))
-    _MODELS[version.id] = model
+    _remember(version.id, model)
+    return model
+
+
+def _remember(version_id: uuid.UUID, model: ProductionModel) -> None:
+    """Caches a version's model, forgetting the least recently used beyond _CACHED_MODELS (a
+    model of a big brand is hundreds of megabytes, and a young brand trains every few minutes)."""
+    _MODELS[version_id] = model
+    _MODELS.move_to_end(version_id)
     while len(_MODELS) > _CACHED_MODELS:
         _MODELS.popitem(last=False)
-    return model
 
 
 @dataclass(frozen=True)
@@ -149,7 +156,7 @@ async def train_brand(
     if promoted:
         await repository.retire_serving(session, brand_id)
     await repository.add_version(session, version, artifact)
-    _MODELS[version.id] = model
+    _remember(version.id, model)
     if promoted:
         groups = snapshot.groups(snapshot.members)
         await repository.write_lists(

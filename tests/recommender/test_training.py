@@ -287,6 +287,17 @@ async def test_a_version_worse_than_the_serving_one_is_kept_but_does_not_serve(
     assert statuses == ["serving", "serving", "rejected"]
 
 
+async def test_a_process_keeps_only_its_three_most_recent_models_however_often_it_trains(
+    session: AsyncSession, world: World
+) -> None:
+    """A young brand retrains every five minutes, so its process may not keep every model it
+    trained (each holds its EASE weights, megabytes to hundreds of them): found by the soak,
+    where the dev server grew by each training's model."""
+    trained = [await service.train_brand(session, world.brand_id, NOW) for _ in range(5)]
+    kept = list(service._MODELS)  # the process's cache of models, oldest first
+    assert kept == [t.version.id for t in trained[-3:] if t is not None]
+
+
 def test_the_gate_lets_through_what_is_within_noise_and_judges_nothing_without_figures() -> None:
     assert not_worse({"ndcg@100": 0.297}, {"ndcg@100": 0.30})
     assert not not_worse({"ndcg@100": 0.29}, {"ndcg@100": 0.30})
