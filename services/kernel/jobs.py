@@ -27,7 +27,7 @@ from sqlalchemy import func as sql_func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.db import Database
-from services.kernel.loops import Backoff, sleep_or_stop
+from services.kernel.loops import Backoff, release_free_memory, sleep_or_stop
 from services.kernel.module import ServiceModule
 from services.kernel.outbox import INBOX_TABLE, OUTBOX_TABLE
 from services.kernel.runtime import redis_timeouts
@@ -137,8 +137,13 @@ def _arq_coroutine(database: Database, spec: JobSpec) -> Callable[..., Awaitable
     """The arq entry point of a job: arq's `ctx` in, one unit of work around the function."""
 
     async def run_job(ctx: dict[Any, Any], **kwargs: Any) -> Any:
-        async with database.unit_of_work() as session:
-            return await spec.function(session, **kwargs)
+        try:
+            async with database.unit_of_work() as session:
+                return await spec.function(session, **kwargs)
+        finally:
+            # A job may have held a brand's data in memory (a training snapshot, scores): what
+            # it freed goes back to the system, off the loop (see `loops.release_free_memory`).
+            await asyncio.to_thread(release_free_memory)
 
     run_job.__qualname__ = spec.name
     return run_job

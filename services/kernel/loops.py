@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -42,10 +43,32 @@ class Backoff:
         self.current = self.initial
 
 
+def _malloc_trim() -> Callable[[], None]:
+    """glibc's `malloc_trim(0)`, or nothing where the C library has none (musl, macOS)."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return lambda: None
+    trim.argtypes = [ctypes.c_size_t]
+
+    def release() -> None:
+        trim(0)
+
+    return release
+
+
+# glibc keeps what a thread frees in that thread's malloc arena, for the thread to reuse; the
+# threads here are new each time and a model fit frees hundreds of megabytes, so without giving
+# it back the process keeps the high-water mark of every arena (measured: a dev server
+# retraining a young brand every five minutes grew by 40 to 100 MB a round; with this, flat).
+release_free_memory = _malloc_trim()
+
+
 async def off_loop(function: Callable[[], T]) -> T:
     """Run CPU-bound `function()` in a daemon thread and await its result, so the event
     loop (which may also serve HTTP, as in `kinfolk dev`) keeps going meanwhile.
 
+    The freed memory of the work goes back to the system afterwards (`release_free_memory`).
     Unlike `asyncio.to_thread`, a process that stops does not wait for the thread: a model fit
     cannot be interrupted, and the job awaiting it is cancelled and rolled back anyway (arq runs
     it again later), so its thread is abandoned rather than holding up the shutdown."""
@@ -63,9 +86,11 @@ async def off_loop(function: Callable[[], T]) -> T:
             error = exc
             with contextlib.suppress(RuntimeError):  # the loop has closed: no one is waiting
                 loop.call_soon_threadsafe(settle, lambda: future.set_exception(error))
-            return
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(settle, lambda: future.set_result(result))
+        else:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, lambda: future.set_result(result))
+        # After the result is handed over: the awaiting task does not wait for this.
+        release_free_memory()
 
     threading.Thread(target=work, name="off-loop", daemon=True).start()
     return await future
