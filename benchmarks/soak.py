@@ -20,11 +20,13 @@ Every minute: requests per second of each kind, p50 and p99, 5xx answers (any is
 4xx refusals, webhook deliveries, and VmRSS of the dev server and each of its descendants
 (/proc). At the end, one JSON line: value = requests per second over the run; anchor = the
 server's RSS at the end of minute 1, and `ratio` = RSS at the end of the last minute over that
-(so `ratio` is the memory growth, not a throughput ratio); whether RSS grew more than 10 % from
-minute 2 to the end (minute 1 holds the dev server's start: the seed's backlog of events, some
-10,000 webhooks, is delivered in the first two or three minutes). The run fails (exit 1) on any
-5xx, any request without an answer, or the server not exiting cleanly on SIGINT; whatever the
-server logged (at WARNING) is printed.
+(so `ratio` is the memory growth, not a throughput ratio); and the verdict: whether RSS grew more
+than 5 % from the end of the warm-up (minute WARMUP_MINUTES, 8 by default) to the end. The warm-up
+holds the server's start and the first rounds of its periodic work, which reach a high-water mark
+and stay there (see GROWTH_LIMIT); with the default 10 minutes the verdict rests on the last two,
+so run 25 (KINFOLK_SOAK_MINUTES=25) for one worth quoting. The run fails (exit 1) on any 5xx, any
+request without an answer, or the server not exiting cleanly on SIGINT; whatever the server
+logged (at WARNING) is printed.
 
 Run: python -m benchmarks.soak   (KINFOLK_SOAK_MINUTES=2 for a quick check)
 """
@@ -75,7 +77,13 @@ MEMBERS = int(os.environ.get("KINFOLK_SOAK_MEMBERS", "300"))
 # Few loops: the server is one process, and the machine is shared (CI runs beside it).
 CLIENTS = int(os.environ.get("KINFOLK_SOAK_CLIENTS", "6"))
 REDIS_DB = 13  # the soak's own Redis database, emptied first
-GROWTH_LIMIT = 0.10  # RSS may not grow more than this from minute 2 to the end
+# RSS may not grow more than this from the end of the warm-up to the end of the run. The warm-up
+# holds the server's start and its first rounds of periodic work that reach a high-water mark
+# and stay there: the seed's backlog of events (some 10,000 webhooks, the first two or three
+# minutes) and the recommender retraining the young demo brand every five minutes on the
+# soak's new interactions (seen at minutes 5 to 7 of a 25-minute run, then flat).
+GROWTH_LIMIT = 0.05
+WARMUP_MINUTES = int(os.environ.get("KINFOLK_SOAK_WARMUP_MINUTES", "8"))
 STARTUP_SECONDS = 900  # migrations and the demo seed come before the server listens
 DELIVERY_GRACE_SECONDS = 30.0  # after the load stops, for the last webhooks to arrive
 
@@ -677,16 +685,24 @@ async def run(url: str, redis_url: str, data_dir: Path) -> None:
     first, last = rss[0], rss[-1]
     second = rss[1] if len(rss) > 1 else rss[0]
     growth_from_2 = (last - second) / second
-    per_minute = (last - first) / (len(rss) - 1) if len(rss) > 1 else 0.0
+    # The steady state: from the end of the warm-up (or of the run's first half, if the run is
+    # shorter than twice the warm-up) to the end.
+    settled_minute = min(WARMUP_MINUTES, max(1, len(rss) // 2))
+    settled = rss[settled_minute - 1]
+    steady_growth = (last - settled) / settled
+    steady_minutes = len(rss) - settled_minute
+    per_minute = (last - settled) / steady_minutes if steady_minutes else 0.0
     rate = totals.requests / seconds
-    grew = growth_from_2 > GROWTH_LIMIT
+    grew = steady_growth > GROWTH_LIMIT
     print(
         f"{totals.requests:,} requests in {seconds:.0f} s: {rate:.1f}/s; 5xx "
         f"{totals.server_errors}, other failures {totals.failures}, 4xx {totals.refused}; "
         f"webhooks of the soak's writes {received:,} received of {expected:,} expected (and "
-        f"{backlog:,} of the seed's backlog); RSS minute 1 {first:.1f} MB, "
-        f"minute 2 {second:.1f} MB, last {last:.1f} MB ({growth_from_2:+.1%} from minute 2, "
-        f"{per_minute:+.2f} MB/minute): {'GREW' if grew else 'did not grow'}",
+        f"{backlog:,} of the seed's backlog); RSS minute 1 {first:.1f} MB, minute 2 "
+        f"{second:.1f} MB ({growth_from_2:+.1%} from there to the end), minute "
+        f"{settled_minute} {settled:.1f} MB, last {last:.1f} MB ({steady_growth:+.1%} over the "
+        f"last {steady_minutes} minutes, {per_minute:+.2f} MB/minute): "
+        f"{'GREW' if grew else 'did not grow'} after the warm-up",
         flush=True,
     )
     report(
@@ -695,14 +711,17 @@ async def run(url: str, redis_url: str, data_dir: Path) -> None:
         unit="requests/s",
         anchor="the dev server's RSS (MB, with its descendants) at the end of minute 1",
         anchor_value=first,
-        target="memory does not grow (RSS at most +10% from minute 2 to the end); no 5xx",
+        target=f"memory does not grow after the warm-up (RSS at most +{GROWTH_LIMIT:.0%} from "
+        f"minute {WARMUP_MINUTES} to the end); no 5xx",
         # Not value/anchor: the last minute's RSS over the first's, the memory growth.
         ratio=round(last / first, 4),
         rss_mb_each_minute=[round(mb, 1) for mb in rss],
         rss_last_mb=round(last, 1),
-        rss_growth_mb_per_minute=round(per_minute, 2),
         rss_growth_from_minute_2=round(growth_from_2, 4),
-        rss_grew_over_10pct_from_minute_2=grew,
+        rss_settled_minute=settled_minute,
+        rss_growth_after_warmup=round(steady_growth, 4),
+        rss_growth_mb_per_minute_after_warmup=round(per_minute, 2),
+        rss_grew_after_warmup=grew,
         processes=len(trees[-1]),
         server_errors_5xx=totals.server_errors,
         other_failures=totals.failures,
