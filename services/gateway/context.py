@@ -11,13 +11,13 @@ from starlette.requests import HTTPConnection
 from strawberry.fastapi import BaseContext
 from strawberry.types import Info
 
-from services.gateway.errors import NotAuthenticated
+from services.gateway.errors import NotAuthenticated, UpstreamUnavailable
 from services.gateway.loaders import Loaders
 from services.gateway.persisted import Manifests, PersistedDocuments
 from services.gateway.upstream import UpstreamPool, Upstreams
 from services.kernel.auth import Authenticator, MemberPrincipal
 from services.kernel.clients import hosted_services
-from services.kernel.errors import KinfolkError
+from services.kernel.errors import KinfolkError, ServiceUnavailable
 from services.kernel.settings import Settings
 
 
@@ -40,6 +40,7 @@ class GatewayContext(BaseContext):
         self._principal: MemberPrincipal | None = None
         self._authorization: str | None = None
         self._auth_problem = "Send a member token: `Authorization: Bearer <token>`."
+        self._auth_unavailable = False
         self._upstreams: Upstreams | None = None
         self._loaders: Loaders | None = None
         # The query's cost, set by the cost limit before execution and reported in `extensions`.
@@ -52,10 +53,17 @@ class GatewayContext(BaseContext):
         """Checks the member token once per request (or per subscription connection)."""
         self._principal = None
         self._authorization = None
+        self._auth_unavailable = False
         if not authorization:
             return
         try:
             principal = await self._authenticator.authenticate(authorization)
+        except ServiceUnavailable as exc:
+            # The token could not be checked (the identity provider's keys, or the key store,
+            # out of reach): the app should retry, not sign the member out.
+            self._auth_problem = str(exc.detail)
+            self._auth_unavailable = True
+            return
         except KinfolkError as exc:
             self._auth_problem = str(exc.detail)
             return
@@ -85,6 +93,8 @@ class GatewayContext(BaseContext):
     def member(self) -> MemberPrincipal:
         """The member calling; `NotAuthenticated` when the token is missing or not valid."""
         if self._principal is None:
+            if self._auth_unavailable:
+                raise UpstreamUnavailable(self._auth_problem)
             raise NotAuthenticated(self._auth_problem)
         return self._principal
 

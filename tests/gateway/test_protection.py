@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
@@ -21,7 +23,7 @@ from services.kernel.auth import MemberTokenCodec
 from services.kernel.db import Database
 from services.kernel.settings import Settings
 from services.registry import SERVICES
-from tests.conftest import MemberFixture, bearer, make_runtime
+from tests.conftest import BrandFixture, MemberFixture, bearer, make_runtime
 from tests.gateway.conftest import GraphQL, MakeGatewayMember
 
 
@@ -87,6 +89,32 @@ async def test_an_expired_or_foreign_token_is_unauthenticated(
         algorithm="HS256",
     )
     assert codes(await graphql("{ me { displayName } }", token=forged)) == ["UNAUTHENTICATED"]
+
+
+async def test_a_token_that_cannot_be_checked_now_is_unavailable_not_unauthenticated(
+    member_app: Any, base_settings: Settings, database: Database, brand: BrandFixture
+) -> None:
+    """With RS256 keys from a JWKS that is out of reach, the app is told to retry
+    (SERVICE_UNAVAILABLE), not that its member's token is bad, which would sign them out."""
+    settings = base_settings.model_copy(
+        update={"jwt_algorithm": "RS256", "jwt_jwks_url": "http://127.0.0.1:9/jwks.json"}
+    )
+    signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    token = jwt.encode(
+        {"sub": str(uuid.uuid4()), "brand": str(brand.id), "iss": "kinfolk", "aud": "kinfolk",
+         "exp": 4_102_444_800},
+        signing_key,
+        algorithm="RS256",
+        headers={"kid": "key-1"},
+    )  # fmt: skip
+    transport = httpx.ASGITransport(app=member_app(settings, database), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://kinfolk.test") as client:
+        response = await client.post(
+            "/graphql", json={"query": "{ me { displayName } }"}, headers=bearer(token)
+        )
+    assert response.status_code == 200, response.text
+    assert codes(response.json()) == ["SERVICE_UNAVAILABLE"]
+    assert "retry" in response.json()["errors"][0]["message"]
 
 
 async def test_a_missing_argument_is_a_validation_error(

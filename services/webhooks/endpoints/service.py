@@ -45,7 +45,11 @@ RESERVED_HEADERS = frozenset(
 
 async def check_url(settings: Settings, url: str) -> None:
     try:
-        await urls.check_url(url, urls.networks(settings.webhooks_allowed_networks))
+        await urls.check_url(
+            url,
+            urls.networks(settings.webhooks_allowed_networks),
+            resolve_timeout_seconds=settings.webhooks_timeout_seconds,
+        )
     except urls.UrlRefused as exc:
         raise UrlNotAllowed("url", str(exc)) from exc
 
