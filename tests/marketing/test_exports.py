@@ -26,8 +26,10 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kernel.app import build_app
 from services.kernel.auth import Scope, StaffPrincipal
 from services.kernel.clock import utcnow
+from services.kernel.db import Database
 from services.kernel.jobs import QUEUE_NAME
 from services.kernel.settings import Settings
 from services.marketing.audience.repository import AudienceRepository
@@ -44,7 +46,8 @@ from services.marketing.models import (
 )
 from services.members import service as members_service
 from services.members.schemas import ApiKeyCreate
-from tests.conftest import BrandFixture, bearer
+from services.registry import SERVICES
+from tests.conftest import BrandFixture, bearer, make_runtime
 from tests.marketing.helpers import project, set_consent
 from tests.recommender.service_fixtures import MakeMember, make_member
 
@@ -677,6 +680,36 @@ async def test_download_links_expire_and_refuse_tampering(
     limited = await client.get(f"/marketing/v1/exports/{answer['id']}", headers=bearer(reader))
     assert limited.status_code == 200
     assert (limited.json()["status"], limited.json()["download_url"]) == ("completed", None)
+
+
+async def test_a_download_from_an_s3_store_that_does_not_answer_is_a_503(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    brand: BrandFixture,
+    base_settings: Settings,
+    database: Database,
+    redis: Redis,
+) -> None:
+    await small_brand(session, brand.id)
+    segment = await add_segment(session, brand.id)
+    await session.commit()
+    answer = await export_and_run(
+        client, session, base_settings, brand.headers, segment_id=segment.id, fields=["email"]
+    )
+    export = await session.get(Export, uuid.UUID(answer["id"]))
+    assert export is not None
+    export.location = "s3://kinfolk-exports/brand/export.csv"
+    await session.commit()
+    # Nothing listens on port 9 here: the store refuses every connection.
+    settings = base_settings.model_copy(
+        update={"s3_endpoint_url": "http://127.0.0.1:9", "s3_timeout_seconds": 1}
+    )
+    app = build_app(SERVICES, settings, make_runtime(settings, database, redis))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://kinfolk.test") as other:
+        response = await other.get(answer["download_url"])
+    assert (response.status_code, response.json()["error"]) == (503, "ServiceUnavailable")
+    assert "try the link again" in response.json()["detail"]
 
 
 # --- Bad input --------------------------------------------------------------------------------

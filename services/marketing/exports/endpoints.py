@@ -3,6 +3,7 @@ schedules that write the same files to a folder or a bucket on their own."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from services.kernel.auth import StaffPrincipal
 from services.kernel.db import SessionDep
+from services.kernel.errors import ServiceUnavailable
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
 from services.kernel.jobs import enqueue
 from services.kernel.pagination import Page, PageDep
@@ -155,6 +157,7 @@ async def read_export(
         200: {"description": "The file.", "content": {"application/octet-stream": {}}},
         403: {"description": "ExportLinkInvalid, ExportLinkExpired"},
         404: {"description": "ExportNotReady"},
+        503: {"description": "ServiceUnavailable: the S3 store holding the file did not answer"},
     },
 )
 async def download_export(
@@ -182,7 +185,15 @@ async def download_export(
         if not path.is_file():
             raise ExportNotReady("The export's file is no longer there.")
         return FileResponse(path, media_type=media_type, filename=name)
-    stream = storage.open_input(location, settings)
+    try:
+        # Off the event loop: opening an S3 object asks the store (HEAD) and may retry.
+        stream = await asyncio.to_thread(storage.open_input, location, settings)
+    except FileNotFoundError as exc:
+        raise ExportNotReady("The export's file is no longer there.") from exc
+    except OSError as exc:
+        raise ServiceUnavailable(
+            "The store holding the export's file did not answer; try the link again shortly."
+        ) from exc
 
     def chunks() -> Iterator[bytes]:
         with stream:
