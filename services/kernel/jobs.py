@@ -142,8 +142,9 @@ def _arq_coroutine(database: Database, spec: JobSpec) -> Callable[..., Awaitable
                 return await spec.function(session, **kwargs)
         finally:
             # A job may have held a brand's data in memory (a training snapshot, scores): what
-            # it freed goes back to the system, off the loop (see `loops.release_free_memory`).
-            await asyncio.to_thread(release_free_memory)
+            # it freed goes back to the system (see `loops.release_free_memory`). On the loop:
+            # it takes microseconds, and awaited in a thread here it held up the worker's stop.
+            release_free_memory()
 
     run_job.__qualname__ = spec.name
     return run_job
