@@ -42,4 +42,6 @@ async def drain_events(
             handled += batch
         total += handled
         if published == 0 and handled == 0:
+            # As the relay does: what every group has acknowledged leaves the streams.
+            await relay.trimmer.trim_all()
             return total

@@ -28,6 +28,7 @@ from services.kernel.loops import Backoff, sleep_or_stop
 from services.kernel.module import ServiceModule
 from services.kernel.outbox import OUTBOX_TABLE
 from services.kernel.settings import Settings
+from services.kernel.stream_trim import TRIM_INTERVAL_SECONDS, StreamTrimmer
 
 log = structlog.get_logger(__name__)
 
@@ -81,6 +82,7 @@ class Relay:
         self.outboxes: list[tuple[ServiceModule, Table]] = [
             (service, table) for service in services if (table := outbox_of(service)) is not None
         ]
+        self.trimmer = StreamTrimmer.for_services(redis, services)
 
     async def publish_pending(self) -> int:
         """One pass over every outbox; returns how many events were published."""
@@ -144,9 +146,15 @@ class Relay:
         """
         backoff = Backoff()
         log.info("relay.started", services=[s.name for s, _ in self.outboxes])
+        loop = asyncio.get_running_loop()
+        next_trim = loop.time() + TRIM_INTERVAL_SECONDS
         while not stop.is_set():
             try:
                 published = await self.publish_pending()
+                if loop.time() >= next_trim:
+                    # Entries every group has acknowledged leave Redis (see stream_trim.py).
+                    next_trim = loop.time() + TRIM_INTERVAL_SECONDS
+                    await self.trimmer.trim_all()
             except Exception:
                 RELAY_ERRORS.inc()
                 delay = backoff.next_delay()

@@ -656,12 +656,6 @@ async def test_erasure_removes_the_members_posts_and_reviews(
     assert await where_found(session, {"xena": person.strings}, ["community"]) == set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: Redis Streams keep copies of events (member.created/updated with the "
-    "profile) until trimmed at about 1,000,000 entries per stream; nothing removes an erased "
-    "member's entries (docs/operations.md, 'Known gaps')",
-)
 async def test_erasure_leaves_the_members_data_in_no_event_stream(
     client: httpx.AsyncClient,
     runtime: Runtime,
