@@ -27,6 +27,7 @@ from sqlalchemy import func as sql_func
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.db import Database
+from services.kernel.idempotency import IDEMPOTENCY_TABLE
 from services.kernel.loops import Backoff, release_free_memory, sleep_or_stop
 from services.kernel.module import ServiceModule
 from services.kernel.outbox import INBOX_TABLE, OUTBOX_TABLE
@@ -44,6 +45,9 @@ QUEUE_NAME = "kinfolk:jobs"
 # far longer than any redelivery can arrive late, so deduplication never forgets too early.
 OUTBOX_RETENTION = timedelta(days=7)
 INBOX_RETENTION = timedelta(days=30)
+# Stored answers of idempotent writes are kept a week: a client retries within minutes (a day at
+# the most), and an answer holds what the write returned, personal data among it.
+IDEMPOTENCY_RETENTION = timedelta(days=7)
 
 # How long a stopping worker lets running jobs finish before cancelling them. A cancelled job's
 # transaction rolls back and arq runs it again later.
@@ -352,8 +356,23 @@ def purge_inbox_job(table: Table, retention: timedelta = INBOX_RETENTION) -> Job
     return purge_inbox
 
 
+def purge_idempotency_job(
+    table: Table, retention: timedelta = IDEMPOTENCY_RETENTION
+) -> JobFunction:
+    async def purge_idempotency_keys(session: AsyncSession) -> int:
+        """Delete the stored answers of idempotent writes older than the retention; a key used
+        again after that does the work again."""
+        result = await session.execute(
+            delete(table).where(table.c.created_at < sql_func.now() - retention)
+        )
+        return cast(CursorResult[Any], result).rowcount
+
+    return purge_idempotency_keys
+
+
 def kernel_jobs(service: ServiceModule) -> list[JobSpec]:
-    """The cleanup jobs of one service's outbox and inbox, daily at a quiet fixed time (UTC)."""
+    """The cleanup jobs of one service's outbox, inbox and idempotency keys, daily at a quiet
+    fixed time (UTC)."""
     jobs: list[JobSpec] = []
     outbox = _table(service, OUTBOX_TABLE)
     if outbox is not None:
@@ -371,6 +390,15 @@ def kernel_jobs(service: ServiceModule) -> list[JobSpec]:
                 f"{service.name}.kernel.purge_inbox",
                 purge_inbox_job(inbox),
                 cron=Schedule(hour=3, minute=47),
+            )
+        )
+    keys = _table(service, IDEMPOTENCY_TABLE)
+    if keys is not None:
+        jobs.append(
+            JobSpec(
+                f"{service.name}.kernel.purge_idempotency_keys",
+                purge_idempotency_job(keys),
+                cron=Schedule(hour=3, minute=32),
             )
         )
     return jobs

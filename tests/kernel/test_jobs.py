@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.db import Database
+from services.kernel.idempotency import IDEMPOTENCY_TABLE
 from services.kernel.jobs import (
     QUEUE_NAME,
     JobSpec,
@@ -28,6 +29,8 @@ from services.kernel.jobs import (
 from services.kernel.module import ServiceModule
 from services.kernel.outbox import outbox_row
 from services.kernel.settings import Settings
+from services.members.models import IDEMPOTENCY
+from services.registry import SERVICES
 from tests.kernel.eventing import Throwaway, happened, throwaway_service
 
 if TYPE_CHECKING:
@@ -269,3 +272,47 @@ def test_job_names_must_be_unique(thing: Throwaway, base_settings: Settings) -> 
     )
     with pytest.raises(ValueError, match=r"jobtest\.same"):
         build_worker(None, "redis://localhost", [twice], base_settings)  # type: ignore[arg-type]
+
+
+async def test_stored_answers_of_idempotent_writes_are_purged_after_a_week(
+    engine_database: Database,
+) -> None:
+    """Every service with idempotency keys has the daily purge; it keeps the last week's."""
+    scheduled = {
+        job.name.split(".")[0]: job
+        for s in SERVICES
+        for job in kernel_jobs(s)
+        if job.name.endswith(".kernel.purge_idempotency_keys")
+    }
+    assert set(scheduled) == {
+        s.name
+        for s in SERVICES
+        if any(t.name == IDEMPOTENCY_TABLE for t in s.metadata.tables.values())
+    }
+    assert {"members", "rewards", "community", "marketing", "webhooks"} <= set(scheduled)
+    assert scheduled["members"].cron == Schedule(hour=3, minute=32)
+
+    table = IDEMPOTENCY.table
+    brand_id = uuid.uuid4()
+    async with engine_database.unit_of_work() as session:
+        now = (await session.execute(select(func.now()))).scalar_one()
+        for key, age in (("old", 8), ("recent", 6)):
+            await session.execute(
+                insert(table).values(
+                    brand_id=brand_id,
+                    key=key,
+                    request_hash="h",
+                    response_status=201,
+                    response_body=b"{}",
+                    created_at=now - timedelta(days=age),
+                )
+            )
+    try:
+        async with engine_database.unit_of_work() as session:
+            assert await scheduled["members"].function(session) >= 1
+        async with engine_database.unit_of_work() as session:
+            left = await session.scalars(select(table.c.key).where(table.c.brand_id == brand_id))
+            assert list(left) == ["recent"]
+    finally:
+        async with engine_database.unit_of_work() as session:
+            await session.execute(delete(table).where(table.c.brand_id == brand_id))
