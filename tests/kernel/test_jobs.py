@@ -128,9 +128,7 @@ async def test_an_enqueue_with_a_job_id_is_idempotent(
     finally:
         await worker.close()
     # Also after it ran: the kept result still blocks the id.
-    assert await enqueue(test_infra.redis_url, "jobtest.record", job_id="record-once", n=3) == (
-        "record-once"
-    )
+    assert await enqueue(test_infra.redis_url, "jobtest.record", job_id=job_id, n=3) == job_id
     assert [n for _, _, n in await thing.effects_rows(engine_database)] == [1]
 
 
