@@ -5,9 +5,10 @@ the brand's outboxes has reached every consumer group that wants it."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Table, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.consumer import consumer_specs
@@ -48,19 +49,27 @@ async def unhandled(session: AsyncSession, brand_id: uuid.UUID) -> set[Pending]:
     return missing
 
 
-async def published_events(session: AsyncSession, brand_id: uuid.UUID) -> set[uuid.UUID]:
-    """The ids of the brand's outbox rows the relay has marked published."""
+async def outbox_events(
+    session: AsyncSession,
+    brand_id: uuid.UUID,
+    where: Callable[[Table], ColumnElement[bool]] | None = None,
+) -> set[uuid.UUID]:
+    """The ids of the brand's outbox rows, in every service, that `where(outbox)` holds for."""
     found: set[uuid.UUID] = set()
     for service in SERVICES:
         if (table := outbox_of(service)) is not None:
+            condition = where(table) if where is not None else true()
             found |= set(
                 await session.scalars(
-                    select(table.c.id).where(
-                        table.c.brand_id == brand_id, table.c.published_at.is_not(None)
-                    )
+                    select(table.c.id).where(table.c.brand_id == brand_id, condition)
                 )
             )
     return found
+
+
+async def published_events(session: AsyncSession, brand_id: uuid.UUID) -> set[uuid.UUID]:
+    """The ids of the brand's outbox rows the relay has marked published."""
+    return await outbox_events(session, brand_id, lambda t: t.c.published_at.is_not(None))
 
 
 async def check_ledger(session: AsyncSession, brand_id: uuid.UUID) -> None:

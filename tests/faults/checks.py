@@ -17,45 +17,23 @@ from services.community.experiences.models import Booking, BookingStatus
 from services.community.models import Post
 from services.kernel.consumer import STREAM_PREFIX, consumer_specs, dead_letter_stream
 from services.kernel.db import Database
-from services.kernel.relay import outbox_of
 from services.registry import SERVICES
 from services.rewards.models import LedgerEntry, Purchase, Redemption
 from services.webhooks.models import Delivery, DeliveryStatus
 from tests.faults.workload import WEBHOOK_EVENT_TYPES, Load, Receiver
-from tests.invariants import check_ledger, unhandled
+from tests.invariants import check_ledger, outbox_events, unhandled
 
 SETTLE_SECONDS = 120.0
 
 
 async def unpublished(session: AsyncSession, brand_id: uuid.UUID) -> int:
-    """The brand's outbox rows the relay has not published yet."""
-    count = 0
-    for service in SERVICES:
-        if (table := outbox_of(service)) is not None:
-            count += (
-                await session.scalar(
-                    select(func.count())
-                    .select_from(table)
-                    .where(table.c.brand_id == brand_id, table.c.published_at.is_(None))
-                )
-                or 0
-            )
-    return count
+    """How many of the brand's outbox rows the relay has not published yet."""
+    return len(await outbox_events(session, brand_id, lambda t: t.c.published_at.is_(None)))
 
 
 async def webhook_events(session: AsyncSession, brand_id: uuid.UUID) -> set[uuid.UUID]:
     """The ids of the brand's events that its webhook endpoint wants."""
-    found: set[uuid.UUID] = set()
-    for service in SERVICES:
-        if (table := outbox_of(service)) is not None:
-            found |= set(
-                await session.scalars(
-                    select(table.c.id).where(
-                        table.c.brand_id == brand_id, table.c.type.in_(WEBHOOK_EVENT_TYPES)
-                    )
-                )
-            )
-    return found
+    return await outbox_events(session, brand_id, lambda t: t.c.type.in_(WEBHOOK_EVENT_TYPES))
 
 
 async def delivered(session: AsyncSession, load: Load) -> set[uuid.UUID]:
