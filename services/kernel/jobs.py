@@ -370,35 +370,24 @@ def purge_idempotency_job(
     return purge_idempotency_keys
 
 
+# Each kernel table's cleanup: its job's name, the job, and its daily time (UTC).
+_CLEANUPS: tuple[tuple[str, str, Callable[[Table], JobFunction], Schedule], ...] = (
+    (OUTBOX_TABLE, "purge_outbox", purge_outbox_job, Schedule(hour=3, minute=17)),
+    (INBOX_TABLE, "purge_inbox", purge_inbox_job, Schedule(hour=3, minute=47)),
+    (
+        IDEMPOTENCY_TABLE,
+        "purge_idempotency_keys",
+        purge_idempotency_job,
+        Schedule(hour=3, minute=32),
+    ),
+)
+
+
 def kernel_jobs(service: ServiceModule) -> list[JobSpec]:
-    """The cleanup jobs of one service's outbox, inbox and idempotency keys, daily at a quiet
-    fixed time (UTC)."""
-    jobs: list[JobSpec] = []
-    outbox = _table(service, OUTBOX_TABLE)
-    if outbox is not None:
-        jobs.append(
-            JobSpec(
-                f"{service.name}.kernel.purge_outbox",
-                purge_outbox_job(outbox),
-                cron=Schedule(hour=3, minute=17),
-            )
-        )
-    inbox = _table(service, INBOX_TABLE)
-    if inbox is not None:
-        jobs.append(
-            JobSpec(
-                f"{service.name}.kernel.purge_inbox",
-                purge_inbox_job(inbox),
-                cron=Schedule(hour=3, minute=47),
-            )
-        )
-    keys = _table(service, IDEMPOTENCY_TABLE)
-    if keys is not None:
-        jobs.append(
-            JobSpec(
-                f"{service.name}.kernel.purge_idempotency_keys",
-                purge_idempotency_job(keys),
-                cron=Schedule(hour=3, minute=32),
-            )
-        )
-    return jobs
+    """The cleanup jobs of one service's outbox, inbox and idempotency keys (those it has),
+    daily at a quiet fixed time (UTC)."""
+    return [
+        JobSpec(f"{service.name}.kernel.{name}", make(table), cron=schedule)
+        for table_name, name, make, schedule in _CLEANUPS
+        if (table := _table(service, table_name)) is not None
+    ]
