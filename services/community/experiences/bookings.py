@@ -446,6 +446,19 @@ async def cancel_booking(
         raise BookingNotFound(f"You have no booking {booking_id}.")
     booking, row, experience = locked
     check_cancellable(booking, row, now)
+    await _cancel_as_member(session, booking, row, experience, now)
+    return BookingRead.of(booking)
+
+
+async def _cancel_as_member(
+    session: AsyncSession,
+    booking: Booking,
+    row: ExperienceSession,
+    experience: Experience,
+    now: datetime,
+) -> None:
+    """The member's own cancellation: refunded if before the cut-off, and the waitlist moves up
+    into the seats it held."""
     await _end(
         session,
         booking,
@@ -458,7 +471,6 @@ async def cancel_booking(
     )
     await ExperienceRepository(session).flush()
     await promote_waitlist(session, row, experience, now)
-    return BookingRead.of(booking)
 
 
 def check_cancellable(booking: Booking, row: ExperienceSession, now: datetime) -> None:
@@ -577,18 +589,7 @@ async def cancel_booking_of_erased_member(
         or row.starts_at <= now
     ):
         return
-    await _end(
-        session,
-        booking,
-        row,
-        status=BookingStatus.CANCELLED,
-        reason=CancelReason.MEMBER,
-        refund_points=refund_due(booking, row, now),
-        cancelled_by=CancelledBy.MEMBER,
-        now=now,
-    )
-    await ExperienceRepository(session).flush()
-    await promote_waitlist(session, row, experience, now)
+    await _cancel_as_member(session, booking, row, experience, now)
 
 
 # --- Payments (rewards' answers) --------------------------------------------------------------
