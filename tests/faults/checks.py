@@ -20,8 +20,9 @@ from services.kernel.db import Database
 from services.registry import SERVICES
 from services.rewards.models import LedgerEntry, Purchase, Redemption
 from services.webhooks.models import Delivery, DeliveryStatus
-from tests.faults.workload import WEBHOOK_EVENT_TYPES, Load, Receiver
+from tests.faults.workload import WEBHOOK_EVENT_TYPES, Load
 from tests.invariants import check_ledger, outbox_events, unhandled
+from tests.webhooks.receiver import Receiver
 
 SETTLE_SECONDS = 120.0
 
@@ -56,7 +57,9 @@ async def behind(database: Database, load: Load, receiver: Receiver) -> dict[str
             "unpublished events": await unpublished(session, load.brand_id),
             "events a consumer group has not handled": len(await unhandled(session, load.brand_id)),
             "webhooks not delivered": len(events - await delivered(session, load)),
-            "webhooks not received": len({str(e) for e in events} - set(receiver.received)),
+            "webhooks not received": len(
+                {str(e) for e in events} - {a.webhook_id for a in receiver.arrivals}
+            ),
         }
     return {what: count for what, count in found.items() if count}
 

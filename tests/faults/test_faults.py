@@ -34,8 +34,9 @@ from services.kernel.settings import Settings
 from services.members import service as members_service
 from tests.faults.checks import check_everything, settle
 from tests.faults.cluster import Cluster, cluster
-from tests.faults.workload import Load, Receiver
+from tests.faults.workload import Load
 from tests.invariants import unhandled
+from tests.webhooks.receiver import Receiver, receiving
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 
@@ -72,14 +73,15 @@ async def run(deployment: Cluster) -> AsyncIterator[Run]:
     """A new brand on the deployment with its members, perk, session and webhook endpoint."""
     database = Database(deployment.postgres.url, pool_size=2, max_overflow=2)
     redis = Redis.from_url(deployment.redis.url)
-    receiver = Receiver()
-    await receiver.start()
     try:
-        async with database.unit_of_work() as session:
-            brand, key = await members_service.create_brand(session, f"faults-{uuid.uuid4()}")
-        async with httpx.AsyncClient(base_url=deployment.base_url, timeout=30) as client:
+        async with (
+            receiving() as receiver,
+            httpx.AsyncClient(base_url=deployment.base_url, timeout=30) as client,
+        ):
+            async with database.unit_of_work() as session:
+                brand, key = await members_service.create_brand(session, f"faults-{uuid.uuid4()}")
             load = Load(client, key, brand.id)
-            await load.prepare(MemberTokenCodec(Settings(jwt_secret=JWT_SECRET)), receiver.url)
+            await load.prepare(MemberTokenCodec(Settings(jwt_secret=JWT_SECRET)), receiver.url())
             # Rewards and community learn of the members from their events.
             while True:
                 async with database.unit_of_work() as session:
@@ -89,7 +91,6 @@ async def run(deployment: Cluster) -> AsyncIterator[Run]:
             await load.give_points()
             yield Run(load, receiver, database, redis)
     finally:
-        await receiver.stop()
         await redis.aclose()
         await database.dispose()
 

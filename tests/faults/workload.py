@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from aiohttp import web
 
 from services.kernel.auth import MemberTokenCodec
 
@@ -59,34 +58,6 @@ class Answers:
     server_errors: list[str] = field(default_factory=list)  # the 500s: each a bug
     unanswered: list[str] = field(default_factory=list)  # writes given up on
     refused: list[str] = field(default_factory=list)  # final 4xx answers
-
-
-class Receiver:
-    """The brand's CRM: a webhook endpoint that answers 204 and notes each `webhook-id`."""
-
-    def __init__(self) -> None:
-        self.received: Counter[str] = Counter()
-        self._runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def _hook(self, request: web.Request) -> web.Response:
-        await request.read()
-        self.received[request.headers.get("webhook-id", "")] += 1
-        return web.Response(status=204)
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/hook", self._hook)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}/hook"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
 
 class Load:
