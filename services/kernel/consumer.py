@@ -148,6 +148,36 @@ def consumer_specs(services: Iterable[ServiceModule]) -> list[ConsumerSpec]:
     return [spec for service in services for spec in service.consumers]
 
 
+async def apply_new_events(
+    database: Database, spec: ConsumerSpec, events: Sequence[Event]
+) -> set[uuid.UUID]:
+    """Record the events' ids in the group's inbox and hand the new ones to `handle_batch`, in one
+    transaction; returns the ids that were new.
+
+    An id seen twice is new once: the first event takes effect, the second is a duplicate, as
+    when handled one by one. Ids are inserted in sorted order so two consumers inserting
+    overlapping batches cannot deadlock.
+    """
+    inbox = spec.inbox
+    ids = sorted({event.id for event in events})
+    async with database.unit_of_work() as session:
+        columns = [inbox.c.consumer, inbox.c.event_id]
+        inserted = await session.scalars(
+            insert(inbox)
+            .from_select(columns, unnest_rows(columns, [(spec.name, i) for i in ids]))
+            .on_conflict_do_nothing()
+            .returning(inbox.c.event_id)
+        )
+        new = set(inserted)
+        first: dict[uuid.UUID, Event] = {}
+        for event in events:
+            if event.id in new:
+                first.setdefault(event.id, event)
+        if first:
+            await spec.handle_batch(session, list(first.values()))
+    return new
+
+
 class Outcome(enum.Enum):
     HANDLED = "handled"  # the handler ran and committed
     DUPLICATE = "duplicate"  # the inbox already had the event id: acknowledged, nothing run
@@ -374,7 +404,11 @@ class ConsumerRunner:
                 MESSAGES.labels(group=spec.name, outcome=Outcome.SKIPPED.value).inc()
                 settled.add(message_id)
         try:
-            new = await self._apply_many(spec, [event for _, event in batch]) if batch else set()
+            new = (
+                await apply_new_events(self.database, spec, [event for _, event in batch])
+                if batch
+                else set()
+            )
         except Exception as exc:
             log.warning(
                 "consumer.batch_failed",
@@ -391,32 +425,6 @@ class ConsumerRunner:
                 settled.add(message_id)
         done.extend(mid for mid, _ in messages if mid in settled)
         return [message for message in messages if message[0] not in settled]
-
-    async def _apply_many(self, spec: ConsumerSpec, events: Sequence[Event]) -> set[uuid.UUID]:
-        """`_apply` for a batch: one inbox insert for every id, `handle_batch` on the new events.
-
-        Returns the ids that were new. An id seen twice in the batch is new once: the first
-        message takes effect, the second is a duplicate, as when handled one by one. Ids are
-        inserted in sorted order so two consumers inserting overlapping batches cannot deadlock.
-        """
-        inbox = spec.inbox
-        ids = sorted({event.id for event in events})
-        async with self.database.unit_of_work() as session:
-            columns = [inbox.c.consumer, inbox.c.event_id]
-            inserted = await session.scalars(
-                insert(inbox)
-                .from_select(columns, unnest_rows(columns, [(spec.name, i) for i in ids]))
-                .on_conflict_do_nothing()
-                .returning(inbox.c.event_id)
-            )
-            new = set(inserted)
-            first: dict[uuid.UUID, Event] = {}
-            for event in events:
-                if event.id in new:
-                    first.setdefault(event.id, event)
-            if first:
-                await spec.handle_batch(session, list(first.values()))
-        return new
 
     async def _handle(
         self,

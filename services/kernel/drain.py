@@ -1,14 +1,25 @@
 """Run the relay and every consumer until no event is left: what the background workers do
-shortly after a write, done at once. For seeding the demo and for end-to-end tests."""
+shortly after a write, done at once. For seeding the demo and for end-to-end tests.
+
+`apply_unpublished` is the bulk loader's shortcut: the outboxes' events go straight to the few
+consumer groups a load's next step needs, without Redis; the other groups get them from the
+relay later, and the named groups take that second delivery as a duplicate.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Collection, Sequence
+from typing import Any
 
-from services.kernel.consumer import ConsumerRunner
+from sqlalchemy import Row, Table, Text, cast, select
+
+from services.kernel.consumer import ConsumerRunner, ConsumerSpec, apply_new_events
+from services.kernel.db import Database
+from services.kernel.events import parse_event
 from services.kernel.live import LiveConsumerRunner, live_consumer_specs
 from services.kernel.module import ServiceModule
-from services.kernel.relay import Relay
+from services.kernel.relay import Relay, outbox_of
 from services.kernel.runtime import Runtime
 
 # Draining works through a backlog, not a trickle: bigger reads than the workers' own make the
@@ -42,6 +53,70 @@ async def drain_events(
             handled += batch
         total += handled
         if published == 0 and handled == 0:
-            # As the relay does: what every group has acknowledged leaves the streams.
-            await relay.trimmer.trim_all()
-            return total
+            # As the relay does: what every group has acknowledged leaves the streams; an outbox
+            # held back for room goes on once that made some.
+            trimmed = await relay.trimmer.trim_all()
+            if not (relay.held_back and trimmed):
+                return total
+
+
+async def apply_unpublished(
+    database: Database,
+    services: Sequence[ServiceModule],
+    groups: Collection[str],
+    *,
+    batch_size: int = DRAIN_RELAY_BATCH,
+) -> int:
+    """Hand every unpublished outbox event to the consumer groups named in `groups`, as the relay
+    and those groups would, but straight from the outboxes: a batch's events are parsed once,
+    and no stream carries them. For a bulk load whose next step needs a few projections (the
+    simulator's purchases need rewards' accounts) but not the other consumers' work.
+
+    The events stay unpublished: the relay publishes them later for every group, and the named
+    groups, whose inboxes now hold the ids, take them as duplicates. Returns how many events
+    took effect in a group (an event two groups wanted counts twice).
+    """
+    specs = [spec for service in services for spec in service.consumers if spec.name in groups]
+    unknown = set(groups) - {spec.name for spec in specs}
+    if unknown:
+        raise ValueError(f"no consumer group named {', '.join(sorted(unknown))}")
+    applied = 0
+    for service in services:
+        table = outbox_of(service)
+        readers = [spec for spec in specs if service.name in spec.services]
+        if table is None or not readers:
+            continue
+        after: uuid.UUID | None = None
+        while rows := await _unpublished(database, table, after, batch_size):
+            after = rows[-1].id
+            applied += await _apply_rows(database, readers, rows)
+    return applied
+
+
+async def _unpublished(
+    database: Database, table: Table, after: uuid.UUID | None, limit: int
+) -> Sequence[Row[Any]]:
+    query = (
+        select(table.c.id, table.c.type, cast(table.c.payload, Text).label("payload"))
+        .where(table.c.published_at.is_(None))
+        .order_by(table.c.id)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(table.c.id > after)
+    async with database.unit_of_work() as session:
+        return (await session.execute(query)).all()
+
+
+async def _apply_rows(
+    database: Database, readers: Sequence[ConsumerSpec], rows: Sequence[Row[Any]]
+) -> int:
+    events = [
+        parse_event(row.payload) for row in rows if any(spec.wants(row.type) for spec in readers)
+    ]
+    applied = 0
+    for spec in readers:
+        wanted = [event for event in events if spec.wants(event.type)]
+        if wanted:
+            applied += len(await apply_new_events(database, spec, wanted))
+    return applied

@@ -9,6 +9,10 @@ Several relays may run at once (one per container, say): `FOR UPDATE SKIP LOCKED
 row to one of them. Order in a stream follows the outbox ids (time-ordered UUIDs) within a batch;
 across concurrent writers it is the order in which transactions committed and were picked up, so
 consumers must not rely on a strict global order.
+
+A stream is never capped by trimming what a group has not read: while one has
+`stream_max_entries` entries, its outbox waits (back-pressure), and the trimmer
+(`stream_trim.py`) makes room as the groups acknowledge.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import structlog
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 from sqlalchemy import Row, Table, Text, cast, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,11 +46,15 @@ RELAY_ERRORS = Counter(
     "Relay passes that failed on a database or Redis error and were retried after a backoff.",
 )
 
-# Streams are capped so Redis memory stays bounded even if a consumer group is abandoned. The
-# cap is approximate (`~`), which lets Redis trim whole macro nodes cheaply. A million entries is
-# days of traffic for a typical brand: far more than any live consumer lags behind, and the
-# outbox keeps published rows for a week if a replay is ever needed.
-STREAM_MAXLEN = 1_000_000
+# How often the relay trims while it holds an outbox back (else TRIM_INTERVAL_SECONDS).
+HELD_TRIM_INTERVAL_SECONDS = 1.0
+
+HELD_BACK = Gauge(
+    "kinfolk_relay_held_back",
+    "1 while the relay holds a service's outbox back because its stream is full "
+    "(`stream_max_entries`: some consumer group is far behind), else 0.",
+    ["service"],
+)
 
 
 def outbox_of(service: ServiceModule) -> Table | None:
@@ -84,19 +92,47 @@ class Relay:
         ]
         self.trimmer = StreamTrimmer.for_services(redis, services)
 
+        self.held_back: set[str] = set()  # services whose stream was full at the last look
+
     async def publish_pending(self) -> int:
-        """One pass over every outbox; returns how many events were published."""
+        """One pass over every outbox; returns how many events were published. An outbox whose
+        stream is full waits in PostgreSQL (`held_back`) until its groups catch up."""
         total = 0
         for service, table in self.outboxes:
             while True:
-                count = await self._publish_batch(service, table)
+                room = await self._room(service)
+                if room <= 0:
+                    break
+                limit = min(room, self.settings.relay_batch_size)
+                count = await self._publish_batch(service, table, limit)
                 total += count
                 # A short batch: the outbox is drained (or the rest is locked by another relay).
-                if count < self.settings.relay_batch_size:
+                if count < limit:
                     break
         return total
 
-    async def _publish_batch(self, service: ServiceModule, table: Table) -> int:
+    async def _room(self, service: ServiceModule) -> int:
+        """How many more entries the service's stream may take now. A full stream means some
+        group is far behind: capping it (XADD MAXLEN) would drop entries that group never
+        read, so the events wait in the outbox instead, which is what it is for."""
+        room = self.settings.stream_max_entries - int(await self.redis.xlen(service.stream))
+        full = room <= 0
+        if full != (service.name in self.held_back):
+            HELD_BACK.labels(service=service.name).set(int(full))
+            if full:
+                self.held_back.add(service.name)
+                log.warning(
+                    "relay.held_back",
+                    service=service.name,
+                    stream=service.stream,
+                    entries=self.settings.stream_max_entries - room,
+                )
+            else:
+                self.held_back.discard(service.name)
+                log.info("relay.resumed", service=service.name, stream=service.stream)
+        return room
+
+    async def _publish_batch(self, service: ServiceModule, table: Table, limit: int) -> int:
         async with self.database.unit_of_work() as session:
             rows = (
                 await session.execute(
@@ -111,7 +147,7 @@ class Relay:
                     )
                     .where(table.c.published_at.is_(None))
                     .order_by(table.c.id)
-                    .limit(self.settings.relay_batch_size)
+                    .limit(limit)
                     .with_for_update(skip_locked=True)
                 )
             ).all()
@@ -120,12 +156,7 @@ class Relay:
             # MULTI/EXEC: the batch lands in the stream whole or not at all (barring a lost reply).
             async with self.redis.pipeline(transaction=True) as pipe:
                 for row in rows:
-                    pipe.xadd(
-                        service.stream,
-                        stream_fields(row),  # type: ignore[arg-type]
-                        maxlen=STREAM_MAXLEN,
-                        approximate=True,
-                    )
+                    pipe.xadd(service.stream, stream_fields(row))  # type: ignore[arg-type]
                 await pipe.execute()
             await self._mark_published(session, table, [row.id for row in rows])
         # Counted after the commit: a crash before it republishes, and is counted again then.
@@ -147,13 +178,15 @@ class Relay:
         backoff = Backoff()
         log.info("relay.started", services=[s.name for s, _ in self.outboxes])
         loop = asyncio.get_running_loop()
-        next_trim = loop.time() + TRIM_INTERVAL_SECONDS
+        last_trim = loop.time()
         while not stop.is_set():
             try:
                 published = await self.publish_pending()
-                if loop.time() >= next_trim:
-                    # Entries every group has acknowledged leave Redis (see stream_trim.py).
-                    next_trim = loop.time() + TRIM_INTERVAL_SECONDS
+                # Entries every group has acknowledged leave Redis (see stream_trim.py); sooner
+                # while an outbox waits for room.
+                interval = HELD_TRIM_INTERVAL_SECONDS if self.held_back else TRIM_INTERVAL_SECONDS
+                if loop.time() >= last_trim + interval:
+                    last_trim = loop.time()
                     await self.trimmer.trim_all()
             except Exception:
                 RELAY_ERRORS.inc()

@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     # Events.
     relay_batch_size: int = Field(default=500, ge=1)
     relay_idle_seconds: float = 0.2
+    # The relay holds a service's outbox back while its stream has this many entries (every
+    # group behind: a worker down, or a bulk load's backlog), and goes on as the groups catch up
+    # and the stream is trimmed. Redis memory stays bounded, and no entry ever leaves a stream
+    # before every group has acknowledged it.
+    stream_max_entries: int = Field(default=1_000_000, ge=1)
     consumer_max_deliveries: int = Field(default=5, ge=1)
     consumer_retry_after_seconds: float = 5.0
     consumer_batch_size: int = Field(default=100, ge=1)

@@ -10,7 +10,8 @@ published before it. Groups Redis has that no service declares (one a deployment
 are respected too, until someone deletes them. Live groups (`services/kernel/live.py`) deliver
 at most once and only while fresh, so they hold nothing back.
 
-STREAM_MAXLEN still caps a stream whose groups fall behind.
+A stream whose groups fall behind stops growing at `stream_max_entries`: the relay holds its
+outbox back until trimming makes room (`relay.py`).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,11 +17,13 @@ from sqlalchemy import select
 from services.kernel import loops
 from services.kernel.consumer import ConsumerRunner, ConsumerSpec
 from services.kernel.db import Database, service_metadata
+from services.kernel.drain import apply_unpublished, drain_events
 from services.kernel.events import Event, parse_event
 from services.kernel.module import ServiceModule
 from services.kernel.outbox import Outbox
 from services.kernel.relay import Relay
 from services.kernel.settings import Settings
+from tests.conftest import make_runtime
 from tests.kernel.eventing import BRAND, Throwaway, decoded, happened, throwaway_service
 
 
@@ -206,3 +209,112 @@ async def test_services_without_an_outbox_are_skipped(
     relay = Relay(engine_database, redis, [stateless], base_settings)
     assert relay.outboxes == []
     assert await relay.publish_pending() == 0
+
+
+def consumed_by(thing: Throwaway, *groups: str) -> tuple[ServiceModule, list[ConsumerSpec]]:
+    """The throwaway service with consumer groups `relaytest.<name>`, each recording the events
+    it handles as effects of consumer `<name>`."""
+
+    def recorder(name: str) -> Any:
+        async def record(session: Any, event: Event) -> None:
+            await session.execute(
+                thing.effects.insert().values(consumer=name, event_id=event.id, n=event.data.n)  # type: ignore[attr-defined]
+            )
+
+        return record
+
+    specs = [
+        ConsumerSpec(f"relaytest.{name}", ["relaytest"], recorder(name), thing.inbox)
+        for name in groups
+    ]
+    return dataclasses.replace(thing.service, consumers=specs), specs
+
+
+async def test_a_full_stream_holds_its_outbox_back_until_the_group_catches_up(
+    thing: Throwaway, engine_database: Database, redis: Redis, base_settings: Settings
+) -> None:
+    settings = small_batches(base_settings).model_copy(update={"stream_max_entries": 3})
+    events: list[Event] = [happened(n) for n in range(7)]
+    await write(engine_database, thing, events)
+    service, specs = consumed_by(thing, "c")
+    relay = Relay(engine_database, redis, [service], settings)
+    runner = ConsumerRunner(engine_database, redis, specs, settings, "c1")
+    ids = [e.id for e in events]
+
+    assert await runner.process_once() == 0  # the group exists before anything is published
+    assert await relay.publish_pending() == 3  # a batch of 2, then the 1 the stream has room for
+    assert relay.held_back == {"relaytest"}
+    # Full, and the group has read nothing: the rest waits in the outbox, none is dropped.
+    assert await relay.publish_pending() == 0
+    assert await stream_event_ids(redis, thing.stream) == ids[:3]
+
+    assert await runner.process_once() == 3
+    assert await relay.trimmer.trim_all() == 3
+    assert await relay.publish_pending() == 3
+    assert await stream_event_ids(redis, thing.stream) == ids[3:6]
+    assert await runner.process_once() == 3
+    await relay.trimmer.trim_all()
+    assert await relay.publish_pending() == 1
+    assert await runner.process_once() == 1
+    assert relay.held_back == set()
+
+    assert await thing.effects_rows(engine_database) == [("c", i, n) for n, i in enumerate(ids)]
+    async with engine_database.unit_of_work() as session:
+        unpublished = await session.scalars(
+            select(thing.outbox.c.id).where(thing.outbox.c.published_at.is_(None))
+        )
+        assert unpublished.all() == []
+
+
+async def test_draining_goes_on_past_a_full_stream(
+    thing: Throwaway, engine_database: Database, redis: Redis, base_settings: Settings
+) -> None:
+    settings = base_settings.model_copy(update={"stream_max_entries": 3})
+    events: list[Event] = [happened(n) for n in range(8)]
+    await write(engine_database, thing, events)
+    service, _ = consumed_by(thing, "c")
+
+    handled = await drain_events(make_runtime(settings, engine_database, redis), [service])
+
+    assert handled == 8
+    assert await thing.effects_rows(engine_database) == [
+        ("c", e.id, n) for n, e in enumerate(events)
+    ]
+    assert await redis.xlen(thing.stream) == 0  # every entry acknowledged, then trimmed
+
+
+async def test_unpublished_events_reach_the_named_groups_straight_and_the_others_by_the_relay(
+    thing: Throwaway, engine_database: Database, redis: Redis, base_settings: Settings
+) -> None:
+    events: list[Event] = [happened(n) for n in range(3)]
+    await write(engine_database, thing, events)
+    service, _ = consumed_by(thing, "a", "b")
+
+    assert await apply_unpublished(engine_database, [service], {"relaytest.a"}) == 3
+    assert await thing.effects_rows(engine_database) == [
+        ("a", e.id, n) for n, e in enumerate(events)
+    ]
+    assert await redis.exists(thing.stream) == 0  # no stream carried them
+    async with engine_database.unit_of_work() as session:
+        unpublished = await session.scalars(
+            select(thing.outbox.c.id).where(thing.outbox.c.published_at.is_(None))
+        )
+        assert len(unpublished.all()) == 3  # still the relay's to publish, for every group
+
+    # The relay brings them to both groups: the second delivery is a duplicate for the first.
+    assert await drain_events(make_runtime(base_settings, engine_database, redis), [service]) == 6
+    assert await thing.effects_rows(engine_database) == [
+        *[("a", e.id, n) for n, e in enumerate(events)],
+        *[("b", e.id, n) for n, e in enumerate(events)],
+    ]
+    assert await apply_unpublished(engine_database, [service], {"relaytest.a"}) == 0
+
+
+async def test_applying_unpublished_events_to_an_unknown_group_is_refused(
+    thing: Throwaway, engine_database: Database
+) -> None:
+    await write(engine_database, thing, [happened(1)])
+    service, _ = consumed_by(thing, "a")
+    with pytest.raises(ValueError, match=r"no consumer group named relaytest\.nope"):
+        await apply_unpublished(engine_database, [service], {"relaytest.a", "relaytest.nope"})
+    assert await thing.effects_rows(engine_database) == []
