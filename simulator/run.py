@@ -9,18 +9,25 @@ Phases, each committed before the next (and recorded in `state.json` in the run'
              functions (skipped when the brand already has a program); the perks the members
              redeem (simulator/redemptions.py);
 4. members   chunk by chunk through `import_members` (NDJSON, COPY), one transaction a chunk;
-5. events    rewards and the community learn the members from their `member.created` events
-             (every outbox drained in process: `load_history` needs rewards' accounts);
+5. events    rewards and the community learn the members from their `member.created` events,
+             handed straight from the outbox to those two projections (`apply_unpublished`:
+             `load_history` needs rewards' accounts, the content the community's members); the
+             other consumers get the events from the relay, with the rest of the history's;
 6. purchases chunk by chunk through rewards' `load_history`, with the chunk's returns and
              redemptions, one transaction a chunk;
 7. community posts, comments, reactions and follows in chunks of posts through the community's
              `load_posts` (simulator/community.py), one transaction a chunk;
 8. happenings prompts and answers (`load_answers`), experiences with their past and next
              weeks' sessions, bookings, check-ins and reviews (`SessionsReplay`), chunk by chunk
-             (simulator/happenings.py);
-9. settled   the purchases' and the content's own events (tier changes, content points,
-             reputation, milestones) drained in process for small worlds; for large ones they
-             are left to the relay and workers.
+             (simulator/happenings.py).
+
+The chunks of members, purchases, the community, answers and sessions load in `--workers`
+processes side by side (simulator/workers.py); a chunk does not depend on the others of its
+phase.
+9. settled   every event of the load (the members', the purchases' and the content's: tier
+             changes, content points, reputation, milestones, marketing's and the recommender's
+             stores, webhooks) drained in process for small worlds; for large ones they are left
+             to the relay and workers.
 
 A rerun with the same parameters resumes after the last committed chunk. A chunk committed just
 before a crash, whose state was not written, is recognised (its members or orders exist) and
@@ -42,7 +49,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import TypeAdapter
 from rich.console import Console
@@ -59,9 +66,10 @@ from rich.progress import (
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.community.members.projection import MEMBERS_PROJECTION as COMMUNITY_MEMBERS
 from services.demo.members import CATEGORIES
 from services.demo.rewards import PROGRAM, RULES, TIERS
-from services.kernel.drain import drain_events
+from services.kernel.drain import apply_unpublished, drain_events
 from services.kernel.runtime import Runtime
 from services.members import service as members_service
 from services.registry import SERVICES
@@ -69,16 +77,17 @@ from services.rewards.earning import service as earning
 from services.rewards.earning.schemas import CampaignCreate, RuleCreate
 from services.rewards.errors import ProgramNotConfigured
 from services.rewards.ledger import service as ledger
+from services.rewards.ledger.projection import MEMBERS_PROJECTION as REWARDS_MEMBERS
 from services.rewards.ledger.schemas import ProgramSettings
 from services.rewards.tiers import service as tiers_service
 from services.rewards.tiers.schemas import TierCreate
 from simulator import world
-from simulator.chunks import WorldView
+from simulator.chunks import WorldView, load_members_chunk, load_purchases_chunk
 from simulator.community import load_community
 from simulator.happenings import load_happenings
 from simulator.redemptions import configure_perks
 from simulator.truth import Truth, write_truth
-from simulator.workers import Phase, load_chunks
+from simulator.workers import ChunkLoader, load_chunks
 
 STATE_FILE = "state.json"
 STATE_FORMAT = 1
@@ -93,7 +102,10 @@ PHASES = (
     "happenings",
     "settled",
 )
-# Up to this many members, the purchases' events are drained in process too (seconds); past it,
+# The projections the later phases need filled in the events phase: rewards' accounts (for the
+# purchases) and the community's members (for the content).
+PROJECTIONS = frozenset({REWARDS_MEMBERS.name, COMMUNITY_MEMBERS.name})
+# Up to this many members, the load's events are drained in process too (seconds); past it,
 # draining (about 500 messages a second here) would dominate the run.
 SETTLE_MEMBERS = 50_000
 
@@ -450,7 +462,9 @@ class _Run:
         await self._chunked("members", task, progress)
         self.save("members")
 
-    async def _chunked(self, phase: Phase, task: TaskID, progress: Progress) -> None:
+    async def _chunked(
+        self, phase: Literal["members", "purchases"], task: TaskID, progress: Progress
+    ) -> None:
         """Loads the phase's chunks not yet recorded as done (in worker processes when asked),
         recording each as it commits. The state keeps a low-water mark: every chunk below it is
         done; chunks above it that committed before a crash are recognised and skipped."""
@@ -458,19 +472,21 @@ class _Run:
         first = getattr(self.state, mark)
         finished: set[int] = set()
         loaded_members = self._loaded(first)
-        currency = ""
+        loader: ChunkLoader = load_members_chunk
+        args: tuple[str, ...] = ()
         if phase == "purchases":
             async with self.runtime.database.unit_of_work() as session:
                 # The brand's currency: with --append, an existing program may not be the demo's.
-                currency = (await ledger.program_for(session, self.brand_id)).currency
+                args = ((await ledger.program_for(session, self.brand_id)).currency,)
+            loader = load_purchases_chunk
         async for chunk, loaded in load_chunks(
-            phase,
+            loader,
             self.runtime.database,
             self.view,
             self.brand_id,
             range(first, self.params.chunks),
             workers=self.request.workers,
-            currency=currency,
+            args=args,
         ):
             finished.add(chunk)
             while getattr(self.state, mark) in finished:
@@ -480,7 +496,9 @@ class _Run:
             if phase == "members":
                 self.state.counts["members"] = self._loaded(self.state.members_chunks)
             else:
-                self.state.counts["purchases"] = self.state.counts.get("purchases", 0) + loaded
+                self.state.counts["purchases"] = (
+                    self.state.counts.get("purchases", 0) + loaded["purchases"]
+                )
             self.save()
             progress.update(task, completed=loaded_members)
 
@@ -490,11 +508,11 @@ class _Run:
     async def _events(self, progress: Progress) -> None:
         if self.done("events"):
             return
-        # Every outbox is drained (other brands' events too): what the relay and the workers
-        # would do in the background, done now so the projections know every member before
-        # their purchases arrive.
+        # Only the projections the next phases read, straight from the outboxes (other brands'
+        # unpublished events too): a million members' events through every consumer group
+        # would take most of the run.
         task = progress.add_task("events", total=None)
-        self.events += await drain_events(self.runtime, SERVICES, "simulate")
+        self.events += await apply_unpublished(self.runtime.database, SERVICES, PROJECTIONS)
         progress.update(task, total=self.events, completed=self.events)
         self.save("events")
 
@@ -509,7 +527,12 @@ class _Run:
             progress.update(task, completed=done, total=total)
 
         counts = await load_community(
-            self.runtime, self.params, self.view.members, self.brand_id, advance
+            self.runtime,
+            self.params,
+            self.view.members,
+            self.brand_id,
+            advance,
+            workers=self.request.workers,
         )
         self.state.counts["posts"] = counts.posts
         self.state.counts["comments"] = counts.comments
@@ -523,7 +546,13 @@ class _Run:
         if self.done("happenings"):
             return
         task = progress.add_task("happenings", total=None)
-        counts = await load_happenings(self.runtime, self.params, self.view.members, self.brand_id)
+        counts = await load_happenings(
+            self.runtime,
+            self.params,
+            self.view.members,
+            self.brand_id,
+            workers=self.request.workers,
+        )
         for kind in ("prompts", "answers", "sessions", "upcoming_sessions", "confirmed"):
             self.state.counts[kind] = getattr(counts, kind)
         progress.update(task, total=counts.answers, completed=counts.answers)
