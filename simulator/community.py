@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,6 +48,8 @@ from services.kernel.db import Database
 from services.kernel.runtime import Runtime
 from services.members import service as members_service
 from simulator import world
+from simulator.chunks import WorldView
+from simulator.workers import load_chunks
 
 CHUNK_POSTS = 5_000
 FOLLOWS_PER_READER = 3.0
@@ -326,11 +329,18 @@ class CommunityWorld:
     plan: world.CommunityPlan
     follows: FollowPlan
     ordinals: world.I64
+    _parts: dict[int, list[Chunk]] = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(cls, params: world.WorldParams, members: world.Members) -> CommunityWorld:
         plan = world.community(params, members)
         return cls(params, plan, follows(params, members), _category_ordinals(plan.post_category))
+
+    def parts(self, chunk_posts: int = CHUNK_POSTS) -> list[Chunk]:
+        """The chunks of `chunk_posts` posts (`chunks`), made once."""
+        if chunk_posts not in self._parts:
+            self._parts[chunk_posts] = chunks(self.plan, self.follows, chunk_posts)
+        return self._parts[chunk_posts]
 
     def members_of(self, chunk: Chunk) -> world.I64:
         """The member indexes a chunk names."""
@@ -466,6 +476,22 @@ async def load_community_chunk(
     return CommunityCounts(*sizes, len(content.follows), report.events, report.held, 1, 0)
 
 
+def community_of(view: WorldView) -> CommunityWorld:
+    return CommunityWorld.of(view.params, view.members)
+
+
+async def _load_part(
+    database: Database, view: WorldView, brand_id: uuid.UUID, part: int, args: tuple[Any, ...]
+) -> dict[str, int]:
+    """`load_community_chunk` as a worker process runs it: the part-th chunk of `args[0]` posts."""
+    (chunk_posts,) = args
+    community = view.plan(community_of)
+    counts = await load_community_chunk(
+        database, community, brand_id, community.parts(chunk_posts)[part]
+    )
+    return asdict(counts)
+
+
 async def load_community(
     runtime: Runtime,
     params: world.WorldParams,
@@ -473,17 +499,30 @@ async def load_community(
     brand_id: uuid.UUID,
     progress_callback: ProgressCallback | None = None,
     *,
-    chunk_posts: int = CHUNK_POSTS,
+    chunk_posts: int | None = None,  # default: CHUNK_POSTS
+    workers: int = 1,
 ) -> CommunityCounts:
     """Loads the world's posts, comments, reactions and follows into the brand (whose members
-    must be loaded and known to the community), chunk by chunk in time order, each in its own
-    transaction; chunks loaded before are skipped. The events are left in the community's
-    outbox for the consumers (drain them, or let the relay and workers deliver them)."""
-    community = CommunityWorld.of(params, members)
+    must be loaded and known to the community), chunk by chunk, each in its own transaction, in
+    `workers` processes side by side (in time order with one); chunks loaded before are
+    skipped. The events are left in the community's outbox for the consumers (drain them, or let
+    the relay and workers deliver them)."""
+    chunk_posts = chunk_posts or CHUNK_POSTS
+    view = WorldView.of(params, members)
+    community = view.plan(community_of)
+    parts = community.parts(chunk_posts)
     total = len(community.plan.post_author)
     counts = NO_COUNTS
-    for chunk in chunks(community.plan, community.follows, chunk_posts):
-        counts += await load_community_chunk(runtime.database, community, brand_id, chunk)
+    async for _, loaded in load_chunks(
+        _load_part,
+        runtime.database,
+        view,
+        brand_id,
+        range(len(parts)),
+        workers=workers,
+        args=(chunk_posts,),
+    ):
+        counts += CommunityCounts(**loaded)
         if progress_callback is not None:
-            progress_callback(chunk.high, total)
+            progress_callback(counts.posts, total)
     return counts

@@ -25,11 +25,12 @@ driven by their hidden tastes; and loading them through the community service's 
 
 **Loading** (`load_happenings`), in chunks, each committed on its own and recognised when a rerun
 finds it loaded (so nothing is loaded twice): the prompts (staff writing each the day before it
-opens: `prompts.service.create_prompt`), the answers (`prompts.bulk.load_answers`, COPY: hundreds
-of thousands at a million members), the experiences (staff: `experiences.service
+opens: `prompts.service.create_prompt`), the answers (`prompts.bulk.load_answers`, COPY:
+hundreds of thousands at a million members), the experiences (staff: `experiences.service
 .create_experience`), then the sessions with everything that happens on them, step by step at
 each step's moment through `experiences.bulk.SessionsReplay` (the online rules: capacity, the
-waitlist moving up, the check-in window; COPY at the end of each chunk).
+waitlist moving up, the check-in window; COPY at the end of each chunk). The chunks of answers,
+and of sessions, do not depend on each other: worker processes load them side by side when asked.
 Every happening is at or before the end of the last simulated day; sessions after it are only
 scheduled and booked. A refusal (which would be a bug here) raises, and its chunk writes nothing.
 """
@@ -82,9 +83,12 @@ from services.demo.members import CATEGORIES
 from services.demo.members import TIME_ZONES as PLACES
 from services.kernel.auth import Scope, StaffPrincipal
 from services.kernel.clock import utcnow
+from services.kernel.db import Database
 from services.kernel.pagination import PageRequest
 from services.kernel.runtime import Runtime
 from services.members import service as members_service
+from simulator.chunks import WorldView
+from simulator.workers import ChunkLoader, load_chunks
 from simulator.world import (
     CATEGORY_SHARE,
     I8,
@@ -613,20 +617,79 @@ async def _member_ids(
     return {i: found[external_id(params.seed, i)] for i in wanted}
 
 
+def prompts_of(view: WorldView) -> PromptPlan:
+    return plan_prompts(view.params, view.members)
+
+
+def experiences_of(view: WorldView) -> ExperiencePlan:
+    return plan_experiences(view.params, view.members)
+
+
 async def load_happenings(
-    runtime: Runtime, params: WorldParams, members: Members, brand_id: uuid.UUID
+    runtime: Runtime,
+    params: WorldParams,
+    members: Members,
+    brand_id: uuid.UUID,
+    *,
+    workers: int = 1,
 ) -> HappeningsCounts:
     """Loads the world's prompts, answers, experiences and sessions into the brand (whose
-    members must be loaded and known to the community), one chunk per transaction. A rerun
-    skips the chunks already there."""
+    members must be loaded and known to the community), one chunk per transaction; the chunks
+    of answers and of sessions in `workers` processes side by side. A rerun skips the chunks
+    already there."""
     counts = HappeningsCounts()
-    prompt_plan = plan_prompts(params, members)
-    prompt_ids = await _load_prompts(runtime, params, prompt_plan, brand_id, counts)
-    await _load_answers(runtime, params, prompt_plan, prompt_ids, brand_id, counts)
-    plan = plan_experiences(params, members)
+    view = WorldView.of(params, members)
+    prompt_ids = await _load_prompts(runtime, params, view.plan(prompts_of), brand_id, counts)
+    await _load_parts(
+        runtime,
+        view,
+        brand_id,
+        counts,
+        _answers_part,
+        len(view.plan(prompts_of).answer_at),
+        (ANSWER_CHUNK, tuple(prompt_ids)),
+        workers,
+    )
+    plan = view.plan(experiences_of)
     experience_ids = await _load_experiences(runtime, params, plan, brand_id, counts)
-    await _load_sessions(runtime, params, plan, experience_ids, brand_id, counts)
+    sessions = len(plan.session_starts_at)
+    counts.sessions = sessions
+    counts.upcoming_sessions = int((plan.session_starts_at >= params.days * SECONDS_PER_DAY).sum())
+    await _load_parts(
+        runtime,
+        view,
+        brand_id,
+        counts,
+        _sessions_part,
+        sessions,
+        (SESSION_CHUNK, tuple(experience_ids)),
+        workers,
+    )
     return counts
+
+
+async def _load_parts(
+    runtime: Runtime,
+    view: WorldView,
+    brand_id: uuid.UUID,
+    counts: HappeningsCounts,
+    loader: ChunkLoader,
+    rows: int,
+    args: tuple[int, tuple[uuid.UUID, ...]],
+    workers: int,
+) -> None:
+    """The `rows` answers or sessions in chunks of `args[0]`, added up into `counts`."""
+    async for _, loaded in load_chunks(
+        loader,
+        runtime.database,
+        view,
+        brand_id,
+        range(-(-rows // args[0])),
+        workers=workers,
+        args=args,
+    ):
+        for kind, count in loaded.items():
+            setattr(counts, kind, getattr(counts, kind) + count)
 
 
 async def _load_prompts(
@@ -666,47 +729,40 @@ async def _load_prompts(
     return ids
 
 
-async def _load_answers(
-    runtime: Runtime,
-    params: WorldParams,
-    plan: PromptPlan,
-    prompt_ids: list[uuid.UUID],
-    brand_id: uuid.UUID,
-    counts: HappeningsCounts,
-) -> None:
-    total = len(plan.answer_at)
-    for low in range(0, total, ANSWER_CHUNK):
-        high = min(low + ANSWER_CHUNK, total)
-        async with runtime.database.unit_of_work() as session:
-            ids = await _member_ids(
-                session, params, brand_id, plan.answer_member[low:high].tolist()
-            )
-            last = high - 1
-            if await has_answered(
-                session,
-                prompt_ids[int(plan.answer_prompt[last])],
-                ids[int(plan.answer_member[last])],
-            ):
-                counts.chunks_skipped += 1
-            else:
-                report = await load_answers(
-                    session,
-                    brand_id,
-                    [
-                        HistoricAnswer(
-                            prompt_id=prompt_ids[int(plan.answer_prompt[row])],
-                            member_id=ids[int(plan.answer_member[row])],
-                            answered_at=_moment(params, int(plan.answer_at[row])),
-                            post=PostCreate(
-                                body=answer_body(plan, row),
-                                tags=[CATEGORIES[int(plan.category[plan.answer_prompt[row]])]],
-                            ),
-                        )
-                        for row in range(low, high)
-                    ],
+async def _answers_part(
+    database: Database, view: WorldView, brand_id: uuid.UUID, part: int, args: tuple[Any, ...]
+) -> dict[str, int]:
+    """The part-th chunk of `args[0]` answers, to the prompts `args[1]` (in plan order)."""
+    size, prompt_ids = args
+    params, plan = view.params, view.plan(prompts_of)
+    low = part * size
+    high = min(low + size, len(plan.answer_at))
+    async with database.unit_of_work() as session:
+        ids = await _member_ids(session, params, brand_id, plan.answer_member[low:high].tolist())
+        last = high - 1
+        if await has_answered(
+            session,
+            prompt_ids[int(plan.answer_prompt[last])],
+            ids[int(plan.answer_member[last])],
+        ):
+            return {"answers": high - low, "chunks_skipped": 1}
+        report = await load_answers(
+            session,
+            brand_id,
+            [
+                HistoricAnswer(
+                    prompt_id=prompt_ids[int(plan.answer_prompt[row])],
+                    member_id=ids[int(plan.answer_member[row])],
+                    answered_at=_moment(params, int(plan.answer_at[row])),
+                    post=PostCreate(
+                        body=answer_body(plan, row),
+                        tags=[CATEGORIES[int(plan.category[plan.answer_prompt[row]])]],
+                    ),
                 )
-                counts.answers_held += report.held
-        counts.answers += high - low
+                for row in range(low, high)
+            ],
+        )
+    return {"answers": high - low, "answers_held": report.held}
 
 
 async def _load_experiences(
@@ -746,68 +802,64 @@ async def _load_experiences(
     return ids
 
 
-async def _load_sessions(
-    runtime: Runtime,
-    params: WorldParams,
-    plan: ExperiencePlan,
-    experience_ids: list[uuid.UUID],
-    brand_id: uuid.UUID,
-    counts: HappeningsCounts,
-) -> None:
+async def _sessions_part(
+    database: Database, view: WorldView, brand_id: uuid.UUID, part: int, args: tuple[Any, ...]
+) -> dict[str, int]:
+    """The part-th chunk of `args[0]` sessions, with what happened on them, of the experiences
+    `args[1]` (in plan order); counts their bookings by status, check-ins and reviews."""
+    size, experience_ids = args
+    params, plan = view.params, view.plan(experiences_of)
     sessions = len(plan.session_starts_at)
     first_booking = np.searchsorted(plan.booking_session, np.arange(sessions + 1))
-    end = params.days * SECONDS_PER_DAY
-    counts.sessions = sessions
-    counts.upcoming_sessions = int((plan.session_starts_at >= end).sum())
-    for low in range(0, sessions, SESSION_CHUNK):
-        high = min(low + SESSION_CHUNK, sessions)
-        async with runtime.database.unit_of_work() as session:
-            last = await experiences_bulk.find_session(
-                session,
-                experience_ids[int(plan.session_experience[high - 1])],
-                _moment(params, int(plan.session_starts_at[high - 1])),
-            )
-            rows: list[uuid.UUID] = []
-            if last is not None:
-                counts.chunks_skipped += 1
-                for s in range(low, high):
-                    found = await experiences_bulk.find_session(
-                        session,
-                        experience_ids[int(plan.session_experience[s])],
-                        _moment(params, int(plan.session_starts_at[s])),
-                    )
-                    assert found is not None  # a chunk commits whole
-                    rows.append(found.id)
-            else:
-                replay = SessionsReplay(await _staff(session, brand_id))
-                booked = slice(int(first_booking[low]), int(first_booking[high]))
-                ids = await _member_ids(
-                    session, params, brand_id, plan.booking_member[booked].tolist()
+    low = part * size
+    high = min(low + size, sessions)
+    skipped = 0
+    async with database.unit_of_work() as session:
+        last = await experiences_bulk.find_session(
+            session,
+            experience_ids[int(plan.session_experience[high - 1])],
+            _moment(params, int(plan.session_starts_at[high - 1])),
+        )
+        rows: list[uuid.UUID] = []
+        if last is not None:
+            skipped = 1
+            for s in range(low, high):
+                found = await experiences_bulk.find_session(
+                    session,
+                    experience_ids[int(plan.session_experience[s])],
+                    _moment(params, int(plan.session_starts_at[s])),
                 )
-                acting = await CommunityMemberRepository(session).many(brand_id, list(ids.values()))
-                used = {int(plan.session_experience[s]) for s in range(low, high)}
-                catalog = {
-                    e: await get_experience(session, brand_id, experience_ids[e]) for e in used
-                }
-                for s in range(low, high):
-                    rows.append(
-                        _replay_session(
-                            replay,
-                            params,
-                            plan,
-                            s,
-                            catalog,
-                            range(int(first_booking[s]), int(first_booking[s + 1])),
-                            {i: acting[m] for i, m in ids.items()},
-                        )
+                assert found is not None  # a chunk commits whole
+                rows.append(found.id)
+        else:
+            replay = SessionsReplay(await _staff(session, brand_id))
+            booked = slice(int(first_booking[low]), int(first_booking[high]))
+            ids = await _member_ids(session, params, brand_id, plan.booking_member[booked].tolist())
+            acting = await CommunityMemberRepository(session).many(brand_id, list(ids.values()))
+            used = {int(plan.session_experience[s]) for s in range(low, high)}
+            catalog = {e: await get_experience(session, brand_id, experience_ids[e]) for e in used}
+            for s in range(low, high):
+                rows.append(
+                    _replay_session(
+                        replay,
+                        params,
+                        plan,
+                        s,
+                        catalog,
+                        range(int(first_booking[s]), int(first_booking[s + 1])),
+                        {i: acting[m] for i, m in ids.items()},
                     )
-                await replay.write(session)
-            tally = await experiences_bulk.tally(session, rows)
-        counts.confirmed += tally.confirmed
-        counts.waitlisted += tally.waitlisted
-        counts.cancelled += tally.cancelled
-        counts.check_ins += tally.checked_in
-        counts.reviews += tally.reviews
+                )
+            await replay.write(session)
+        tally = await experiences_bulk.tally(session, rows)
+    return {
+        "confirmed": tally.confirmed,
+        "waitlisted": tally.waitlisted,
+        "cancelled": tally.cancelled,
+        "check_ins": tally.checked_in,
+        "reviews": tally.reviews,
+        "chunks_skipped": skipped,
+    }
 
 
 def _replay_session(

@@ -6,7 +6,8 @@ that many times faster. Chunks are dealt round robin; each worker makes the worl
 (they are deterministic), opens its own connection, commits chunk by chunk and reports each chunk
 on a queue. The simulating process records progress as reports arrive, in any order.
 
-With one worker the chunks load in the simulating process itself, through the same functions.
+A phase names its chunk loader: a module-level function, so that a spawned process finds it by
+name. With one worker the chunks load in the simulating process itself, through the same loader.
 """
 
 from __future__ import annotations
@@ -16,19 +17,19 @@ import multiprocessing
 import queue
 import traceback
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from services.kernel.db import Database
 from simulator import world
-from simulator.chunks import (
-    WorldView,
-    load_members_chunk,
-    load_purchases_chunk,
-)
+from simulator.chunks import WorldView
 
-Phase = Literal["members", "purchases"]
+# What one chunk loaded, by kind ("members", "posts", ...): summed by the phase.
+Loaded = dict[str, int]
+# Loads chunk `chunk` of a phase in its own transaction (or recognises it as loaded before).
+# `args` is whatever else the phase's chunks share (picklable: it crosses into the workers).
+ChunkLoader = Callable[[Database, WorldView, uuid.UUID, int, tuple[Any, ...]], Awaitable[Loaded]]
 # How long the simulating process waits on the queue before it checks that the workers live.
 _POLL_SECONDS = 1.0
 
@@ -41,30 +42,23 @@ class WorkerFailed(RuntimeError):
 class Job:
     """What one worker process loads (picklable: it crosses into a spawned process)."""
 
-    phase: Phase
+    loader: ChunkLoader
     database_url: str
     params: dict[str, Any]
     brand_id: str
-    currency: str
+    args: tuple[Any, ...]
     chunks: tuple[int, ...]
-
-
-async def _load(
-    job: Job, view: WorldView, database: Database, chunk: int
-) -> int:  # one chunk, whichever process runs it
-    brand_id = uuid.UUID(job.brand_id)
-    if job.phase == "members":
-        return await load_members_chunk(database, view, brand_id, chunk)
-    return await load_purchases_chunk(database, view, brand_id, job.currency, chunk)
 
 
 async def _work(job: Job, reports: multiprocessing.Queue[tuple[Any, ...]]) -> None:
     view = WorldView.of(world.WorldParams.from_json(job.params))
     database = Database(job.database_url, pool_size=1, max_overflow=0)
+    brand_id = uuid.UUID(job.brand_id)
     chunk = -1
     try:
         for chunk in job.chunks:
-            reports.put(("done", chunk, await _load(job, view, database, chunk)))
+            loaded = await job.loader(database, view, brand_id, chunk, job.args)
+            reports.put(("done", chunk, loaded))
     except BaseException:
         reports.put(("failed", chunk, traceback.format_exc()))
         raise
@@ -77,32 +71,33 @@ def _worker_main(job: Job, reports: multiprocessing.Queue[tuple[Any, ...]]) -> N
 
 
 async def load_chunks(
-    phase: Phase,
+    loader: ChunkLoader,
     database: Database,
     view: WorldView,
     brand_id: uuid.UUID,
     chunks: Sequence[int],
     *,
     workers: int,
-    currency: str = "",
-) -> AsyncIterator[tuple[int, int]]:
-    """Loads `chunks`; yields (chunk, loaded) as each one commits, in the order they finish."""
-
-    def job_for(share: Sequence[int], url: str) -> Job:
-        return Job(phase, url, view.params.to_json(), str(brand_id), currency, tuple(share))
-
+    args: tuple[Any, ...] = (),
+) -> AsyncIterator[tuple[int, Loaded]]:
+    """Loads `chunks`; yields (chunk, what it loaded) as each one commits, in the order they
+    finish (chunk order with one worker)."""
     if workers <= 1 or len(chunks) <= 1:
-        job = job_for(chunks, database.url)
         for chunk in chunks:
-            yield chunk, await _load(job, view, database, chunk)
+            yield chunk, await loader(database, view, brand_id, chunk, args)
         return
 
     context = multiprocessing.get_context("spawn")  # no inherited event loop or connections
     reports: multiprocessing.Queue[tuple[Any, ...]] = context.Queue()
-    shares = [list(chunks[k::workers]) for k in range(min(workers, len(chunks)))]
+    shares = [tuple(chunks[k::workers]) for k in range(min(workers, len(chunks)))]
     processes = [
         context.Process(
-            target=_worker_main, args=(job_for(share, database.url), reports), daemon=True
+            target=_worker_main,
+            args=(
+                Job(loader, database.url, view.params.to_json(), str(brand_id), args, share),
+                reports,
+            ),
+            daemon=True,
         )
         for share in shares
     ]
@@ -114,7 +109,7 @@ async def load_chunks(
             report = await asyncio.to_thread(_next_report, reports, processes)
             kind, chunk, value = report
             if kind == "failed":
-                raise WorkerFailed(f"{phase} chunk {chunk} failed in a worker:\n{value}")
+                raise WorkerFailed(f"chunk {chunk} failed in a worker:\n{value}")
             left -= 1
             yield chunk, value
     finally:

@@ -210,6 +210,8 @@ async def test_a_rerun_skips_the_chunks_loaded_and_the_consumers_act(
         members: world.Members,
         brand_id: uuid.UUID,
         progress: Callable[[int, int], None] | None = None,
+        *,
+        workers: int = 1,
     ) -> CommunityCounts:
         """The simulation's community phase, in chunks of 10 posts, crashing after the second
         chunk the first time."""
@@ -224,7 +226,7 @@ async def test_a_rerun_skips_the_chunks_loaded_and_the_consumers_act(
                 raise Crash
 
         counts = await load_community(
-            runtime, params, members, brand_id, advance, chunk_posts=CHUNK_POSTS
+            runtime, params, members, brand_id, advance, chunk_posts=CHUNK_POSTS, workers=workers
         )
         runs.append((counts, seen))
         return counts

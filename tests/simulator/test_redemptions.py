@@ -170,13 +170,13 @@ async def test_a_chunk_loads_with_its_redemptions_and_returns_into_a_ledger_that
         ]
     assert len(made) == len(redemptions.PERKS)
     assert sum(1 for perk in made if perk.tier_ids) == 2
-    await load_members_chunk(database, view, brand.id, 0)
+    await load_members_chunk(database, view, brand.id, 0, ())
     async with database.unit_of_work() as session:
         await _learn_members(session, brand.id)
-    loaded = await load_purchases_chunk(database, view, brand.id, "EUR", 0)
+    loaded = await load_purchases_chunk(database, view, brand.id, 0, ("EUR",))
     batch = world.purchases(params, view.members, view.catalog, 0, view.lift)
     plan = redemptions.chunk_intents(params, view.members, batch)
-    assert loaded == len(batch)
+    assert loaded == {"purchases": len(batch)}
 
     async with database.unit_of_work() as session:
         returns = await session.scalar(
@@ -248,7 +248,7 @@ async def test_a_chunk_loads_with_its_redemptions_and_returns_into_a_ledger_that
         assert all(d["available"] >= 0 for d in debits if d["kind"] != EntryKind.REVERSE)
 
     # The chunk again: found loaded, nothing loaded twice.
-    assert await load_purchases_chunk(database, view, brand.id, "EUR", 0) == loaded
+    assert await load_purchases_chunk(database, view, brand.id, 0, ("EUR",)) == loaded
     async with database.unit_of_work() as session:
         again = await session.scalar(
             select(func.count()).select_from(Redemption).where(Redemption.brand_id == brand.id)

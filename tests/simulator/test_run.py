@@ -14,7 +14,10 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
+from services.community.experiences.models import Booking, ExperienceSession
 from services.community.members.repository import CommunityMemberRepository
+from services.community.models import Post
+from services.community.social.models import Follow
 from services.kernel.db import Database
 from services.kernel.runtime import Runtime
 from services.kernel.settings import Settings
@@ -22,7 +25,7 @@ from services.members import service as members_service
 from services.rewards.ledger import service as ledger
 from services.rewards.models import Account, Purchase, Tier
 from services.rewards.tiers import service as tiers_service
-from simulator import world
+from simulator import community, happenings, world
 from simulator.run import (
     STATE_FILE,
     Request,
@@ -160,10 +163,40 @@ async def _loaded_world(runtime: Runtime, brand_id: uuid.UUID) -> dict[str, Any]
         }
 
 
+async def _loaded_content(runtime: Runtime, brand_id: uuid.UUID) -> dict[str, Any]:
+    """The community a load left, without database ids: posts with their counters, follows,
+    and each session's bookings by status."""
+    async with runtime.database.unit_of_work() as session:
+        posts = await session.execute(
+            select(
+                Post.body, Post.created_at, Post.status, Post.comment_count, Post.reaction_count
+            ).where(Post.brand_id == brand_id)
+        )
+        follows = await session.scalar(
+            select(func.count()).select_from(Follow).where(Follow.brand_id == brand_id)
+        )
+        bookings = await session.execute(
+            select(ExperienceSession.starts_at, Booking.status, func.count())
+            .join(ExperienceSession, ExperienceSession.id == Booking.session_id)
+            .where(Booking.brand_id == brand_id)
+            .group_by(ExperienceSession.starts_at, Booking.status)
+        )
+        return {
+            "posts": sorted(tuple(row) for row in posts),
+            "follows": follows,
+            "bookings": sorted(tuple(row) for row in bookings),
+        }
+
+
 async def test_worker_processes_load_the_same_world_as_one_process(
-    committed: tuple[Runtime, list[uuid.UUID]], tmp_path: Path
+    committed: tuple[Runtime, list[uuid.UUID]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runtime, brands = committed
+    # Small chunks, so that two processes share every chunked phase (a worker process takes
+    # the sizes from the simulating one).
+    monkeypatch.setattr(community, "CHUNK_POSTS", 4)
+    monkeypatch.setattr(happenings, "ANSWER_CHUNK", 3)
+    monkeypatch.setattr(happenings, "SESSION_CHUNK", 1)
     alone = await simulate(runtime, _request(tmp_path, out=tmp_path / "alone", days=20))
     brands.append(alone.brand_id)
     # Two processes deal the three chunks between them and commit them in any order.
@@ -177,5 +210,10 @@ async def test_worker_processes_load_the_same_world_as_one_process(
     assert await _loaded_world(runtime, side_by_side.brand_id) == await _loaded_world(
         runtime, alone.brand_id
     )
+    assert side_by_side.content == alone.content
+    content = await _loaded_content(runtime, alone.brand_id)
+    assert await _loaded_content(runtime, side_by_side.brand_id) == content
+    assert len(content["posts"]) > 2 * 4
+    assert len(content["bookings"]) > 2
     state = json.loads((tmp_path / "two" / STATE_FILE).read_text())
     assert (state["members_chunks"], state["purchase_chunks"]) == (3, 3)

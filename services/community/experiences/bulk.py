@@ -309,7 +309,8 @@ class SessionsReplay:
         for review in self.reviews:
             counts[review.experience_id] += 1
             totals[review.experience_id] += review.rating
-        for experience_id, count in counts.items():
+        # In id order: replays side by side lock shared experiences in one order (no deadlock).
+        for experience_id, count in sorted(counts.items()):
             await repository.add_reviews_to_rating(experience_id, count, totals[experience_id])
         events = await OUTBOX.copy_many(session, self.events)
         return ReplayReport(

@@ -294,7 +294,8 @@ class PromptRepository:
     async def count_answers(self, counts: dict[uuid.UUID, int]) -> None:
         """Adds each prompt's new answers to its `answer_count`, as `count_answer` does one by
         one."""
-        for prompt_id, count in counts.items():
+        # In id order: loads side by side lock shared prompts in one order, never deadlocking.
+        for prompt_id, count in sorted(counts.items()):
             await self.session.execute(
                 update(Prompt)
                 .where(Prompt.id == prompt_id)
