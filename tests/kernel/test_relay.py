@@ -54,6 +54,14 @@ async def write_then_fail(database: Database, thing: Throwaway, event: Event) ->
         raise RuntimeError("rolled back")
 
 
+async def unpublished_ids(database: Database, thing: Throwaway) -> list[uuid.UUID]:
+    async with database.unit_of_work() as session:
+        found = await session.scalars(
+            select(thing.outbox.c.id).where(thing.outbox.c.published_at.is_(None))
+        )
+        return list(found)
+
+
 async def stream_event_ids(redis: Redis, stream: str) -> list[uuid.UUID]:
     return [uuid.UUID(fields[b"event_id"].decode()) for _, fields in await redis.xrange(stream)]
 
@@ -84,11 +92,7 @@ async def test_committed_events_reach_the_stream_in_order_with_exact_fields(
             "subject_id": "" if event.subject_id is None else str(subject),
         }
         assert parse_event(payload) == event
-    async with engine_database.unit_of_work() as session:
-        unpublished = await session.execute(
-            select(thing.outbox.c.id).where(thing.outbox.c.published_at.is_(None))
-        )
-        assert unpublished.all() == []
+    assert await unpublished_ids(engine_database, thing) == []
 
 
 async def test_full_batches_loop_until_the_outbox_is_drained(
@@ -259,11 +263,7 @@ async def test_a_full_stream_holds_its_outbox_back_until_the_group_catches_up(
     assert relay.held_back == set()
 
     assert await thing.effects_rows(engine_database) == [("c", i, n) for n, i in enumerate(ids)]
-    async with engine_database.unit_of_work() as session:
-        unpublished = await session.scalars(
-            select(thing.outbox.c.id).where(thing.outbox.c.published_at.is_(None))
-        )
-        assert unpublished.all() == []
+    assert await unpublished_ids(engine_database, thing) == []
 
 
 async def test_draining_goes_on_past_a_full_stream(
@@ -295,11 +295,8 @@ async def test_unpublished_events_reach_the_named_groups_straight_and_the_others
         ("a", e.id, n) for n, e in enumerate(events)
     ]
     assert await redis.exists(thing.stream) == 0  # no stream carried them
-    async with engine_database.unit_of_work() as session:
-        unpublished = await session.scalars(
-            select(thing.outbox.c.id).where(thing.outbox.c.published_at.is_(None))
-        )
-        assert len(unpublished.all()) == 3  # still the relay's to publish, for every group
+    # Still the relay's to publish, for every group.
+    assert len(await unpublished_ids(engine_database, thing)) == 3
 
     # The relay brings them to both groups: the second delivery is a duplicate for the first.
     assert await drain_events(make_runtime(base_settings, engine_database, redis), [service]) == 6
