@@ -33,7 +33,7 @@ import enum
 import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -69,6 +69,8 @@ DEAD_LETTER_SUFFIX = ":dead"
 # The Redis client's reply timeout adds this on (`runtime.redis_timeouts`); a runner given a
 # longer `block_ms` needs a client with a longer timeout.
 BLOCK_MILLISECONDS = 1_000
+
+_WANTED_TYPES = 1_024
 
 # Keep the dead-letter text readable; the tail of a traceback is where the cause is.
 MAX_TRACEBACK_CHARS = 8_000
@@ -118,6 +120,9 @@ class ConsumerSpec:
     inbox: Table  # the consuming service's inbox table
     event_types: frozenset[str] | None = None  # exact types or `prefix.*`; None wants everything
     handle_many: BatchHandler | None = None  # set-based `handler` for new messages, if any
+    # What `wants` answered for each type seen (it runs for every message of every group); the
+    # types are the registry's few dozen, and anything past _WANTED_TYPES is not remembered.
+    _wanted: dict[str, bool] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.services:
@@ -130,9 +135,14 @@ class ConsumerSpec:
         return [stream_for(name) for name in self.services]
 
     def wants(self, event_type: str) -> bool:
-        if self.event_types is None:
-            return True
-        return any(type_matches(p, event_type) for p in self.event_types)
+        wanted = self._wanted.get(event_type)
+        if wanted is None:
+            wanted = self.event_types is None or any(
+                type_matches(p, event_type) for p in self.event_types
+            )
+            if len(self._wanted) < _WANTED_TYPES:
+                self._wanted[event_type] = wanted
+        return wanted
 
     async def handle_batch(self, session: AsyncSession, events: Sequence[Event]) -> None:
         """The new events of one read, in stream order, in one transaction."""
