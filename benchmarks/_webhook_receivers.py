@@ -13,45 +13,19 @@ import signal
 import sys
 import time
 
-ANSWER = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n"
-ID_HEADER = b"\r\nwebhook-id:"
-LENGTH_HEADER = b"\r\ncontent-length:"
+from benchmarks._http_sink import HttpSink
 
 
-class Receiver(asyncio.Protocol):
+class Receiver(HttpSink):
     def __init__(self, port: int, log: list[tuple[int, bytes, float]]) -> None:
+        super().__init__()
         self.port = port
         self.log = log
-        self.buffer = b""
-        self.transport: asyncio.Transport | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while True:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = self.buffer[:end].lower()
-            length = 0
-            at = head.find(LENGTH_HEADER)
-            if at >= 0:
-                length = int(
-                    head[at + len(LENGTH_HEADER) : head.find(b"\r\n", at + 2)].strip() or 0
-                )
-            if len(self.buffer) < end + 4 + length:
-                return
-            at = head.find(ID_HEADER)
-            if at >= 0:
-                stop = head.find(b"\r\n", at + 2)
-                webhook_id = self.buffer[at + len(ID_HEADER) : stop if stop > 0 else end].strip()
-                self.log.append((self.port, webhook_id, time.time()))
-            self.buffer = self.buffer[end + 4 + length :]
-            assert self.transport is not None
-            self.transport.write(ANSWER)
+    def received(self, headers: dict[bytes, bytes], body: bytes) -> None:
+        webhook_id = headers.get(b"webhook-id")
+        if webhook_id is not None:
+            self.log.append((self.port, webhook_id, time.time()))
 
 
 async def serve(ports: list[int]) -> list[tuple[int, bytes, float]]:

@@ -52,7 +52,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -67,6 +67,7 @@ from benchmarks._harness import (
     scratch_database,
     servers,
 )
+from benchmarks._http_sink import HttpSink
 from benchmarks.graphql import HOME_QUERY
 from services.kernel.auth import MemberTokenCodec
 from services.kernel.settings import Settings
@@ -184,39 +185,16 @@ def _current_rss_mb() -> float:
 # --- The webhook receiver ---------------------------------------------------------------------
 
 
-class Receiver(asyncio.Protocol):
-    """A plain HTTP/1.1 endpoint (keep-alive) that answers 204 at once and counts each
-    `webhook-id` (a retry of the same message is counted once)."""
-
-    ANSWER = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n"
+class Receiver(HttpSink):
+    """The soak's webhook endpoint: counts each `webhook-id` (a retry of the same message is
+    counted once)."""
 
     def __init__(self, soak: Soak) -> None:
+        super().__init__()
         self.soak = soak
-        self.buffer = b""
-        self.transport: asyncio.Transport | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not subclasses of asyncio.Transport, but are one.
-        self.transport = cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while True:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            headers: dict[bytes, bytes] = {}
-            for line in self.buffer[:end].split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                headers[name.strip().lower()] = value.strip()
-            length = int(headers.get(b"content-length", b"0") or 0)
-            if len(self.buffer) < end + 4 + length:
-                return
-            body = self.buffer[end + 4 : end + 4 + length]
-            self.soak.delivered(headers.get(b"webhook-id", b""), body)
-            self.buffer = self.buffer[end + 4 + length :]
-            assert self.transport is not None
-            self.transport.write(self.ANSWER)
+    def received(self, headers: dict[bytes, bytes], body: bytes) -> None:
+        self.soak.delivered(headers.get(b"webhook-id", b""), body)
 
 
 # --- The workload -----------------------------------------------------------------------------
