@@ -175,7 +175,9 @@ async def test_run_worker_runs_jobs_in_the_current_loop_until_stopped(
             break
         await asyncio.sleep(0.01)
     stop.set()
-    await asyncio.wait_for(task, timeout=15)
+    # A guard against a worker that never stops, not a timing: the stop may wait out the jobs'
+    # grace period (SHUTDOWN_GRACE_SECONDS) and a Redis call's timeout on a loaded machine.
+    await asyncio.wait_for(task, timeout=60)
     assert [n for _, _, n in await thing.effects_rows(engine_database)] == [3]
 
 
