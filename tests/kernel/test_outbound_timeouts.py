@@ -475,17 +475,10 @@ async def test_a_key_withdrawn_from_the_jwks_stops_verifying_within_its_lifespan
 
 
 async def test_an_s3_store_that_never_answers_fails_each_try_within_the_timeout(
-    hanging: Upstream, base_settings: Settings, monkeypatch: pytest.MonkeyPatch
+    hanging: Upstream, base_settings: Settings, aws_test_credentials: None
 ) -> None:
     """The AWS SDK tries three times; on Linux its request timeout counts whole seconds
     without a byte moving, so half a second makes each try last about one (its default, 3)."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }.items():
-        monkeypatch.setenv(name, value)
     settings = base_settings.model_copy(
         update={"s3_endpoint_url": f"http://{hanging.address}", "s3_timeout_seconds": HANG}
     )
