@@ -90,10 +90,15 @@ def idempotency_table(metadata: MetaData) -> Table:
     )
 
 
-def request_hash(method: str, path: str, payload: BaseModel) -> str:
-    """A fingerprint of what was asked: the route and the validated body, keys sorted."""
-    body = orjson.dumps(
-        payload.model_dump(mode="json", exclude_unset=True), option=orjson.OPT_SORT_KEYS
+def request_hash(method: str, path: str, payload: BaseModel | None) -> str:
+    """A fingerprint of what was asked: the route and the validated body (None for a request
+    without one), keys sorted."""
+    body = (
+        b""
+        if payload is None
+        else orjson.dumps(
+            payload.model_dump(mode="json", exclude_unset=True), option=orjson.OPT_SORT_KEYS
+        )
     )
     digest = hashlib.sha256()
     for part in (method.upper().encode(), path.encode(), body):

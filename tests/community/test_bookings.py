@@ -244,6 +244,52 @@ async def test_a_full_session_waitlists_and_a_cancellation_promotes_the_first_th
     assert (left.json()["status"], left.json()["waitlist_position"]) == ("cancelled", None)
 
 
+async def test_a_cancellation_sent_again_with_its_key_gets_the_first_answer_and_does_nothing_more(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    brand: BrandFixture,
+    make_member: MakeMember,
+) -> None:
+    ada, bea = await make_member("ada"), await make_member("bea")
+    scheduled = await create_session(client, brand.headers, capacity=1)
+    first = (await book(client, ada, scheduled["id"])).json()
+    waiting = (await book(client, bea, scheduled["id"])).json()
+    assert waiting["status"] == "waitlisted"
+    cancel = f"{API}/bookings/{first['id']}/cancel"
+    keyed = {**ada.headers, "Idempotency-Key": "cancel-1"}
+
+    cancelled = await client.post(cancel, headers=keyed)
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
+    assert "Idempotent-Replayed" not in cancelled.headers
+    events = await community_events(session)
+    assert [t for t, _ in events[-2:]] == ["experience.cancelled", "experience.booked"]
+
+    # The answer was lost; the app sends the same request again: the first answer, no new event.
+    again = await client.post(cancel, headers=keyed)
+    assert (again.status_code, again.headers["Idempotent-Replayed"]) == (200, "true")
+    assert again.json() == cancelled.json()
+    assert await community_events(session) == events
+    # Without the key, the booking is simply no longer active.
+    unkeyed = await client.post(cancel, headers=ada.headers)
+    assert error(unkeyed) == (409, "BookingNotActive")
+
+    # The key names that one cancellation: on another booking it is refused, which stays booked.
+    rebooked = (await book(client, ada, scheduled["id"])).json()
+    events = await community_events(session)
+    reused = await client.post(f"{API}/bookings/{rebooked['id']}/cancel", headers=keyed)
+    assert error(reused) == (409, "IdempotencyKeyReused")
+    still = await client.get(f"{API}/bookings/{rebooked['id']}", headers=ada.headers)
+    assert still.json()["status"] == "waitlisted"
+    assert await community_events(session) == events
+    # Keys are each member's own: bea may use the same one.
+    bea_cancels = await client.post(
+        f"{API}/bookings/{waiting['id']}/cancel",
+        headers={**bea.headers, "Idempotency-Key": "cancel-1"},
+    )
+    assert (bea_cancels.status_code, bea_cancels.json()["status"]) == (200, "cancelled")
+
+
 # --- Paying in points -------------------------------------------------------------------------
 
 

@@ -75,32 +75,18 @@ class Load:
     # --- Sending ---------------------------------------------------------------------------
 
     async def send(
-        self,
-        method: str,
-        path: str,
-        headers: dict[str, str],
-        body: Any = None,
-        *,
-        done_before: str | None = None,
+        self, method: str, path: str, headers: dict[str, str], body: Any = None
     ) -> httpx.Response | None:
-        """The write until it gets an answer other than 503; None if it never did.
-
-        A write without an idempotency key (a cancellation) may have taken effect in a process
-        that died before answering: sent again, it is refused with the error `done_before`
-        names, which then means it was done (the checks verify the effect)."""
+        """The write until it gets an answer other than 503; None if it never did."""
         deadline = time.monotonic() + ANSWER_DEADLINE_SECONDS
-        unanswered = False
         while time.monotonic() < deadline:
             try:
                 response = await self.client.request(method, path, headers=headers, json=body)
             except httpx.TransportError:
                 self.answers.statuses[None] += 1
-                unanswered = True
                 await asyncio.sleep(RETRY_PAUSE_SECONDS)
                 continue
             self.answers.statuses[response.status_code] += 1
-            if unanswered and done_before is not None and _error(response) == done_before:
-                return httpx.Response(204, request=response.request)
             if response.status_code == 503:
                 await asyncio.sleep(RETRY_PAUSE_SECONDS)
                 continue
@@ -228,8 +214,7 @@ class Load:
         cancel = await self.send(
             "POST",
             f"/community/v1/bookings/{booking_id}/cancel",
-            member.headers,
-            done_before="BookingNotActive",
+            {**member.headers, "Idempotency-Key": str(uuid.uuid4())},
         )
         if cancel is not None and cancel.is_success:
             self.accepted.cancelled_booking_ids.add(booking_id)
@@ -245,13 +230,3 @@ class Load:
         """CLIENTS loops for `seconds`; each finishes the write it is on."""
         until = time.monotonic() + seconds
         await asyncio.gather(*(self._client_loop(i, until) for i in range(CLIENTS)))
-
-
-def _error(response: httpx.Response) -> str | None:
-    """The `error` code of a refusal, if the answer is one."""
-    if response.status_code < 400:
-        return None
-    try:
-        return str(response.json().get("error"))
-    except ValueError:
-        return None

@@ -219,11 +219,14 @@ async def test_a_full_session_refuses_then_the_waitlist_moves_up_on_a_cancellati
     }
     assert await seats_taken(session, made["id"]) == 1
 
-    cancelled = await graphql(CANCEL, {"input": {"bookingId": ada_booking}}, member=ada)
+    cancel = {"input": {"bookingId": ada_booking, "idempotencyKey": "cancel-1"}}
+    cancelled = await graphql(CANCEL, cancel, member=ada)
     assert cancelled["data"]["cancelBooking"] == {
         "booking": {"id": ada_booking, "status": "CANCELLED"},
         "userErrors": [],
     }
+    # Sent again with its key (the answer was lost): the same answer, not BookingNotActive.
+    assert await graphql(CANCEL, cancel, member=ada) == cancelled
     moved = await graphql(
         """query($id: ID!) { node(id: $id) { ... on Booking {
              status waitlistPosition promotedFromWaitlist } } }""",

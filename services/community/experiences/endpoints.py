@@ -34,7 +34,11 @@ from services.community.models import IDEMPOTENCY
 from services.kernel.auth import MemberDep
 from services.kernel.clock import utcnow
 from services.kernel.db import SessionDep
-from services.kernel.idempotency import RequiredIdempotencyKeyHeader, request_hash
+from services.kernel.idempotency import (
+    IdempotencyKeyHeader,
+    RequiredIdempotencyKeyHeader,
+    request_hash,
+)
 from services.kernel.pagination import OptionalIds, Page, PageDep
 
 router = APIRouter(prefix="/community/v1", tags=["community: experiences"])
@@ -342,13 +346,33 @@ async def get_booking(
     summary="Cancel my booking or waitlist place (points back before the cut-off only)",
     responses={
         404: {"description": "BookingNotFound"},
-        409: {"description": "BookingNotActive, AlreadyCheckedIn, SessionStarted"},
+        409: {
+            "description": "BookingNotActive, AlreadyCheckedIn, SessionStarted, "
+            "IdempotencyKeyReused"
+        },
     },
 )
 async def cancel_booking(
-    booking_id: uuid.UUID, session: SessionDep, member: CurrentMember
-) -> BookingRead:
-    return await bookings.cancel_booking(session, member, booking_id)
+    booking_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    principal: MemberDep,
+    member: CurrentMember,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    # With a key, a retry after a lost answer gets the first answer instead of a 409
+    # BookingNotActive for the booking it cancelled.
+    async def work() -> BookingRead:
+        return await bookings.cancel_booking(session, member, booking_id)
+
+    return await IDEMPOTENCY.run(
+        session,
+        caller=principal,
+        key=idempotency_key,
+        fingerprint=request_hash(request.method, request.url.path, None),
+        status_code=200,
+        work=work,
+    )
 
 
 # --- Check-in and reviews ---------------------------------------------------------------------

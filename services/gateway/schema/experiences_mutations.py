@@ -71,6 +71,11 @@ class JoinWaitlistPayload:
 @strawberry.input
 class CancelBookingInput:
     booking_id: strawberry.ID
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="Optional: a new key per request, the same when retrying; a retry then gets "
+        "the first answer instead of `BookingNotActive`.",
+    )
 
 
 @strawberry.type
@@ -215,7 +220,9 @@ class ExperiencesMutation:
         self, info: GatewayInfo, input: CancelBookingInput
     ) -> CancelBookingPayload:
         try:
-            booking = await _act_on_booking(info.context, input.booking_id, "cancel")
+            booking = await _act_on_booking(
+                info.context, input.booking_id, "cancel", input.idempotency_key
+            )
         except Rejected as rejected:
             return CancelBookingPayload(user_errors=rejected.errors)
         return CancelBookingPayload(booking=booking)
@@ -298,13 +305,16 @@ class ExperiencesMutation:
         return ReviewExperiencePayload(review=review_from_json(data))
 
 
-async def _act_on_booking(context: GatewayContext, global_id: str, action: str) -> Booking:
+async def _act_on_booking(
+    context: GatewayContext, global_id: str, action: str, key: str | None = None
+) -> Booking:
     booking_id = input_uuid(global_id, "bookingId", "Booking")
     data = await send(
         context,
         "community",
         "POST",
         f"/community/v1/bookings/{booking_id}/{action}",
+        idempotency_key=key,
         subject="bookingId",
     )
     return booking_from_json(data)
