@@ -155,6 +155,8 @@ class SimulationRequest(PurchaseBody):
 
 
 class RuleHit(BaseModel):
+    model_config = ConfigDict(frozen=True)  # shared between breakdowns (calculator._line)
+
     rule_id: uuid.UUID
     name: str
     kind: RuleKind
@@ -163,12 +165,16 @@ class RuleHit(BaseModel):
 
 
 class CampaignHit(BaseModel):
+    model_config = ConfigDict(frozen=True)  # shared between breakdowns (calculator._line)
+
     campaign_id: uuid.UUID
     name: str
     multiplier: OutMultiplier
 
 
 class LineBreakdown(BaseModel):
+    model_config = ConfigDict(frozen=True)  # shared between breakdowns (calculator._line)
+
     sku: str | None = Field(description="None for a purchase sent without lines (the whole order)")
     category: str | None
     quantity: int
