@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from services.kernel.collector import collector_paused
 from services.kernel.db import Database
 from simulator import world
 from simulator.chunks import WorldView
@@ -57,13 +58,28 @@ async def _work(job: Job, reports: multiprocessing.Queue[tuple[Any, ...]]) -> No
     chunk = -1
     try:
         for chunk in job.chunks:
-            loaded = await job.loader(database, view, brand_id, chunk, job.args)
+            loaded = await load_chunk(job.loader, database, view, brand_id, chunk, job.args)
             reports.put(("done", chunk, loaded))
     except BaseException:
         reports.put(("failed", chunk, traceback.format_exc()))
         raise
     finally:
         await database.dispose()
+
+
+async def load_chunk(
+    loader: ChunkLoader,
+    database: Database,
+    view: WorldView,
+    brand_id: uuid.UUID,
+    chunk: int,
+    args: tuple[Any, ...],
+) -> Loaded:
+    """One chunk, with the cyclic garbage collector paused: a chunk's records and events hold
+    no cycles, and collections walking them while they pile up took a quarter of a purchases
+    chunk's CPU. Nothing else runs in a loading process meanwhile."""
+    with collector_paused():
+        return await loader(database, view, brand_id, chunk, args)
 
 
 def _worker_main(job: Job, reports: multiprocessing.Queue[tuple[Any, ...]]) -> None:
@@ -84,7 +100,7 @@ async def load_chunks(
     finish (chunk order with one worker)."""
     if workers <= 1 or len(chunks) <= 1:
         for chunk in chunks:
-            yield chunk, await loader(database, view, brand_id, chunk, args)
+            yield chunk, await load_chunk(loader, database, view, brand_id, chunk, args)
         return
 
     context = multiprocessing.get_context("spawn")  # no inherited event loop or connections

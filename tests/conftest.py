@@ -7,6 +7,7 @@ database number. Unset, the embedded servers are started under `.kinfolk/test`.
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -295,3 +296,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("embedded"):
             item.add_marker(skip)
+
+
+@pytest.fixture
+def collector_on() -> Iterator[None]:
+    """Python's cyclic garbage collector on for the test, as it was after."""
+    was_enabled = gc.isenabled()
+    gc.enable()
+    yield
+    if not was_enabled:
+        gc.disable()
