@@ -421,6 +421,14 @@ def plan_experiences(params: WorldParams, members: Members) -> ExperiencePlan:
     ).astype(np.int32)
     max_seats = np.where(online, 1, 2).astype(np.int8)
     order = np.lexsort((experience, starts))
+    # An experience has one session at a moment: a drawn twin is dropped. A session is found
+    # again by its experience and start (a rerun recognises its chunks by them), so twins in
+    # neighbouring chunks would be taken for each other.
+    first = np.ones(n, dtype=bool)
+    first[1:] = (starts[order][1:] != starts[order][:-1]) | (
+        experience[order][1:] != experience[order][:-1]
+    )
+    order = order[first]
     experience, starts, ends, scheduled = (
         experience[order],
         starts[order],
