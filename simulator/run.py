@@ -69,6 +69,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.community.members.projection import MEMBERS_PROJECTION as COMMUNITY_MEMBERS
 from services.demo.members import CATEGORIES
 from services.demo.rewards import PROGRAM, RULES, TIERS
+from services.kernel.collector import collector_paused
 from services.kernel.drain import apply_unpublished, drain_events
 from services.kernel.runtime import Runtime
 from services.members import service as members_service
@@ -510,9 +511,11 @@ class _Run:
             return
         # Only the projections the next phases read, straight from the outboxes (other brands'
         # unpublished events too): a million members' events through every consumer group
-        # would take most of the run.
+        # would take most of the run. With the collector paused (the process does nothing else
+        # meanwhile): its passes over each batch's parsed events took 40% of the phase.
         task = progress.add_task("events", total=None)
-        self.events += await apply_unpublished(self.runtime.database, SERVICES, PROJECTIONS)
+        with collector_paused():
+            self.events += await apply_unpublished(self.runtime.database, SERVICES, PROJECTIONS)
         progress.update(task, total=self.events, completed=self.events)
         self.save("events")
 

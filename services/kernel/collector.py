@@ -9,8 +9,8 @@ with the collector paused). Those rows and events hold no reference cycles, so p
 collector frees nothing later than it would have been freed.
 
 Only around work that has its process to itself (a simulator chunk, in a worker process or in
-the simulating one): the pause is process-wide, and a server's other requests would leave their
-cyclic garbage uncollected meanwhile.
+the simulating one, and the simulator's events phase): the pause is process-wide, and a server's
+other requests would leave their cyclic garbage uncollected meanwhile.
 """
 
 from __future__ import annotations
