@@ -197,14 +197,50 @@ def compute(
     breakdown_lines: list[LineBreakdown] = []
     total = Fraction(0)
     for index, line in enumerate(lines):
+        base = unit * line.amount_minor
         hit, rule_why = _line_rule(line, by_sku, by_category)
+        rule_multiplier = hit.multiplier if hit is not None else Decimal(1)
         multiplying = [c for c in reaching if c.multiplier is not None and index in covered[c.id]]
         winner = min(multiplying, key=lambda c: (-(c.multiplier or 0), c.id.bytes), default=None)
-        if winner is not None:
+        campaign_multiplier = Decimal(1)
+        if winner is not None and winner.multiplier is not None:
+            campaign_multiplier = winner.multiplier
             won[winner.id].append(index)
-        line_breakdown, line_points = _line(unit, line, hit, rule_why, tier_multiplier, winner)
+        multiplier = (
+            _fraction(rule_multiplier) * _fraction(tier_multiplier) * _fraction(campaign_multiplier)
+        )
+        line_points = base * multiplier
         total += line_points
-        breakdown_lines.append(line_breakdown)
+        breakdown_lines.append(
+            LineBreakdown(
+                sku=line.sku,
+                category=line.category,
+                quantity=line.quantity,
+                amount_minor=line.amount_minor,
+                base_points=exact(base),
+                rule=(
+                    RuleHit(
+                        rule_id=hit.id,
+                        name=hit.name,
+                        kind=hit.kind,
+                        multiplier=hit.multiplier,
+                        why=rule_why,
+                    )
+                    if hit is not None
+                    else None
+                ),
+                tier_multiplier=tier_multiplier,
+                campaign=(
+                    CampaignHit(
+                        campaign_id=winner.id, name=winner.name, multiplier=campaign_multiplier
+                    )
+                    if winner is not None
+                    else None
+                ),
+                multiplier=exact(multiplier),
+                points=exact(line_points),
+            )
+        )
 
     outcomes: list[CampaignOutcome] = []
     bonus_total = 0
@@ -237,57 +273,6 @@ def compute(
         points=points,
         reason=_reason(rates, purchase, breakdown_lines, tier, outcomes, points),
     )
-
-
-# A catalog has a few thousand (sku, quantity) lines, met again and again with the same rule, tier
-# and campaign: a bulk load builds each line's breakdown once. The models are frozen, so sharing
-# them between breakdowns is safe.
-@lru_cache(maxsize=16_384)
-def _line(
-    unit: Fraction,
-    line: Line,
-    hit: LineRule | None,
-    rule_why: str,
-    tier_multiplier: Decimal,
-    winner: LiveCampaign | None,
-) -> tuple[LineBreakdown, Fraction]:
-    """One line's breakdown and its exact points."""
-    base = unit * line.amount_minor
-    rule_multiplier = hit.multiplier if hit is not None else Decimal(1)
-    campaign_multiplier = Decimal(1)
-    if winner is not None and winner.multiplier is not None:
-        campaign_multiplier = winner.multiplier
-    multiplier = (
-        _fraction(rule_multiplier) * _fraction(tier_multiplier) * _fraction(campaign_multiplier)
-    )
-    line_points = base * multiplier
-    breakdown = LineBreakdown(
-        sku=line.sku,
-        category=line.category,
-        quantity=line.quantity,
-        amount_minor=line.amount_minor,
-        base_points=exact(base),
-        rule=(
-            RuleHit(
-                rule_id=hit.id,
-                name=hit.name,
-                kind=hit.kind,
-                multiplier=hit.multiplier,
-                why=rule_why,
-            )
-            if hit is not None
-            else None
-        ),
-        tier_multiplier=tier_multiplier,
-        campaign=(
-            CampaignHit(campaign_id=winner.id, name=winner.name, multiplier=campaign_multiplier)
-            if winner is not None
-            else None
-        ),
-        multiplier=exact(multiplier),
-        points=exact(line_points),
-    )
-    return breakdown, line_points
 
 
 def _line_rule(

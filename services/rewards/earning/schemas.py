@@ -155,8 +155,6 @@ class SimulationRequest(PurchaseBody):
 
 
 class RuleHit(BaseModel):
-    model_config = ConfigDict(frozen=True)  # shared between breakdowns (calculator._line)
-
     rule_id: uuid.UUID
     name: str
     kind: RuleKind
@@ -165,16 +163,12 @@ class RuleHit(BaseModel):
 
 
 class CampaignHit(BaseModel):
-    model_config = ConfigDict(frozen=True)  # shared between breakdowns (calculator._line)
-
     campaign_id: uuid.UUID
     name: str
     multiplier: OutMultiplier
 
 
 class LineBreakdown(BaseModel):
-    model_config = ConfigDict(frozen=True)  # shared between breakdowns (calculator._line)
-
     sku: str | None = Field(description="None for a purchase sent without lines (the whole order)")
     category: str | None
     quantity: int
