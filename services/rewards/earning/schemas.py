@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -52,6 +53,9 @@ def _not_in_future(value: datetime) -> datetime:
     return value
 
 
+# A brand has a handful of multipliers, written into every purchase's breakdown; equal values
+# (1.5, 1.50) share an entry, which is right: they go out as one number.
+@lru_cache(maxsize=1024)
 def _decimal_number(value: Decimal) -> float | int:
     """Multipliers go out as JSON numbers: 2, 1.5 (never "1.500")."""
     normalised = value.normalize()

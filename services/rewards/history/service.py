@@ -66,7 +66,7 @@ from __future__ import annotations
 import uuid
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -128,6 +128,7 @@ from services.rewards.tiers import service as tiers
 from services.rewards.tiers.tasks import REVIEW_TIERS
 
 _TICK = timedelta(microseconds=1)  # the clock's resolution: "strictly after"
+_NEVER = datetime.max.replace(tzinfo=UTC)
 _DAY = timedelta(days=1)
 _ERASED = "erased"
 
@@ -260,12 +261,36 @@ class _Out:
 
 
 @dataclass(frozen=True, slots=True)
+class _ExpiryTerms:
+    """The program's expiry settings as plain values: the loop reads them at every step, and an
+    ORM row's attributes cost several times a plain object's."""
+
+    days_after_earning: bool  # lot by lot (else inactivity, when `inactivity_months`, or none)
+    inactivity_months: int | None  # set only under the inactivity policy
+    reminder: timedelta | None  # how long before expiry reminders go out; None: never
+
+    @classmethod
+    def of(cls, program: Program) -> _ExpiryTerms:
+        inactivity = program.expiry_policy == ExpiryPolicy.INACTIVITY
+        return cls(
+            days_after_earning=program.expiry_policy == ExpiryPolicy.DAYS_AFTER_EARNING,
+            inactivity_months=(program.inactivity_months or None) if inactivity else None,
+            reminder=(
+                timedelta(days=program.expiry_reminder_days)
+                if program.expiry_reminder_days > 0
+                else None
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class _Context:
     brand_id: uuid.UUID
     reference: Reference
     rates: calculator.Rates
     now: datetime
     tier_names: dict[uuid.UUID, str]  # for the refusals' messages, as the API words them
+    expiry: _ExpiryTerms
 
     @property
     def program(self) -> Program:
@@ -307,6 +332,15 @@ class _Replay:
         # Happenings at one instant: jobs may follow other jobs, never a purchase (see the doc).
         self.floor = datetime.min.replace(tzinfo=UTC)
         self.last_run: dict[Job, datetime] = dict.fromkeys(_JOBS, self.floor)
+        self.deadline: datetime | None = None  # the inactivity deadline, for deadline_basis
+        self.deadline_basis: tuple[datetime | None, int] | None = None
+        # The loop asks these at every step: bound once, in `_JOBS` order.
+        self.whens: tuple[tuple[Job, Callable[[], datetime | None]], ...] = (
+            ("release", self._when_release),
+            ("expire", self._when_expire),
+            ("remind", self._when_remind),
+            ("review", self._when_review),
+        )
 
     # --- the loop ---
 
@@ -349,9 +383,9 @@ class _Replay:
 
     def _next_job(self) -> tuple[Job | None, datetime]:
         best: Job | None = None
-        best_at = datetime.max.replace(tzinfo=UTC)
-        for job in _JOBS:
-            at = getattr(self, f"_when_{job}")()
+        best_at = _NEVER
+        for job, when in self.whens:
+            at = when()
             if at is not None and at < best_at:
                 best, best_at = job, at
         return best, best_at
@@ -769,10 +803,11 @@ class _Replay:
                 years += 1
         moments += self.spend_falls  # a return lowered some window's spend
         last = self.last_run["review"]
+        # A run is never before its moment, so moments after the load's `now` cannot run in it.
         runs = [
             _REVIEW.at_or_after(self._not_before("review", moment))
             for moment in moments
-            if moment > last
+            if last < moment <= now
         ]
         return min(runs, default=None)
 
@@ -817,27 +852,37 @@ class _Replay:
     # --- expiry (expiry.service.expire_points) ---
 
     def _deadline(self, months: int) -> datetime:
-        return expiry.deadline_after(self.last_activity_at, self.created_at, months)
+        # Asked at every step of the loop, and moved only by activity: kept for its basis.
+        basis = (self.last_activity_at, months)
+        if self.deadline_basis != basis or self.deadline is None:
+            self.deadline_basis = basis
+            self.deadline = expiry.deadline_after(self.last_activity_at, self.created_at, months)
+        return self.deadline
 
     def _when_expire(self) -> datetime | None:
-        program = self.context.program
-        if program.expiry_policy == ExpiryPolicy.DAYS_AFTER_EARNING:
+        terms = self.context.expiry
+        if terms.days_after_earning:
             # Lots expire in the order they were earned (one expiry length), so the first open
             # lot with a date is the first due.
-            for lot in self.lots[self.first_open :]:
+            for index in range(self.first_open, len(self.lots)):
+                lot = self.lots[index]
                 if lot.remaining > 0 and lot.expires_at is not None:
+                    if lot.expires_at > self.context.now:  # a run is never before its moment
+                        return None
                     return _EXPIRE.at_or_after(self._not_before("expire", lot.expires_at))
             return None
-        if program.expiry_policy == ExpiryPolicy.INACTIVITY and program.inactivity_months:
+        if terms.inactivity_months:
             if self.available <= 0:
                 return None
-            deadline = self._deadline(program.inactivity_months)
+            deadline = self._deadline(terms.inactivity_months)
+            if deadline > self.context.now:  # a run is never before its moment
+                return None
             return _EXPIRE.at_or_after(self._not_before("expire", deadline))
         return None
 
     def _expire(self, at: datetime) -> None:
-        program = self.context.program
-        if program.expiry_policy == ExpiryPolicy.DAYS_AFTER_EARNING:
+        terms = self.context.expiry
+        if terms.days_after_earning:
             due = sorted(
                 (
                     lot
@@ -868,7 +913,7 @@ class _Replay:
                 budget -= taken
                 self.out.points_expired += taken
             return
-        months = program.inactivity_months
+        months = terms.inactivity_months
         assert months is not None
         deadline = self._deadline(months)
         if deadline > at or self.available <= 0:
@@ -890,33 +935,38 @@ class _Replay:
     # --- reminders (expiry.service.remind_expiring_points) ---
 
     def _when_remind(self) -> datetime | None:
-        program = self.context.program
-        days = timedelta(days=program.expiry_reminder_days)
-        if program.expiry_reminder_days <= 0:
+        terms = self.context.expiry
+        days = terms.reminder
+        if days is None:
             return None
-        if program.expiry_policy == ExpiryPolicy.DAYS_AFTER_EARNING:
+        if terms.days_after_earning:
             while self.first_to_remind < len(self.lots):
                 lot = self.lots[self.first_to_remind]
                 if lot.remaining > 0 and lot.reminded_at is None and lot.expires_at is not None:
+                    if lot.expires_at - days > self.context.now:  # nor can later lots run
+                        return None
                     run = _REMIND.at_or_after(self._not_before("remind", lot.expires_at - days))
                     if run < lot.expires_at:
                         return run
                 # Reminded, empty, or expiring before any run left can announce it: never again.
                 self.first_to_remind += 1
             return None
-        if program.expiry_policy == ExpiryPolicy.INACTIVITY and program.inactivity_months:
-            deadline = self._deadline(program.inactivity_months)
-            if self.available <= 0 or self.inactivity_reminded_for == deadline:
+        if terms.inactivity_months:
+            if self.available <= 0:
+                return None
+            deadline = self._deadline(terms.inactivity_months)
+            if self.inactivity_reminded_for == deadline or deadline - days > self.context.now:
                 return None
             run = _REMIND.at_or_after(self._not_before("remind", deadline - days))
             return run if run < deadline else None
         return None
 
     def _remind(self, at: datetime) -> None:
-        program = self.context.program
-        until = at + timedelta(days=program.expiry_reminder_days)
+        terms = self.context.expiry
+        assert terms.reminder is not None
+        until = at + terms.reminder
         brand_id = self.context.brand_id
-        if program.expiry_policy == ExpiryPolicy.DAYS_AFTER_EARNING:
+        if terms.days_after_earning:
             due = sorted(
                 (
                     lot
@@ -937,7 +987,7 @@ class _Replay:
                     )
                 )
             return
-        months = program.inactivity_months
+        months = terms.inactivity_months
         assert months is not None
         deadline = self._deadline(months)
         if at < deadline <= until and self.available > 0:
@@ -1168,7 +1218,7 @@ async def load_history(
     program = reference.program
     rates = earning.rates_for(program, program.currency)
     tier_names = {tier.id: tier.name for tier in reference.ladder.tiers}
-    context = _Context(brand_id, reference, rates, moment, tier_names)
+    context = _Context(brand_id, reference, rates, moment, tier_names, _ExpiryTerms.of(program))
     by_member = _checked(context, purchases_in)
     wishes = _checked_redemptions(context, redemptions)
     returns_in = list(returns)
