@@ -6,7 +6,7 @@ that many times faster. Chunks are dealt round robin; each worker makes the worl
 (they are deterministic), opens its own connection, commits chunk by chunk and reports each chunk
 on a queue. The simulating process records progress as reports arrive, in any order.
 
-A phase names its chunk loader: a module-level function, so that a spawned process finds it by
+A phase names its chunk loader: a module-level function, so that a worker process finds it by
 name. With one worker the chunks load in the simulating process itself, through the same loader.
 """
 
@@ -33,6 +33,10 @@ Loaded = dict[str, int]
 ChunkLoader = Callable[[Database, WorldView, uuid.UUID, int, tuple[Any, ...]], Awaitable[Loaded]]
 # How long the simulating process waits on the queue before it checks that the workers live.
 _POLL_SECONDS = 1.0
+# Workers fork from a server process started once, fresh (no inherited event loop, connections
+# or threads), that has imported the phases' loaders: a spawned process paid those imports,
+# seconds, for every phase. Chunks pass their loader by name, so every loader's module is here.
+_LOADER_MODULES = ["simulator.chunks", "simulator.community", "simulator.happenings"]
 
 
 class WorkerFailed(RuntimeError):
@@ -41,7 +45,7 @@ class WorkerFailed(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """What one worker process loads (picklable: it crosses into a spawned process)."""
+    """What one worker process loads (picklable: it crosses into a worker process)."""
 
     loader: ChunkLoader
     database_url: str
@@ -103,7 +107,8 @@ async def load_chunks(
             yield chunk, await load_chunk(loader, database, view, brand_id, chunk, args)
         return
 
-    context = multiprocessing.get_context("spawn")  # no inherited event loop or connections
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_LOADER_MODULES)  # read when the server starts, once
     reports: multiprocessing.Queue[tuple[Any, ...]] = context.Queue()
     shares = [tuple(chunks[k::workers]) for k in range(min(workers, len(chunks)))]
     processes = [
