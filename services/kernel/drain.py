@@ -8,6 +8,7 @@ relay later, and the named groups take that second delivery as a duplicate.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -86,10 +87,21 @@ async def apply_unpublished(
         readers = [spec for spec in specs if service.name in spec.services]
         if table is None or not readers:
             continue
-        after: uuid.UUID | None = None
-        while rows := await _unpublished(database, table, after, batch_size):
-            after = rows[-1].id
-            applied += await _apply_rows(database, readers, rows)
+        rows = await _unpublished(database, table, None, batch_size)
+        while rows:
+            last = rows[-1].id
+            # The next batch is read while this one is applied: PostgreSQL reads as Python
+            # parses and handles.
+            following = asyncio.create_task(_unpublished(database, table, last, batch_size))
+            try:
+                applied += await _apply_rows(database, readers, rows)
+            except BaseException:
+                following.cancel()
+                await asyncio.gather(following, return_exceptions=True)
+                raise
+            rows = await following
+            if not rows:  # events the batch's handlers wrote to this outbox (their ids sort last)
+                rows = await _unpublished(database, table, last, batch_size)
     return applied
 
 
@@ -114,9 +126,19 @@ async def _apply_rows(
     events = [
         parse_event(row.payload) for row in rows if any(spec.wants(row.type) for spec in readers)
     ]
+    # The groups apply theirs side by side, each in its own transaction (they share nothing).
+    # All finish before a failure is raised: no transaction is left running behind it.
+    outcomes = await asyncio.gather(
+        *(
+            apply_new_events(database, spec, wanted)
+            for spec in readers
+            if (wanted := [event for event in events if spec.wants(event.type)])
+        ),
+        return_exceptions=True,
+    )
     applied = 0
-    for spec in readers:
-        wanted = [event for event in events if spec.wants(event.type)]
-        if wanted:
-            applied += len(await apply_new_events(database, spec, wanted))
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+        applied += len(outcome)
     return applied

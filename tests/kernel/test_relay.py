@@ -307,6 +307,89 @@ async def test_unpublished_events_reach_the_named_groups_straight_and_the_others
     assert await apply_unpublished(engine_database, [service], {"relaytest.a"}) == 0
 
 
+def _per_group(rows: list[tuple[str, uuid.UUID, int]]) -> dict[str, list[int]]:
+    """Each group's effects in the order it wrote them (the groups write side by side)."""
+    found: dict[str, list[int]] = {}
+    for consumer, _, n in rows:
+        found.setdefault(consumer, []).append(n)
+    return found
+
+
+async def test_unpublished_events_reach_every_named_group_in_order_batch_after_batch(
+    thing: Throwaway, engine_database: Database
+) -> None:
+    events: list[Event] = [happened(n) for n in range(7)]
+    await write(engine_database, thing, events)
+    service, _ = consumed_by(thing, "a", "b")
+
+    assert (
+        await apply_unpublished(
+            engine_database, [service], {"relaytest.a", "relaytest.b"}, batch_size=2
+        )
+        == 14
+    )
+    rows = await thing.effects_rows(engine_database)
+    assert _per_group(rows) == {"a": list(range(7)), "b": list(range(7))}
+    assert len(rows) == 14  # none twice
+
+
+async def test_events_the_handlers_write_to_the_outbox_being_read_are_applied_too(
+    thing: Throwaway, engine_database: Database
+) -> None:
+    """The next batch is read while one is applied; what the batch's handlers add to the same
+    outbox is after it, and is read once they have committed."""
+
+    async def record_and_follow(session: Any, event: Event) -> None:
+        n = event.data.n  # type: ignore[attr-defined]
+        await session.execute(thing.effects.insert().values(consumer="a", event_id=event.id, n=n))
+        if n < 3:
+            await Outbox(thing.outbox).add(session, happened(n + 1))
+
+    spec = ConsumerSpec("relaytest.a", ["relaytest"], record_and_follow, thing.inbox)
+    service = dataclasses.replace(thing.service, consumers=[spec])
+    await write(engine_database, thing, [happened(0)])
+
+    assert await apply_unpublished(engine_database, [service], {"relaytest.a"}, batch_size=2) == 4
+    assert _per_group(await thing.effects_rows(engine_database)) == {"a": [0, 1, 2, 3]}
+
+
+async def test_a_failing_handler_stops_the_load_with_its_own_error_after_the_others_finish(
+    thing: Throwaway, engine_database: Database
+) -> None:
+    def recorder(name: str, fails_at: int | None) -> Any:
+        async def record(session: Any, event: Event) -> None:
+            n = event.data.n  # type: ignore[attr-defined]
+            if n == fails_at:
+                raise RuntimeError(f"{name} cannot take {n}")
+            await session.execute(
+                thing.effects.insert().values(consumer=name, event_id=event.id, n=n)
+            )
+
+        return record
+
+    specs = [
+        ConsumerSpec("relaytest.a", ["relaytest"], recorder("a", 3), thing.inbox),
+        ConsumerSpec("relaytest.b", ["relaytest"], recorder("b", None), thing.inbox),
+    ]
+    service = dataclasses.replace(thing.service, consumers=specs)
+    await write(engine_database, thing, [happened(n) for n in range(6)])
+
+    with pytest.raises(RuntimeError, match="a cannot take 3"):  # itself, not a group of errors
+        await apply_unpublished(
+            engine_database, [service], {"relaytest.a", "relaytest.b"}, batch_size=2
+        )
+    # a's second batch rolled back whole; b finished that batch; nobody went further.
+    assert _per_group(await thing.effects_rows(engine_database)) == {
+        "a": [0, 1],
+        "b": [0, 1, 2, 3],
+    }
+    async with engine_database.unit_of_work() as session:
+        inbox = await session.execute(select(thing.inbox.c.consumer, thing.inbox.c.event_id))
+        assert (
+            sorted(consumer for consumer, _ in inbox) == ["relaytest.a"] * 2 + ["relaytest.b"] * 4
+        )
+
+
 async def test_applying_unpublished_events_to_an_unknown_group_is_refused(
     thing: Throwaway, engine_database: Database
 ) -> None:
