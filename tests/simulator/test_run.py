@@ -3,6 +3,7 @@ resuming, and what it refuses."""
 
 from __future__ import annotations
 
+import gc
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -26,6 +27,7 @@ from services.rewards.ledger import service as ledger
 from services.rewards.models import Account, Purchase, Tier
 from services.rewards.tiers import service as tiers_service
 from simulator import community, happenings, world
+from simulator import run as simulator_run
 from simulator.run import (
     STATE_FILE,
     Request,
@@ -217,3 +219,27 @@ async def test_worker_processes_load_the_same_world_as_one_process(
     assert len(content["bookings"]) > 2
     state = json.loads((tmp_path / "two" / STATE_FILE).read_text())
     assert (state["members_chunks"], state["purchase_chunks"]) == (3, 3)
+
+
+async def test_the_events_phase_applies_the_events_with_the_collector_paused(
+    committed: tuple[Runtime, list[uuid.UUID]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    collector_on: None,
+) -> None:
+    runtime, brands = committed
+    collecting: list[bool] = []
+    apply_unpublished = simulator_run.apply_unpublished
+
+    async def watched(*args: Any, **kwargs: Any) -> int:
+        collecting.append(gc.isenabled())
+        return await apply_unpublished(*args, **kwargs)
+
+    monkeypatch.setattr(simulator_run, "apply_unpublished", watched)
+    summary = await simulate(runtime, _request(tmp_path, members=20, days=7, chunk_members=20))
+    brands.append(summary.brand_id)
+
+    assert summary.complete
+    assert summary.phase_seconds.keys() >= {"events"}
+    assert collecting == [False]  # paused while the events were applied
+    assert gc.isenabled()  # and on again after
