@@ -19,7 +19,7 @@ from pathlib import Path
 
 import redis
 
-from services.kernel.embedded import embedded_redis, redis_answers
+from services.kernel.embedded import embedded_redis
 
 with embedded_redis(Path(sys.argv[1])) as url:
     client = redis.Redis.from_url(url)
