@@ -27,6 +27,7 @@ from services.kernel.app import attach_runtime, build_app
 from services.kernel.auth import ApiKeyVerifier, Authenticator, MemberTokenCodec
 from services.kernel.db import Database, asyncpg_url
 from services.kernel.embedded import InfrastructureUrls, infrastructure
+from services.kernel.logging import configure_logging
 from services.kernel.migrations import migrate
 from services.kernel.runtime import Runtime
 from services.kernel.settings import Settings
@@ -81,6 +82,14 @@ def base_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         # Tests run their webhook receivers on this machine.
         webhooks_allowed_networks=list(LOOPBACK_NETWORKS),
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def logging_configured(base_settings: Settings) -> None:
+    """The logs as every Kinfolk process configures them. Without this, structlog's default
+    console renderer draws each logged exception as a rich traceback with every frame's local
+    variables: seconds of a test's time per error, and not what a deployment writes."""
+    configure_logging(base_settings)
 
 
 @pytest.fixture(scope="session")
