@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +29,7 @@ from services.kernel.db import Database, asyncpg_url
 from services.kernel.embedded import InfrastructureUrls, infrastructure
 from services.kernel.logging import configure_logging
 from services.kernel.migrations import migrate
+from services.kernel.module import ServiceModule
 from services.kernel.runtime import Runtime
 from services.kernel.settings import Settings
 from services.members import service as members_service
@@ -235,32 +236,45 @@ def runtime(base_settings: Settings, database: Database, redis: Redis) -> Runtim
     return make_runtime(base_settings, database, redis)
 
 
-@pytest.fixture(scope="session")
-def shared_app(base_settings: Settings) -> FastAPI:
-    """The all-services app, built once per worker: building it (every route, its dependencies
-    and OpenAPI metadata) costs tens of milliseconds, which a thousand tests would pay each."""
-
-    @asynccontextmanager
-    async def no_runtime() -> AsyncIterator[Runtime]:
-        raise AssertionError("tests attach a runtime; the app's lifespan is not run")
-        yield  # pragma: no cover
-
-    return build_app(SERVICES, base_settings, no_runtime)
+@asynccontextmanager
+async def _no_runtime() -> AsyncIterator[Runtime]:
+    raise AssertionError("tests attach a runtime; the app's lifespan is not run")
+    yield  # pragma: no cover
 
 
-# What a test may leave on the shared app: gateway pools and channels made for its runtime, and
+# Apps built in this worker, by the names of their services and their settings.
+_BUILT_APPS: dict[tuple[tuple[str, ...], str], FastAPI] = {}
+
+# What a test may leave on an app: gateway pools and channels made for its runtime, and
 # dependency overrides.
 _PER_TEST_STATE = ("gateway_upstreams", "gateway_manifests", "gateway_channels")
 
 
-@pytest.fixture
-def app(shared_app: FastAPI, runtime: Runtime) -> Iterator[FastAPI]:
-    attach_runtime(shared_app, runtime)
-    yield shared_app
-    shared_app.dependency_overrides.clear()
+def app_for(services: Sequence[ServiceModule], settings: Settings, runtime: Runtime) -> FastAPI:
+    """The app serving `services` under `settings`, pointed at `runtime`.
+
+    Built once per worker and configuration, then reused: an app's first request builds every
+    route's dependencies (FastAPI does it lazily, about half a second for all the services),
+    which each test would otherwise pay again. What a test left on it is cleared first. So a
+    test uses one app per configuration at a time; one that needs two processes' apps side by
+    side (with the same settings) builds the second with `build_app`.
+    """
+    key = (tuple(service.name for service in services), settings.model_dump_json())
+    app = _BUILT_APPS.get(key)
+    if app is None:
+        app = _BUILT_APPS[key] = build_app(services, settings, _no_runtime)
+    app.dependency_overrides.clear()
     for name in _PER_TEST_STATE:
-        if hasattr(shared_app.state, name):
-            delattr(shared_app.state, name)
+        if hasattr(app.state, name):
+            delattr(app.state, name)
+    attach_runtime(app, runtime)
+    return app
+
+
+@pytest.fixture
+def app(base_settings: Settings, runtime: Runtime) -> FastAPI:
+    """The all-services app on the test's runtime."""
+    return app_for(SERVICES, base_settings, runtime)
 
 
 @pytest.fixture

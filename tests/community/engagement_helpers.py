@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.community.members.repository import CommunityMemberRepository
 from services.community.models import INBOX, OUTBOX, Post
-from services.kernel.app import build_app
 from services.kernel.auth import MemberTokenCodec
 from services.kernel.clock import utcnow
 from services.kernel.consumer import ConsumerSpec
@@ -30,7 +29,7 @@ from services.kernel.ids import new_id
 from services.kernel.settings import Settings
 from services.members import service as members_service
 from services.registry import SERVICES
-from tests.conftest import BrandFixture, MemberFixture, bearer, make_runtime, purge_brand
+from tests.conftest import BrandFixture, MemberFixture, app_for, bearer, make_runtime, purge_brand
 
 
 async def outbox_events(session: AsyncSession) -> list[Event]:
@@ -178,7 +177,7 @@ class Committed:
 async def committed_brand(
     settings: Settings, database: Database, redis: Redis
 ) -> AsyncIterator[Committed]:
-    app = build_app(SERVICES, settings, make_runtime(settings, database, redis))
+    app = app_for(SERVICES, settings, make_runtime(settings, database, redis))
     async with database.unit_of_work() as session:
         brand, key = await members_service.create_brand(session, f"Race {uuid.uuid4().hex[:6]}")
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

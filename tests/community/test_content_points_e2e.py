@@ -14,7 +14,6 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from services.kernel.app import build_app
 from services.kernel.auth import MemberTokenCodec
 from services.kernel.db import Database
 from services.kernel.drain import drain_events
@@ -22,7 +21,7 @@ from services.kernel.runtime import Runtime
 from services.kernel.settings import Settings
 from services.members import service as members_service
 from services.registry import SERVICES
-from tests.conftest import bearer, make_runtime, purge_brand
+from tests.conftest import app_for, bearer, make_runtime, purge_brand
 
 
 @dataclass
@@ -65,7 +64,7 @@ async def brand(
 ) -> AsyncIterator[Brand]:
     settings = base_settings.model_copy(update={"consumer_retry_after_seconds": 0})
     runtime = make_runtime(settings, engine_database, redis)
-    app = build_app(SERVICES, settings, runtime)
+    app = app_for(SERVICES, settings, runtime)
     async with engine_database.unit_of_work() as session:
         created, key = await members_service.create_brand(session, f"E2E {uuid.uuid4().hex[:6]}")
     staff = bearer(key)

@@ -18,14 +18,13 @@ from sqlalchemy import func, select
 from services.community.ideas.models import Idea, IdeaVote
 from services.community.members.repository import CommunityMemberRepository
 from services.community.models import OUTBOX
-from services.kernel.app import build_app
 from services.kernel.auth import MemberTokenCodec
 from services.kernel.clock import utcnow
 from services.kernel.db import Database
 from services.kernel.settings import Settings
 from services.members import service as members_service
 from services.registry import SERVICES
-from tests.conftest import bearer, make_runtime, purge_brand
+from tests.conftest import app_for, bearer, make_runtime, purge_brand
 
 # The engine's pool is 10 + 10 connections: stay under it so requests queue on rows, not on it.
 CONCURRENCY = 16
@@ -61,7 +60,7 @@ class Board:
 async def board(
     base_settings: Settings, engine_database: Database, redis: Redis
 ) -> AsyncIterator[Board]:
-    app = build_app(SERVICES, base_settings, make_runtime(base_settings, engine_database, redis))
+    app = app_for(SERVICES, base_settings, make_runtime(base_settings, engine_database, redis))
     async with engine_database.unit_of_work() as session:
         brand, _ = await members_service.create_brand(session, f"Ideas {uuid.uuid4().hex[:6]}")
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

@@ -19,7 +19,6 @@ from services.community.models import OUTBOX, Post, PostKind
 from services.community.posts import service
 from services.community.posts.errors import ReviewExists
 from services.community.posts.schemas import PostCreate
-from services.kernel.app import build_app
 from services.kernel.auth import MemberTokenCodec
 from services.kernel.clock import utcnow
 from services.kernel.db import Database
@@ -28,7 +27,7 @@ from services.members import service as members_service
 from services.registry import SERVICES
 from tests.community.conftest import community_events
 from tests.community.posts_helpers import POSTS, error, post_count, write_post
-from tests.conftest import MemberFixture, bearer, make_runtime, purge_brand
+from tests.conftest import MemberFixture, app_for, bearer, make_runtime, purge_brand
 
 
 def review(sku: str = "SKU-LIP-1", rating: int = 5, body: str = "Love it") -> dict[str, object]:
@@ -96,7 +95,7 @@ async def committed(
 ) -> AsyncIterator[tuple[httpx.AsyncClient, uuid.UUID, dict[str, str]]]:
     """An app on the pooled engine (each request commits) and a member of a brand of its own,
     purged at the end: for races, which need separate connections."""
-    app = build_app(SERVICES, base_settings, make_runtime(base_settings, engine_database, redis))
+    app = app_for(SERVICES, base_settings, make_runtime(base_settings, engine_database, redis))
     async with engine_database.unit_of_work() as session:
         brand, _ = await members_service.create_brand(session, f"Reviews {uuid.uuid4().hex[:6]}")
         member_id = uuid.uuid4()

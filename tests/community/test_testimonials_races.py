@@ -16,21 +16,20 @@ from sqlalchemy import func, select
 from services.community.members.repository import CommunityMemberRepository
 from services.community.models import ContentStatus, Post, PostKind
 from services.community.testimonials.models import FeaturedPost
-from services.kernel.app import build_app
 from services.kernel.clock import utcnow
 from services.kernel.db import Database
 from services.kernel.ids import new_id
 from services.kernel.settings import Settings
 from services.members import service as members_service
 from services.registry import SERVICES
-from tests.conftest import bearer, make_runtime, purge_brand
+from tests.conftest import app_for, bearer, make_runtime, purge_brand
 
 
 @pytest.fixture
 async def staff_and_post(
     base_settings: Settings, engine_database: Database, redis: Redis
 ) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str], uuid.UUID]]:
-    app = build_app(SERVICES, base_settings, make_runtime(base_settings, engine_database, redis))
+    app = app_for(SERVICES, base_settings, make_runtime(base_settings, engine_database, redis))
     async with engine_database.unit_of_work() as session:
         brand, key = await members_service.create_brand(session, f"Feat {uuid.uuid4().hex[:6]}")
         author_id = uuid.uuid4()

@@ -26,12 +26,11 @@ from sqlalchemy import event
 
 from services.demo.seed import ensure_demo_brand, settle
 from services.gateway.upstream import Upstream
-from services.kernel.app import build_app
 from services.kernel.auth import MemberTokenCodec
 from services.kernel.db import Database
 from services.kernel.settings import Settings
 from services.registry import SERVICES
-from tests.conftest import bearer, make_runtime, purge_brand
+from tests.conftest import app_for, bearer, make_runtime, purge_brand
 
 HOME = """
 query Home($n: Int!) {
@@ -135,7 +134,7 @@ async def test_the_home_screen_redeem_and_book_through_a_graphql_client(
 ) -> None:
     settings = base_settings.model_copy(update={"data_dir": tmp_path})
     runtime = make_runtime(settings, engine_database, redis)
-    app = build_app(SERVICES, settings, runtime)
+    app = app_for(SERVICES, settings, runtime)
     demo = await ensure_demo_brand(settings, runtime, app, size=60, days=60)
     staff = bearer(demo.api_key)
     try:

@@ -18,12 +18,11 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from services.gateway.contract import breaking_changes
-from services.kernel.app import build_app
 from services.kernel.auth import MemberTokenCodec
 from services.kernel.db import Database
 from services.kernel.settings import Settings
 from services.registry import SERVICES
-from tests.conftest import BrandFixture, MemberFixture, bearer, make_runtime
+from tests.conftest import BrandFixture, MemberFixture, app_for, bearer, make_runtime
 from tests.gateway.conftest import GraphQL, MakeGatewayMember
 
 
@@ -131,7 +130,7 @@ def member_app(redis: Redis) -> Any:
     """Builds an app on `settings` over the test's database (for limits set per test)."""
 
     def make(settings: Settings, database: Database) -> FastAPI:
-        return build_app(SERVICES, settings, make_runtime(settings, database, redis))
+        return app_for(SERVICES, settings, make_runtime(settings, database, redis))
 
     return make
 

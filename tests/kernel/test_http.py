@@ -12,12 +12,12 @@ from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
 from sqlalchemy import text
 
-from services.kernel.app import build_app
 from services.kernel.db import Database, service_metadata
 from services.kernel.errors import Conflict
 from services.kernel.module import ServiceModule
 from services.kernel.runtime import Runtime
 from services.kernel.settings import Settings
+from tests.conftest import app_for
 
 
 class Echo(BaseModel):
@@ -91,7 +91,7 @@ PROBE = ServiceModule(
 @pytest.fixture
 async def probe(base_settings: Settings, runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     settings = base_settings.model_copy(update={"max_body_bytes": 200, "max_import_bytes": 5000})
-    app = build_app([PROBE], settings, runtime)
+    app = app_for([PROBE], settings, runtime)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://probe") as client:
         yield client

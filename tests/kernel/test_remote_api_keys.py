@@ -10,12 +10,11 @@ import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from services.kernel.app import build_app
 from services.kernel.auth import ApiKeyVerifier, Authenticator, MemberTokenCodec
 from services.kernel.runtime import RemoteApiKeyLookup, Runtime
 from services.kernel.settings import Settings
 from services.rewards.module import REWARDS
-from tests.conftest import BrandFixture
+from tests.conftest import BrandFixture, app_for
 
 
 class CountingTransport(httpx.AsyncBaseTransport):
@@ -48,7 +47,7 @@ async def rewards_alone(
             MemberTokenCodec(base_settings), ApiKeyVerifier(redis, lookup, 60)
         ),
     )
-    app = build_app([REWARDS], base_settings, remote_runtime)
+    app = app_for([REWARDS], base_settings, remote_runtime)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://rewards") as client:
         yield client

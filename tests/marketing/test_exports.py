@@ -26,7 +26,6 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.kernel.app import build_app
 from services.kernel.auth import Scope, StaffPrincipal
 from services.kernel.clock import utcnow
 from services.kernel.db import Database
@@ -47,7 +46,7 @@ from services.marketing.models import (
 from services.members import service as members_service
 from services.members.schemas import ApiKeyCreate
 from services.registry import SERVICES
-from tests.conftest import BrandFixture, bearer, make_runtime
+from tests.conftest import BrandFixture, app_for, bearer, make_runtime
 from tests.marketing.helpers import project, set_consent
 from tests.recommender.service_fixtures import MakeMember, make_member
 
@@ -704,7 +703,7 @@ async def test_a_download_from_an_s3_store_that_does_not_answer_is_a_503(
     settings = base_settings.model_copy(
         update={"s3_endpoint_url": "http://127.0.0.1:9", "s3_timeout_seconds": 1}
     )
-    app = build_app(SERVICES, settings, make_runtime(settings, database, redis))
+    app = app_for(SERVICES, settings, make_runtime(settings, database, redis))
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://kinfolk.test") as other:
         response = await other.get(answer["download_url"])

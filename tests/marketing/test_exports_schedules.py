@@ -21,7 +21,6 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.kernel.app import build_app
 from services.kernel.auth import Scope
 from services.kernel.clock import utcnow
 from services.kernel.db import Database
@@ -29,7 +28,7 @@ from services.kernel.settings import Settings
 from services.marketing.exports import service
 from services.marketing.models import ExportSchedule
 from services.registry import SERVICES
-from tests.conftest import BrandFixture, bearer, make_runtime
+from tests.conftest import BrandFixture, app_for, bearer, make_runtime
 from tests.marketing.test_exports import (
     add_segment,
     key_with,
@@ -279,7 +278,7 @@ def s3_settings(base_settings: Settings, s3_endpoint: str) -> Settings:
 async def s3_client(
     s3_settings: Settings, database: Database, redis: Redis
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app: FastAPI = build_app(SERVICES, s3_settings, make_runtime(s3_settings, database, redis))
+    app: FastAPI = app_for(SERVICES, s3_settings, make_runtime(s3_settings, database, redis))
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://kinfolk.test") as client:
         yield client

@@ -16,7 +16,6 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.kernel.app import build_app
 from services.kernel.consumer import ConsumerRunner, ConsumerSpec
 from services.kernel.db import Database
 from services.kernel.events import Event
@@ -26,7 +25,7 @@ from services.members import service
 from services.members.models import OUTBOX
 from services.members.module import MEMBERS
 from services.registry import SERVICES
-from tests.conftest import make_runtime, purge_brand
+from tests.conftest import app_for, make_runtime, purge_brand
 from tests.kernel.eventing import Throwaway, throwaway_service
 
 
@@ -47,7 +46,7 @@ async def committed(
     settings: Settings, engine_database: Database, redis: Redis
 ) -> AsyncIterator[tuple[httpx.AsyncClient, uuid.UUID, dict[str, str]]]:
     """A client whose requests commit, and a brand of this test's own with its admin key."""
-    app = build_app(SERVICES, settings, make_runtime(settings, engine_database, redis))
+    app = app_for(SERVICES, settings, make_runtime(settings, engine_database, redis))
     async with engine_database.unit_of_work() as session:
         brand, key = await service.create_brand(session, f"Flow {uuid.uuid4().hex[:6]}")
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

@@ -12,14 +12,13 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.kernel.app import build_app
 from services.kernel.runtime import Runtime
 from services.kernel.settings import Settings
 from services.members import service
 from services.members.importing import LineError, parse_import
 from services.members.models import Member
 from services.registry import SERVICES
-from tests.conftest import BrandFixture, MemberFixture
+from tests.conftest import BrandFixture, MemberFixture, app_for
 from tests.members.conftest import outbox_events
 
 URL = "/members/v1/members/import"
@@ -267,7 +266,7 @@ async def small_limits(
     base_settings: Settings, runtime: Runtime
 ) -> AsyncIterator[httpx.AsyncClient]:
     settings = base_settings.model_copy(update={"max_body_bytes": 300, "max_import_bytes": 2000})
-    app: FastAPI = build_app(SERVICES, settings, runtime)
+    app: FastAPI = app_for(SERVICES, settings, runtime)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://kinfolk.test") as client:
         yield client

@@ -13,7 +13,6 @@ from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.kernel.app import build_app
 from services.kernel.db import service_metadata
 from services.kernel.module import ServiceModule
 from services.kernel.runtime import Runtime
@@ -21,7 +20,7 @@ from services.kernel.settings import Settings
 from services.members.endpoints import privacy_services
 from services.members.models import ConsentChange
 from services.registry import SERVICES
-from tests.conftest import BrandFixture, MemberFixture
+from tests.conftest import BrandFixture, MemberFixture, app_for
 from tests.members.conftest import outbox_events
 
 MEMBERS = "/members/v1/members"
@@ -102,7 +101,7 @@ LOYALTY = ServiceModule(
 async def with_loyalty(
     base_settings: Settings, runtime: Runtime
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app: FastAPI = build_app([*SERVICES, LOYALTY], base_settings, runtime)
+    app: FastAPI = app_for([*SERVICES, LOYALTY], base_settings, runtime)
 
     def services() -> Sequence[ServiceModule]:
         return [LOYALTY]

@@ -28,14 +28,13 @@ from recommender.store.models import (
     Session,
     VersionStatus,
 )
-from services.kernel.app import build_app
 from services.kernel.auth import MemberTokenCodec
 from services.kernel.clock import utcnow
 from services.kernel.db import Database
 from services.kernel.ids import new_id
 from services.kernel.settings import Settings
 from services.registry import SERVICES
-from tests.conftest import BrandFixture, bearer, make_runtime
+from tests.conftest import BrandFixture, app_for, bearer, make_runtime
 
 NIL = uuid.UUID(int=0)
 
@@ -47,7 +46,7 @@ async def api_client(
     """A client of an app whose lists explore `exploration_share` of their places (set past
     the setting's own bounds on purpose: 1.0 explores every place)."""
     configured = settings.model_copy(update={"recommender_exploration_share": exploration_share})
-    app = build_app(SERVICES, configured, make_runtime(configured, database, redis))
+    app = app_for(SERVICES, configured, make_runtime(configured, database, redis))
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://kinfolk.test") as client:
         yield client

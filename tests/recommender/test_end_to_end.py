@@ -17,13 +17,12 @@ from redis.asyncio import Redis
 
 from recommender.training import tasks
 from services.demo.seed import ensure_demo_brand, settle
-from services.kernel.app import build_app
 from services.kernel.auth import MemberTokenCodec
 from services.kernel.db import Database
 from services.kernel.drain import drain_events
 from services.kernel.settings import Settings
 from services.registry import SERVICES
-from tests.conftest import bearer, make_runtime, purge_brand
+from tests.conftest import app_for, bearer, make_runtime, purge_brand
 
 CATEGORY = "makeup"
 
@@ -33,7 +32,7 @@ async def test_a_member_who_turns_to_makeup_sees_makeup_perks_rise_with_the_reas
 ) -> None:
     settings = base_settings.model_copy(update={"data_dir": tmp_path})
     runtime = make_runtime(settings, engine_database, redis)
-    app = build_app(SERVICES, settings, runtime)
+    app = app_for(SERVICES, settings, runtime)
     demo = await ensure_demo_brand(settings, runtime, app, size=60, days=60)
     staff = bearer(demo.api_key)
     try:

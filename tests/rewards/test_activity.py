@@ -15,7 +15,6 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.kernel.app import build_app
 from services.kernel.consumer import ConsumerRunner
 from services.kernel.db import Database
 from services.kernel.events import Event, EventData, parse_event
@@ -45,7 +44,7 @@ from services.rewards.ledger import service as ledger
 from services.rewards.ledger.projection import MEMBERS_PROJECTION
 from services.rewards.models import ActivityAward, LedgerEntry, Program, RuleKind
 from services.rewards.module import REWARDS
-from tests.conftest import BrandFixture, MemberFixture, make_runtime, purge_brand
+from tests.conftest import BrandFixture, MemberFixture, app_for, make_runtime, purge_brand
 from tests.rewards.conftest import MakeMember, rewards_events, sync_members
 from tests.rewards.points_helpers import account_of, at, entries_of, set_program
 from tests.rewards.rule_helpers import make_rule
@@ -447,7 +446,7 @@ async def committed(
     settings = base_settings.model_copy(
         update={"consumer_retry_after_seconds": 0, "consumer_max_deliveries": 5}
     )
-    app = build_app(SERVICES, settings, make_runtime(settings, engine_database, redis))
+    app = app_for(SERVICES, settings, make_runtime(settings, engine_database, redis))
     async with engine_database.unit_of_work() as session:
         brand, key = await members_service.create_brand(session, f"Act {uuid.uuid4().hex[:6]}")
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

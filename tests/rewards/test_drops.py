@@ -15,7 +15,6 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.kernel.app import build_app
 from services.kernel.auth import MemberTokenCodec
 from services.kernel.clock import utcnow
 from services.kernel.db import Database
@@ -42,7 +41,7 @@ from services.rewards.models import (
 from services.rewards.module import REWARDS
 from services.rewards.perks import service as perks_service
 from services.rewards.perks.schemas import PerkCreate
-from tests.conftest import BrandFixture, MemberFixture, bearer, make_runtime, purge_brand
+from tests.conftest import BrandFixture, MemberFixture, app_for, bearer, make_runtime, purge_brand
 from tests.rewards.conftest import DEFAULT_PROGRAM, MakeMember, rewards_events
 from tests.rewards.perk_helpers import (
     balance,
@@ -636,7 +635,7 @@ async def create_perk_row(session: AsyncSession, brand_id: uuid.UUID, **changes:
 async def committed(
     base_settings: Settings, engine_database: Database, redis: Redis
 ) -> AsyncIterator[tuple[httpx.AsyncClient, uuid.UUID, dict[str, str]]]:
-    app = build_app(SERVICES, base_settings, make_runtime(base_settings, engine_database, redis))
+    app = app_for(SERVICES, base_settings, make_runtime(base_settings, engine_database, redis))
     async with engine_database.unit_of_work() as session:
         brand, key = await members_service.create_brand(session, f"Drop {uuid.uuid4().hex[:6]}")
         await ledger.configure_program(session, brand.id, DEFAULT_PROGRAM)

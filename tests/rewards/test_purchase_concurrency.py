@@ -18,7 +18,6 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
-from services.kernel.app import build_app
 from services.kernel.clock import utcnow
 from services.kernel.db import Database
 from services.kernel.events import parse_event
@@ -29,7 +28,7 @@ from services.registry import SERVICES
 from services.rewards.ledger import service as ledger
 from services.rewards.ledger.projection import apply_member_event
 from services.rewards.models import Account, LedgerEntry, Purchase, TierChange
-from tests.conftest import make_runtime, purge_brand
+from tests.conftest import app_for, make_runtime, purge_brand
 
 CONCURRENCY = 16  # the pool has 10 + 10 connections
 
@@ -70,7 +69,7 @@ class Committed:
 async def committed(
     base_settings: Settings, engine_database: Database, redis: Redis
 ) -> AsyncIterator[Committed]:
-    app = build_app(SERVICES, base_settings, make_runtime(base_settings, engine_database, redis))
+    app = app_for(SERVICES, base_settings, make_runtime(base_settings, engine_database, redis))
     async with engine_database.unit_of_work() as session:
         brand, key = await members_service.create_brand(session, f"Load {uuid.uuid4().hex[:6]}")
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

@@ -19,7 +19,6 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
-from services.kernel.app import build_app
 from services.kernel.auth import MemberTokenCodec
 from services.kernel.db import Database
 from services.kernel.settings import Settings
@@ -28,7 +27,7 @@ from services.registry import SERVICES
 from services.rewards.ledger import service as ledger
 from services.rewards.ledger.repository import LedgerRepository
 from services.rewards.models import Account, EntryKind, LedgerEntry, Perk, PerkCode, Redemption
-from tests.conftest import bearer, make_runtime, purge_brand
+from tests.conftest import app_for, bearer, make_runtime, purge_brand
 from tests.rewards.conftest import DEFAULT_PROGRAM
 from tests.rewards.perk_helpers import give, perk_body
 
@@ -89,7 +88,7 @@ class Race:
 async def race(
     base_settings: Settings, engine_database: Database, redis: Redis
 ) -> AsyncIterator[Race]:
-    app = build_app(SERVICES, base_settings, make_runtime(base_settings, engine_database, redis))
+    app = app_for(SERVICES, base_settings, make_runtime(base_settings, engine_database, redis))
     async with engine_database.unit_of_work() as session:
         brand, key = await members_service.create_brand(session, f"Race {uuid.uuid4().hex[:6]}")
         await ledger.configure_program(session, brand.id, DEFAULT_PROGRAM)

@@ -710,8 +710,8 @@ async def test_rest_route(world: World, route: str) -> None:
     assert not [o for o in observed if o.problem], report(route, observed)
 
 
-def test_every_route_and_path_parameter_is_classified(shared_app: FastAPI) -> None:
-    routes = http_routes(shared_app)
+def test_every_route_and_path_parameter_is_classified(app: FastAPI) -> None:
+    routes = http_routes(app)
     assert sorted(routes - set(REST)) == [], "classify these routes in authorisation_expectations"
     assert sorted(set(REST) - routes) == [], "these entries name no route: remove them"
     parameters = {p for r in routes for p in path_parameters(r)}
@@ -719,7 +719,7 @@ def test_every_route_and_path_parameter_is_classified(shared_app: FastAPI) -> No
     assert sorted(set(PARAMETERS) - parameters) == [], "these parameters are in no path"
     assert set(PATH_OBJECTS) <= set(PARAMETERS)
     # The only websocket is the gateway's: its operations are the Subscription fields below.
-    assert websocket_routes(shared_app) == {"/graphql"}
+    assert websocket_routes(app) == {"/graphql"}
 
 
 # --- GraphQL ------------------------------------------------------------------------------------

@@ -48,7 +48,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from services.kernel.app import build_app
 from services.kernel.auth import MemberTokenCodec
 from services.kernel.clock import utcnow
 from services.kernel.db import Database, libpq_url
@@ -64,6 +63,7 @@ from tests.conftest import (
     BrandFixture,
     WorkerInfrastructure,
     _with_database,
+    app_for,
     bearer,
     make_runtime,
     purge_brand,
@@ -208,7 +208,7 @@ async def live(
     """A committed brand on the worker's database, served by the all-services app."""
     settings = base_settings.model_copy(update={"consumer_retry_after_seconds": 0})
     runtime = make_runtime(settings, engine_database, redis)
-    app = build_app(SERVICES, settings, runtime)
+    app = app_for(SERVICES, settings, runtime)
     async with engine_database.unit_of_work() as session:
         brand, key = await members_service.create_brand(session, f"Backup {uuid.uuid4().hex[:6]}")
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
