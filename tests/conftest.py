@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
 
+from services.contracts import render_contracts
 from services.kernel.app import attach_runtime, build_app
 from services.kernel.auth import ApiKeyVerifier, Authenticator, MemberTokenCodec
 from services.kernel.db import Database, asyncpg_url
@@ -91,6 +92,13 @@ def logging_configured(base_settings: Settings) -> None:
     console renderer draws each logged exception as a rich traceback with every frame's local
     variables: seconds of a test's time per error, and not what a deployment writes."""
     configure_logging(base_settings)
+
+
+@pytest.fixture(scope="session")
+def contracts() -> dict[Path, str]:
+    """Every generated contract file as the code renders it, rendered once per worker: each
+    rendering builds every service's OpenAPI document, seconds of work."""
+    return render_contracts()
 
 
 @pytest.fixture(scope="session")

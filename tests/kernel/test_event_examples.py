@@ -14,7 +14,7 @@ from typing import Any, Literal
 import jsonschema
 import pytest
 
-from services.contracts import WEBHOOKS_DOC, render_contracts, render_webhooks_doc
+from services.contracts import WEBHOOKS_DOC, render_webhooks_doc
 from services.kernel.event_examples import (
     EXAMPLE_TIME,
     VALUES,
@@ -114,8 +114,8 @@ def test_every_example_is_valid_against_its_schema_and_deterministic(event: type
     assert nulls <= {"voters_next", "suspended_until", "decided_by_member_id"}
 
 
-def test_the_committed_schema_files_carry_the_examples() -> None:
-    files = render_contracts()
+def test_the_committed_schema_files_carry_the_examples(contracts: dict[Path, str]) -> None:
+    files = contracts
     for event in EVENTS:
         schema = json.loads(files[Path("schemas/events") / schema_file_name(event)])
         assert schema["examples"] == [example_payload(event)]
@@ -179,8 +179,10 @@ def test_examples_read_like_real_messages() -> None:
     )
 
 
-def test_the_webhooks_guide_documents_every_public_event_with_its_example() -> None:
-    text = render_contracts()[WEBHOOKS_DOC]
+def test_the_webhooks_guide_documents_every_public_event_with_its_example(
+    contracts: dict[Path, str],
+) -> None:
+    text = contracts[WEBHOOKS_DOC]
     assert text == render_webhooks_doc(EVENTS)
     headings = re.findall(r"^### `([a-z_.]+)`$", text, flags=re.MULTILINE)
     assert headings == [event.event_type() for event in PUBLIC]
