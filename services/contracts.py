@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from string import Template
 from typing import Any
 
 from services.gateway.contract import SCHEMA_PATH, breaking_changes, render_schema
-from services.kernel.app import build_app
+from services.kernel.app import build_app, never_started
 from services.kernel.event_examples import example_payload
 from services.kernel.event_schemas import render_event_schemas, schema_file_name
 from services.kernel.events import Event, EventData
 from services.kernel.module import ServiceModule
-from services.kernel.runtime import Runtime
 from services.kernel.settings import Settings
 from services.registry import SERVICES
 from services.webhooks.endpoints.service import ROTATION_GRACE
@@ -40,14 +38,8 @@ def _pretty(document: Any) -> str:
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-@asynccontextmanager
-async def _no_runtime() -> AsyncIterator[Runtime]:
-    raise RuntimeError("rendering a contract never starts the app")
-    yield  # pragma: no cover
-
-
 def render_openapi(service: ServiceModule) -> str:
-    app = build_app([service], Settings(), _no_runtime, title=f"Kinfolk {service.name}")
+    app = build_app([service], Settings(), never_started, title=f"Kinfolk {service.name}")
     return _pretty(app.openapi())
 
 

@@ -11,7 +11,6 @@ import gc
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -24,7 +23,7 @@ from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
 
 from services.contracts import render_contracts
-from services.kernel.app import attach_runtime, build_app
+from services.kernel.app import attach_runtime, build_app, never_started
 from services.kernel.auth import ApiKeyVerifier, Authenticator, MemberTokenCodec
 from services.kernel.db import Database, asyncpg_url
 from services.kernel.embedded import InfrastructureUrls, infrastructure
@@ -244,12 +243,6 @@ def runtime(base_settings: Settings, database: Database, redis: Redis) -> Runtim
     return make_runtime(base_settings, database, redis)
 
 
-@asynccontextmanager
-async def _no_runtime() -> AsyncIterator[Runtime]:
-    raise AssertionError("tests attach a runtime; the app's lifespan is not run")
-    yield  # pragma: no cover
-
-
 # Apps built in this worker, by the names of their services and their settings.
 _BUILT_APPS: dict[tuple[tuple[str, ...], str], FastAPI] = {}
 
@@ -270,7 +263,7 @@ def app_for(services: Sequence[ServiceModule], settings: Settings, runtime: Runt
     key = (tuple(service.name for service in services), settings.model_dump_json())
     app = _BUILT_APPS.get(key)
     if app is None:
-        app = _BUILT_APPS[key] = build_app(services, settings, _no_runtime)
+        app = _BUILT_APPS[key] = build_app(services, settings, never_started)
     app.dependency_overrides.clear()
     for name in _PER_TEST_STATE:
         if hasattr(app.state, name):

@@ -27,6 +27,14 @@ from services.kernel.settings import Settings
 RuntimeFactory = Callable[[], AbstractAsyncContextManager[Runtime]]
 
 
+@asynccontextmanager
+async def never_started() -> AsyncIterator[Runtime]:
+    """The runtime factory of an app that is never started: one whose contracts are rendered,
+    or one that tests point at a runtime of their own (`attach_runtime`)."""
+    raise RuntimeError("this app is never started: it has no runtime of its own")
+    yield  # pragma: no cover
+
+
 def build_app(
     services: Sequence[ServiceModule],
     settings: Settings,

@@ -115,9 +115,8 @@ def test_every_example_is_valid_against_its_schema_and_deterministic(event: type
 
 
 def test_the_committed_schema_files_carry_the_examples(contracts: dict[Path, str]) -> None:
-    files = contracts
     for event in EVENTS:
-        schema = json.loads(files[Path("schemas/events") / schema_file_name(event)])
+        schema = json.loads(contracts[Path("schemas/events") / schema_file_name(event)])
         assert schema["examples"] == [example_payload(event)]
 
 

@@ -10,7 +10,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -25,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.gateway.module import GATEWAY
 from services.kernel import errors, middleware
-from services.kernel.app import attach_runtime, build_app
+from services.kernel.app import attach_runtime, build_app, never_started
 from services.kernel.auth import (
     ApiKeyVerifier,
     Authenticator,
@@ -70,12 +69,7 @@ def limited_settings(base_settings: Settings) -> Settings:
 
 @pytest.fixture(scope="module")
 def limited_app(limited_settings: Settings) -> FastAPI:
-    @asynccontextmanager
-    async def no_runtime() -> AsyncIterator[Runtime]:
-        raise AssertionError("the test attaches a runtime")
-        yield  # pragma: no cover
-
-    return build_app(SERVICES, limited_settings, no_runtime)
+    return build_app(SERVICES, limited_settings, never_started)
 
 
 @pytest.fixture
