@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
-
 from recommender.events import RECOMMENDER_EVENTS
 from recommender.intake.consumers import INTAKE_CONSUMERS
 from recommender.serving.audience_endpoints import router as audience_router
@@ -15,8 +13,9 @@ from recommender.store.models import SCHEMA, Base
 from recommender.training.endpoints import router as training_router
 from recommender.training.tasks import TRAINING_JOBS
 from services.kernel.module import ServiceModule
+from services.kernel.routing import Router
 
-router = APIRouter()
+router = Router()
 router.include_router(serving_router)
 router.include_router(training_router)
 router.include_router(audience_router)

@@ -6,14 +6,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 from pydantic import BaseModel, Field
 
 from recommender.serving import audience
 from recommender.serving.access import StaffRead
 from services.kernel.db import SessionDep
+from services.kernel.routing import Router
 
-router = APIRouter(prefix="/recommender/v1", tags=["recommender"])
+router = Router(prefix="/recommender/v1", tags=["recommender"])
 
 
 class AudienceRead(BaseModel):

@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 
 from recommender.serving import experiment_service, service
 from recommender.serving.access import Reader, StaffRead, StaffWrite, Writer
@@ -28,9 +28,10 @@ from recommender.surfaces import SURFACES
 from services.kernel.db import SessionDep
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
 from services.kernel.pagination import Page, PageDep
+from services.kernel.routing import Router
 from services.kernel.settings import Settings
 
-router = APIRouter(prefix="/recommender/v1", tags=["recommender"])
+router = Router(prefix="/recommender/v1", tags=["recommender"])
 
 _SURFACES = ", ".join(SURFACES)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from arq.connections import ArqRedis
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import Depends, Request, status
 
 from recommender.training import repository
 from recommender.training.schemas import TrainingQueued, VersionRead
@@ -14,8 +14,9 @@ from recommender.training.tasks import TRAIN_JOB_NAME
 from services.kernel.auth import Scope, StaffPrincipal, require_staff
 from services.kernel.db import SessionDep
 from services.kernel.jobs import enqueue
+from services.kernel.routing import Router
 
-router = APIRouter(prefix="/recommender/v1", tags=["recommender"])
+router = Router(prefix="/recommender/v1", tags=["recommender"])
 
 StaffRead = Annotated[StaffPrincipal, Depends(require_staff(Scope.RECOMMENDER_READ))]
 StaffWrite = Annotated[StaffPrincipal, Depends(require_staff(Scope.RECOMMENDER_WRITE))]

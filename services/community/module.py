@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
-
 from services.community.challenges.consumer import CHALLENGES_CONSUMER
 from services.community.challenges.endpoints import router as challenges_router
 from services.community.events import COMMUNITY_EVENTS
@@ -28,8 +26,9 @@ from services.community.reputation.endpoints import router as reputation_router
 from services.community.social.endpoints import router as social_router
 from services.community.testimonials.endpoints import router as testimonials_router
 from services.kernel.module import ServiceModule
+from services.kernel.routing import Router
 
-router = APIRouter()
+router = Router()
 for part in (
     posts_router,
     social_router,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
-
 from services.kernel.module import ServiceModule
+from services.kernel.routing import Router
 from services.marketing.audience.consumer import AUDIENCE_CONSUMER
 from services.marketing.audience.endpoints import router as audience_router
 from services.marketing.audience.tasks import REBUILD_JOB
@@ -19,7 +18,7 @@ from services.marketing.scores.tasks import SCORE_JOBS
 from services.marketing.segments.endpoints import router as segments_router
 from services.marketing.segments.tasks import REFRESH_JOB
 
-router = APIRouter()
+router = Router()
 for part in (audience_router, segments_router, scores_router, exports_router):
     router.include_router(part)
 

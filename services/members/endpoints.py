@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
+from fastapi import BackgroundTasks, Depends, Query, Request, Response
 from redis.asyncio import Redis
 
 from services.kernel.auth import (
@@ -26,6 +26,7 @@ from services.kernel.errors import Unauthorized
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
 from services.kernel.module import ServiceModule
 from services.kernel.pagination import Page, PageDep
+from services.kernel.routing import Router
 from services.kernel.settings import Settings
 from services.members import service
 from services.members.importing import CSV, NDJSON
@@ -48,7 +49,7 @@ from services.members.schemas import (
     SelfConsentUpdate,
 )
 
-router = APIRouter(prefix="/members/v1", tags=["members"])
+router = Router(prefix="/members/v1", tags=["members"])
 
 StaffRead = Annotated[StaffPrincipal, Depends(require_staff(Scope.MEMBERS_READ))]
 StaffWrite = Annotated[StaffPrincipal, Depends(require_staff(Scope.MEMBERS_WRITE))]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
-
 from services.kernel.module import ServiceModule
+from services.kernel.routing import Router
 from services.rewards.account.endpoints import router as account_router
 from services.rewards.activity.consumer import ACTIVITY_CONSUMER
 from services.rewards.activity.tasks import ACTIVITY_JOBS
@@ -26,7 +25,7 @@ from services.rewards.purchases.tasks import RELEASE_PENDING_PURCHASES
 from services.rewards.tiers.endpoints import router as tiers_router
 from services.rewards.tiers.tasks import REVIEW_TIERS
 
-router = APIRouter()
+router = Router()
 router.include_router(ledger_router)
 router.include_router(account_router)
 router.include_router(perks_router)

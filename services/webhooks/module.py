@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
-
 from services.kernel.module import ServiceModule
+from services.kernel.routing import Router
 from services.webhooks.delivery.worker import DELIVERY_LOOP
 from services.webhooks.endpoints.endpoints import router as endpoints_router
 from services.webhooks.events import WEBHOOKS_EVENTS
@@ -15,7 +14,7 @@ from services.webhooks.models import SCHEMA, Base
 from services.webhooks.operations.endpoints import router as operations_router
 from services.webhooks.operations.jobs import RETENTION_JOB
 
-router = APIRouter()
+router = Router()
 router.include_router(endpoints_router)
 router.include_router(operations_router)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 
 from services.community.access import CurrentMember, ReadingMember, StaffRead, StaffWrite
 from services.community.challenges import service
@@ -18,8 +18,9 @@ from services.community.challenges.schemas import (
 )
 from services.kernel.db import SessionDep
 from services.kernel.pagination import Page, PageDep
+from services.kernel.routing import Router
 
-router = APIRouter(prefix="/community/v1", tags=["community: challenges"])
+router = Router(prefix="/community/v1", tags=["community: challenges"])
 
 _NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "ChallengeNotFound"}}
 

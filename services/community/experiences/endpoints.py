@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 from pydantic import AwareDatetime
 
 from services.community.access import CurrentMember, ReadingActor, ReadingMember, WritingActor
@@ -40,8 +40,9 @@ from services.kernel.idempotency import (
     request_hash,
 )
 from services.kernel.pagination import OptionalIds, Page, PageDep
+from services.kernel.routing import Router
 
-router = APIRouter(prefix="/community/v1", tags=["community: experiences"])
+router = Router(prefix="/community/v1", tags=["community: experiences"])
 
 Tag = Annotated[str | None, Query(min_length=1, max_length=50)]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 
 from services.community.access import CurrentMember, ReadingActor, WritingActor
 from services.community.groups import service
@@ -20,8 +20,9 @@ from services.community.groups.schemas import (
 from services.community.models import GroupRole, MembershipStatus
 from services.kernel.db import SessionDep
 from services.kernel.pagination import Page, PageDep
+from services.kernel.routing import Router
 
-router = APIRouter(prefix="/community/v1", tags=["community: groups"])
+router = Router(prefix="/community/v1", tags=["community: groups"])
 
 _MANAGE_ERRORS: dict[int | str, dict[str, str]] = {
     403: {"description": "NotGroupModerator, MemberSuspended"},

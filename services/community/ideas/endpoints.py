@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from services.community.access import CurrentMember, ReadingActor, StaffRead, StaffWrite
 from services.community.ideas import service
@@ -26,8 +26,9 @@ from services.kernel.auth import MemberDep
 from services.kernel.db import SessionDep
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
 from services.kernel.pagination import Page, PageDep
+from services.kernel.routing import Router
 
-router = APIRouter(prefix="/community/v1", tags=["community: ideas"])
+router = Router(prefix="/community/v1", tags=["community: ideas"])
 
 _IDEA_404: dict[int | str, dict[str, Any]] = {404: {"description": "IdeaNotFound, MemberNotFound"}}
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from services.community.access import ReadingMember, StaffWrite
 from services.community.milestones import service
 from services.community.milestones.schemas import MilestonePromptCreate, MilestoneRead
 from services.community.prompts.schemas import PromptRead
 from services.kernel.db import SessionDep
 from services.kernel.pagination import Page, PageDep
+from services.kernel.routing import Router
 
-router = APIRouter(prefix="/community/v1", tags=["community: milestones"])
+router = Router(prefix="/community/v1", tags=["community: milestones"])
 
 
 @router.get(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from services.community.access import (
     CurrentMember,
@@ -34,8 +34,9 @@ from services.community.moderation.schemas import (
 )
 from services.kernel.db import SessionDep
 from services.kernel.pagination import Page, PageDep
+from services.kernel.routing import Router
 
-router = APIRouter(prefix="/community/v1", tags=["community: moderation"])
+router = Router(prefix="/community/v1", tags=["community: moderation"])
 
 
 # --- Reports (members) ------------------------------------------------------------------------

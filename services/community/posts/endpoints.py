@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from services.community.access import CurrentMember, ReadingMember, principal_of
 from services.community.models import IDEMPOTENCY
@@ -27,8 +27,9 @@ from services.community.posts.schemas import (
 from services.community.posts.staff_endpoints import router as staff_router
 from services.kernel.db import SessionDep
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
+from services.kernel.routing import Router
 
-router = APIRouter(prefix="/community/v1", tags=["community: posts"])
+router = Router(prefix="/community/v1", tags=["community: posts"])
 
 _WRITE_ERRORS: dict[int | str, dict[str, str]] = {
     403: {

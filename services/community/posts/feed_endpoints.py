@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import Path
 
 from services.community.access import ReadingMember
 from services.community.posts import bookmarks, feeds
@@ -21,8 +21,9 @@ from services.community.posts.schemas import (
 )
 from services.kernel.db import SessionDep
 from services.kernel.pagination import Ids, Page, PageDep
+from services.kernel.routing import Router
 
-router = APIRouter()
+router = Router()
 
 
 def _posts(rows: list[PostRow], page: PageDep) -> Page[PostRead]:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
-
 from services.community.access import StaffRead
 from services.community.models import ContentStatus
 from services.community.posts import staff
 from services.community.posts.schemas import StaffCommentRead, StaffPostRead
 from services.kernel.db import SessionDep
 from services.kernel.pagination import Page, PageDep
+from services.kernel.routing import Router
 
-router = APIRouter()
+router = Router()
 
 
 @router.get(

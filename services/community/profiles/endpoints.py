@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from services.community.access import ReadingActor
 from services.community.profiles import service
 from services.community.profiles.schemas import ProfileRead, ProfileReads
 from services.kernel.db import SessionDep
 from services.kernel.pagination import Ids
+from services.kernel.routing import Router
 
-router = APIRouter(prefix="/community/v1", tags=["community: profiles"])
+router = Router(prefix="/community/v1", tags=["community: profiles"])
 
 
 @router.get(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from services.community.access import (
     CurrentMember,
@@ -26,8 +26,9 @@ from services.community.prompts.schemas import (
 from services.kernel.db import SessionDep
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
 from services.kernel.pagination import OptionalIds, Page, PageDep
+from services.kernel.routing import Router
 
-router = APIRouter(prefix="/community/v1", tags=["community: prompts"])
+router = Router(prefix="/community/v1", tags=["community: prompts"])
 
 _NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "PromptNotFound"}}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from services.community.access import ReadingActor, ReadingMember, StaffRead, StaffWrite
 from services.community.reputation import badges, service
@@ -20,8 +20,9 @@ from services.community.reputation.schemas import (
 )
 from services.kernel.db import SessionDep
 from services.kernel.pagination import Page, PageDep
+from services.kernel.routing import Router
 
-router = APIRouter(prefix="/community/v1", tags=["community: reputation"])
+router = Router(prefix="/community/v1", tags=["community: reputation"])
 
 _MEMBER_404: dict[int | str, dict[str, str]] = {404: {"description": "MemberNotFound"}}
 _BADGE_404: dict[int | str, dict[str, str]] = {404: {"description": "BadgeNotFound"}}

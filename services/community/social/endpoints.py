@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.community.access import CurrentMember, ReadingMember
@@ -19,8 +19,9 @@ from services.community.social.repository import Relation
 from services.community.social.schemas import RelatedMember, RelationState
 from services.kernel.db import SessionDep
 from services.kernel.pagination import Page, PageDep, PageRequest
+from services.kernel.routing import Router
 
-router = APIRouter(prefix="/community/v1", tags=["community: social"])
+router = Router(prefix="/community/v1", tags=["community: social"])
 
 _ERRORS: dict[int | str, dict[str, str]] = {
     403: {"description": "MemberSuspended, MemberBlocked (follows only)"},

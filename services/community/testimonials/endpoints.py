@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 
 from services.community.access import CurrentMember, ReadingActor, ReadingMember, StaffWrite
 from services.community.testimonials import service
@@ -15,8 +15,9 @@ from services.community.testimonials.repository import TestimonialFilters
 from services.community.testimonials.schemas import FeatureRequest, TestimonialRead
 from services.kernel.db import SessionDep
 from services.kernel.pagination import Page, PageDep, PageRequest
+from services.kernel.routing import Router
 
-router = APIRouter(prefix="/community/v1", tags=["community: testimonials"])
+router = Router(prefix="/community/v1", tags=["community: testimonials"])
 
 
 def _page(rows: Sequence[service.Shown], page: PageRequest) -> Page[TestimonialRead]:

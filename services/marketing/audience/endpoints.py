@@ -5,16 +5,17 @@ from __future__ import annotations
 import uuid
 
 from arq.connections import ArqRedis
-from fastapi import APIRouter, Request, status
+from fastapi import Request, status
 
 from services.kernel.db import SessionDep
 from services.kernel.jobs import enqueue
+from services.kernel.routing import Router
 from services.marketing.access import StaffRead, StaffWrite
 from services.marketing.audience import service
 from services.marketing.audience.schemas import Member360Read, RebuildQueued, TierStay
 from services.marketing.audience.tasks import REBUILD_JOB_NAME
 
-router = APIRouter(prefix="/marketing/v1", tags=["marketing: member 360"])
+router = Router(prefix="/marketing/v1", tags=["marketing: member 360"])
 
 
 @router.get(

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from arq.connections import ArqRedis
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import Query, Request, Response, status
 from fastapi.responses import FileResponse, StreamingResponse
 
 from services.kernel.auth import StaffPrincipal
@@ -19,6 +19,7 @@ from services.kernel.errors import ServiceUnavailable
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
 from services.kernel.jobs import enqueue
 from services.kernel.pagination import Page, PageDep
+from services.kernel.routing import Router
 from services.kernel.settings import Settings
 from services.marketing.access import StaffRead, StaffWrite
 from services.marketing.exports import formats, links, service, storage
@@ -35,7 +36,7 @@ from services.marketing.exports.tasks import EXPORT_JOB_NAME, export_job_id
 from services.marketing.fields import unreadable
 from services.marketing.models import IDEMPOTENCY, Export, ExportFormat, ExportStatus
 
-router = APIRouter(prefix="/marketing/v1", tags=["marketing: exports"])
+router = Router(prefix="/marketing/v1", tags=["marketing: exports"])
 
 _EXPORT_ERRORS: dict[int | str, dict[str, str]] = {
     403: {"description": "FieldNotReadable"},

@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from arq.connections import ArqRedis
-from fastapi import APIRouter, Query, Request, status
+from fastapi import Query, Request, status
 
 from services.kernel.db import SessionDep
 from services.kernel.jobs import enqueue
+from services.kernel.routing import Router
 from services.marketing.access import StaffRead, StaffWrite
 from services.marketing.scores.repository import ScoresRepository
 from services.marketing.scores.schemas import (
@@ -19,7 +20,7 @@ from services.marketing.scores.schemas import (
 )
 from services.marketing.scores.tasks import SCORE_JOB_NAME, TRAIN_JOB_NAME
 
-router = APIRouter(prefix="/marketing/v1", tags=["marketing: scores"])
+router = Router(prefix="/marketing/v1", tags=["marketing: scores"])
 
 
 @router.get("/churn-models", response_model=list[ChurnModelRead], summary="List the churn models")

@@ -6,12 +6,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import Depends, Query, Request, Response, status
 
 from services.kernel.clients import hosted_services
 from services.kernel.db import SessionDep
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
 from services.kernel.pagination import Page, PageDep
+from services.kernel.routing import Router
 from services.kernel.settings import Settings
 from services.marketing.access import StaffRead, StaffWrite
 from services.marketing.fields import FIELDS
@@ -36,7 +37,7 @@ from services.marketing.segments.schemas import (
     VersionRead,
 )
 
-router = APIRouter(prefix="/marketing/v1", tags=["marketing: segments"])
+router = Router(prefix="/marketing/v1", tags=["marketing: segments"])
 
 _RULE_ERRORS = (
     "InvalidRule, UnknownField, WrongType, OperatorNotAllowed, UnknownEvent, UnknownSegment, "

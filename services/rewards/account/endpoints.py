@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
-
 from services.kernel.auth import MemberDep
 from services.kernel.db import SessionDep
+from services.kernel.routing import Router
 from services.rewards.access import StaffRead
 from services.rewards.account import service
 from services.rewards.account.schemas import SummaryRead
 
-router = APIRouter(prefix="/rewards/v1", tags=["rewards: member view"])
+router = Router(prefix="/rewards/v1", tags=["rewards: member view"])
 
 
 _ERRORS: dict[int | str, dict[str, str]] = {

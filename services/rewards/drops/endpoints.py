@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from services.kernel.auth import MemberDep
 from services.kernel.db import SessionDep
 from services.kernel.pagination import OptionalIds, Page, PageDep
+from services.kernel.routing import Router
 from services.rewards.access import StaffRead, StaffWrite
 from services.rewards.drops import service
 from services.rewards.drops.repository import DropFilters
@@ -22,7 +23,7 @@ from services.rewards.drops.schemas import (
 )
 from services.rewards.models import DropStatus
 
-router = APIRouter(prefix="/rewards/v1", tags=["rewards: drops"])
+router = Router(prefix="/rewards/v1", tags=["rewards: drops"])
 
 
 @router.post(

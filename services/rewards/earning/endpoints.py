@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 
 from services.kernel.db import SessionDep
 from services.kernel.pagination import Page, PageDep
+from services.kernel.routing import Router
 from services.kernel.schemas import UtcDatetime
 from services.rewards.access import StaffRead, StaffWrite
 from services.rewards.earning import service
@@ -26,7 +27,7 @@ from services.rewards.earning.schemas import (
 )
 from services.rewards.models import RuleKind
 
-router = APIRouter(prefix="/rewards/v1", tags=["rewards: earning"])
+router = Router(prefix="/rewards/v1", tags=["rewards: earning"])
 
 
 # --- Simulate (before /rules/{rule_id}, which it would otherwise never reach for GETs) ------

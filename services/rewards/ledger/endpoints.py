@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from services.kernel.auth import MemberDep
 from services.kernel.db import SessionDep
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
 from services.kernel.pagination import Page, PageDep
+from services.kernel.routing import Router
 from services.rewards.access import StaffRead, StaffWrite
 from services.rewards.ledger import service
 from services.rewards.ledger.repository import LedgerRepository
@@ -23,7 +24,7 @@ from services.rewards.ledger.schemas import (
 )
 from services.rewards.models import IDEMPOTENCY
 
-router = APIRouter(prefix="/rewards/v1", tags=["rewards: ledger"])
+router = Router(prefix="/rewards/v1", tags=["rewards: ledger"])
 
 
 @router.get("/program", response_model=ProgramRead, summary="The brand's program settings")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 
 from services.kernel.auth import MemberDep
 from services.kernel.db import SessionDep
 from services.kernel.idempotency import RequiredIdempotencyKeyHeader, request_hash
 from services.kernel.pagination import OptionalIds, Page, PageDep
+from services.kernel.routing import Router
 from services.rewards.access import StaffRead, StaffWrite
 from services.rewards.models import IDEMPOTENCY, PerkKind, RedemptionStatus
 from services.rewards.perks import service
@@ -26,7 +27,7 @@ from services.rewards.perks.schemas import (
     RedemptionRead,
 )
 
-router = APIRouter(prefix="/rewards/v1", tags=["rewards: perks"])
+router = Router(prefix="/rewards/v1", tags=["rewards: perks"])
 
 
 _REDEEM_ERRORS: dict[int | str, dict[str, str]] = {

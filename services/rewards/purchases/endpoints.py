@@ -7,10 +7,11 @@ the same id with another body 409. No `Idempotency-Key` header is needed.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from services.kernel.db import SessionDep
 from services.kernel.idempotency import REPLAYED_HEADER
+from services.kernel.routing import Router
 from services.rewards.access import StaffRead, StaffWrite
 from services.rewards.purchases import service
 from services.rewards.purchases.schemas import (
@@ -21,7 +22,7 @@ from services.rewards.purchases.schemas import (
     ReturnResult,
 )
 
-router = APIRouter(prefix="/rewards/v1", tags=["rewards: purchases"])
+router = Router(prefix="/rewards/v1", tags=["rewards: purchases"])
 
 
 def _replayed(response: Response) -> None:

@@ -5,15 +5,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from services.kernel.auth import MemberDep
 from services.kernel.db import SessionDep
+from services.kernel.routing import Router
 from services.rewards.access import StaffRead, StaffWrite
 from services.rewards.tiers import service
 from services.rewards.tiers.schemas import TierCreate, TierList, TierRead, TierStatus, TierUpdate
 
-router = APIRouter(prefix="/rewards/v1", tags=["rewards: tiers"])
+router = Router(prefix="/rewards/v1", tags=["rewards: tiers"])
 
 
 _LADDER_ERRORS: dict[int | str, dict[str, Any]] = {

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import Depends, Request, Response, status
 
 from services.kernel.auth import Scope, StaffPrincipal, require_staff
 from services.kernel.db import SessionDep
 from services.kernel.pagination import Page, PageDep
+from services.kernel.routing import Router
 from services.kernel.settings import Settings
 from services.webhooks.endpoints import service
 from services.webhooks.endpoints.schemas import (
@@ -21,7 +22,7 @@ from services.webhooks.endpoints.schemas import (
 )
 from services.webhooks.models import Endpoint
 
-router = APIRouter(prefix="/webhooks/v1", tags=["webhooks: endpoints"])
+router = Router(prefix="/webhooks/v1", tags=["webhooks: endpoints"])
 
 Staff = Annotated[StaffPrincipal, Depends(require_staff(Scope.WEBHOOKS))]
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import Depends, Query, Request, Response, status
 from pydantic import AwareDatetime
 
 from services.kernel.auth import Scope, StaffPrincipal, require_staff
 from services.kernel.db import SessionDep
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
 from services.kernel.pagination import Page, PageDep
+from services.kernel.routing import Router
 from services.webhooks.models import IDEMPOTENCY, AttemptOutcome, DeliveryStatus
 from services.webhooks.operations import service
 from services.webhooks.operations.repository import AttemptFilters, MessageFilters
@@ -26,7 +27,7 @@ from services.webhooks.operations.schemas import (
     RecoverRequest,
 )
 
-router = APIRouter(prefix="/webhooks/v1", tags=["webhooks: operations"])
+router = Router(prefix="/webhooks/v1", tags=["webhooks: operations"])
 
 Staff = Annotated[StaffPrincipal, Depends(require_staff(Scope.WEBHOOKS))]
 
