@@ -71,7 +71,7 @@ class PageRequest:
         return self
 
 
-def page_request(
+async def page_request(
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description="How many items to return.")
     ] = DEFAULT_LIMIT,

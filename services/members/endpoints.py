@@ -56,12 +56,12 @@ StaffWrite = Annotated[StaffPrincipal, Depends(require_staff(Scope.MEMBERS_WRITE
 Admin = Annotated[StaffPrincipal, Depends(require_staff(Scope.ADMIN))]
 
 
-def get_redis(request: Request) -> Redis:
+async def get_redis(request: Request) -> Redis:
     redis: Redis = request.app.state.redis
     return redis
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -78,7 +78,7 @@ async def current_member(principal: MemberDep, session: SessionDep) -> Member:
 CurrentMember = Annotated[Member, Depends(current_member)]
 
 
-def privacy_services() -> Sequence[ServiceModule]:
+async def privacy_services() -> Sequence[ServiceModule]:
     """Every other service that keeps data on members (a dependency, so tests can add one)."""
     # Imported here: the registry imports this package to build its list.
     from services.registry import SERVICES

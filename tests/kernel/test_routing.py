@@ -3,11 +3,14 @@ route is tried, and every other path is routed exactly as FastAPI routes it."""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from services.kernel.routing import Router
@@ -168,3 +171,34 @@ def test_every_service_router_has_a_gate() -> None:
     for name, prefixes in gated.items():
         assert prefixes, name
         assert all(prefix.startswith(f"/{name}/v1/") for prefix in prefixes), name
+
+
+def _dependencies(dependant: Dependant) -> Iterator[Dependant]:
+    for dependency in dependant.dependencies:
+        yield dependency
+        yield from _dependencies(dependency)
+
+
+def _api_routes(routes: list[Any]) -> Iterator[APIRoute]:
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _api_routes(included.routes)
+
+
+def test_no_dependency_of_a_route_waits_for_the_thread_pool() -> None:
+    """FastAPI runs a plain `def` dependency in its thread pool: a hop that cost about half a
+    millisecond of CPU per request, for dependencies that only read a query or the app's state.
+    Every dependency of every service route is a coroutine (or an async generator)."""
+    in_threads: set[str] = set()
+    for service in SERVICES:
+        for route in _api_routes(service.router.routes):
+            for dependency in _dependencies(route.dependant):
+                call = dependency.call
+                if call is None or isinstance(call, type):
+                    continue
+                if not (inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)):
+                    in_threads.add(f"{call.__module__}.{call.__qualname__} ({route.path})")
+    assert sorted(in_threads) == []

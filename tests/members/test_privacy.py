@@ -103,7 +103,7 @@ async def with_loyalty(
 ) -> AsyncIterator[httpx.AsyncClient]:
     app: FastAPI = app_for([*SERVICES, LOYALTY], base_settings, runtime)
 
-    def services() -> Sequence[ServiceModule]:
+    async def services() -> Sequence[ServiceModule]:
         return [LOYALTY]
 
     app.dependency_overrides[privacy_services] = services
@@ -123,8 +123,8 @@ async def test_export_gathers_each_other_service_with_the_callers_credentials(
     }
 
 
-def test_only_other_services_that_declare_privacy_support_are_asked() -> None:
-    asked = privacy_services()
+async def test_only_other_services_that_declare_privacy_support_are_asked() -> None:
+    asked = await privacy_services()
     assert all(s.privacy_export and s.name != "members" for s in asked)
     assert [s.name for s in asked] == [
         s.name for s in SERVICES if s.privacy_export and s.name != "members"

@@ -51,7 +51,7 @@ def decode_position(cursor: str) -> BoardPosition:
     return BoardPosition(votes, uuid.UUID(bytes=raw[_VOTES_BYTES:]))
 
 
-def board_page(
+async def board_page(
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description="How many ideas to return.")
     ] = DEFAULT_LIMIT,

@@ -56,7 +56,7 @@ _AFFINITY: dict[int | str, dict[str, str]] = {
 }
 
 
-def affinity_source(request: Request) -> AffinitySource:
+async def affinity_source(request: Request) -> AffinitySource:
     """The recommender, asked with the caller's own key (in process when this app hosts it)."""
     settings: Settings = request.app.state.settings
     return RecommenderAudiences(
