@@ -152,9 +152,12 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 
 def connect_options(settings: Settings) -> dict[str, Any]:
-    """The bounds on getting a connection: asyncpg's connect timeout (its default is a minute)
-    and the wait for a pooled one (SQLAlchemy's is 30 s, long for an HTTP request)."""
+    """How a process pools its connections, and the bounds on getting one: asyncpg's connect
+    timeout (its default is a minute) and the wait for a pooled one (SQLAlchemy's is 30 s, long
+    for an HTTP request)."""
     return {
+        "pool_size": settings.database_pool_size,
+        "max_overflow": settings.database_pool_overflow,
         "connect_args": {"timeout": settings.database_connect_timeout_seconds},
         "pool_timeout": settings.database_pool_timeout_seconds,
     }

@@ -23,6 +23,12 @@ class Settings(BaseSettings):
     # on a server that is away. Queries themselves have no limit: bulk jobs run long ones.
     database_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     database_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Connections each process keeps open, and how many more it may open for a burst. One
+    # GraphQL request holds several at once (the gateway calls the services side by side), and a
+    # connection opened past the pool is closed when it is returned, so a pool smaller than the
+    # usual load opens and closes connections all the time (a PostgreSQL backend each).
+    database_pool_size: int = Field(default=20, ge=1)
+    database_pool_overflow: int = Field(default=10, ge=0)
     # How long connecting to Redis and waiting for its reply to a command may take. A blocking
     # read (a consumer's XREADGROUP BLOCK) may wait its block time on top; pub/sub listeners
     # wait for messages as long as they like.

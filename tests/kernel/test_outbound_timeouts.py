@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
 from jwt.algorithms import RSAAlgorithm
 from redis.asyncio import Redis
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.gateway.notifications.channels import MemberChannels
@@ -179,10 +179,14 @@ async def test_a_request_that_meets_a_database_that_never_answers_is_a_503(
 async def test_a_unit_of_work_waits_for_a_pooled_connection_only_as_long_as_the_pool_timeout(
     test_infra: WorkerInfrastructure, base_settings: Settings
 ) -> None:
-    settings = base_settings.model_copy(update={"database_pool_timeout_seconds": HANG})
-    database = Database(
-        test_infra.database_url, **connect_options(settings), pool_size=1, max_overflow=0
+    settings = base_settings.model_copy(
+        update={
+            "database_pool_timeout_seconds": HANG,
+            "database_pool_size": 1,
+            "database_pool_overflow": 0,
+        }
     )
+    database = Database(test_infra.database_url, **connect_options(settings))
     try:
         async with database.unit_of_work() as busy:
             await busy.execute(text("SELECT 1"))  # holds the pool's only connection
@@ -194,6 +198,47 @@ async def test_a_unit_of_work_waits_for_a_pooled_connection_only_as_long_as_the_
     finally:
         await database.dispose()
     assert dependency_unavailable(caught.value)
+
+
+async def test_the_pool_keeps_its_size_open_and_closes_only_the_burst_past_it(
+    test_infra: WorkerInfrastructure, base_settings: Settings
+) -> None:
+    """Connections past the pool are closed when returned; the pool's own stay open, so a load
+    within `database_pool_size` opens no PostgreSQL backend after the first requests."""
+    settings = base_settings.model_copy(
+        update={"database_pool_size": 3, "database_pool_overflow": 2}
+    )
+    database = Database(test_infra.database_url, **connect_options(settings))
+    opened: list[object] = []
+    event.listen(
+        database.engine.sync_engine, "connect", lambda connection, _: opened.append(connection)
+    )
+    all_in = asyncio.Event()
+    holding = 0
+
+    async def unit() -> None:
+        nonlocal holding
+        async with database.unit_of_work() as session:
+            await session.execute(text("SELECT 1"))
+            holding += 1
+            if holding == 5:
+                all_in.set()
+            await all_in.wait()
+
+    try:
+        await asyncio.gather(*(unit() for _ in range(5)))  # the pool and the whole overflow
+        assert len(opened) == 5
+        assert database.engine.pool.checkedin() == 3  # type: ignore[attr-defined]
+        for _ in range(4):
+            await asyncio.gather(*(_one(database) for _ in range(3)))
+        assert len(opened) == 5  # three at a time is within the pool: nothing new opened
+    finally:
+        await database.dispose()
+
+
+async def _one(database: Database) -> None:
+    async with database.unit_of_work() as session:
+        await session.execute(text("SELECT 1"))
 
 
 # --- Redis ----------------------------------------------------------------------------------
