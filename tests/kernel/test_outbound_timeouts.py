@@ -236,6 +236,74 @@ async def test_the_pool_keeps_its_size_open_and_closes_only_the_burst_past_it(
         await database.dispose()
 
 
+async def _backend_of(database: Database) -> int:
+    async with database.unit_of_work() as session:
+        backend: int = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    return backend
+
+
+async def _terminate(test_infra: WorkerInfrastructure, backend: int) -> None:
+    """Drops one server connection, as a restarted server or a firewall would."""
+    killer = Database(test_infra.database_url, pool_size=1, max_overflow=0)
+    try:
+        async with killer.unit_of_work() as session:
+            await session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+            for _ in range(100):
+                gone = (
+                    await session.execute(
+                        text("SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = :pid"),
+                        {"pid": backend},
+                    )
+                ).scalar_one()
+                if gone:
+                    break
+                await asyncio.sleep(0.02)
+    finally:
+        await killer.dispose()
+
+
+async def test_a_connection_dropped_while_it_sat_idle_is_replaced_before_it_is_handed_out(
+    test_infra: WorkerInfrastructure, base_settings: Settings
+) -> None:
+    settings = base_settings.model_copy(
+        update={"database_pool_size": 1, "database_pool_overflow": 0}
+    )
+    database = Database(
+        test_infra.database_url, **connect_options(settings), ping_after_idle_seconds=0.2
+    )
+    try:
+        first = await _backend_of(database)
+        await _terminate(test_infra, first)
+        await asyncio.sleep(0.3)  # idle past the ping threshold
+        second = await _backend_of(database)  # no error: the ping found it gone
+    finally:
+        await database.dispose()
+    assert second != first
+
+
+async def test_a_connection_reused_at_once_is_not_pinged_and_a_dead_one_costs_one_503(
+    test_infra: WorkerInfrastructure, base_settings: Settings
+) -> None:
+    """The trade the idle ping makes: a busy pool pays no round trips, and a connection that
+    dies between two uses fails the one request that meets it, as unavailable (503), not 500."""
+    settings = base_settings.model_copy(
+        update={"database_pool_size": 1, "database_pool_overflow": 0}
+    )
+    database = Database(
+        test_infra.database_url, **connect_options(settings), ping_after_idle_seconds=60
+    )
+    try:
+        first = await _backend_of(database)
+        await _terminate(test_infra, first)
+        with pytest.raises(sqlalchemy.exc.DBAPIError) as caught:
+            await _backend_of(database)
+        after = await _backend_of(database)
+    finally:
+        await database.dispose()
+    assert dependency_unavailable(caught.value)
+    assert after != first
+
+
 async def _one(database: Database) -> None:
     async with database.unit_of_work() as session:
         await session.execute(text("SELECT 1"))
