@@ -131,18 +131,33 @@ def text_enum(enum: type[StrEnum], name: str) -> Enum:
     )
 
 
+# libpq spells the TLS setting `sslmode`; asyncpg takes the same modes as `ssl` (and refuses
+# `sslmode` as an unexpected argument). Managed databases hand out URLs with `?sslmode=require`.
+_LIBPQ_TLS, _ASYNCPG_TLS = "sslmode", "ssl"
+
+
 def asyncpg_url(url: str) -> str:
-    """Normalise any PostgreSQL URL (libpq style, socket in `?host=`) to the asyncpg dialect."""
+    """Normalise any PostgreSQL URL (libpq style, socket in `?host=`, `?sslmode=`) to the
+    asyncpg dialect."""
     parts = urlsplit(url)
     scheme = "postgresql+asyncpg"
-    query = dict(parse_qsl(parts.query))
+    query = _renamed(dict(parse_qsl(parts.query)), _LIBPQ_TLS, _ASYNCPG_TLS)
     return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
 def libpq_url(url: str) -> str:
     """The same URL for libpq tools (psql, pg_dump, pgbench)."""
     parts = urlsplit(url)
-    return urlunsplit(("postgresql", parts.netloc, parts.path, parts.query, parts.fragment))
+    query = _renamed(dict(parse_qsl(parts.query)), _ASYNCPG_TLS, _LIBPQ_TLS)
+    return urlunsplit(
+        ("postgresql", parts.netloc, parts.path, urlencode(query, safe="/"), parts.fragment)
+    )
+
+
+def _renamed(query: dict[str, str], old: str, new: str) -> dict[str, str]:
+    if old in query and new not in query:
+        query[new] = query.pop(old)
+    return query
 
 
 # A pooled connection is checked (pinged) before it is handed out only once it has sat idle this
