@@ -262,15 +262,24 @@ async def _terminate(test_infra: WorkerInfrastructure, backend: int) -> None:
         await killer.dispose()
 
 
-async def test_a_connection_dropped_while_it_sat_idle_is_replaced_before_it_is_handed_out(
-    test_infra: WorkerInfrastructure, base_settings: Settings
-) -> None:
+def _one_connection(
+    test_infra: WorkerInfrastructure, base_settings: Settings, *, ping_after_idle_seconds: float
+) -> Database:
+    """A process's database as settings make it, with a pool of one connection."""
     settings = base_settings.model_copy(
         update={"database_pool_size": 1, "database_pool_overflow": 0}
     )
-    database = Database(
-        test_infra.database_url, **connect_options(settings), ping_after_idle_seconds=0.2
+    return Database(
+        test_infra.database_url,
+        **connect_options(settings),
+        ping_after_idle_seconds=ping_after_idle_seconds,
     )
+
+
+async def test_a_connection_dropped_while_it_sat_idle_is_replaced_before_it_is_handed_out(
+    test_infra: WorkerInfrastructure, base_settings: Settings
+) -> None:
+    database = _one_connection(test_infra, base_settings, ping_after_idle_seconds=0.2)
     try:
         first = await _backend_of(database)
         await _terminate(test_infra, first)
@@ -286,12 +295,7 @@ async def test_a_connection_reused_at_once_is_not_pinged_and_a_dead_one_costs_on
 ) -> None:
     """The trade the idle ping makes: a busy pool pays no round trips, and a connection that
     dies between two uses fails the one request that meets it, as unavailable (503), not 500."""
-    settings = base_settings.model_copy(
-        update={"database_pool_size": 1, "database_pool_overflow": 0}
-    )
-    database = Database(
-        test_infra.database_url, **connect_options(settings), ping_after_idle_seconds=60
-    )
+    database = _one_connection(test_infra, base_settings, ping_after_idle_seconds=60)
     try:
         first = await _backend_of(database)
         await _terminate(test_infra, first)
