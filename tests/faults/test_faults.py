@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -53,10 +54,15 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    # A short path: PostgreSQL's socket path must fit in 107 bytes.
-    folder = Path(tmp_path_factory.mktemp("faults"))
-    with cluster(folder, _free_port(), JWT_SECRET) as running:
+def deployment() -> Iterator[Cluster]:
+    # A short path: PostgreSQL's socket path must fit in 107 bytes. Not under pytest's own
+    # temporary folder: pgserver opens the folders above its data to its `pgserver` user, and
+    # any other pytest run on the machine closes pytest's folder again (mode 700), which once
+    # stopped pg_ctl from reaching the data mid-test.
+    with (
+        tempfile.TemporaryDirectory(prefix="kinfolk-faults-") as folder,
+        cluster(Path(folder), _free_port(), JWT_SECRET) as running,
+    ):
         yield running
 
 
