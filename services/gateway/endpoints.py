@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from typing import Any
 
-from cross_web import AsyncHTTPRequestAdapter
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from fastapi import Request, Response
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLRequestData
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -16,6 +17,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET
 
 from services.gateway.context import GatewayContext, get_context
 from services.gateway.errors import GatewayError
@@ -51,6 +53,18 @@ class SocketHandler(BaseGraphQLTransportWSHandler[GatewayContext, None]):
 
 class GatewayRouter(GraphQLRouter[GatewayContext, None]):
     graphql_transport_ws_handler_class = SocketHandler
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        # A request strawberry cannot read as GraphQL (no query, a body that is not JSON, a
+        # `variables` that is not an object) would be answered in plain text; apps parse JSON,
+        # so it is a GraphQL response with an error and a code, and the same status.
+        if self.is_websocket_request(request):
+            return await super().run(request, context, root_value)
+        try:
+            return await super().run(request, context, root_value)
+        except HTTPException as refused:
+            error = GatewayError(refused.reason, code="BAD_REQUEST")
+            return JSONResponse({"data": None, "errors": [error.formatted]}, refused.status_code)
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         # GraphiQL is a development tool; production serves only the API.

@@ -49,6 +49,40 @@ async def test_bad_documents_get_a_code_and_run_nothing(
     assert await redis.keys("kinfolk:gateway:cost:*") == []
 
 
+@pytest.mark.parametrize(
+    ("content", "content_type", "message"),
+    [
+        (b"{}", "application/json", "No GraphQL query found in the request"),
+        (b"{ me {", "application/json", "Unable to parse request body as JSON"),
+        (
+            b'{"query": 5}',
+            "application/json",
+            "The GraphQL operation's `query` must be a string or null, if provided.",
+        ),
+        (
+            b'{"query": "{ __typename }", "variables": 3}',
+            "application/json",
+            "The GraphQL operation's `variables` must be an object or null, if provided.",
+        ),
+        (b"{ __typename }", "text/plain", "Unsupported content type"),
+    ],
+)
+async def test_a_request_that_is_not_graphql_gets_a_json_error_with_a_code(
+    client: httpx.AsyncClient, content: bytes, content_type: str, message: str
+) -> None:
+    """strawberry answers these in plain text; apps parse JSON, so the gateway answers a GraphQL
+    response with the reason and a code."""
+    response = await client.post(
+        "/graphql", content=content, headers={"content-type": content_type}
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {
+        "data": None,
+        "errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}],
+    }
+
+
 async def test_a_query_nested_past_the_depth_limit_is_refused(
     graphql: GraphQL, make_gateway_member: MakeGatewayMember
 ) -> None:
