@@ -58,11 +58,11 @@ class GatewayRouter(GraphQLRouter[GatewayContext, None]):
         # A request strawberry cannot read as GraphQL (no query, a body that is not JSON, a
         # `variables` that is not an object) would be answered in plain text; apps parse JSON,
         # so it is a GraphQL response with an error and a code, and the same status.
-        if self.is_websocket_request(request):
-            return await super().run(request, context, root_value)
         try:
             return await super().run(request, context, root_value)
         except HTTPException as refused:
+            if self.is_websocket_request(request):
+                raise
             error = GatewayError(refused.reason, code="BAD_REQUEST")
             return JSONResponse({"data": None, "errors": [error.formatted]}, refused.status_code)
 

@@ -230,7 +230,7 @@ async def test_the_pool_keeps_its_size_open_and_closes_only_the_burst_past_it(
         assert len(opened) == 5
         assert database.engine.pool.checkedin() == 3  # type: ignore[attr-defined]
         for _ in range(4):
-            await asyncio.gather(*(_one(database) for _ in range(3)))
+            await asyncio.gather(*(_backend_of(database) for _ in range(3)))
         assert len(opened) == 5  # three at a time is within the pool: nothing new opened
     finally:
         await database.dispose()
@@ -306,11 +306,6 @@ async def test_a_connection_reused_at_once_is_not_pinged_and_a_dead_one_costs_on
         await database.dispose()
     assert dependency_unavailable(caught.value)
     assert after != first
-
-
-async def _one(database: Database) -> None:
-    async with database.unit_of_work() as session:
-        await session.execute(text("SELECT 1"))
 
 
 # --- Redis ----------------------------------------------------------------------------------
