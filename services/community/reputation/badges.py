@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -150,14 +151,36 @@ async def award_by_id(
     return await award(session, badge, member_id, source=source, challenge_id=challenge_id, at=at)
 
 
-async def award_for_reputation(
-    session: AsyncSession,
-    brand_id: uuid.UUID,
-    member_id: uuid.UUID,
-    reputation: int,
-    *,
-    at: datetime,
-) -> None:
-    """Every reputation badge the member has now reached and lacks."""
-    for badge in await BadgeRepository(session).reached_not_held(brand_id, member_id, reputation):
-        await award(session, badge, member_id, source=BadgeSource.REPUTATION, at=at)
+@dataclass(frozen=True, slots=True)
+class Rise:
+    """A change that left a member's reputation higher, at `reputation`."""
+
+    brand_id: uuid.UUID
+    member_id: uuid.UUID
+    reputation: int
+    at: datetime
+
+
+async def award_for_reputation(session: AsyncSession, rises: Sequence[Rise]) -> None:
+    """Every reputation badge a member reached with one of `rises` (in the order they happened)
+    and lacks, each awarded at the first rise that reached it: as if after every change."""
+    peaks: dict[uuid.UUID, tuple[uuid.UUID, int]] = {}
+    for rise in rises:
+        peak = peaks.get(rise.member_id)
+        if peak is None or rise.reputation > peak[1]:
+            peaks[rise.member_id] = (rise.brand_id, rise.reputation)
+    reached = await BadgeRepository(session).reached_not_held(
+        [(brand_id, member_id, peak) for member_id, (brand_id, peak) in peaks.items()]
+    )
+    awards: list[tuple[int, int, uuid.UUID, Badge]] = []
+    for member_id, badge in reached:
+        threshold = badge.reputation_threshold or 0
+        first = next(
+            i
+            for i, rise in enumerate(rises)
+            if rise.member_id == member_id and rise.reputation >= threshold
+        )
+        awards.append((first, threshold, badge.id, badge))
+    for first, _, _, badge in sorted(awards, key=lambda award: award[:3]):
+        rise = rises[first]
+        await award(session, badge, rise.member_id, source=BadgeSource.REPUTATION, at=rise.at)

@@ -7,6 +7,8 @@ Reputation goes to the content's author, on the event's brand.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.community.models import INBOX, ContentStatus
@@ -25,75 +27,82 @@ from services.kernel.consumer import ConsumerSpec
 from services.kernel.events import Event
 
 
-async def apply_reputation_event(session: AsyncSession, event: Event) -> None:
-    brand_id, source, at = event.brand_id, event.id, event.occurred_at
+def request_of(event: Event) -> service.Request | None:
+    """What the event asks of its content author's reputation, if anything."""
     if isinstance(event, PostApproved):
         post = event.data
-        await service.grant(
-            session,
-            brand_id,
-            post.author_id,
+        return service.Request(
+            action=service.Action.GRANT,
+            member_id=post.author_id,
             key=service.post_key(post.post_id),
             content_id=post.post_id,
             reason=ReputationReason.POST_APPROVED,
-            source_event_id=source,
-            at=at,
+            brand_id=event.brand_id,
+            source_event_id=event.id,
+            at=event.occurred_at,
         )
-    elif isinstance(event, CommentCreated | CommentApproved):
+    if isinstance(event, CommentCreated | CommentApproved):
         comment = event.data
         # A held comment earns nothing until `comment.approved` says it is public.
         if comment.status != ContentStatus.PUBLISHED:
-            return
-        await service.grant(
-            session,
-            brand_id,
-            comment.author_id,
+            return None
+        return service.Request(
+            action=service.Action.GRANT,
+            member_id=comment.author_id,
             key=service.comment_key(comment.comment_id),
             content_id=comment.comment_id,
             reason=ReputationReason.COMMENT_APPROVED,
-            source_event_id=source,
-            at=at,
+            brand_id=event.brand_id,
+            source_event_id=event.id,
+            at=event.occurred_at,
         )
-    elif isinstance(event, PostRemoved | CommentRemoved):
+    if isinstance(event, PostRemoved | CommentRemoved):
         data = event.data
-        content_id = data.post_id if isinstance(event, PostRemoved) else event.data.comment_id
-        await service.take_back(
-            session, brand_id, data.author_id, content_id, source_event_id=source, at=at
+        return service.Request(
+            action=service.Action.TAKE_BACK,
+            member_id=data.author_id,
+            content_id=data.post_id if isinstance(event, PostRemoved) else event.data.comment_id,
+            reason=ReputationReason.CONTENT_REMOVED,
+            brand_id=event.brand_id,
+            source_event_id=event.id,
+            at=event.occurred_at,
         )
-    elif isinstance(event, ReactionAdded | ReactionRemoved):
+    if isinstance(event, ReactionAdded | ReactionRemoved):
         reaction = event.data
         if reaction.member_id == reaction.target_author_id:
-            return  # reacting to oneself earns nothing
+            return None  # reacting to oneself earns nothing
         target = reaction.comment_id or reaction.post_id
-        key = service.reaction_key(reaction.member_id, target, reaction.kind.value)
-        if isinstance(event, ReactionAdded):
-            await service.grant(
-                session,
-                brand_id,
-                reaction.target_author_id,
-                key=key,
-                content_id=target,
-                reason=ReputationReason.REACTION_RECEIVED,
-                source_event_id=source,
-                at=at,
-            )
-        else:
-            await service.revoke(
-                session,
-                brand_id,
-                reaction.target_author_id,
-                key=key,
-                content_id=target,
-                reason=ReputationReason.REACTION_REMOVED,
-                source_event_id=source,
-                at=at,
-            )
+        added = isinstance(event, ReactionAdded)
+        return service.Request(
+            action=service.Action.GRANT if added else service.Action.REVOKE,
+            member_id=reaction.target_author_id,
+            key=service.reaction_key(reaction.member_id, target, reaction.kind.value),
+            content_id=target,
+            reason=(
+                ReputationReason.REACTION_RECEIVED if added else ReputationReason.REACTION_REMOVED
+            ),
+            brand_id=event.brand_id,
+            source_event_id=event.id,
+            at=event.occurred_at,
+        )
+    return None
+
+
+async def apply_reputation_events(session: AsyncSession, events: Sequence[Event]) -> None:
+    requests = [request for event in events if (request := request_of(event)) is not None]
+    if requests:
+        await service.apply(session, requests)
+
+
+async def apply_reputation_event(session: AsyncSession, event: Event) -> None:
+    await apply_reputation_events(session, [event])
 
 
 REPUTATION_CONSUMER = ConsumerSpec(
     name="community.reputation",
     services=["community"],
     handler=apply_reputation_event,
+    handle_many=apply_reputation_events,
     inbox=INBOX,
     event_types=frozenset(
         {

@@ -4,11 +4,12 @@ already resolved within the brand."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import Table, and_, exists, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,101 +22,143 @@ from services.community.reputation.models import (
     ReputationEvent,
     ReputationReason,
 )
+from services.kernel.db import unnest_rows
 from services.kernel.ids import new_id
 from services.kernel.pagination import PageRequest, keyset
 
+_EVENTS = cast(Table, ReputationEvent.__table__)
+_MEMBERS = cast(Table, CommunityMember.__table__)
+
 
 @dataclass(frozen=True, slots=True)
-class Change:
+class HistoryRow:
     """One row of reputation history about to be written."""
 
+    brand_id: uuid.UUID
+    member_id: uuid.UUID
     key: str
     content_id: uuid.UUID
     delta: int
     reason: ReputationReason
+    source_event_id: uuid.UUID
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StandingChange:
+    """A member's reputation and trust level about to be written."""
+
+    member: CommunityMember
+    reputation: int
+    trust_level: int
+    locked: bool
 
 
 class ReputationRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def lock_member(
-        self, brand_id: uuid.UUID, member_id: uuid.UUID
-    ) -> CommunityMember | None:
-        """The member row, locked: one member's reputation changes run one at a time."""
-        return await self.session.scalar(
+    async def lock_members(
+        self, member_ids: Collection[uuid.UUID]
+    ) -> dict[uuid.UUID, CommunityMember]:
+        """The members' rows, locked in id order (so two consumers locking overlapping sets
+        cannot deadlock): one member's reputation changes run one at a time."""
+        found = await self.session.scalars(
             select(CommunityMember)
-            .where(CommunityMember.brand_id == brand_id, CommunityMember.member_id == member_id)
+            .where(CommunityMember.member_id.in_(sorted(member_ids)))
+            .order_by(CommunityMember.member_id)
             .with_for_update()
             .execution_options(populate_existing=True)
         )
+        return {member.member_id: member for member in found}
 
-    async def key_net(self, member_id: uuid.UUID, key: str) -> int:
-        """What the grant named `key` still contributes to the member's reputation."""
-        total = await self.session.scalar(
-            select(func.coalesce(func.sum(ReputationEvent.delta), 0)).where(
-                ReputationEvent.member_id == member_id, ReputationEvent.key == key
-            )
-        )
-        return int(total or 0)
-
-    async def outstanding_under(
-        self, member_id: uuid.UUID, content_id: uuid.UUID
-    ) -> list[tuple[str, int]]:
-        """Every grant under a post or comment that still contributes, with what it does."""
-        net = func.sum(ReputationEvent.delta)
-        rows = await self.session.execute(
-            select(ReputationEvent.key, net)
-            .where(ReputationEvent.member_id == member_id, ReputationEvent.content_id == content_id)
-            .group_by(ReputationEvent.key)
-            .having(net != 0)
-            .order_by(ReputationEvent.key)
-        )
-        return [(key, int(total)) for key, total in rows]
-
-    async def record(
+    async def nets(
         self,
-        brand_id: uuid.UUID,
-        member_id: uuid.UUID,
-        changes: Sequence[Change],
-        *,
-        source_event_id: uuid.UUID,
-        at: datetime,
-    ) -> int:
-        """Writes the changes (those this event already wrote are skipped); returns the sum of
-        the deltas written."""
-        if not changes:
-            return 0
-        written = await self.session.scalars(
-            insert(ReputationEvent)
-            .values(
-                [
-                    {
-                        "id": new_id(),
-                        "brand_id": brand_id,
-                        "member_id": member_id,
-                        "delta": change.delta,
-                        "reason": change.reason,
-                        "key": change.key,
-                        "content_id": change.content_id,
-                        "source_event_id": source_event_id,
-                        "created_at": at,
-                    }
-                    for change in changes
-                ]
+        keys: Collection[tuple[uuid.UUID, str]],
+        contents: Collection[tuple[uuid.UUID, uuid.UUID]],
+    ) -> list[tuple[uuid.UUID, str, uuid.UUID, int]]:
+        """What each grant still contributes, as (member, key, content, net), for the grants
+        named by (member, key) in `keys` and for every grant under a (member, content) in
+        `contents`. A grant never written is absent (it contributes nothing)."""
+        net = func.sum(ReputationEvent.delta).label("net")
+        found: list[tuple[uuid.UUID, str, uuid.UUID, int]] = []
+        by_key = [_EVENTS.c.member_id, _EVENTS.c.key]
+        by_content = [_EVENTS.c.member_id, _EVENTS.c.content_id]
+        for columns, pairs in ((by_key, keys), (by_content, contents)):
+            if not pairs:
+                continue
+            wanted = unnest_rows(columns, sorted(pairs)).subquery()
+            rows = await self.session.execute(
+                select(
+                    ReputationEvent.member_id,
+                    ReputationEvent.key,
+                    ReputationEvent.content_id,
+                    net,
+                )
+                .join(
+                    wanted,
+                    and_(*(column == wanted.c[column.name] for column in columns)),
+                )
+                .group_by(
+                    ReputationEvent.member_id, ReputationEvent.key, ReputationEvent.content_id
+                )
+            )
+            found.extend((row[0], row[1], row[2], int(row[3])) for row in rows)
+        return found
+
+    async def record(self, rows: Sequence[HistoryRow]) -> set[tuple[uuid.UUID, uuid.UUID, str]]:
+        """Writes the history rows in one statement (a row its event already wrote is skipped);
+        returns the (source event, member, key) of those written."""
+        if not rows:
+            return set()
+        columns = [
+            _EVENTS.c[name]
+            for name in (
+                "id",
+                "brand_id",
+                "member_id",
+                "delta",
+                "reason",
+                "key",
+                "content_id",
+                "source_event_id",
+                "created_at",
+            )
+        ]
+        written = await self.session.execute(
+            insert(_EVENTS)
+            .from_select(
+                [column.name for column in columns],
+                unnest_rows(
+                    columns,
+                    [
+                        (
+                            new_id(),
+                            row.brand_id,
+                            row.member_id,
+                            row.delta,
+                            row.reason,
+                            row.key,
+                            row.content_id,
+                            row.source_event_id,
+                            row.at,
+                        )
+                        for row in rows
+                    ],
+                ),
             )
             .on_conflict_do_nothing()
-            .returning(ReputationEvent.delta)
+            .returning(_EVENTS.c.source_event_id, _EVENTS.c.member_id, _EVENTS.c.key)
         )
-        return sum(written)
+        return {(row[0], row[1], row[2]) for row in written}
 
-    async def set_standing(
-        self, member: CommunityMember, *, reputation: int, trust_level: int, locked: bool
-    ) -> None:
-        """Writes the member's reputation and trust level (the row is locked by the caller)."""
-        member.reputation = reputation
-        member.trust_level = trust_level
-        member.trust_level_locked = locked
+    async def set_standings(self, standings: Sequence[StandingChange]) -> None:
+        """Writes members' reputation and trust level (their rows are locked by the caller), in
+        one flush."""
+        for standing in standings:
+            standing.member.reputation = standing.reputation
+            standing.member.trust_level = standing.trust_level
+            standing.member.trust_level_locked = standing.locked
         await self.session.flush()
 
     async def history(
@@ -206,21 +249,32 @@ class BadgeRepository:
         return given is not None
 
     async def reached_not_held(
-        self, brand_id: uuid.UUID, member_id: uuid.UUID, reputation: int
-    ) -> Sequence[Badge]:
-        """Reputation badges whose threshold the member has reached and who lacks them."""
-        held = exists().where(MemberBadge.badge_id == Badge.id, MemberBadge.member_id == member_id)
-        return (
-            await self.session.scalars(
-                select(Badge)
-                .where(
-                    Badge.brand_id == brand_id,
-                    Badge.reputation_threshold <= reputation,
-                    ~held,
-                )
-                .order_by(Badge.reputation_threshold, Badge.id)
+        self, peaks: Sequence[tuple[uuid.UUID, uuid.UUID, int]]
+    ) -> list[tuple[uuid.UUID, Badge]]:
+        """For each (brand, member, reputation) in `peaks`: the brand's reputation badges whose
+        threshold that reputation reaches and that the member lacks, as (member, badge), by
+        member then threshold."""
+        if not peaks:
+            return []
+        reached = unnest_rows(
+            [_MEMBERS.c.brand_id, _MEMBERS.c.member_id, _MEMBERS.c.reputation], peaks
+        ).subquery()
+        held = exists().where(
+            MemberBadge.badge_id == Badge.id, MemberBadge.member_id == reached.c.member_id
+        )
+        rows = await self.session.execute(
+            select(reached.c.member_id, Badge)
+            .join(
+                reached,
+                and_(
+                    Badge.brand_id == reached.c.brand_id,
+                    Badge.reputation_threshold <= reached.c.reputation,
+                ),
             )
-        ).all()
+            .where(~held)
+            .order_by(reached.c.member_id, Badge.reputation_threshold, Badge.id)
+        )
+        return [(row[0], row[1]) for row in rows]
 
     async def held(
         self, brand_id: uuid.UUID, member_id: uuid.UUID, page: PageRequest

@@ -24,10 +24,13 @@ it, and reputation badges whose threshold is now reached are awarded.
 
 from __future__ import annotations
 
+import enum
 import uuid
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,7 +39,11 @@ from services.community.members.service import known_member
 from services.community.models import CommunityMember
 from services.community.reputation import badges
 from services.community.reputation.models import ReputationEvent, ReputationReason
-from services.community.reputation.repository import Change, ReputationRepository
+from services.community.reputation.repository import (
+    HistoryRow,
+    ReputationRepository,
+    StandingChange,
+)
 from services.community.reputation.trust import level_for, next_threshold
 from services.kernel.pagination import PageRequest
 
@@ -88,96 +95,117 @@ def reaction_key(member_id: uuid.UUID, target_id: uuid.UUID, kind: str) -> str:
 # --- Changes, from the consumer -----------------------------------------------------------------
 
 
-async def grant(
-    session: AsyncSession,
-    brand_id: uuid.UUID,
-    member_id: uuid.UUID,
-    *,
-    key: str,
-    content_id: uuid.UUID,
-    reason: ReputationReason,
-    source_event_id: uuid.UUID,
-    at: datetime,
-) -> None:
-    """Pays `POINTS[reason]` for `key`, unless the key contributes already."""
+class Action(enum.Enum):
+    GRANT = "grant"  # pay POINTS[reason] for `key`, unless the key contributes already
+    REVOKE = "revoke"  # take back what `key` still contributes, if anything
+    # everything a removed post or comment (`content_id`) earned its author: its approval and
+    # the reactions it received
+    TAKE_BACK = "take_back"
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One event's say on one member's reputation."""
+
+    action: Action
+    brand_id: uuid.UUID
+    member_id: uuid.UUID
+    content_id: uuid.UUID
+    reason: ReputationReason
+    source_event_id: uuid.UUID
+    at: datetime
+    key: str = ""  # the grant a GRANT or REVOKE is about
+
+
+async def apply(session: AsyncSession, requests: Sequence[Request]) -> None:
+    """Carries out `requests` in order, with the outcome of carrying them out one by one, in a
+    few statements however many there are: the members are locked together (in id order, so
+    consumers with overlapping batches cannot deadlock), the grants' nets read once, the history
+    written in one insert. A request for a member the brand does not have changes nothing."""
     repository = ReputationRepository(session)
-    member = await repository.lock_member(brand_id, member_id)
-    if member is None or await repository.key_net(member_id, key) != 0:
-        return
-    change = Change(key=key, content_id=content_id, delta=POINTS[reason], reason=reason)
-    await _apply(session, member, [change], source_event_id, at)
-
-
-async def revoke(
-    session: AsyncSession,
-    brand_id: uuid.UUID,
-    member_id: uuid.UUID,
-    *,
-    key: str,
-    content_id: uuid.UUID,
-    reason: ReputationReason,
-    source_event_id: uuid.UUID,
-    at: datetime,
-) -> None:
-    """Takes back what `key` still contributes, if anything."""
-    repository = ReputationRepository(session)
-    member = await repository.lock_member(brand_id, member_id)
-    if member is None:
-        return
-    net = await repository.key_net(member_id, key)
-    if net == 0:
-        return
-    change = Change(key=key, content_id=content_id, delta=-net, reason=reason)
-    await _apply(session, member, [change], source_event_id, at)
-
-
-async def take_back(
-    session: AsyncSession,
-    brand_id: uuid.UUID,
-    member_id: uuid.UUID,
-    content_id: uuid.UUID,
-    *,
-    source_event_id: uuid.UUID,
-    at: datetime,
-) -> None:
-    """Takes back everything a removed post or comment earned its author: its approval and the
-    reactions it received."""
-    repository = ReputationRepository(session)
-    member = await repository.lock_member(brand_id, member_id)
-    if member is None:
-        return
-    changes = [
-        Change(key=key, content_id=content_id, delta=-net, reason=ReputationReason.CONTENT_REMOVED)
-        for key, net in await repository.outstanding_under(member_id, content_id)
+    members = await repository.lock_members({request.member_id for request in requests})
+    requests = [
+        r
+        for r in requests
+        if r.member_id in members and members[r.member_id].brand_id == r.brand_id
     ]
-    await _apply(session, member, changes, source_event_id, at)
+    nets: dict[tuple[uuid.UUID, str], int] = {}
+    under: dict[tuple[uuid.UUID, uuid.UUID], set[str]] = defaultdict(set)
+    found = await repository.nets(
+        {(r.member_id, r.key) for r in requests if r.action is not Action.TAKE_BACK},
+        {(r.member_id, r.content_id) for r in requests if r.action is Action.TAKE_BACK},
+    )
+    # A grant both named and under a removed content is read twice: count it once.
+    for member_id, key, content_id, net in set(found):
+        nets[member_id, key] = nets.get((member_id, key), 0) + net
+        under[member_id, content_id].add(key)
+
+    rows: list[HistoryRow] = []
+    for request in requests:
+        member_id = request.member_id
+        if request.action is Action.GRANT:
+            if nets.get((member_id, request.key), 0) != 0:
+                continue
+            changes = [(request.key, POINTS[request.reason], request.reason)]
+        elif request.action is Action.REVOKE:
+            net = nets.get((member_id, request.key), 0)
+            if net == 0:
+                continue
+            changes = [(request.key, -net, request.reason)]
+        else:
+            changes = [
+                (key, -net, ReputationReason.CONTENT_REMOVED)
+                for key in sorted(under[member_id, request.content_id])
+                if (net := nets.get((member_id, key), 0)) != 0
+            ]
+        for key, delta, reason in changes:
+            nets[member_id, key] = nets.get((member_id, key), 0) + delta
+            under[member_id, request.content_id].add(key)
+            rows.append(
+                HistoryRow(
+                    brand_id=request.brand_id,
+                    member_id=member_id,
+                    key=key,
+                    content_id=request.content_id,
+                    delta=delta,
+                    reason=reason,
+                    source_event_id=request.source_event_id,
+                    at=request.at,
+                )
+            )
+    written = await repository.record(rows)
+    await _follow(session, members, rows, written)
 
 
-async def _apply(
+async def _follow(
     session: AsyncSession,
-    member: CommunityMember,
-    changes: Sequence[Change],
-    source_event_id: uuid.UUID,
-    at: datetime,
+    members: dict[uuid.UUID, CommunityMember],
+    rows: Sequence[HistoryRow],
+    written: set[tuple[uuid.UUID, uuid.UUID, str]],
 ) -> None:
-    repository = ReputationRepository(session)
-    delta = await repository.record(
-        member.brand_id, member.member_id, changes, source_event_id=source_event_id, at=at
-    )
-    if delta == 0:
-        return
-    reputation = member.reputation + delta
-    level = member.trust_level if member.trust_level_locked else level_for(reputation)
-    await repository.set_standing(
-        member,
-        reputation=reputation,
-        trust_level=level,
-        locked=member.trust_level_locked,
-    )
-    if delta > 0:
-        await badges.award_for_reputation(
-            session, member.brand_id, member.member_id, reputation, at=at
-        )
+    """The members' reputation and trust level after the rows written, and the badges each
+    event's rise reached."""
+    reputations: dict[uuid.UUID, int] = {}
+    rises: list[badges.Rise] = []
+    for (source, member_id), event_rows in groupby(
+        rows, key=lambda row: (row.source_event_id, row.member_id)
+    ):
+        taken = [row for row in event_rows if (source, member_id, row.key) in written]
+        delta = sum(row.delta for row in taken)
+        if delta == 0:
+            continue
+        reputation = reputations.get(member_id, members[member_id].reputation) + delta
+        reputations[member_id] = reputation
+        if delta > 0:
+            rises.append(badges.Rise(taken[0].brand_id, member_id, reputation, taken[0].at))
+    standings: list[StandingChange] = []
+    for member_id, reputation in reputations.items():
+        member = members[member_id]
+        level = member.trust_level if member.trust_level_locked else level_for(reputation)
+        standings.append(StandingChange(member, reputation, level, member.trust_level_locked))
+    await ReputationRepository(session).set_standings(standings)
+    if rises:
+        await badges.award_for_reputation(session, rises)
 
 
 # --- Reading and staff decisions ---------------------------------------------------------------
@@ -200,8 +228,8 @@ async def set_trust_level(
     """Staff set the level (level 4, leader, is usually granted this way); it stays locked there
     whatever the reputation does, until `unlock_trust_level`."""
     member = await _locked_member(session, brand_id, member_id)
-    await ReputationRepository(session).set_standing(
-        member, reputation=member.reputation, trust_level=level, locked=True
+    await ReputationRepository(session).set_standings(
+        [StandingChange(member, member.reputation, level, locked=True)]
     )
     return Standing.of(member)
 
@@ -212,8 +240,8 @@ async def unlock_trust_level(
     """The level follows the reputation again, starting now."""
     member = await _locked_member(session, brand_id, member_id)
     level = level_for(member.reputation)
-    await ReputationRepository(session).set_standing(
-        member, reputation=member.reputation, trust_level=level, locked=False
+    await ReputationRepository(session).set_standings(
+        [StandingChange(member, member.reputation, level, locked=False)]
     )
     return Standing.of(member)
 
@@ -222,6 +250,5 @@ async def _locked_member(
     session: AsyncSession, brand_id: uuid.UUID, member_id: uuid.UUID
 ) -> CommunityMember:
     await known_member(session, brand_id, member_id)  # 404 for unknown, erased or foreign
-    member = await ReputationRepository(session).lock_member(brand_id, member_id)
-    assert member is not None  # known a moment ago, and members rows are never deleted
-    return member
+    members = await ReputationRepository(session).lock_members([member_id])
+    return members[member_id]  # known a moment ago, and members rows are never deleted
