@@ -57,19 +57,49 @@ async def deliver(session: AsyncSession, spec: ConsumerSpec, event: Event) -> bo
     return True
 
 
-async def replay(session: AsyncSession, *specs: ConsumerSpec) -> int:
+async def replay(session: AsyncSession, *specs: ConsumerSpec, batched: bool = False) -> int:
     """Feeds every outbox event each consumer wants to it, in order, as the relay and runner
     would (again and again: the inbox skips what was handled). Repeats until the handlers add no
-    new events (a completion's badge, say). Returns how many deliveries ran a handler."""
+    new events (a completion's badge, say). Returns how many deliveries ran a handler.
+
+    `batched`: each round's new events go to the consumer's `handle_batch` at once, as the runner
+    hands it a stream read, instead of one by one."""
     ran = 0
     while True:
         before = ran
-        for event in await outbox_events(session):
-            for spec in specs:
-                if spec.wants(event.type) and await deliver(session, spec, event):
+        events = await outbox_events(session)
+        for spec in specs:
+            wanted = [event for event in events if spec.wants(event.type)]
+            if batched:
+                ran += await deliver_batch(session, spec, wanted)
+                continue
+            for event in wanted:
+                if await deliver(session, spec, event):
                     ran += 1
         if ran == before:
             return ran
+
+
+async def deliver_batch(session: AsyncSession, spec: ConsumerSpec, events: list[Event]) -> int:
+    """What the consumer runner does with one read: the new events go to `handle_batch` in one
+    transaction. Returns how many were new."""
+    async with session.begin_nested():
+        new = [
+            event
+            for event in events
+            if (
+                await session.execute(
+                    insert(INBOX)
+                    .values(consumer=spec.name, event_id=event.id)
+                    .on_conflict_do_nothing()
+                    .returning(INBOX.c.event_id)
+                )
+            ).first()
+            is not None
+        ]
+        if new:
+            await spec.handle_batch(session, new)
+    return len(new)
 
 
 def error(response: httpx.Response) -> tuple[int, str]:

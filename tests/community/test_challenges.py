@@ -44,6 +44,9 @@ STEPS = [
     {"action": "reaction", "target": 1},
 ]
 
+# The consumer one event at a time, and a batch at a time as the runner hands it a read.
+BOTH_WAYS = pytest.mark.parametrize("batched", [False, True], ids=["one_by_one", "batched"])
+
 
 def iso(delta: timedelta) -> str:
     return (utcnow() + delta).isoformat()
@@ -251,7 +254,9 @@ def ids_of(response: httpx.Response) -> list[str]:
     return [item["challenge"]["id"] for item in response.json()["items"]]
 
 
+@BOTH_WAYS
 async def test_progress_and_completion_exactly_once_with_badge_and_event(
+    batched: bool,
     client: httpx.AsyncClient,
     session: AsyncSession,
     brand: BrandFixture,
@@ -270,7 +275,7 @@ async def test_progress_and_completion_exactly_once_with_badge_and_event(
     theirs = await post(client, bea, "Bea's look")  # bea has not joined: counts for nobody
     own = await post(client, ada, "Ada's first")
     await react(client, ada, own["id"])  # reacting to oneself does not count
-    await replay(session, CHALLENGES_CONSUMER)
+    await replay(session, CHALLENGES_CONSUMER, batched=batched)
     assert counts(await mine(client, ada, challenge["id"])) == {
         "post": (1, False),
         "prompt_answer": (0, False),
@@ -287,7 +292,7 @@ async def test_progress_and_completion_exactly_once_with_badge_and_event(
     await comment(client, ada, theirs["id"])
     await react(client, ada, theirs["id"], "love")
     await react(client, ada, theirs["id"], "wow")  # same post: one reaction action
-    await replay(session, CHALLENGES_CONSUMER)
+    await replay(session, CHALLENGES_CONSUMER, batched=batched)
 
     progress = await mine(client, ada, challenge["id"])
     assert progress is not None
@@ -303,7 +308,7 @@ async def test_progress_and_completion_exactly_once_with_badge_and_event(
 
     # More actions and a full replay: still one completion, one badge.
     await post(client, ada, "Ada's third")
-    await replay(session, CHALLENGES_CONSUMER)
+    await replay(session, CHALLENGES_CONSUMER, batched=batched)
     events = await community_events(session)
     completed = [data for type_, data in events if type_ == "challenge.completed"]
     assert completed == [
@@ -331,7 +336,7 @@ async def test_progress_and_completion_exactly_once_with_badge_and_event(
     ]
     # Removing content after completion does not undo it.
     await delete_post(client, ada, own["id"])
-    await replay(session, CHALLENGES_CONSUMER)
+    await replay(session, CHALLENGES_CONSUMER, batched=batched)
     assert (await mine(client, ada, challenge["id"]) or {})["completed_at"] == progress[
         "completed_at"
     ]
@@ -345,16 +350,21 @@ async def test_progress_and_completion_exactly_once_with_badge_and_event(
     assert (fetched.json()["participant_count"], fetched.json()["completed_count"]) == (1, 1)
 
 
+@BOTH_WAYS
 async def test_removed_content_is_withdrawn_from_an_unfinished_challenge(
-    client: httpx.AsyncClient, session: AsyncSession, brand: BrandFixture, member: MemberFixture
+    batched: bool,
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    brand: BrandFixture,
+    member: MemberFixture,
 ) -> None:
     challenge = await create_challenge(client, brand, steps=[{"action": "post", "target": 2}])
     await join(client, member, challenge["id"])
     first = await post(client, member, "One")
-    await replay(session, CHALLENGES_CONSUMER)
+    await replay(session, CHALLENGES_CONSUMER, batched=batched)
     assert counts(await mine(client, member, challenge["id"])) == {"post": (1, False)}
     await delete_post(client, member, first["id"])
-    await replay(session, CHALLENGES_CONSUMER)
+    await replay(session, CHALLENGES_CONSUMER, batched=batched)
     progress = await mine(client, member, challenge["id"])
     assert counts(progress) == {"post": (0, False)}
     assert progress is not None
@@ -446,7 +456,9 @@ async def test_streaks_count_consecutive_utc_days(
     assert await session.scalar(select(func.count()).select_from(ChallengeActionRecord)) == 8
 
 
+@BOTH_WAYS
 async def test_another_brand_sees_nothing(
+    batched: bool,
     client: httpx.AsyncClient,
     session: AsyncSession,
     brand: BrandFixture,
@@ -474,7 +486,7 @@ async def test_another_brand_sees_nothing(
     assert listed.json()["items"] == []
     # The stranger's post counts for nobody in the brand's challenge.
     await post(client, stranger, "Elsewhere")
-    await replay(session, CHALLENGES_CONSUMER)
+    await replay(session, CHALLENGES_CONSUMER, batched=batched)
     assert counts(await mine(client, member, challenge["id"])) == {"post": (0, False)}
     theirs = await client.post(
         "/community/v1/challenges",

@@ -21,6 +21,7 @@ repeated report harmless even without it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -93,10 +94,30 @@ async def apply_challenge_event(session: AsyncSession, event: Event) -> None:
         )
 
 
+def _members_of(event: Event) -> list[uuid.UUID]:
+    """Whose challenges the event may move."""
+    if isinstance(event, PostRemoved | CommentRemoved):
+        return [event.data.author_id]
+    return [found.member_id for found in counted(event)]
+
+
+async def apply_challenge_events(session: AsyncSession, events: Sequence[Event]) -> None:
+    """As `apply_challenge_event` on each, in order, but asking once which of the members take
+    part in a challenge: most take part in none, and their events change nothing. (An event
+    cannot make a member join, so the answer holds through the batch.)"""
+    taking_part = await progress.taking_part(
+        session, {(event.brand_id, member) for event in events for member in _members_of(event)}
+    )
+    for event in events:
+        if any((event.brand_id, member) in taking_part for member in _members_of(event)):
+            await apply_challenge_event(session, event)
+
+
 CHALLENGES_CONSUMER = ConsumerSpec(
     name="community.challenges",
     services=["community"],
     handler=apply_challenge_event,
+    handle_many=apply_challenge_events,
     inbox=INBOX,
     event_types=frozenset(
         {

@@ -15,6 +15,7 @@ recomputed from the remaining active days after every change (see `streaks`).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +27,14 @@ from services.community.challenges.streaks import runs
 from services.community.models import OUTBOX
 from services.community.reputation import badges
 from services.community.reputation.models import BadgeSource
+
+
+async def taking_part(
+    session: AsyncSession, members: Collection[tuple[uuid.UUID, uuid.UUID]]
+) -> set[tuple[uuid.UUID, uuid.UUID]]:
+    """Those of the (brand, member) pairs who joined a challenge: nobody else's actions count or
+    are withdrawn."""
+    return await ChallengeRepository(session).taking_part(members)
 
 
 async def record_action(

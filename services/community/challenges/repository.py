@@ -4,7 +4,7 @@ resolved within the brand."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date, datetime
 
 from sqlalchemy import delete, exists, func, select, update
@@ -168,6 +168,19 @@ class ChallengeRepository:
         return (
             await self.session.scalars(keyset(statement, ChallengeParticipant.member_id, page))
         ).all()
+
+    async def taking_part(
+        self, members: Collection[tuple[uuid.UUID, uuid.UUID]]
+    ) -> set[tuple[uuid.UUID, uuid.UUID]]:
+        """Those of the (brand, member) pairs who joined any challenge of their brand."""
+        if not members:
+            return set()
+        rows = await self.session.execute(
+            select(ChallengeParticipant.brand_id, ChallengeParticipant.member_id)
+            .where(ChallengeParticipant.member_id.in_(sorted({m for _, m in members})))
+            .distinct()
+        )
+        return {(row[0], row[1]) for row in rows} & set(members)
 
     async def counting_for(
         self, brand_id: uuid.UUID, member_id: uuid.UUID, action: ChallengeAction, at: datetime
