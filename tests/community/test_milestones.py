@@ -4,7 +4,7 @@ job on a fixed clock), each exactly once, the member's list, and prompts made of
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -13,8 +13,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.community.milestones import service as milestones
-from services.community.milestones.consumer import MILESTONES_CONSUMER, apply_milestone_event
-from services.community.milestones.models import ReachedMilestone
+from services.community.milestones.consumer import (
+    MILESTONES_CONSUMER,
+    apply_milestone_event,
+    apply_milestone_events,
+)
+from services.community.milestones.models import ReachedMilestone, ReactionTally
 from services.community.milestones.tasks import ANNIVERSARIES_JOB, celebrate_anniversaries
 from services.community.models import INBOX, CommunityMember, PostKind, Prompt
 from services.community.module import COMMUNITY
@@ -160,6 +164,32 @@ async def test_taking_reactions_back_delays_the_hundredth(
     assert await community_events(session) == []  # 99 net
     await apply_milestone_event(session, reaction(fan, member, when))
     assert await community_events(session) == [reached(member, "reactions:100", when)]
+
+
+async def test_a_batch_counts_its_reactions_one_at_a_time(
+    session: AsyncSession, member: MemberFixture, other_member: MemberFixture
+) -> None:
+    """As the consumer runner hands over a stream read: the hundredth is met at the very event
+    that makes it, with the floor at zero and taking back counted in order."""
+    start = at("2030-02-01T09:00:00")
+    fan = uuid.uuid4()
+    moves = [(True, member)] + [(False, member)] * 99 + [(True, member), (False, member)]
+    moves += [(False, other_member)] * 5 + [(False, member)]  # the hundredth
+    moves += [(False, member), (True, member), (True, member), (False, member)]
+    events = [
+        reaction(fan, whose, start + timedelta(minutes=i), removed=removed)
+        for i, (removed, whose) in enumerate(moves)
+    ]
+    hundredth = start + timedelta(minutes=107)
+    assert moves[107] == (False, member)
+
+    await apply_milestone_events(session, events)
+
+    assert await community_events(session) == [reached(member, "reactions:100", hundredth)]
+    tallies = dict(
+        (await session.execute(select(ReactionTally.member_id, ReactionTally.received))).all()
+    )
+    assert tallies == {member.id: 100, other_member.id: 5}
 
 
 async def test_each_tier_reached_going_up_is_a_milestone_once(

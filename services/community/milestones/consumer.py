@@ -18,9 +18,10 @@ from services.rewards.events import TierChanged
 
 
 async def apply_milestone_events(session: AsyncSession, events: Sequence[Event]) -> None:
-    """A batch in stream order. Reaction tallies move one event at a time (the hundredth is
-    met exactly); first posts and tiers reached are recorded together at the end, the first
-    event of a member and milestone winning, as it would one by one."""
+    """A batch in stream order, with the outcome of its events one by one: reaction tallies move
+    one event at a time (the hundredth is met exactly), and the first event of a member and
+    milestone wins."""
+    moves: list[service.ReactionMove] = []
     reached: list[Reached] = []
     for event in events:
         if isinstance(event, PostApproved):
@@ -32,8 +33,10 @@ async def apply_milestone_events(session: AsyncSession, events: Sequence[Event])
             if reaction.member_id == reaction.target_author_id:
                 continue  # reacting to your own content is not a reaction received
             delta = 1 if isinstance(event, ReactionAdded) else -1
-            await service.reactions_received(
-                session, event.brand_id, reaction.target_author_id, delta, event.occurred_at
+            moves.append(
+                service.ReactionMove(
+                    event.brand_id, reaction.target_author_id, delta, event.occurred_at
+                )
             )
         elif isinstance(event, TierChanged):
             change = event.data
@@ -46,7 +49,8 @@ async def apply_milestone_events(session: AsyncSession, events: Sequence[Event])
                         event.occurred_at,
                     )
                 )
-    await service.reach(session, reached)
+    met = await service.reactions_received(session, moves) if moves else []
+    await service.reach(session, met + reached)
 
 
 async def apply_milestone_event(session: AsyncSession, event: Event) -> None:

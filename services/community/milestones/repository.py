@@ -3,19 +3,23 @@ anniversary sweep is the one query over every brand (it is the daily job's whole
 
 from __future__ import annotations
 
+import typing
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import DateTime, Integer, Text, cast, exists, func, literal, select
+from sqlalchemy import DateTime, Integer, Table, Text, cast, exists, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.community.milestones.models import ReachedMilestone, ReactionTally
 from services.community.models import CommunityMember, Prompt
+from services.kernel.db import unnest_rows
 from services.kernel.ids import new_id
 from services.kernel.pagination import PageRequest, keyset
+
+_TALLIES = typing.cast(Table, ReactionTally.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,21 +93,45 @@ class MilestoneRepository:
             )
         ).all()
 
-    async def tally_reactions(self, brand_id: uuid.UUID, member_id: uuid.UUID, delta: int) -> int:
-        """Moves the member's received-reactions count by `delta` (never below zero) and
-        returns it. The upsert locks the row, so concurrent handlers count one after another."""
-        return (
-            await self.session.execute(
-                insert(ReactionTally)
-                .values(brand_id=brand_id, member_id=member_id, received=max(delta, 0))
-                .on_conflict_do_update(
-                    index_elements=[ReactionTally.member_id],
-                    set_={"received": func.greatest(ReactionTally.received + delta, 0)},
-                    where=ReactionTally.brand_id == brand_id,
-                )
-                .returning(ReactionTally.received)
+    async def lock_tallies(
+        self, members: Collection[tuple[uuid.UUID, uuid.UUID]]
+    ) -> dict[uuid.UUID, int]:
+        """The (brand, member) pairs' received-reaction counts, locked in member order (rows are
+        made at 0 where missing), so concurrent handlers count one after another and cannot
+        deadlock. A member whose count belongs to another brand is left out."""
+        if not members:
+            return {}
+        columns = [_TALLIES.c.brand_id, _TALLIES.c.member_id]
+        await self.session.execute(
+            insert(_TALLIES)
+            .from_select(["brand_id", "member_id"], unnest_rows(columns, sorted(members)))
+            .on_conflict_do_nothing()
+        )
+        wanted = unnest_rows(columns, sorted(members)).subquery()
+        rows = await self.session.execute(
+            select(_TALLIES.c.member_id, _TALLIES.c.received)
+            .join(
+                wanted,
+                (_TALLIES.c.member_id == wanted.c.member_id)
+                & (_TALLIES.c.brand_id == wanted.c.brand_id),
             )
-        ).scalar_one()
+            .order_by(_TALLIES.c.member_id)
+            .with_for_update(of=_TALLIES)
+        )
+        return {row[0]: row[1] for row in rows}
+
+    async def set_tallies(self, counts: Mapping[uuid.UUID, int]) -> None:
+        """Writes the counts of members whose rows `lock_tallies` locked."""
+        if not counts:
+            return
+        given = unnest_rows(
+            [_TALLIES.c.member_id, _TALLIES.c.received], sorted(counts.items())
+        ).subquery()
+        await self.session.execute(
+            update(_TALLIES)
+            .where(_TALLIES.c.member_id == given.c.member_id)
+            .values(received=given.c.received)
+        )
 
     async def due_anniversaries(self, now: datetime, catch_up: timedelta) -> list[DueAnniversary]:
         """Active members whose latest join anniversary (whole years, UTC calendar) fell within

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -74,15 +75,36 @@ async def my_milestones(
 # --- What reaches them --------------------------------------------------------------------------
 
 
-async def reactions_received(
-    session: AsyncSession, brand_id: uuid.UUID, member_id: uuid.UUID, delta: int, at: datetime
-) -> int:
-    """Counts reactions received (+1) or taken back (-1). Counts move one at a time, so the
-    hundredth is met exactly at 100; the unique key keeps a second pass at 100 a no-op."""
-    received = await MilestoneRepository(session).tally_reactions(brand_id, member_id, delta)
-    if delta <= 0 or received != keys.REACTIONS_MILESTONE:
-        return 0
-    return await reach(session, [Reached(brand_id, member_id, keys.reactions(received), at)])
+@dataclass(frozen=True, slots=True)
+class ReactionMove:
+    """A reaction to the member's content from someone else: received (+1) or taken back
+    (-1)."""
+
+    brand_id: uuid.UUID
+    member_id: uuid.UUID
+    delta: int
+    at: datetime
+
+
+async def reactions_received(session: AsyncSession, moves: Sequence[ReactionMove]) -> list[Reached]:
+    """Counts the moves in order, one at a time and never below zero, so the hundredth is met
+    exactly at 100; returns the milestones met (for `reach`, whose unique key keeps a second
+    pass at 100 a no-op)."""
+    repository = MilestoneRepository(session)
+    counts = await repository.lock_tallies({(move.brand_id, move.member_id) for move in moves})
+    before = dict(counts)
+    met: list[Reached] = []
+    for move in moves:
+        count = counts.get(move.member_id)
+        if count is None:
+            continue  # the member's count is another brand's
+        count = counts[move.member_id] = max(count + move.delta, 0)
+        if move.delta > 0 and count == keys.REACTIONS_MILESTONE:
+            met.append(Reached(move.brand_id, move.member_id, keys.reactions(count), move.at))
+    await repository.set_tallies(
+        {member: count for member, count in counts.items() if count != before[member]}
+    )
+    return met
 
 
 async def celebrate_anniversaries(session: AsyncSession, now: datetime | None = None) -> int:
