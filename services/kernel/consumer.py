@@ -32,6 +32,7 @@ import asyncio
 import enum
 import traceback
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -211,6 +212,34 @@ def _describe(exc: BaseException) -> tuple[str, str]:
     return summary, trace[-MAX_TRACEBACK_CHARS:]
 
 
+# How many parsed events a runner keeps for its other groups (their payloads are the keys).
+PARSED_EVENTS_KEPT = 10_000
+
+
+class ParsedEvents:
+    """Events parsed from stream payloads, the latest `size` of them, by payload.
+
+    Every group of a runner reads the same messages of a stream, at about the same time, and
+    parsing (JSON and the event's model) is most of what a skipped or cheap handler costs: kept
+    here, a message is parsed once for all its groups. Events are immutable, so sharing one is
+    safe; the payload itself is the key, so a message id reused after a stream was recreated
+    cannot return another event. A payload that does not parse raises every time.
+    """
+
+    def __init__(self, size: int = PARSED_EVENTS_KEPT) -> None:
+        self._size = size
+        self._events: OrderedDict[str, Event] = OrderedDict()
+
+    def parse(self, payload: str) -> Event:
+        event = self._events.get(payload)
+        if event is None:
+            event = parse_event(payload)
+            self._events[payload] = event
+            if len(self._events) > self._size:
+                self._events.popitem(last=False)
+        return event
+
+
 class ConsumerRunner:
     """Runs consumer groups as one named consumer (unique per process, e.g. host and pid)."""
 
@@ -234,6 +263,7 @@ class ConsumerRunner:
         self.consumer_name = consumer_name
         self.block_ms = block_ms
         self._groups_ready: set[str] = set()
+        self._parsed = ParsedEvents()
 
     @property
     def _retry_after_ms(self) -> int:
@@ -403,7 +433,7 @@ class ConsumerRunner:
                 settled.add(message_id)
                 continue
             try:
-                event: Event | None = parse_event(fields["payload"])
+                event: Event | None = self._parsed.parse(fields["payload"])
             except Exception:
                 event = None  # left to `_handle`, which parks it with the error
             if event is None:
@@ -456,7 +486,7 @@ class ConsumerRunner:
             await self._dead_letter(spec, stream, message_id, fields, delivery - 1, error, "")
             return Outcome.DEAD
         try:
-            event = parse_event(fields["payload"])
+            event = self._parsed.parse(fields["payload"])
         except Exception as exc:
             # Not JSON, not a known type/version, or not valid for its model: a retry cannot help.
             error, trace = _describe(exc)

@@ -12,15 +12,17 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kernel import consumer as consumer_module
 from services.kernel.consumer import (
     ConsumerRunner,
     ConsumerSpec,
+    ParsedEvents,
     dead_letter_stream,
     stream_for,
     type_matches,
 )
 from services.kernel.db import Database
-from services.kernel.events import Event
+from services.kernel.events import Event, event_json, parse_event
 from services.kernel.settings import Settings
 from tests.kernel.eventing import (
     BRAND,
@@ -223,6 +225,55 @@ async def test_two_groups_each_get_every_event_once(
         ]
         assert await thing.inbox_ids(engine_database, group) == sorted(e.id for e in events)
         assert await pending(redis, group) == 0
+
+
+async def test_the_groups_of_a_runner_parse_each_message_once(
+    thing: Throwaway,
+    engine_database: Database,
+    redis: Redis,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parsed: list[str] = []
+
+    def counting(payload: bytes | str) -> Event:
+        parsed.append(str(payload))
+        return parse_event(payload)
+
+    monkeypatch.setattr(consumer_module, "parse_event", counting)
+    events = [happened(n) for n in range(3)]
+    await xadd_events(redis, STREAM, events)
+    seen: dict[str, list[Event]] = {"consumertest.first": [], "consumertest.second": []}
+
+    def keep(group: str) -> Handler:
+        async def handler(_: AsyncSession, event: Event) -> None:
+            seen[group].append(event)
+
+        return handler
+
+    consumer = runner(
+        engine_database,
+        redis,
+        settings,
+        *(ConsumerSpec(group, ["consumertest"], keep(group), thing.inbox) for group in seen),
+    )
+    assert await consumer.process_once() == 6
+    assert len(parsed) == 3  # not 6
+    assert seen["consumertest.first"] == seen["consumertest.second"] == events
+
+
+def test_parsed_events_keep_the_latest_and_never_cache_a_failure() -> None:
+    kept = ParsedEvents(size=2)
+    one, two, three = (event_json(happened(n)).decode() for n in range(3))
+    first = kept.parse(one)
+    assert kept.parse(one) is first
+    kept.parse(two)
+    kept.parse(three)  # pushes out the first
+    assert kept.parse(one) is not first
+    assert kept.parse(one) == first
+    for _ in range(2):
+        with pytest.raises(LookupError):
+            kept.parse('{"type": "no.such", "version": 1}')
 
 
 async def test_a_new_group_sees_events_published_before_it_existed(
