@@ -39,19 +39,22 @@ async def outbox_events(session: AsyncSession) -> list[Event]:
     return [parse_event(orjson.dumps(payload)) for (payload,) in rows]
 
 
+async def _first_time(session: AsyncSession, spec: ConsumerSpec, event: Event) -> bool:
+    """Records the event in the group's inbox; False when it was there already."""
+    inserted = await session.execute(
+        insert(INBOX)
+        .values(consumer=spec.name, event_id=event.id)
+        .on_conflict_do_nothing()
+        .returning(INBOX.c.event_id)
+    )
+    return inserted.first() is not None
+
+
 async def deliver(session: AsyncSession, spec: ConsumerSpec, event: Event) -> bool:
     """What the consumer runner does with one event: record it in the inbox and run the handler
     in the same transaction, unless the inbox has it already. True when the handler ran."""
     async with session.begin_nested():
-        inserted = (
-            await session.execute(
-                insert(INBOX)
-                .values(consumer=spec.name, event_id=event.id)
-                .on_conflict_do_nothing()
-                .returning(INBOX.c.event_id)
-            )
-        ).first()
-        if inserted is None:
+        if not await _first_time(session, spec, event):
             return False
         await spec.handler(session, event)
     return True
@@ -84,19 +87,7 @@ async def deliver_batch(session: AsyncSession, spec: ConsumerSpec, events: list[
     """What the consumer runner does with one read: the new events go to `handle_batch` in one
     transaction. Returns how many were new."""
     async with session.begin_nested():
-        new = [
-            event
-            for event in events
-            if (
-                await session.execute(
-                    insert(INBOX)
-                    .values(consumer=spec.name, event_id=event.id)
-                    .on_conflict_do_nothing()
-                    .returning(INBOX.c.event_id)
-                )
-            ).first()
-            is not None
-        ]
+        new = [event for event in events if await _first_time(session, spec, event)]
         if new:
             await spec.handle_batch(session, new)
     return len(new)

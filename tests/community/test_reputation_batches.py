@@ -68,6 +68,17 @@ def scenario(seed: int) -> Scenario:
     comments: list[tuple[str, str, str, bool]] = []  # (comment, post, author, public)
     reactions: list[dict[str, Any]] = []  # those added so far
     out = Scenario()
+
+    def on_comment(comment: tuple[str, str, str, bool]) -> dict[str, Any]:
+        name, post, author, public = comment
+        return {
+            "comment": name,
+            "post": post,
+            "post_author": dict(posts)[post],
+            "author": author,
+            "public": public,
+        }
+
     for _ in range(STEPS):
         roll = rng.random()
         if roll < 0.15 or not posts:
@@ -80,35 +91,12 @@ def scenario(seed: int) -> Scenario:
             out.steps.append(("post_approved", {"post": post, "author": author}))
         elif roll < 0.30:
             comment = f"comment{len(comments)}"
-            post, post_author = rng.choice(posts)
+            post, _ = rng.choice(posts)
             author, public = rng.choice(members), rng.random() < 0.7
             comments.append((comment, post, author, public))
-            out.steps.append(
-                (
-                    "comment_created",
-                    {
-                        "comment": comment,
-                        "post": post,
-                        "post_author": post_author,
-                        "author": author,
-                        "public": public,
-                    },
-                )
-            )
+            out.steps.append(("comment_created", on_comment(comments[-1])))
         elif roll < 0.34 and comments:
-            comment, post, author, _ = rng.choice(comments)
-            post_author = dict(posts)[post]
-            out.steps.append(
-                (
-                    "comment_approved",
-                    {
-                        "comment": comment,
-                        "post": post,
-                        "post_author": post_author,
-                        "author": author,
-                    },
-                )
-            )
+            out.steps.append(("comment_approved", on_comment(rng.choice(comments))))
         elif roll < 0.70:
             target: dict[str, Any]
             if comments and rng.random() < 0.3:
@@ -132,19 +120,7 @@ def scenario(seed: int) -> Scenario:
             post, author = rng.choice(posts)
             out.steps.append(("post_removed", {"post": post, "author": author}))
         elif comments:
-            comment, post, author, _ = rng.choice(comments)
-            post_author = dict(posts)[post]
-            out.steps.append(
-                (
-                    "comment_removed",
-                    {
-                        "comment": comment,
-                        "post": post,
-                        "post_author": post_author,
-                        "author": author,
-                    },
-                )
-            )
+            out.steps.append(("comment_removed", on_comment(rng.choice(comments))))
     return out
 
 
