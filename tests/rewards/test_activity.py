@@ -31,6 +31,7 @@ from services.rewards.activity.consumer import (
     ACTIVITY_SOURCES,
     handle_activity_event,
 )
+from services.rewards.activity.repository import ActivityRepository
 from services.rewards.activity.service import (
     ActivityResult,
     Outcome,
@@ -434,6 +435,41 @@ async def test_other_event_types_pay_their_subject(
     assert (await account_of(session, member.id)).available == 30
     [row] = (await session.scalars(select(ActivityAward))).all()
     assert row.event_id == event.id
+
+
+async def test_a_batch_reads_each_rule_once_and_counts_caps_across_its_events(
+    session: AsyncSession,
+    brand: BrandFixture,
+    member: MemberFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As the consumer runner hands over a stream read: one transaction, the rules read once,
+    every event paid as if alone (the third of the day is over the cap)."""
+    await make_rule(session, brand.id, "referral.purchased", 30, cap_per_day=2)
+    reads: list[tuple[uuid.UUID, str]] = []
+    rules_for = ActivityRepository.rules_for
+
+    async def counting(self: ActivityRepository, brand_id: uuid.UUID, activity: str) -> Any:
+        reads.append((brand_id, activity))
+        return await rules_for(self, brand_id, activity)
+
+    monkeypatch.setattr(ActivityRepository, "rules_for", counting)
+    events = [
+        Event(
+            type="referral.purchased",
+            version=1,
+            brand_id=brand.id,
+            subject_id=member.id,
+            occurred_at=DAY + timedelta(hours=hour),
+            data=EventData(),
+        )
+        for hour in range(3)
+    ]
+    await ACTIVITY_CONSUMER.handle_batch(session, events)
+    assert reads == [(brand.id, "referral.purchased")]
+    assert (await account_of(session, member.id)).available == 60
+    awarded = (await session.scalars(select(ActivityAward.event_id))).all()
+    assert sorted(awarded) == sorted(event.id for event in events[:2])
 
 
 # --- End to end, committed --------------------------------------------------------------------

@@ -31,7 +31,7 @@ own id and time.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -58,6 +58,7 @@ from services.rewards.activity.service import (
     PROMPT_ANSWERED,
     REFERRAL_PURCHASED,
     REVIEW_PUBLISHED,
+    ActivityRules,
     Award,
     award_activity,
     derived_event_id,
@@ -220,7 +221,16 @@ CONTENT_LIFECYCLE: dict[str, Callable[[AsyncSession, Event], Awaitable[None]]] =
 }
 
 
-async def handle_activity_event(session: AsyncSession, event: Event) -> None:
+async def handle_activity_events(session: AsyncSession, events: Sequence[Event]) -> None:
+    """A stream read in one transaction, its events one by one, the rules read once."""
+    rules_of = ActivityRules(session)
+    for event in events:
+        await handle_activity_event(session, event, rules_of)
+
+
+async def handle_activity_event(
+    session: AsyncSession, event: Event, rules_of: ActivityRules | None = None
+) -> None:
     lifecycle = CONTENT_LIFECYCLE.get(event.type)
     if lifecycle is not None:
         await lifecycle(session, event)
@@ -236,6 +246,7 @@ async def handle_activity_event(session: AsyncSession, event: Event) -> None:
         found.event_id,
         found.occurred_at,
         found.award,
+        rules_of,
     )
 
 
@@ -243,6 +254,7 @@ ACTIVITY_CONSUMER = ConsumerSpec(
     name="rewards.activity",
     services=ACTIVITY_SOURCES,
     handler=handle_activity_event,
+    handle_many=handle_activity_events,
     inbox=INBOX,
     event_types=frozenset(EXTRACTORS) | frozenset(CONTENT_LIFECYCLE),
 )

@@ -39,6 +39,7 @@ member cannot race past a cap):
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -144,6 +145,23 @@ class Award:
 AVAILABLE_AWARD = Award()
 
 
+class ActivityRules:
+    """The brands' active rules per activity, each read once: for many awards in one
+    transaction (a consumer's batch, the birthday job). Rules change only through staff
+    requests, never inside such a transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._repository = ActivityRepository(session)
+        self._rules: dict[tuple[uuid.UUID, str], Sequence[EarningRule]] = {}
+
+    async def of(self, brand_id: uuid.UUID, activity: str) -> Sequence[EarningRule]:
+        found = self._rules.get((brand_id, activity))
+        if found is None:
+            found = await self._repository.rules_for(brand_id, activity)
+            self._rules[brand_id, activity] = found
+        return found
+
+
 async def award_activity(
     session: AsyncSession,
     brand_id: uuid.UUID,
@@ -152,15 +170,16 @@ async def award_activity(
     event_id: uuid.UUID,
     occurred_at: datetime,
     award: Award = AVAILABLE_AWARD,
+    rules_of: ActivityRules | None = None,
 ) -> ActivityResult:
-    """Pay the brand's rules for `activity` to the member, once per event, within the caps."""
+    """Pay the brand's rules for `activity` to the member, once per event, within the caps.
+    `rules_of` shares the rules read between the awards of one transaction."""
     occurred_at = _utc(occurred_at)
     ledger = LedgerRepository(session)
     program = await ledger.program(brand_id)
     if program is None:
         return ActivityResult(ignored="the brand has no loyalty program")
-    repository = ActivityRepository(session)
-    rules = await repository.rules_for(brand_id, activity)
+    rules = await (rules_of or ActivityRules(session)).of(brand_id, activity)
     if not rules:
         return ActivityResult(ignored=f"no active rule awards {activity!r}")
     account = await ledger.lock_account(brand_id, member_id)
@@ -324,6 +343,7 @@ async def award_birthdays(
     moment = _utc(utcnow() if now is None else now)
     year_start = moment.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
     repository = ActivityRepository(session)
+    rules_of = ActivityRules(session)
     paid = 0
     for brand_id, rule_ids in (await repository.rules_by_brand(BIRTHDAY)).items():
         if await LedgerRepository(session).program(brand_id) is None:
@@ -346,6 +366,7 @@ async def award_birthdays(
                     BIRTHDAY,
                     birthday_event_id(member_id, moment.year),
                     moment,
+                    rules_of=rules_of,
                 )
                 paid += result.points > 0
             if len(member_ids) < batch_size:
