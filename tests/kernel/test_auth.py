@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +22,7 @@ from services.kernel.auth import (
     MemberTokenCodec,
     Scope,
     StaffPrincipal,
+    VerifiedTokens,
     api_key_cache_key,
     format_api_key,
     hash_api_key_secret,
@@ -127,6 +129,65 @@ def test_rs256_accepts_the_identity_provider_and_refuses_hs256_confusion(
         codec.verify(forged)
     with pytest.raises(ValueError, match="only issues tokens with HS256"):
         codec.issue(BRAND, MEMBER, timedelta(minutes=1))
+
+
+def _counting_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tokens PyJWT is asked to decode from now on."""
+    decoded: list[str] = []
+    decode = jwt.decode
+
+    def counting(token: str, *args: object, **kwargs: object) -> object:
+        decoded.append(token)
+        return decode(token, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    return decoded
+
+
+def test_a_verified_token_is_remembered_and_a_refused_one_is_not(
+    codec: MemberTokenCodec, base_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded = _counting_decodes(monkeypatch)
+    token = codec.issue(BRAND, MEMBER, timedelta(minutes=5))
+    other = codec.issue(BRAND, uuid.uuid4(), timedelta(minutes=5))
+    forged = jwt.encode(_claims(), "another-secret-" + "y" * 32, algorithm="HS256")
+    for _ in range(3):
+        assert codec.verify(token) == MemberPrincipal(brand_id=BRAND, member_id=MEMBER)
+        with pytest.raises(Unauthorized, match="not valid"):
+            codec.verify(forged)
+    assert codec.verify(other).member_id != MEMBER
+    assert decoded == [token, forged, forged, forged, other]
+
+
+def test_a_remembered_token_is_refused_once_it_expires(
+    base_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Accepted for at most a second: PyJWT allows `exp` plus the leeway.
+    codec = MemberTokenCodec(base_settings.model_copy(update={"jwt_leeway_seconds": 1}))
+    exp = int(time.time())
+    token = jwt.encode(_claims(exp=exp), base_settings.jwt_signing_secret(), algorithm="HS256")
+    assert codec.verify(token).member_id == MEMBER
+    time.sleep(max(0.0, exp + 1.05 - time.time()))
+    with pytest.raises(Unauthorized, match="expired"):
+        codec.verify(token)
+
+
+def test_remembered_tokens_are_bounded_in_number_and_in_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    verified = VerifiedTokens(capacity=2)
+    far = time.time() + 3_600
+    principals = {t: MemberPrincipal(brand_id=BRAND, member_id=uuid.uuid4()) for t in "abc"}
+    for token, principal in principals.items():
+        verified.put(token, principal, far)
+    assert len(verified) == 2
+    assert verified.get("a") is None  # the longest held went first
+    assert [verified.get(t) for t in "bc"] == [principals["b"], principals["c"]]
+    # However long the token lives, the answer is kept only VERIFIED_TOKEN_LIFESPAN_SECONDS.
+    later = time.monotonic() + 61
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    assert verified.get("b") is None
+    assert len(verified) == 1
 
 
 def _hs256_with_raw_key(claims: dict[str, object], key: bytes) -> str:
