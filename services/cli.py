@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from services.kernel.embedded import InfrastructureUrls, infrastructure
 from services.kernel.logging import configure_logging
-from services.kernel.settings import Settings, get_settings
+from services.kernel.settings import Settings, get_settings, settings_refused
 
 app = typer.Typer(
     help="Kinfolk: a self-hosted backend for brand communities and loyalty programs.",
@@ -458,7 +459,15 @@ def webhooks_listen(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        # Settings the process cannot run with (read where a command or a module first needs
+        # them): which variable, and what to change; no traceback, and nothing started.
+        typer.echo(settings_refused(exc), err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,9 +6,15 @@ import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import parse_qsl, urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# asyncpg's TLS modes, which are libpq's `sslmode` values (a URL may spell it either way).
+TLS_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+_POSTGRES_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+asyncpg"})
+_REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 
 
 class Settings(BaseSettings):
@@ -140,6 +146,32 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
 
+    @field_validator("database_url")
+    @classmethod
+    def _a_postgres_url(cls, url: str | None) -> str | None:
+        # Refused here, with what to change, rather than as a driver error at the first connect.
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in _POSTGRES_SCHEMES:
+            raise ValueError(
+                f"use a PostgreSQL URL, postgresql://user@host:5432/database (not "
+                f"{parts.scheme or 'no'} scheme)"
+            )
+        for name, value in parse_qsl(parts.query):
+            if name in ("sslmode", "ssl") and value not in TLS_MODES:
+                raise ValueError(f"{name} must be one of {', '.join(TLS_MODES)} (not {value!r})")
+        return url
+
+    @field_validator("redis_url")
+    @classmethod
+    def _a_redis_url(cls, url: str | None) -> str | None:
+        if url is not None and urlsplit(url).scheme not in _REDIS_SCHEMES:
+            raise ValueError(
+                "use a Redis URL: redis://host:6379/0, rediss:// for TLS, or unix:///path.sock"
+            )
+        return url
+
     def jwt_signing_secret(self) -> str:
         """The HS256 secret: configured, else one generated once and kept in the data folder.
 
@@ -159,3 +191,14 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_refused(error: ValidationError) -> str:
+    """What is wrong with the environment, one `KINFOLK_*` variable a line."""
+    prefix = str(Settings.model_config.get("env_prefix", ""))
+    lines = [f"kinfolk cannot start with these settings ({error.error_count()} to fix):"]
+    for problem in error.errors(include_url=False):
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        lines.append(f"  {prefix}{field.upper()}: {message}")
+    return "\n".join(lines)

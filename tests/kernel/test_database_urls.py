@@ -3,10 +3,16 @@ with `?sslmode=require`, works for the services (asyncpg) and for the libpq tool
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import text
 
 from services.kernel.db import Database, asyncpg_url, libpq_url
+from services.kernel.settings import Settings, settings_refused
 from tests.conftest import WorkerInfrastructure
 
 
@@ -54,3 +60,84 @@ async def test_a_url_with_sslmode_connects(test_infra: WorkerInfrastructure, mod
             assert (await session.execute(text("SELECT 1"))).scalar_one() == 1
     finally:
         await database.dispose()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        (
+            "KINFOLK_DATABASE_URL",
+            "postgresql://kin@db.example/kinfolk?sslmode=requried",
+            "KINFOLK_DATABASE_URL: sslmode must be one of disable, allow, prefer, require, "
+            "verify-ca, verify-full (not 'requried')",
+        ),
+        (
+            "KINFOLK_DATABASE_URL",
+            "postgresql://kin@db.example/kinfolk?ssl=on",
+            "KINFOLK_DATABASE_URL: ssl must be one of disable, allow, prefer, require, "
+            "verify-ca, verify-full (not 'on')",
+        ),
+        (
+            "KINFOLK_DATABASE_URL",
+            "mysql://kin:secret-pw@db.example/kinfolk",
+            "KINFOLK_DATABASE_URL: use a PostgreSQL URL, postgresql://user@host:5432/database "
+            "(not mysql scheme)",
+        ),
+        (
+            "KINFOLK_REDIS_URL",
+            "http://cache.example:6379",
+            "KINFOLK_REDIS_URL: use a Redis URL: redis://host:6379/0, rediss:// for TLS, or "
+            "unix:///path.sock",
+        ),
+    ],
+)
+def test_a_url_that_cannot_work_is_refused_with_what_to_change(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, said: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    message = settings_refused(refused.value)
+    assert message.splitlines() == [
+        "kinfolk cannot start with these settings (1 to fix):",
+        f"  {said}",
+    ]
+    assert "secret-pw" not in message  # a URL's password is never echoed
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://kin@db.example/kinfolk?sslmode=verify-full",
+        "postgres://kin@db.example/kinfolk",
+        "postgresql+asyncpg://kin@db.example/kinfolk?ssl=disable",
+        "postgresql://postgres@/postgres?host=/tmp/kinfolk-pg",
+    ],
+)
+def test_the_urls_operators_write_are_accepted(url: str) -> None:
+    assert Settings(database_url=url).database_url == url
+
+
+def test_the_command_says_which_setting_to_fix_and_starts_nothing() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KINFOLK_")}
+    env.update(
+        KINFOLK_DATABASE_URL="postgresql://kin@db.invalid/kinfolk?sslmode=bogus",
+        KINFOLK_REDIS_URL="redis://cache.invalid:6379/0",
+        KINFOLK_DATABASE_POOL_SIZE="0",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "kinfolk cannot start with these settings (2 to fix):",
+        "  KINFOLK_DATABASE_URL: sslmode must be one of disable, allow, prefer, require, "
+        "verify-ca, verify-full (not 'bogus')",
+        "  KINFOLK_DATABASE_POOL_SIZE: Input should be greater than or equal to 1",
+    ]
