@@ -14,7 +14,10 @@ is due at start + i / RATE whatever happened before it, sent on one of CONNECTIO
 connections spread evenly over the workers, each for a random member (with their own token) and
 a random surface; latency runs from when the request was due, so a stall shows in every request
 it delays. The anchor is the same load on `GET /healthz` of the same server: what the HTTP stack,
-the load generator and this machine cost with no work behind the route. Each run also prints
+the load generator and this machine cost with no work behind the route, run for half the time
+before the route's load and half after it. Each half is printed; the JSON's anchor is the half
+before, because the half after also measures how the server recovers from the route's load
+when the route did not keep up (a backlog of seconds). Each run also prints
 the CPU time per request of the server's processes and of the load generator (from /proc), which
 says where the time went when the machine is shared.
 
@@ -426,9 +429,12 @@ async def run(url: str, redis_url: str) -> None:
                 f"{ours_cpu[1]} ms",
                 flush=True,
             )
-            more, more_rate = await open_loop(clients, healthz, RATE, DURATION / 2)
-            anchor += more
-            anchor_rate = (anchor_rate + more_rate) / 2
+            after, after_rate = await open_loop(clients, healthz, RATE, DURATION / 2)
+            print(
+                f"anchor GET /healthz after: {after_rate:.0f}/s, p50 {ms(after, 50):.2f} ms, "
+                f"p99 {ms(after, 99):.2f} ms",
+                flush=True,
+            )
         finally:
             for client in clients:
                 await client.aclose()
@@ -450,6 +456,8 @@ async def run(url: str, redis_url: str) -> None:
         anchor_p50_ms=round(ms(anchor, 50), 2),
         anchor_p99_ms=round(ms(anchor, 99), 2),
         anchor_rps=round(anchor_rate, 1),
+        anchor_after_p50_ms=round(ms(after, 50), 2),
+        anchor_after_p99_ms=round(ms(after, 99), 2),
         server_cpu_ms=ours_cpu[0],
         anchor_server_cpu_ms=anchor_cpu[0],
         generator_cpu_ms=ours_cpu[1],
