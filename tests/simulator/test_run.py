@@ -4,6 +4,7 @@ resuming, and what it refuses."""
 from __future__ import annotations
 
 import gc
+import io
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from rich.console import Console
 from sqlalchemy import func, select
 
 from services.community.experiences.models import Booking, ExperienceSession
@@ -23,6 +25,7 @@ from services.kernel.db import Database
 from services.kernel.runtime import Runtime
 from services.kernel.settings import Settings
 from services.members import service as members_service
+from services.registry import SERVICES
 from services.rewards.ledger import service as ledger
 from services.rewards.models import Account, Purchase, Tier
 from services.rewards.tiers import service as tiers_service
@@ -243,3 +246,37 @@ async def test_the_events_phase_applies_the_events_with_the_collector_paused(
     assert summary.phase_seconds.keys() >= {"events"}
     assert collecting == [False]  # paused while the events were applied
     assert gc.isenabled()  # and on again after
+
+
+@pytest.mark.parametrize(("cap", "settled"), [(20, True), (19, False)])
+async def test_the_history_is_settled_in_process_only_up_to_the_cap(
+    committed: tuple[Runtime, list[uuid.UUID]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cap: int,
+    settled: bool,
+) -> None:
+    """Past the cap, draining would dominate the run (over half an hour at 50,000 members): the
+    events wait in the outboxes for the relay and workers, and the run says so."""
+    runtime, brands = committed
+    drain = simulator_run.drain_events
+    drained: list[str] = []
+
+    async def recorded(*args: Any, **kwargs: Any) -> int:
+        drained.append(args[2])
+        return await drain(*args, **kwargs)
+
+    monkeypatch.setattr(simulator_run, "SETTLE_MEMBERS", cap)
+    monkeypatch.setattr(simulator_run, "drain_events", recorded)
+    said = io.StringIO()
+    summary = await simulate(
+        runtime,
+        _request(tmp_path, members=20, days=7, chunk_members=20),
+        Console(file=said, width=400),
+    )
+    brands.append(summary.brand_id)
+    assert summary.complete
+    assert drained == (["simulate"] if settled else [])
+    assert ("the relay and workers" in said.getvalue()) is not settled
+    if not settled:
+        await drain(runtime, SERVICES, "test")  # what the workers would do, before the purge
