@@ -89,6 +89,9 @@ class JobSpec:
     function: JobFunction
     cron: Schedule | None = None
     timeout_seconds: float | None = None  # None: the worker's default (300 s)
+    # The function also takes `redis=`: the worker's Redis connection (for jobs whose data is
+    # there too, such as dead letters).
+    needs_redis: bool = False
 
 
 def redis_settings(url: str) -> RedisSettings:
@@ -142,6 +145,8 @@ def _arq_coroutine(database: Database, spec: JobSpec) -> Callable[..., Awaitable
 
     async def run_job(ctx: dict[Any, Any], **kwargs: Any) -> Any:
         try:
+            if spec.needs_redis:
+                kwargs = {**kwargs, "redis": ctx["redis"]}
             async with database.unit_of_work() as session:
                 return await spec.function(session, **kwargs)
         finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
@@ -94,6 +94,15 @@ class MemberRepository:
             # the locked row's current values replace any copy already in the session.
             statement = statement.with_for_update().execution_options(populate_existing=True)
         return (await self.session.scalars(statement)).one_or_none()
+
+    async def erased_among(self, member_ids: Set[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these ids are erased members' (of any brand: ids are unique across brands)."""
+        if not member_ids:
+            return set()
+        statement = select(Member.id).where(
+            Member.id.in_(list(member_ids)), Member.erased_at.is_not(None)
+        )
+        return set(await self.session.scalars(statement))
 
     async def get_by_external_id(self, brand_id: uuid.UUID, external_id: str) -> Member | None:
         statement = select(Member).where(

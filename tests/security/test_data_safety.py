@@ -39,8 +39,10 @@ from sqlalchemy import (
     LargeBinary,
     Numeric,
     Table,
+    Text,
     Time,
     Uuid,
+    cast,
     func,
     select,
     text,
@@ -51,12 +53,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from services.kernel.auth import MemberTokenCodec
 from services.kernel.clock import utcnow
 from services.kernel.db import Database, libpq_url
+from services.kernel.dead_letters import dead_letter_streams
 from services.kernel.drain import drain_events
-from services.kernel.relay import Relay, outbox_of
+from services.kernel.relay import Relay, outbox_of, stream_fields
 from services.kernel.runtime import Runtime
 from services.kernel.settings import Settings
 from services.marketing.exports import service as exports
 from services.members import service as members_service
+from services.members.module import MEMBERS
+from services.members.tasks import forget_erased_dead_letters
 from services.registry import SERVICES
 from services.rewards.models import LedgerEntry, Lot, Purchase, Redemption
 from tests.conftest import (
@@ -674,3 +679,82 @@ async def test_erasure_leaves_the_members_data_in_no_event_stream(
             content = b" ".join(fields.values()).lower()
             kept += [s for s in person.strings if s.lower().encode() in content]
     assert kept == []
+
+
+async def test_erasure_leaves_the_members_data_in_no_dead_letter(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    runtime: Runtime,
+    redis: Redis,
+    brand: BrandFixture,
+    base_settings: Settings,
+) -> None:
+    """Dead letters keep their events whole. The hourly job deletes every one that names an
+    erased member, parked before the erasure or after it; the others stay for a person."""
+    tokens = MemberTokenCodec(base_settings)
+    wanda, yara = Person.new("Wanda"), Person.new("Yara")
+    wanda_id, _ = await new_member(client, brand, tokens, wanda)
+    yara_id, _ = await new_member(client, brand, tokens, yara)
+    await drain_events(runtime, SERVICES, "erasure")
+    await _park_events_naming(session, redis, wanda_id, "kinfolk:events:rewards:dead")
+    await _park_events_naming(session, redis, yara_id, "kinfolk:events:community:dead")
+    await redis.xadd("kinfolk:events:community:dead", {"type": "post.created", "error": "no one"})
+    await call(client, "POST", f"/members/v1/members/{wanda_id}/erase", brand.headers)
+    await drain_events(runtime, SERVICES, "erasure")
+    # An event about her that failed after the erasure (its retries outlived it).
+    await _park_events_naming(
+        session, redis, wanda_id, "kinfolk:events:members:dead", "member.erased"
+    )
+
+    assert await forget_erased_dead_letters(session, redis=redis) == 2
+    # Emptied streams stay: deleting one could lose a letter parked in between.
+    assert await _dead_letters(redis) == {
+        "kinfolk:events:community:dead": [str(yara_id), "no one"],
+        "kinfolk:events:members:dead": [],
+        "kinfolk:events:rewards:dead": [],
+    }
+    kept = b""
+    for stream in await dead_letter_streams(redis):
+        for _, fields in await redis.xrange(stream):
+            kept += b" ".join(fields.values())
+    assert [s for s in wanda.strings if s.encode() in kept] == []
+    assert all(s.encode() in kept for s in yara.strings)  # not erased: kept for a person
+    assert await forget_erased_dead_letters(session, redis=redis) == 0
+
+
+async def _park_events_naming(
+    session: AsyncSession,
+    redis: Redis,
+    member_id: uuid.UUID,
+    dead: str,
+    event_type: str = "member.created",
+) -> None:
+    """Parks the member's event as a consumer does after its last failed delivery: the stream
+    entry the relay made of the outbox row, the group, and the error."""
+    outbox = outbox_of(MEMBERS)
+    assert outbox is not None
+    row = (
+        await session.execute(
+            select(*(c for c in outbox.c if c.name != "payload"))
+            .add_columns(cast(outbox.c.payload, Text).label("payload"))
+            .where(outbox.c.subject_id == member_id, outbox.c.type == event_type)
+        )
+    ).one()
+    letter = {
+        **stream_fields(row),
+        "group": "test.group",
+        "error": f"KeyError: {member_id}",
+        "traceback": f"Traceback ... KeyError: {member_id}",
+    }
+    await redis.xadd(dead, letter)  # type: ignore[arg-type]
+
+
+async def _dead_letters(redis: Redis) -> dict[str, list[str]]:
+    """Each dead-letter stream left, with each letter's error."""
+    return {
+        stream.decode(): [
+            fields[b"error"].decode().removeprefix("KeyError: ")
+            for _, fields in await redis.xrange(stream)
+        ]
+        for stream in await dead_letter_streams(redis)
+    }
