@@ -17,6 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, Self
 
 import httpx
@@ -94,6 +95,7 @@ def service_http(
             transport=httpx.ASGITransport(app=app),
             timeout=timeout,
             headers=headers,
+            cookies=_no_cookies(),
         )
     # Each service that others call adds its `<service>_url` setting, as members does.
     configured = getattr(settings, f"{service}_url", None)
@@ -102,7 +104,17 @@ def service_http(
             f"The {service} service is not in this process and "
             f"KINFOLK_{service.upper()}_URL is not set."
         )
-    return httpx.AsyncClient(base_url=configured, timeout=timeout, headers=headers)
+    return httpx.AsyncClient(
+        base_url=configured, timeout=timeout, headers=headers, cookies=_no_cookies()
+    )
+
+
+def _no_cookies() -> CookieJar:
+    """A cookie jar that keeps nothing. A client serves many members' calls (the gateway keeps
+    one per service for the process), so a cookie that one answer set (a proxy's session, a
+    load balancer's) would otherwise go out with every later call, whoever made it. (Passed as
+    a jar: httpx copies an `httpx.Cookies` into a jar of its own, which keeps everything.)"""
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
 def hosted_services(app: Starlette) -> frozenset[str]:

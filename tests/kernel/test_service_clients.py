@@ -1,0 +1,47 @@
+"""The clients one service uses to call another keep no cookies: one client serves every
+member's calls, so a cookie set in answer to one would go out with the next, whoever made it."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from services.kernel.clients import service_http
+from services.kernel.settings import Settings
+
+
+async def _sets_a_session(request: Request) -> JSONResponse:
+    answer = JSONResponse({})
+    answer.set_cookie("session", "member-a")
+    return answer
+
+
+async def _echoes_the_cookie(request: Request) -> JSONResponse:
+    return JSONResponse({"cookie": request.headers.get("cookie")})
+
+
+APP = Starlette(routes=[Route("/set", _sets_a_session), Route("/echo", _echoes_the_cookie)])
+
+
+async def test_an_in_process_client_sends_no_cookie_an_earlier_answer_set() -> None:
+    async with service_http("members", settings=Settings(), app=APP, hosted=True) as http:
+        assert (await http.get("/set")).cookies["session"] == "member-a"
+        assert (await http.get("/echo")).json() == {"cookie": None}
+        assert len(http.cookies) == 0
+
+
+@pytest.mark.parametrize("url", ["http://members.internal:8000", "https://members.example.com"])
+async def test_a_client_of_a_remote_service_keeps_no_cookie_either(url: str) -> None:
+    settings = Settings(members_url=url)
+    async with service_http("members", settings=settings, app=APP, hosted=False) as http:
+        answer = httpx.Response(
+            200,
+            headers={"set-cookie": "AWSALB=sticky; Path=/"},
+            request=http.build_request("GET", "/members/v1/members/me"),
+        )
+        http.cookies.extract_cookies(answer)
+        assert len(http.cookies) == 0
