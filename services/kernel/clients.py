@@ -95,7 +95,7 @@ def service_http(
             transport=httpx.ASGITransport(app=app),
             timeout=timeout,
             headers=headers,
-            cookies=_no_cookies(),
+            cookies=no_cookies(),
         )
     # Each service that others call adds its `<service>_url` setting, as members does.
     configured = getattr(settings, f"{service}_url", None)
@@ -105,11 +105,11 @@ def service_http(
             f"KINFOLK_{service.upper()}_URL is not set."
         )
     return httpx.AsyncClient(
-        base_url=configured, timeout=timeout, headers=headers, cookies=_no_cookies()
+        base_url=configured, timeout=timeout, headers=headers, cookies=no_cookies()
     )
 
 
-def _no_cookies() -> CookieJar:
+def no_cookies() -> CookieJar:
     """A cookie jar that keeps nothing. A client serves many members' calls (the gateway keeps
     one per service for the process), so a cookie that one answer set (a proxy's session, a
     load balancer's) would otherwise go out with every later call, whoever made it. (Passed as

@@ -1,7 +1,10 @@
 """The clients one service uses to call another keep no cookies: one client serves every
-member's calls, so a cookie set in answer to one would go out with the next, whoever made it."""
+member's (or key's) calls, so a cookie set in answer to one would go out with the next, whoever
+made it."""
 
 from __future__ import annotations
+
+import uuid
 
 import httpx
 import pytest
@@ -11,6 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from services.kernel.clients import service_http
+from services.kernel.runtime import RemoteApiKeyLookup
 from services.kernel.settings import Settings
 
 
@@ -45,3 +49,16 @@ async def test_a_client_of_a_remote_service_keeps_no_cookie_either(url: str) -> 
         )
         http.cookies.extract_cookies(answer)
         assert len(http.cookies) == 0
+
+
+async def test_the_remote_api_key_lookup_keeps_no_cookie() -> None:
+    sent: list[str | None] = []
+
+    def members(request: httpx.Request) -> httpx.Response:
+        sent.append(request.headers.get("cookie"))
+        return httpx.Response(404, headers={"set-cookie": "session=key-a; Path=/"})
+
+    lookup = RemoteApiKeyLookup("http://members.internal", 1.0, httpx.MockTransport(members))
+    for _ in range(2):
+        assert await lookup(uuid.uuid4(), "kf_x_y") is None
+    assert sent == [None, None]
