@@ -22,6 +22,7 @@ from services.kernel.db import Database
 from services.kernel.embedded import InfrastructureUrls
 from services.kernel.jobs import run_worker
 from services.kernel.live import LiveConsumerRunner, live_consumer_specs
+from services.kernel.loops import cancel_and_wait
 from services.kernel.migrations import migrate
 from services.kernel.module import ServiceModule
 from services.kernel.relay import Relay
@@ -91,10 +92,10 @@ async def _stop_all(tasks: Sequence[asyncio.Task[None]]) -> None:
         remaining = deadline - asyncio.get_running_loop().time()
         if remaining > 0:
             await asyncio.wait(tasks, timeout=remaining)
-    for task in tasks:
-        if not task.done():
-            log.warning("process.component_cancelled", component=task.get_name())
-            task.cancel()
+    late = [task for task in tasks if not task.done()]
+    for task in late:
+        log.warning("process.component_cancelled", component=task.get_name())
+    await asyncio.gather(*(cancel_and_wait(task) for task in late))
     for task, outcome in zip(
         tasks, await asyncio.gather(*tasks, return_exceptions=True), strict=True
     ):

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.db import Database
 from services.kernel.idempotency import IDEMPOTENCY_TABLE
-from services.kernel.loops import Backoff, release_free_memory, sleep_or_stop
+from services.kernel.loops import Backoff, cancel_and_wait, release_free_memory, sleep_or_stop
 from services.kernel.module import ServiceModule
 from services.kernel.outbox import INBOX_TABLE, OUTBOX_TABLE
 from services.kernel.runtime import redis_timeouts
@@ -288,8 +288,9 @@ async def _shut_down(worker: Worker, main: asyncio.Future[None]) -> None:
     running = [task for task in worker.tasks.values() if not task.done()]
     if running:
         await asyncio.wait(running, timeout=SHUTDOWN_GRACE_SECONDS)
-    main.cancel()
-    await asyncio.wait({main})
+    cancels = await cancel_and_wait(main)
+    if cancels > 1:
+        log.warning("jobs.worker_stop_took_cancellations", cancellations=cancels)
     try:
         await worker.close()
     except asyncio.CancelledError:

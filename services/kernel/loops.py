@@ -7,7 +7,7 @@ import contextlib
 import ctypes
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 # The default backoff: module constants so a test can shorten them.
 T = TypeVar("T")
@@ -20,6 +20,28 @@ async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     """Sleep up to `seconds`, waking at once when `stop` is set, so shutdown never waits a poll."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+# How long a cancelled task gets to finish before it is cancelled again.
+RECANCEL_SECONDS = 1.0
+
+
+async def cancel_and_wait(task: asyncio.Future[Any], *, again_after: float | None = None) -> int:
+    """Cancels `task` and waits until it is done, cancelling it again each `again_after` seconds
+    (RECANCEL_SECONDS) while it is not. Returns how many cancellations it took.
+
+    One cancellation is not always enough: code that catches `CancelledError` to clean up and
+    then awaits something else (a Redis client closing its connection, say) swallows it, and a
+    task that waits for such a task waits forever. arq's worker loop did so once in a while, and
+    a stopping worker then never stopped.
+    """
+    delay = RECANCEL_SECONDS if again_after is None else again_after
+    cancels = 0
+    while not task.done():
+        task.cancel()
+        cancels += 1
+        await asyncio.wait({task}, timeout=delay)
+    return cancels
 
 
 class Backoff:
