@@ -32,7 +32,7 @@ from services.kernel.loops import Backoff, cancel_and_wait, release_free_memory,
 from services.kernel.module import ServiceModule
 from services.kernel.outbox import INBOX_TABLE, OUTBOX_TABLE
 from services.kernel.runtime import redis_timeouts
-from services.kernel.settings import Settings
+from services.kernel.settings import REDIS_SCHEMES, Settings
 
 log = structlog.get_logger(__name__)
 
@@ -101,7 +101,7 @@ def redis_settings(url: str) -> RedisSettings:
     `unix:///path/to/redis.sock[?db=N]` (the embedded server); `?db=N` wins over a path number.
     """
     parts = urlsplit(url)
-    if parts.scheme not in {"redis", "rediss", "unix"}:
+    if parts.scheme not in REDIS_SCHEMES:
         raise ValueError(f"not a Redis URL: {url!r}")
     query = parse_qs(parts.query)
     database = 0

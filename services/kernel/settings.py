@@ -14,7 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # asyncpg's TLS modes, which are libpq's `sslmode` values (a URL may spell it either way).
 TLS_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 _POSTGRES_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+asyncpg"})
-_REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
+# The Redis URLs Kinfolk (redis-py and arq) connects to.
+REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 
 
 class Settings(BaseSettings):
@@ -166,7 +167,7 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _a_redis_url(cls, url: str | None) -> str | None:
-        if url is not None and urlsplit(url).scheme not in _REDIS_SCHEMES:
+        if url is not None and urlsplit(url).scheme not in REDIS_SCHEMES:
             raise ValueError(
                 "use a Redis URL: redis://host:6379/0, rediss:// for TLS, or unix:///path.sock"
             )
