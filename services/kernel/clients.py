@@ -25,6 +25,7 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
 from services.kernel.errors import ServiceUnavailable
+from services.kernel.middleware import current_request_id
 from services.kernel.module import ServiceModule
 from services.kernel.settings import Settings
 
@@ -96,6 +97,7 @@ def service_http(
             timeout=timeout,
             headers=headers,
             cookies=no_cookies(),
+            event_hooks={"request": [send_request_id]},
         )
     # Each service that others call adds its `<service>_url` setting, as members does.
     configured = getattr(settings, f"{service}_url", None)
@@ -105,8 +107,19 @@ def service_http(
             f"KINFOLK_{service.upper()}_URL is not set."
         )
     return httpx.AsyncClient(
-        base_url=configured, timeout=timeout, headers=headers, cookies=no_cookies()
+        base_url=configured,
+        timeout=timeout,
+        headers=headers,
+        cookies=no_cookies(),
+        event_hooks={"request": [send_request_id]},
     )
+
+
+async def send_request_id(request: httpx.Request) -> None:
+    """The call is part of the request being served: it carries that request's id."""
+    request_id = current_request_id()
+    if request_id is not None and "x-request-id" not in request.headers:
+        request.headers["X-Request-ID"] = request_id
 
 
 def no_cookies() -> CookieJar:

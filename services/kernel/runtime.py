@@ -18,7 +18,7 @@ from services.kernel.auth import (
     Authenticator,
     MemberTokenCodec,
 )
-from services.kernel.clients import no_cookies
+from services.kernel.clients import no_cookies, send_request_id
 from services.kernel.consumer import BLOCK_MILLISECONDS
 from services.kernel.db import Database, connect_options
 from services.kernel.errors import ServiceUnavailable
@@ -57,7 +57,11 @@ class RemoteApiKeyLookup:
         self, base_url: str, timeout: float, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         self._client = httpx.AsyncClient(
-            base_url=base_url, timeout=timeout, transport=transport, cookies=no_cookies()
+            base_url=base_url,
+            timeout=timeout,
+            transport=transport,
+            cookies=no_cookies(),
+            event_hooks={"request": [send_request_id]},
         )
 
     async def __call__(self, key_id: uuid.UUID, token: str) -> ApiKeyRecord | None:

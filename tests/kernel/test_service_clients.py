@@ -1,6 +1,6 @@
-"""The clients one service uses to call another keep no cookies: one client serves every
-member's (or key's) calls, so a cookie set in answer to one would go out with the next, whoever
-made it."""
+"""The clients one service uses to call another keep no cookies (one client serves every
+member's or key's calls, so a cookie set in answer to one would go out with the next, whoever
+made it), and carry the id of the request they are part of."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ import uuid
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from services.kernel.clients import service_http
+from services.kernel.middleware import RequestContextMiddleware
 from services.kernel.runtime import RemoteApiKeyLookup
 from services.kernel.settings import Settings
 
@@ -62,3 +64,47 @@ async def test_the_remote_api_key_lookup_keeps_no_cookie() -> None:
     for _ in range(2):
         assert await lookup(uuid.uuid4(), "kf_x_y") is None
     assert sent == [None, None]
+
+
+# --- Request ids -------------------------------------------------------------------------------
+
+
+async def _the_id_it_got(request: Request) -> JSONResponse:
+    return JSONResponse({"id": request.headers.get("x-request-id")})
+
+
+async def _asks_another_service(request: Request) -> JSONResponse:
+    async with service_http("members", settings=Settings(), app=TRACED, hosted=True) as http:
+        inner = (await http.get("/id")).json()
+    sent: list[str | None] = []
+
+    def members(call: httpx.Request) -> httpx.Response:
+        sent.append(call.headers.get("x-request-id"))
+        return httpx.Response(404)
+
+    lookup = RemoteApiKeyLookup("http://members.internal", 1.0, httpx.MockTransport(members))
+    await lookup(uuid.uuid4(), "kf_x_y")
+    return JSONResponse({"inner": inner["id"], "key_lookup": sent[0]})
+
+
+TRACED = Starlette(
+    routes=[Route("/id", _the_id_it_got), Route("/outer", _asks_another_service)],
+    middleware=[Middleware(RequestContextMiddleware)],
+)
+
+
+async def test_a_call_to_another_service_carries_the_id_of_the_request_it_serves() -> None:
+    transport = httpx.ASGITransport(app=TRACED)
+    async with httpx.AsyncClient(transport=transport, base_url="http://kinfolk") as client:
+        given = await client.get("/outer", headers={"X-Request-ID": "trace-1"})
+        made = await client.get("/outer")
+    assert given.json() == {"inner": "trace-1", "key_lookup": "trace-1"}
+    assert given.headers["x-request-id"] == "trace-1"
+    made_id = made.headers["x-request-id"]
+    assert made.json() == {"inner": made_id, "key_lookup": made_id}
+    assert made_id != "trace-1"
+
+
+async def test_a_call_made_outside_any_request_sends_no_id() -> None:
+    async with service_http("members", settings=Settings(), app=TRACED, hosted=True) as http:
+        assert (await http.get("/id")).json() == {"id": None}
