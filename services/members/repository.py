@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from sqlalchemy import (
@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.schema import CreateTable
 
-from services.kernel.db import copy_records
+from services.kernel.db import copy_records, table_of
 from services.kernel.pagination import PageRequest, keyset
 from services.members.models import (
     IDEMPOTENCY,
@@ -369,7 +369,7 @@ class MemberImportRepository:
     async def insert_staged(self, brand_id: uuid.UUID, now: datetime) -> set[uuid.UUID]:
         """Creates the staged members; ids of those created (a racing insert may win one)."""
         rows = _IMPORT_ROWS
-        table = cast(Table, Member.__table__)
+        table = table_of(Member)
         columns = [
             "id",
             "external_id",

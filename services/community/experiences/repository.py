@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
-from sqlalchemy import Select, Table, and_, exists, false, func, or_, select, update
+from sqlalchemy import Select, and_, exists, false, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -29,7 +29,7 @@ from services.community.experiences.models import (
     SessionStatus,
 )
 from services.community.models import Base
-from services.kernel.db import copy_records
+from services.kernel.db import copy_records, table_of
 from services.kernel.pagination import PageRequest, keyset
 
 
@@ -426,8 +426,7 @@ class ExperienceRepository:
         for model, objects in batches:
             if not objects:
                 continue
-            table = model.__table__
-            assert isinstance(table, Table)
+            table = table_of(model)
             columns = [column.key for column in table.columns]
             await copy_records(
                 self.session,

@@ -11,16 +11,15 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
 
-from sqlalchemy import Table, any_, bindparam, select
+from sqlalchemy import any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.community.models import Comment, CommunityMember, ContentStatus, Post
 from services.community.posts.models import Reaction
 from services.community.social.models import Block, Follow
-from services.kernel.db import copy_records, driver_connection
+from services.kernel.db import copy_records, driver_connection, table_of
 
 _IDS = bindparam("ids", type_=ARRAY(UUID(as_uuid=True)))
 _OTHERS = bindparam("others", type_=ARRAY(UUID(as_uuid=True)))
@@ -67,10 +66,6 @@ SET comment_count = p.comment_count + v.comments,
 FROM unnest($1::uuid[], $2::int[], $3::int[]) AS v(id, comments, reactions)
 WHERE p.id = v.id
 """
-
-
-def _table(model: type[object]) -> Table:
-    return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,10 +179,10 @@ class ContentHistoryRepository:
         follows: Sequence[Sequence[object]],
     ) -> None:
         """COPY the rows; posts first (comments and reactions point at them)."""
-        await copy_records(self.session, _table(Post), POST_COLUMNS, posts)
-        await copy_records(self.session, _table(Comment), COMMENT_COLUMNS, comments)
-        await copy_records(self.session, _table(Reaction), REACTION_COLUMNS, reactions)
-        await copy_records(self.session, _table(Follow), FOLLOW_COLUMNS, follows)
+        await copy_records(self.session, table_of(Post), POST_COLUMNS, posts)
+        await copy_records(self.session, table_of(Comment), COMMENT_COLUMNS, comments)
+        await copy_records(self.session, table_of(Reaction), REACTION_COLUMNS, reactions)
+        await copy_records(self.session, table_of(Follow), FOLLOW_COLUMNS, follows)
 
     async def add_to_counts(self, counts: dict[uuid.UUID, tuple[int, int]]) -> None:
         """Adds (comments, reactions) to posts already in the brand, in one statement."""

@@ -6,17 +6,15 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.community.models import CommunityMember
-from services.kernel.db import unnest_rows
+from services.kernel.db import table_of, unnest_rows
 
-# The model's table, for Core statements; a declarative model's `__table__` is always a Table.
-_MEMBERS = cast(Table, CommunityMember.__table__)
+_MEMBERS = table_of(CommunityMember)
 
 
 @dataclass(frozen=True, slots=True)

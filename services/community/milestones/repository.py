@@ -3,23 +3,22 @@ anniversary sweep is the one query over every brand (it is the daily job's whole
 
 from __future__ import annotations
 
-import typing
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import DateTime, Integer, Table, Text, cast, exists, func, literal, select, update
+from sqlalchemy import DateTime, Integer, Text, cast, exists, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.community.milestones.models import ReachedMilestone, ReactionTally
 from services.community.models import CommunityMember, Prompt
-from services.kernel.db import unnest_rows
+from services.kernel.db import table_of, unnest_rows
 from services.kernel.ids import new_id
 from services.kernel.pagination import PageRequest, keyset
 
-_TALLIES = typing.cast(Table, ReactionTally.__table__)
+_TALLIES = table_of(ReactionTally)
 
 
 @dataclass(frozen=True, slots=True)

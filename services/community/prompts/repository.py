@@ -14,7 +14,6 @@ from datetime import datetime
 from sqlalchemy import (
     ColumnElement,
     Select,
-    Table,
     and_,
     any_,
     bindparam,
@@ -39,7 +38,7 @@ from services.community.models import (
     Prompt,
 )
 from services.community.social.repository import not_blocked_between
-from services.kernel.db import copy_records
+from services.kernel.db import copy_records, table_of
 from services.kernel.pagination import PageRequest, keyset
 
 # A literal, so the planner matches the partial index on published posts.
@@ -287,9 +286,7 @@ class PromptRepository:
 
     async def copy_answers(self, records: Sequence[Sequence[object]]) -> None:
         """COPY the answers (posts, in `ANSWER_COLUMNS` order) on the session's connection."""
-        table = Post.__table__
-        assert isinstance(table, Table)
-        await copy_records(self.session, table, ANSWER_COLUMNS, records)
+        await copy_records(self.session, table_of(Post), ANSWER_COLUMNS, records)
 
     async def count_answers(self, counts: dict[uuid.UUID, int]) -> None:
         """Adds each prompt's new answers to its `answer_count`, as `count_answer` does one by

@@ -7,9 +7,8 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
 
-from sqlalchemy import Table, and_, exists, func, select
+from sqlalchemy import and_, exists, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,12 +21,12 @@ from services.community.reputation.models import (
     ReputationEvent,
     ReputationReason,
 )
-from services.kernel.db import unnest_rows
+from services.kernel.db import table_of, unnest_rows
 from services.kernel.ids import new_id
 from services.kernel.pagination import PageRequest, keyset
 
-_EVENTS = cast(Table, ReputationEvent.__table__)
-_MEMBERS = cast(Table, CommunityMember.__table__)
+_EVENTS = table_of(ReputationEvent)
+_MEMBERS = table_of(CommunityMember)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,7 @@ from sqlalchemy import Text, and_, any_, bindparam, exists, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.kernel.db import copy_records, driver_connection
-from services.rewards.ledger.repository import table_of
+from services.kernel.db import copy_records, driver_connection, table_of
 from services.rewards.models import (
     Account,
     Drop,

@@ -26,18 +26,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import DeclarativeBase
 
-from services.kernel.db import unnest_rows
+from services.kernel.db import table_of, unnest_rows
 from services.kernel.pagination import PageRequest, keyset
 from services.rewards.models import Account, Bucket, LedgerEntry, Lot, Program
-
-
-def table_of(model: type[DeclarativeBase]) -> Table:
-    """A model's table, for Core statements (cheaper than ORM ones on hot paths)."""
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
 
 
 @dataclass(frozen=True, slots=True)

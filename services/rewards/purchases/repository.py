@@ -12,11 +12,11 @@ from sqlalchemy import Select, Table, bindparam, literal, select, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kernel.db import table_of
 from services.rewards.ledger.repository import (
     PROGRAM_XID,
     Balances,
     ProgramVersion,
-    table_of,
 )
 from services.rewards.models import Account, Bucket, LedgerEntry, Program, Purchase, Return
 
