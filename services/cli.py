@@ -7,10 +7,10 @@ import json
 import os
 import signal
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -18,6 +18,9 @@ from pydantic import ValidationError
 from services.kernel.embedded import InfrastructureUrls, infrastructure
 from services.kernel.logging import configure_logging
 from services.kernel.settings import Settings, get_settings, settings_refused
+
+if TYPE_CHECKING:
+    from services.kernel.consumer import ConsumerSpec
 
 app = typer.Typer(
     help="Kinfolk: a self-hosted backend for brand communities and loyalty programs.",
@@ -30,6 +33,11 @@ recommender_app = typer.Typer(help="Recommendation models, offline.", no_args_is
 app.add_typer(recommender_app, name="recommender")
 webhooks_app = typer.Typer(help="Webhooks, from the receiving side.", no_args_is_help=True)
 app.add_typer(webhooks_app, name="webhooks")
+dead_letters_app = typer.Typer(
+    help="Events a consumer group failed on: read them, and retry them once the cause is fixed.",
+    no_args_is_help=True,
+)
+app.add_typer(dead_letters_app, name="dead-letters")
 
 
 def _settings() -> Settings:
@@ -456,6 +464,134 @@ def webhooks_listen(
     except OSError as exc:  # the port is taken, or the host is not this machine's
         typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
         raise typer.Exit(code=2) from exc
+
+
+def _consumer_groups() -> dict[str, ConsumerSpec]:
+    from services.kernel.consumer import consumer_specs
+    from services.registry import SERVICES
+
+    return {spec.name: spec for spec in consumer_specs(SERVICES)}
+
+
+def _known_group(group: str | None, groups: Mapping[str, ConsumerSpec]) -> None:
+    if group is not None and group not in groups:
+        raise typer.BadParameter(
+            f"no consumer group {group!r}; the groups are: {', '.join(sorted(groups))}",
+            param_hint="--group",
+        )
+
+
+_GROUP_OPTION = typer.Option(
+    "--group", help="Only the letters of this consumer group (e.g. rewards.activity)."
+)
+
+
+@dead_letters_app.command("list")
+def dead_letters_list(
+    group: Annotated[str | None, _GROUP_OPTION] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a letter.")] = False,
+) -> None:
+    """Print the parked events, oldest first: the letter, its group, the event and the error."""
+    from services.kernel.dead_letters import dead_letters
+    from services.kernel.runtime import redis_client
+
+    _known_group(group, _consumer_groups())
+    settings = _settings()
+
+    async def main(urls: InfrastructureUrls) -> None:
+        redis = redis_client(urls.redis_url, settings)
+        try:
+            letters = await dead_letters(redis, group=group)
+        finally:
+            await redis.aclose()
+        for letter in letters:
+            if as_json:
+                fields = ("ref", "group", "event_id", "event_type", "deliveries", "dead_at")
+                shown = {name: getattr(letter, name) for name in (*fields, "error")}
+                typer.echo(json.dumps(shown))
+            else:
+                typer.echo(
+                    f"{letter.ref}  {letter.group}  {letter.event_type} {letter.event_id}  "
+                    f"{letter.deliveries} deliveries, parked {letter.dead_at}\n  {letter.error}"
+                )
+        if not as_json:
+            typer.echo(f"{len(letters)} dead letter(s)", err=True)
+
+    _run(settings, main)
+
+
+@dead_letters_app.command("retry")
+def dead_letters_retry(
+    letters: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Letters as `list` prints them: <service>:<entry id>.", show_default=False
+        ),
+    ] = None,
+    group: Annotated[str | None, _GROUP_OPTION] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every parked event.")] = False,
+) -> None:
+    """Retry parked events with the group that failed on them; delete those that took effect.
+
+    Each event goes to that group alone, in its own transaction with the group's inbox, so it
+    takes effect once however often it is retried. Exits 1 if any failed again.
+    """
+    from services.kernel.dead_letters import (
+        Retried,
+        dead_letters,
+        dead_letters_named,
+        parse_letter_ref,
+        retry_dead_letters,
+    )
+    from services.kernel.runtime import Runtime
+    from services.registry import SERVICES
+
+    if sum((bool(letters), group is not None, every)) != 1:
+        raise typer.BadParameter(
+            "say which letters to retry: name them, or give --group GROUP, or --all"
+        )
+    for ref in letters or ():
+        try:
+            parse_letter_ref(ref)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="LETTERS") from exc
+    groups = _consumer_groups()
+    _known_group(group, groups)
+    settings = _settings()
+
+    async def main(urls: InfrastructureUrls) -> None:
+        async with Runtime.open(
+            settings, SERVICES, database_url=urls.database_url, redis_url=urls.redis_url
+        ) as runtime:
+            if letters:
+                try:
+                    picked = await dead_letters_named(runtime.redis, letters)
+                except LookupError as exc:
+                    typer.echo(f"error: {exc}", err=True)
+                    raise typer.Exit(code=2) from exc
+            else:
+                picked = await dead_letters(runtime.redis, group=group)
+            results = await retry_dead_letters(
+                runtime.database, runtime.redis, list(groups.values()), picked
+            )
+        for result in results:
+            why = f": {result.error}" if result.error else ""
+            typer.echo(
+                f"{result.letter.ref}  {result.letter.group}  {result.letter.event_type}  "
+                f"{result.outcome.value}{why}"
+            )
+        counts = dict.fromkeys(Retried, 0)
+        for result in results:
+            counts[result.outcome] += 1
+        typer.echo(
+            f"{len(results)} retried: "
+            + ", ".join(f"{counts[outcome]} {outcome.value}" for outcome in Retried),
+            err=True,
+        )
+        if counts[Retried.FAILED] or counts[Retried.NO_GROUP]:
+            raise typer.Exit(code=1)
+
+    _run(settings, main)
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -124,3 +125,117 @@ def test_worker_refuses_an_unknown_service_or_component() -> None:
     assert result.exit_code == 2
     assert "unknown component(s) deliveries" in result.output
     assert "webhooks.deliveries" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["retry"], "say which letters to retry: name them, or give --group GROUP, or --all"),
+        (["retry", "--all", "--group", "webhooks.messages"], "say which letters to retry"),
+        (["retry", "rewards"], "'rewards' is not a dead letter: write <service>:<entry id>"),
+        (["retry", "--group", "nope"], "no consumer group 'nope'; the groups are: "),
+        (["list", "--group", "nope"], "no consumer group 'nope'; the groups are: "),
+    ],
+)
+def test_dead_letters_refuse_a_selection_that_names_nothing(args: list[str], reason: str) -> None:
+    from typer.testing import CliRunner
+
+    from services.cli import app
+
+    result = CliRunner().invoke(app, ["dead-letters", *args], terminal_width=400)
+    assert result.exit_code == 2
+    assert reason in " ".join(result.output.replace("│", " ").split())
+
+
+def test_dead_letters_are_listed_and_retried_through_the_command(
+    test_infra: WorkerInfrastructure, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A letter whose event the group's inbox already holds is deleted as handled; one of a group
+    no service declares stays, and the command exits 1 for it."""
+    from redis.asyncio import Redis
+    from sqlalchemy import delete, insert
+    from typer.testing import CliRunner
+
+    from services import cli
+    from services.kernel.event_examples import example_event
+    from services.kernel.ids import new_id
+    from services.kernel.settings import get_settings
+    from services.members.events import MemberCreated
+    from services.webhooks.models import INBOX
+
+    monkeypatch.setenv("KINFOLK_DATABASE_URL", test_infra.database_url)
+    monkeypatch.setenv("KINFOLK_REDIS_URL", test_infra.redis_url)
+    monkeypatch.setenv("KINFOLK_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(cli, "configure_logging", lambda settings: None)
+    get_settings.cache_clear()
+    event = example_event(MemberCreated).model_copy(update={"id": new_id()})
+    dead = "kinfolk:events:members:dead"
+    letter = {"type": event.type, "event_id": str(event.id), "payload": event.model_dump_json()}
+
+    async def plant() -> list[str]:
+        """The two letters, and the event in webhooks' inbox; returns their references."""
+        database = Database(test_infra.database_url)
+        redis = Redis.from_url(test_infra.redis_url)
+        try:
+            async with database.unit_of_work() as session:
+                await session.execute(
+                    insert(INBOX).values(consumer="webhooks.messages", event_id=event.id)
+                )
+            await redis.flushdb()
+            refs: list[str] = []
+            for group, error in [("webhooks.messages", "E: one"), ("retired.group", "E: two")]:
+                fields = {**letter, "group": group, "error": error}
+                entry = await redis.xadd(dead, fields)
+                refs.append(f"members:{entry.decode()}")
+            return refs
+        finally:
+            await redis.aclose()
+            await database.dispose()
+
+    async def clean_up() -> list[str]:
+        """Removes what `plant` made; returns the references of the letters left."""
+        database = Database(test_infra.database_url)
+        redis = Redis.from_url(test_infra.redis_url)
+        try:
+            async with database.unit_of_work() as session:
+                await session.execute(delete(INBOX).where(INBOX.c.event_id == event.id))
+            left = [f"members:{entry.decode()}" for entry, _ in await redis.xrange(dead)]
+            await redis.flushdb()
+            return left
+        finally:
+            await redis.aclose()
+            await database.dispose()
+
+    handled_ref, retired_ref = asyncio.run(plant())
+    try:
+        runner = CliRunner()
+        listed = runner.invoke(cli.app, ["dead-letters", "list", "--json"])
+        assert listed.exit_code == 0, listed.output
+        assert [json.loads(line) for line in listed.stdout.splitlines()] == [
+            {
+                "ref": ref,
+                "group": group,
+                "event_id": str(event.id),
+                "event_type": "member.created",
+                "deliveries": 0,
+                "dead_at": "",
+                "error": error,
+            }
+            for ref, group, error in [
+                (handled_ref, "webhooks.messages", "E: one"),
+                (retired_ref, "retired.group", "E: two"),
+            ]
+        ]
+        one = runner.invoke(cli.app, ["dead-letters", "retry", handled_ref])
+        assert one.exit_code == 0, one.output
+        assert f"{handled_ref}  webhooks.messages  member.created  already handled" in one.output
+        missing = runner.invoke(cli.app, ["dead-letters", "retry", handled_ref])
+        assert missing.exit_code == 2
+        assert f"no dead letter {handled_ref}: it was retried or deleted already" in missing.output
+        rest = runner.invoke(cli.app, ["dead-letters", "retry", "--all"])
+        assert rest.exit_code == 1
+        assert f"{retired_ref}  retired.group  member.created  no such group" in rest.output
+    finally:
+        left = asyncio.run(clean_up())
+        get_settings.cache_clear()
+    assert left == [retired_ref]

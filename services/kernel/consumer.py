@@ -13,8 +13,8 @@ A handler that raises rolls back (inbox row included) and leaves the message pen
 which also counts deliveries) and tries again. On the `consumer_max_deliveries`-th failed delivery
 the message is parked in `<stream>:dead` with the error and acknowledged, so one poison message
 never blocks the group. Messages that cannot be parsed, or whose event type this process does not
-know, are parked at once: retrying cannot fix them, but a deploy that knows the type can replay
-them.
+know, are parked at once: retrying cannot fix them, but a deploy that knows the type can retry
+them (`kinfolk dead-letters retry`, `dead_letters.py`).
 
 First deliveries are taken a read at a time (up to `consumer_batch_size` messages) as a set: one
 transaction inserts every event id into the inbox at once and hands only the new events to the
@@ -105,7 +105,7 @@ def type_matches(pattern: str, event_type: str) -> bool:
     return pattern == event_type
 
 
-def _check_pattern(pattern: str) -> None:
+def check_pattern(pattern: str) -> None:
     body = pattern[:-2] if pattern.endswith(".*") else pattern
     if pattern != "*" and (not body or "*" in body):
         raise ValueError(f"event type pattern {pattern!r}: use an exact type, 'prefix.*' or '*'")
@@ -129,7 +129,7 @@ class ConsumerSpec:
         if not self.services:
             raise ValueError(f"consumer {self.name!r} reads no service's stream")
         for pattern in self.event_types or ():
-            _check_pattern(pattern)
+            check_pattern(pattern)
 
     @property
     def streams(self) -> list[str]:
@@ -189,6 +189,29 @@ async def apply_new_events(
     return new
 
 
+async def apply_event(database: Database, spec: ConsumerSpec, event: Event) -> bool:
+    """Record the event in the group's inbox and run its handler, in one transaction.
+
+    Returns False when the inbox already held the id: the effect happened before. A concurrent
+    delivery of the same event waits on the inbox row's unique index until the first commits,
+    then sees the conflict, so the handler never runs twice even in parallel.
+    """
+    inbox = spec.inbox
+    async with database.unit_of_work() as session:
+        inserted = (
+            await session.execute(
+                insert(inbox)
+                .values(consumer=spec.name, event_id=event.id)
+                .on_conflict_do_nothing()
+                .returning(inbox.c.event_id)
+            )
+        ).first()
+        if inserted is None:
+            return False
+        await spec.handler(session, event)
+    return True
+
+
 class Outcome(enum.Enum):
     HANDLED = "handled"  # the handler ran and committed
     DUPLICATE = "duplicate"  # the inbox already had the event id: acknowledged, nothing run
@@ -197,15 +220,15 @@ class Outcome(enum.Enum):
     DEAD = "dead"  # parked in the dead-letter stream and acknowledged
 
 
-def _text(value: bytes | str) -> str:
+def as_text(value: bytes | str) -> str:
     return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
 
 
-def _fields(raw: Mapping[Any, Any]) -> dict[str, str]:
-    return {_text(key): _text(value) for key, value in raw.items()}
+def decoded_fields(raw: Mapping[Any, Any]) -> dict[str, str]:
+    return {as_text(key): as_text(value) for key, value in raw.items()}
 
 
-def _describe(exc: BaseException) -> tuple[str, str]:
+def describe_error(exc: BaseException) -> tuple[str, str]:
     """The one-line error and the (truncated) traceback recorded with a dead letter."""
     summary = f"{type(exc).__name__}: {exc}"
     trace = "".join(traceback.format_exception(exc))
@@ -312,7 +335,7 @@ class ConsumerRunner:
             count += await self._retry_pending(spec)
             entries = await self._read_new(spec, None if count else block_ms)
             for stream, messages in entries:
-                count += await self._handle_batch(spec, _text(stream), messages, {})
+                count += await self._handle_batch(spec, as_text(stream), messages, {})
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
@@ -399,7 +422,7 @@ class ConsumerRunner:
                 done.append(message_id)
                 continue
             delivery = deliveries.get(message_id, 1)
-            outcome = await self._handle(spec, stream, message_id, _fields(raw), delivery)
+            outcome = await self._handle(spec, stream, message_id, decoded_fields(raw), delivery)
             MESSAGES.labels(group=spec.name, outcome=outcome.value).inc()
             if outcome in (Outcome.HANDLED, Outcome.DUPLICATE, Outcome.SKIPPED):
                 done.append(message_id)
@@ -423,7 +446,7 @@ class ConsumerRunner:
         settled: set[bytes | str] = set()  # acknowledged here, whatever the transaction does
         batch: list[tuple[bytes | str, Event]] = []
         for message_id, raw in messages:
-            fields = _fields(raw) if raw is not None else {}
+            fields = decoded_fields(raw) if raw is not None else {}
             declared_type = fields.get("type")
             if raw is None:  # deleted from the stream while pending
                 settled.add(message_id)
@@ -455,7 +478,7 @@ class ConsumerRunner:
                 group=spec.name,
                 stream=stream,
                 messages=len(batch),
-                error=_describe(exc)[0],
+                error=describe_error(exc)[0],
             )
         else:
             for message_id, event in batch:
@@ -489,15 +512,15 @@ class ConsumerRunner:
             event = self._parsed.parse(fields["payload"])
         except Exception as exc:
             # Not JSON, not a known type/version, or not valid for its model: a retry cannot help.
-            error, trace = _describe(exc)
+            error, trace = describe_error(exc)
             await self._dead_letter(spec, stream, message_id, fields, delivery, error, trace)
             return Outcome.DEAD
         if declared_type is None and not spec.wants(event.type):
             return Outcome.SKIPPED
         try:
-            ran = await self._apply(spec, event)
+            ran = await apply_event(self.database, spec, event)
         except Exception as exc:
-            error, trace = _describe(exc)
+            error, trace = describe_error(exc)
             if delivery >= self.settings.consumer_max_deliveries:
                 await self._dead_letter(spec, stream, message_id, fields, delivery, error, trace)
                 return Outcome.DEAD
@@ -505,7 +528,7 @@ class ConsumerRunner:
                 "consumer.handler_failed",
                 group=spec.name,
                 stream=stream,
-                message_id=_text(message_id),
+                message_id=as_text(message_id),
                 event_id=str(event.id),
                 event_type=event.type,
                 delivery=delivery,
@@ -513,28 +536,6 @@ class ConsumerRunner:
             )
             return Outcome.FAILED
         return Outcome.HANDLED if ran else Outcome.DUPLICATE
-
-    async def _apply(self, spec: ConsumerSpec, event: Event) -> bool:
-        """Record the event in the inbox and run the handler, in one transaction.
-
-        Returns False when the inbox already held the id: the effect happened before. A concurrent
-        delivery of the same event waits on the inbox row's unique index until the first commits,
-        then sees the conflict, so the handler never runs twice even in parallel.
-        """
-        inbox = spec.inbox
-        async with self.database.unit_of_work() as session:
-            inserted = (
-                await session.execute(
-                    insert(inbox)
-                    .values(consumer=spec.name, event_id=event.id)
-                    .on_conflict_do_nothing()
-                    .returning(inbox.c.event_id)
-                )
-            ).first()
-            if inserted is None:
-                return False
-            await spec.handler(session, event)
-        return True
 
     async def _dead_letter(
         self,
@@ -548,14 +549,15 @@ class ConsumerRunner:
     ) -> None:
         """Park the message in `<stream>:dead` and acknowledge it, atomically (MULTI/EXEC).
 
-        The dead letter keeps the original fields, so replaying it is an XADD of those fields back
-        to the stream. The dead-letter stream is not capped: parked messages wait for a person.
+        The dead letter keeps the original fields and names the group, so a retry
+        (`dead_letters.retry_dead_letters`) hands the event to this group alone. The dead-letter
+        stream is not capped: parked messages wait for a person.
         """
         letter = {
             **fields,
             "group": spec.name,
             "stream": stream,
-            "original_id": _text(message_id),
+            "original_id": as_text(message_id),
             "error": error,
             "traceback": trace,
             "deliveries": str(deliveries),
@@ -570,7 +572,7 @@ class ConsumerRunner:
             "consumer.dead_lettered",
             group=spec.name,
             stream=stream,
-            message_id=_text(message_id),
+            message_id=as_text(message_id),
             event_id=fields.get("event_id"),
             event_type=fields.get("type"),
             deliveries=deliveries,

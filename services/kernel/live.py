@@ -32,9 +32,9 @@ from redis.exceptions import ResponseError
 from services.kernel.clock import utcnow
 from services.kernel.consumer import (
     BLOCK_MILLISECONDS,
-    _check_pattern,
-    _fields,
-    _text,
+    as_text,
+    check_pattern,
+    decoded_fields,
     stream_for,
     type_matches,
 )
@@ -69,7 +69,7 @@ class LiveConsumerSpec:
         if not self.services:
             raise ValueError(f"live consumer {self.name!r} reads no service's stream")
         for pattern in self.event_types or ():
-            _check_pattern(pattern)
+            check_pattern(pattern)
 
     @property
     def streams(self) -> list[str]:
@@ -83,7 +83,7 @@ class LiveConsumerSpec:
 
 def _published_ms(message_id: bytes | str) -> int:
     """When the relay XADDed the entry: the milliseconds part of its id."""
-    return int(_text(message_id).partition("-")[0])
+    return int(as_text(message_id).partition("-")[0])
 
 
 class LiveConsumerRunner:
@@ -192,7 +192,7 @@ class LiveConsumerRunner:
         for message_id, raw in messages:
             if raw is None:
                 continue
-            fields = _fields(raw)
+            fields = decoded_fields(raw)
             declared = fields.get("type")
             if declared is not None and not spec.wants(declared):
                 LIVE_MESSAGES.labels(group=spec.name, outcome="skipped").inc()
@@ -207,7 +207,7 @@ class LiveConsumerRunner:
                 log.warning(
                     "live_consumer.unreadable",
                     group=spec.name,
-                    message_id=_text(message_id),
+                    message_id=as_text(message_id),
                     error=f"{type(exc).__name__}: {exc}",
                 )
                 continue

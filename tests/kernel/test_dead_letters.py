@@ -1,20 +1,35 @@
-"""Deleting the dead letters that name erased members, across streams and pages, and the job
-plumbing that hands such a job the worker's Redis."""
+"""Dead letters: retrying a parked event with the group that failed on it once the cause is
+fixed (exactly once, the letter then gone), listing them, and deleting those that name erased
+members, across streams and pages, with the job plumbing that hands such a job the worker's
+Redis."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Set
+from collections.abc import AsyncIterator, Set
 from typing import Any
 
+import orjson
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel import dead_letters
+from services.kernel.consumer import ConsumerRunner, ConsumerSpec, dead_letter_stream
 from services.kernel.db import Database
-from services.kernel.dead_letters import dead_letter_streams, forget_dead_letters
+from services.kernel.dead_letters import (
+    Retried,
+    dead_letter_streams,
+    dead_letters_named,
+    forget_dead_letters,
+    letter_ref,
+    parse_letter_ref,
+    retry_dead_letters,
+)
+from services.kernel.events import Event
 from services.kernel.jobs import JobSpec, arq_functions
+from services.kernel.settings import Settings
+from tests.kernel.eventing import ThingData, Throwaway, happened, throwaway_service, xadd_events
 
 ERASED = {uuid.uuid4(), uuid.uuid4()}
 KEPT = uuid.uuid4()
@@ -73,3 +88,143 @@ async def test_a_job_that_needs_redis_gets_the_workers_connection(
 
 async def _answer(value: int) -> int:
     return value
+
+
+# --- Retrying ---------------------------------------------------------------------------------
+
+BROKEN = "deadtest.broken"  # fails on events with n < 0 while `broken` is set
+SOUND = "deadtest.sound"  # never fails
+STREAM = "kinfolk:events:deadtest"
+DEAD = dead_letter_stream(STREAM)
+
+
+@pytest.fixture(scope="module")
+async def thing(engine_database: Database) -> AsyncIterator[Throwaway]:
+    async with throwaway_service(engine_database, "deadtest") as service:
+        yield service
+
+
+@pytest.fixture(autouse=True)
+async def _clean(thing: Throwaway, engine_database: Database) -> None:
+    await thing.reset(engine_database)
+
+
+class Effects:
+    """A group's handler: one effects row per call; raises on a negative n while broken."""
+
+    def __init__(self, thing: Throwaway, group: str) -> None:
+        self.thing = thing
+        self.group = group
+        self.broken = group == BROKEN
+
+    async def __call__(self, session: AsyncSession, event: Event) -> None:
+        data = event.data
+        assert isinstance(data, ThingData)
+        await session.execute(
+            self.thing.effects.insert().values(consumer=self.group, event_id=event.id, n=data.n)
+        )
+        if self.broken and data.n < 0:
+            raise RuntimeError(f"cannot take n={data.n}")
+
+    def spec(self) -> ConsumerSpec:
+        return ConsumerSpec(self.group, ["deadtest"], self, self.thing.inbox)
+
+
+async def _park(
+    engine_database: Database, redis: Redis, base_settings: Settings, specs: list[ConsumerSpec]
+) -> None:
+    """Consume the stream until every message is handled or parked (two deliveries each)."""
+    settings = base_settings.model_copy(
+        update={"consumer_retry_after_seconds": 0, "consumer_max_deliveries": 2}
+    )
+    runner = ConsumerRunner(engine_database, redis, specs, settings, "deadtest-1")
+    for _ in range(10):
+        if await runner.process_once() == 0:
+            return
+    raise AssertionError("the consumers did not settle")
+
+
+async def test_a_fixed_group_takes_its_parked_events_once_and_the_letters_go(
+    thing: Throwaway, engine_database: Database, redis: Redis, base_settings: Settings
+) -> None:
+    broken, sound = Effects(thing, BROKEN), Effects(thing, SOUND)
+    specs = [broken.spec(), sound.spec()]
+    poison, other_poison, fine = happened(-1), happened(-2), happened(3)
+    await xadd_events(redis, STREAM, [poison, fine, other_poison])
+    await _park(engine_database, redis, base_settings, specs)
+    before = await thing.effects_rows(engine_database)
+    taken = [(BROKEN, fine.id, 3), (SOUND, fine.id, 3)]
+    assert sorted(before) == sorted([*taken, (SOUND, poison.id, -1), (SOUND, other_poison.id, -2)])
+
+    letters = await dead_letters.dead_letters(redis)
+    assert [(x.group, x.event_id, x.event_type, x.deliveries) for x in letters] == [
+        (BROKEN, str(poison.id), "kerneltest.thing_happened", 2),
+        (BROKEN, str(other_poison.id), "kerneltest.thing_happened", 2),
+    ]
+    assert letters[0].error == "RuntimeError: cannot take n=-1"
+    assert letters[0].ref == f"deadtest:{letters[0].letter_id}"
+    assert await dead_letters.dead_letters(redis, group=SOUND) == []
+
+    # Still broken: each fails again, the letters stay, nothing is written.
+    again = await retry_dead_letters(engine_database, redis, specs, letters)
+    assert [(r.outcome, r.error) for r in again] == [
+        (Retried.FAILED, "RuntimeError: cannot take n=-1"),
+        (Retried.FAILED, "RuntimeError: cannot take n=-2"),
+    ]
+    assert await dead_letters.dead_letters(redis) == letters
+    assert await thing.effects_rows(engine_database) == before
+
+    # Fixed: the one letter named is taken by the broken group alone, once, and deleted.
+    broken.broken = False
+    [first] = await dead_letters_named(redis, [letters[0].ref])
+    [done] = await retry_dead_letters(engine_database, redis, specs, [first])
+    assert done.outcome is Retried.HANDLED
+    assert await thing.effects_rows(engine_database) == [*before, (BROKEN, poison.id, -1)]
+    assert await dead_letters.dead_letters(redis) == letters[1:]
+    # A second retry of it (another operator's, from an older listing) changes nothing.
+    [late] = await retry_dead_letters(engine_database, redis, specs, [first])
+    assert late.outcome is Retried.ALREADY
+    assert await thing.effects_rows(engine_database) == [*before, (BROKEN, poison.id, -1)]
+    assert await thing.inbox_ids(engine_database, BROKEN) == sorted([fine.id, poison.id])
+
+    # The rest, by group.
+    rest = await retry_dead_letters(
+        engine_database, redis, specs, await dead_letters.dead_letters(redis, group=BROKEN)
+    )
+    assert [r.outcome for r in rest] == [Retried.HANDLED]
+    assert await redis.xlen(DEAD) == 0
+    assert await redis.xlen(STREAM) == 3  # the events themselves were not published again
+
+
+async def test_letters_no_group_here_can_take_or_that_do_not_parse_stay(
+    thing: Throwaway, engine_database: Database, redis: Redis
+) -> None:
+    sound = Effects(thing, SOUND)
+    event = happened(5)
+    await redis.xadd(
+        DEAD, {"group": "deadtest.retired", "type": event.type, "payload": event.model_dump_json()}
+    )
+    unknown = orjson.dumps({"type": "kerneltest.unheard_of", "version": 1}).decode()
+    await redis.xadd(DEAD, {"group": SOUND, "type": "kerneltest.unheard_of", "payload": unknown})
+    letters = await dead_letters.dead_letters(redis)
+    results = await retry_dead_letters(engine_database, redis, [sound.spec()], letters)
+    assert [(r.outcome, r.error) for r in results] == [
+        (Retried.NO_GROUP, ""),
+        (Retried.FAILED, "LookupError: unknown event type 'kerneltest.unheard_of' v1"),
+    ]
+    assert await redis.xlen(DEAD) == 2
+    assert await thing.effects_rows(engine_database) == []
+
+
+async def test_a_letter_is_named_by_service_and_entry_id(redis: Redis) -> None:
+    entry = (await redis.xadd(DEAD, {"group": SOUND, "payload": "{}"})).decode()
+    ref = letter_ref(DEAD, entry)
+    assert ref == f"deadtest:{entry}"
+    assert parse_letter_ref(ref) == (DEAD, entry)
+    [found] = await dead_letters_named(redis, [ref])
+    assert (found.stream, found.letter_id, found.group) == (DEAD, entry, SOUND)
+    for bad in ("deadtest", "deadtest:", ":1-0", "deadtest:12", "deadtest:x-0"):
+        with pytest.raises(ValueError, match="is not a dead letter: write <service>:<entry id>"):
+            parse_letter_ref(bad)
+    with pytest.raises(LookupError, match="no dead letter deadtest:1-0, rewards:2-0"):
+        await dead_letters_named(redis, [ref, "deadtest:1-0", "rewards:2-0"])
