@@ -7,9 +7,10 @@ event consumers, job worker); `kinfolk dev` simply runs all of them in one event
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any
 
 import structlog
@@ -23,6 +24,7 @@ from services.kernel.embedded import InfrastructureUrls
 from services.kernel.jobs import run_worker
 from services.kernel.live import LiveConsumerRunner, live_consumer_specs
 from services.kernel.loops import cancel_and_wait
+from services.kernel.metrics import shared_between_processes
 from services.kernel.migrations import migrate
 from services.kernel.module import ServiceModule
 from services.kernel.relay import Relay
@@ -200,22 +202,62 @@ def serve_many(
     os.environ["KINFOLK_REDIS_URL"] = urls.redis_url
     if service != "all":
         os.environ["KINFOLK_SERVICES"] = service
-    uvicorn.run(
-        "services.asgi:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=None,
-        access_log=False,
+    with shared_between_processes():
+        uvicorn.run(
+            "services.asgi:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+        )
+
+
+class _SideServer(uvicorn.Server):
+    """An HTTP server beside a process's main work: the process handles the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _probes(runtime: Runtime, title: str, stop: asyncio.Event) -> None:
+    """`/healthz`, `/readyz` and `/metrics` of a process that serves no HTTP otherwise (the
+    relay, the workers), on `metrics_port` when it is set, until `stop`. Served from the
+    process's own event loop, so a loop that is stuck fails its liveness probe."""
+    settings = runtime.settings
+    if settings.metrics_port is None:
+        return
+    app = build_app([], settings, runtime, title=title)
+    server = _SideServer(
+        uvicorn.Config(
+            app,
+            host=settings.metrics_host,
+            port=settings.metrics_port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
     )
+    serving = asyncio.create_task(server.serve(), name="probes")
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([serving, stopping], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        server.should_exit = True
+        stopping.cancel()
+    await serving
 
 
 async def run_relay(settings: Settings, urls: InfrastructureUrls, stop: asyncio.Event) -> None:
     async with Runtime.open(
         settings, SERVICES, database_url=urls.database_url, redis_url=urls.redis_url
     ) as runtime:
-        await Relay(runtime.database, runtime.redis, SERVICES, settings).run(stop)
+        await asyncio.gather(
+            Relay(runtime.database, runtime.redis, SERVICES, settings).run(stop),
+            _probes(runtime, "Kinfolk relay", stop),
+        )
 
 
 async def run_workers(
@@ -229,7 +271,10 @@ async def run_workers(
     async with Runtime.open(
         settings, SERVICES, database_url=urls.database_url, redis_url=urls.redis_url
     ) as runtime:
-        await asyncio.gather(*_workers(runtime, urls, services, stop, only))
+        await asyncio.gather(
+            *_workers(runtime, urls, services, stop, only),
+            _probes(runtime, "Kinfolk worker", stop),
+        )
 
 
 async def create_brand_with_key(urls: InfrastructureUrls, name: str) -> tuple[uuid.UUID, str]:

@@ -1,13 +1,20 @@
 """Stopping a process's components: a component slow to stop is cancelled after the grace, and
-the stop still completes cleanly (a crash on Ctrl-C in `kinfolk dev` while workers were busy)."""
+the stop still completes cleanly (a crash on Ctrl-C in `kinfolk dev` while workers were busy);
+and the probes a process without HTTP of its own serves."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 
+import httpx
 import pytest
+from redis.asyncio import Redis
 
 from services import processes
+from services.kernel.db import Database
+from services.kernel.settings import Settings
+from tests.conftest import make_runtime
 
 
 async def test_a_component_slow_to_stop_is_cancelled_and_the_stop_completes(
@@ -69,3 +76,51 @@ async def test_a_cancellation_while_stopping_still_stops_every_component(
     assert cancelled == ["component"]
     assert finished == ["prompt"]  # it was given the rest of the grace, not cancelled
     assert all(task.done() for task in tasks)
+
+
+async def test_the_probes_of_a_process_without_http_answer_until_it_stops(
+    base_settings: Settings, database: Database, redis: Redis
+) -> None:
+    """The relay's and the workers' `/healthz`, `/readyz` and `/metrics`, on `metrics_port`;
+    none without one."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    stop = asyncio.Event()
+    unset = make_runtime(base_settings, database, redis)
+    async with asyncio.timeout(5):
+        await processes._probes(unset, "Kinfolk relay", stop)  # no port: nothing served
+
+    settings = base_settings.model_copy(update={"metrics_port": port})
+    runtime = make_runtime(settings, database, redis)
+    serving = asyncio.create_task(processes._probes(runtime, "Kinfolk relay", stop))
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+        async with asyncio.timeout(10):
+            while True:
+                try:
+                    health = await client.get("/healthz")
+                    break
+                except httpx.ConnectError:
+                    await asyncio.sleep(0.05)
+        ready = await client.get("/readyz")
+        metrics = await client.get("/metrics")
+        missing = await client.get("/members/v1/members")
+    assert (health.status_code, health.json()) == (200, {"status": "ok"})
+    assert (ready.status_code, ready.json()) == (
+        200,
+        {"status": "ready", "database": "ok", "redis": "ok"},
+    )
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain")
+    # The process's own counters, the relay's among them, and its probes counted as requests.
+    assert "# TYPE kinfolk_relay_events_published_total counter" in metrics.text
+    assert 'kinfolk_http_requests_total{method="GET",route="/healthz",status="200"}' in (
+        metrics.text
+    )
+    assert missing.status_code == 404  # only the probes: no service is hosted
+    stop.set()
+    async with asyncio.timeout(5):
+        await serving
+    with pytest.raises(httpx.ConnectError):
+        async with httpx.AsyncClient(timeout=2) as client:
+            await client.get(f"http://127.0.0.1:{port}/healthz")

@@ -8,11 +8,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from services.kernel.errors import ServiceUnavailable, install_error_handlers
+from services.kernel.metrics import exposition
 from services.kernel.middleware import (
     BodyLimitMiddleware,
     RateLimitMiddleware,
@@ -175,4 +175,5 @@ def _add_probes(app: FastAPI) -> None:
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        body, content_type = exposition()
+        return Response(body, media_type=content_type)

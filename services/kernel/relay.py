@@ -18,6 +18,7 @@ A stream is never capped by trimming what a group has not read: while one has
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -178,7 +179,7 @@ class Relay:
         backoff = Backoff()
         log.info("relay.started", services=[s.name for s, _ in self.outboxes])
         loop = asyncio.get_running_loop()
-        last_trim = loop.time()
+        last_trim = -math.inf  # at once: a relay that restarts trims what waited meanwhile
         while not stop.is_set():
             try:
                 published = await self.publish_pending()

@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     # wait for messages as long as they like.
     redis_timeout_seconds: float = Field(default=5.0, gt=0)
 
+    # The relay's and the workers' probes (`/healthz`, `/readyz`) and Prometheus metrics
+    # (`/metrics`), on this port when set; services serve them on their own port. Containers
+    # set the host to 0.0.0.0 so that the orchestrator and Prometheus reach them.
+    metrics_port: int | None = Field(default=None, ge=1, le=65_535)
+    metrics_host: str = "127.0.0.1"
+
     # Member tokens. HS256 with a shared secret by default; RS256 with a public key or a JWKS URL.
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
     jwt_secret: SecretStr | None = None

@@ -16,9 +16,11 @@ outbox back until trimming makes room (`relay.py`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import structlog
+from prometheus_client import Gauge
 from redis.asyncio import Redis
 
 from services.kernel.consumer import consumer_specs
@@ -29,6 +31,20 @@ log = structlog.get_logger(__name__)
 
 # How often the relay trims its streams.
 TRIM_INTERVAL_SECONDS = 30.0
+
+# Read off each stream as it is trimmed: what an alert on a stuck or slow consumer group needs.
+GROUP_PENDING = Gauge(
+    "kinfolk_consumer_group_pending",
+    "Entries a consumer group has read and not acknowledged (being handled, or waiting for a "
+    "retry), as of the relay's last trim of the stream.",
+    ["stream", "group"],
+)
+GROUP_LAG = Gauge(
+    "kinfolk_consumer_group_lag",
+    "Entries of the stream a consumer group has not read yet, as of the relay's last trim "
+    "(Redis 7 and later; absent where Redis cannot tell).",
+    ["stream", "group"],
+)
 
 StreamId = tuple[int, int]
 
@@ -96,10 +112,16 @@ class StreamTrimmer:
         """Each group of the stream with the last entry it was given; None without a stream."""
         if not await self.redis.exists(stream):
             return None
-        found = await self.redis.xinfo_groups(stream)
-        return {
-            (g["name"].decode() if isinstance(g["name"], bytes) else g["name"]): _parse(
-                g["last-delivered-id"]
-            )
-            for g in found
-        }
+        groups: dict[str, StreamId] = {}
+        for found in await self.redis.xinfo_groups(stream):
+            name = found["name"].decode() if isinstance(found["name"], bytes) else found["name"]
+            groups[name] = _parse(found["last-delivered-id"])
+            GROUP_PENDING.labels(stream, name).set(int(found["pending"]))
+            # Redis 7 says how far behind a group is, unless entries were deleted in between:
+            # then no figure, rather than the last one it could tell.
+            if found.get("lag") is not None:
+                GROUP_LAG.labels(stream, name).set(int(found["lag"]))
+            else:
+                with contextlib.suppress(KeyError):
+                    GROUP_LAG.remove(stream, name)
+        return groups

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -30,6 +31,12 @@ import redis
 from tests.conftest import ROOT
 
 STARTUP_SECONDS = 120.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _wait_until(ready: object, what: str, timeout: float = STARTUP_SECONDS) -> None:
@@ -196,8 +203,16 @@ class Cluster:
         self.env = env
         serve = ["serve", "all", "--host", "127.0.0.1", "--port", str(port)]
         self.service = KinfolkProcess("service", serve, env, logs)
-        self.relay = KinfolkProcess("relay", ["relay"], env, logs)
-        self.worker = KinfolkProcess("worker", ["worker"], env, logs)
+        # The relay and the workers serve their probes and metrics, as in docker-compose.yml.
+        relay_port, worker_port = free_port(), free_port()
+        self.relay_probes = f"http://127.0.0.1:{relay_port}"
+        self.worker_probes = f"http://127.0.0.1:{worker_port}"
+        self.relay = KinfolkProcess(
+            "relay", ["relay"], {**env, "KINFOLK_METRICS_PORT": str(relay_port)}, logs
+        )
+        self.worker = KinfolkProcess(
+            "worker", ["worker"], {**env, "KINFOLK_METRICS_PORT": str(worker_port)}, logs
+        )
         self.processes = (self.service, self.relay, self.worker)
 
     def start(self) -> None:

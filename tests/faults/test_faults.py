@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -34,7 +33,7 @@ from services.kernel.db import Database
 from services.kernel.settings import Settings
 from services.members import service as members_service
 from tests.faults.checks import check_everything, settle
-from tests.faults.cluster import Cluster, cluster
+from tests.faults.cluster import Cluster, KinfolkProcess, cluster, free_port
 from tests.faults.workload import Load
 from tests.invariants import unhandled
 from tests.webhooks.receiver import Receiver, receiving
@@ -47,12 +46,6 @@ DOWN_SECONDS = 3.0
 JWT_SECRET = "fault-tests-" + "s" * 52
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def deployment() -> Iterator[Cluster]:
     # A short path: PostgreSQL's socket path must fit in 107 bytes. Not under pytest's own
@@ -61,7 +54,7 @@ def deployment() -> Iterator[Cluster]:
     # stopped pg_ctl from reaching the data mid-test.
     with (
         tempfile.TemporaryDirectory(prefix="kinfolk-faults-") as folder,
-        cluster(Path(folder), _free_port(), JWT_SECRET) as running,
+        cluster(Path(folder), free_port(), JWT_SECRET) as running,
     ):
         yield running
 
@@ -167,3 +160,81 @@ async def test_a_killed_service_process_loses_and_doubles_nothing(
     await _under_load(
         deployment, run, deployment.service.kill, deployment.service.start, clients_notice=True
     )
+
+
+# --- Probes and metrics of every process --------------------------------------------------------
+
+
+def _sample(exposition: str, series: str) -> float:
+    """The value of one series (name and labels, as written) in a /metrics answer."""
+    for line in exposition.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == series:
+            return float(value)
+    raise AssertionError(f"{series} is not in the metrics:\n{exposition}")
+
+
+async def test_the_relay_and_the_worker_answer_their_probes_and_count_their_work(
+    deployment: Cluster, run: Run
+) -> None:
+    members = len(run.load.members)
+    async with httpx.AsyncClient(timeout=5) as client:
+        for base in (deployment.relay_probes, deployment.worker_probes):
+            health = await client.get(f"{base}/healthz")
+            assert (health.status_code, health.json()) == (200, {"status": "ok"})
+            ready = await client.get(f"{base}/readyz")
+            assert ready.json() == {"status": "ready", "database": "ok", "redis": "ok"}
+        worker = (await client.get(f"{deployment.worker_probes}/metrics")).text
+        # The relay reads the groups' figures as it trims: at its start (before this
+        # deployment's streams existed, when run alone), then every 30 s.
+        for _ in range(45):
+            relay = (await client.get(f"{deployment.relay_probes}/metrics")).text
+            if "kinfolk_consumer_group_pending{" in relay:
+                break
+            await asyncio.sleep(1)
+    # Every member of this test's brand was created, published by the relay, and taken in by
+    # rewards' projection in the worker (the fixture waited for it); earlier tests add theirs.
+    assert _sample(relay, 'kinfolk_relay_events_published_total{service="members"}') >= members
+    handled = 'kinfolk_consumer_messages_total{group="rewards.members",outcome="handled"}'
+    assert _sample(worker, handled) >= members
+    pending = (
+        'kinfolk_consumer_group_pending{group="rewards.members",stream="kinfolk:events:members"}'
+    )
+    assert _sample(relay, pending) >= 0
+    assert "kinfolk_relay_events_published_total{" not in worker  # each process counts its own
+
+
+async def test_a_server_of_several_processes_reports_the_requests_of_all_of_them(
+    deployment: Cluster, tmp_path: Path
+) -> None:
+    port = free_port()
+    serve = ["serve", "members", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
+    server = KinfolkProcess("members-x2", serve, deployment.env, tmp_path)
+    server.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = asyncio.get_running_loop().time() + 120
+        while True:
+            assert server.running, server.log.read_text(errors="replace")
+            try:
+                async with httpx.AsyncClient(base_url=base, timeout=2) as client:
+                    if (await client.get("/healthz")).status_code == 200:
+                        break
+            except httpx.HTTPError:
+                pass
+            assert asyncio.get_running_loop().time() < deadline, "the server did not start"
+            await asyncio.sleep(0.2)
+        # Each on a connection of its own, so both processes take some.
+        for _ in range(59):
+            async with httpx.AsyncClient(base_url=base) as client:
+                assert (await client.get("/healthz")).status_code == 200
+        series = 'kinfolk_http_requests_total{method="GET",route="/healthz",status="200"}'
+        counted = []
+        for _ in range(8):
+            async with httpx.AsyncClient(base_url=base) as client:
+                counted.append(_sample((await client.get("/metrics")).text, series))
+    finally:
+        assert server.stop() == 0, server.log.read_text(errors="replace")
+    # Whichever process a scrape reached, it counts every process's requests (the 59 and the
+    # one that found it started), never one process's share.
+    assert counted == [60.0] * 8

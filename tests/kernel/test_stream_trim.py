@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from services.kernel.stream_trim import StreamTrimmer
@@ -24,6 +25,23 @@ async def _kept(redis: Redis) -> list[bytes]:
     return [entry_id for entry_id, _ in await redis.xrange(STREAM)]
 
 
+GROUPS = ("rewards.orders", "webhooks.intake")
+
+
+def _group_figures() -> dict[str, dict[str, float]]:
+    """The figures of GROUPS on STREAM, as the metrics show them (other tests of the process
+    leave their own groups' there)."""
+    figures: dict[str, dict[str, float]] = {}
+    for figure in ("lag", "pending"):
+        for metric in REGISTRY.collect():
+            if metric.name != f"kinfolk_consumer_group_{figure}":
+                continue
+            for sample in metric.samples:
+                if sample.labels["stream"] == STREAM and sample.labels["group"] in GROUPS:
+                    figures.setdefault(sample.labels["group"], {})[figure] = sample.value
+    return figures
+
+
 async def test_entries_leave_once_every_group_has_acknowledged_them(redis: Redis) -> None:
     ids = await _publish(redis, 6)
     for group in ("rewards.orders", "webhooks.intake"):
@@ -37,12 +55,21 @@ async def test_entries_leave_once_every_group_has_acknowledged_them(redis: Redis
     assert await trimmer.trim_all() == 2
     # The third stays: read but not acknowledged, another consumer may claim it.
     assert await _kept(redis) == ids[2:]
+    # What each group has yet to read, and has read but not acknowledged, is in the metrics.
+    assert _group_figures() == {
+        "rewards.orders": {"lag": 2.0, "pending": 0.0},
+        "webhooks.intake": {"lag": 3.0, "pending": 1.0},
+    }
 
     await redis.xack(STREAM, "webhooks.intake", read[2])
     await redis.xack(STREAM, "webhooks.intake", *await _read(redis, "webhooks.intake", 3))
     await redis.xack(STREAM, "rewards.orders", *await _read(redis, "rewards.orders", 2))
     assert await trimmer.trim_all() == 4
     assert await _kept(redis) == []
+    assert _group_figures() == {
+        "rewards.orders": {"lag": 0.0, "pending": 0.0},
+        "webhooks.intake": {"lag": 0.0, "pending": 0.0},
+    }
     # Nothing is lost to an entry published after the trim.
     later = await _publish(redis, 1)
     assert await _read(redis, "rewards.orders", 10) == later
