@@ -54,6 +54,7 @@ from services.kernel.settings import Settings
 from services.members import service as members_service
 from services.registry import SERVICES
 from services.rewards.ledger.projection import MEMBERS_PROJECTION
+from services.rewards.ledger.repository import LedgerRepository
 from simulator import world
 from simulator.records import member_ndjson
 
@@ -214,19 +215,9 @@ async def drift(database_url: str) -> int:
     differ from what their ledger lines say: must be zero."""
     database = Database(database_url)
     try:
-        async with database.engine.connect() as conn:
-            balances = await conn.scalar(
-                text(
-                    """SELECT count(*) FROM rewards.accounts a LEFT JOIN (
-                         SELECT member_id,
-                                sum(points) FILTER (WHERE bucket = 'available') AS available,
-                                sum(points) FILTER (WHERE bucket = 'pending') AS pending
-                         FROM rewards.ledger_entries GROUP BY member_id) e USING (member_id)
-                       WHERE a.available <> coalesce(e.available, 0)
-                          OR a.pending <> coalesce(e.pending, 0)"""
-                )
-            )
-            purchases = await conn.scalar(
+        async with database.unit_of_work() as session:
+            balances = len(await LedgerRepository(session).drifted_accounts())
+            purchases = await session.scalar(
                 text(
                     """SELECT abs(
                          (SELECT coalesce(sum(points), 0) FROM rewards.purchases) -
@@ -234,7 +225,7 @@ async def drift(database_url: str) -> int:
                           WHERE source_type = 'purchase' AND kind = 'earn'))"""
                 )
             )
-        return int(balances or 0) + int(purchases or 0)
+        return balances + int(purchases or 0)
     finally:
         await database.dispose()
 

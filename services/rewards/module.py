@@ -16,6 +16,7 @@ from services.rewards.events import REWARDS_EVENTS
 from services.rewards.expiry.tasks import EXPIRY_JOBS
 from services.rewards.ledger.endpoints import router as ledger_router
 from services.rewards.ledger.projection import MEMBERS_PROJECTION
+from services.rewards.ledger.tasks import AUDIT_LEDGER
 from services.rewards.models import SCHEMA, Base
 from services.rewards.payments.consumer import PAYMENTS_CONSUMER
 from services.rewards.perks.endpoints import router as perks_router
@@ -49,5 +50,6 @@ REWARDS = ServiceModule(
         DRAW_DROPS_JOB,
         RELEASE_PENDING_PURCHASES,
         REVIEW_TIERS,
+        AUDIT_LEDGER,
     ),
 )

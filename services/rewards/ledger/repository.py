@@ -50,6 +50,16 @@ class Balances:
 
 
 @dataclass(frozen=True, slots=True)
+class Drift:
+    """An account whose cached sums are not what its entries add up to."""
+
+    brand_id: uuid.UUID
+    member_id: uuid.UUID
+    cached: Balances
+    entries: Balances
+
+
+@dataclass(frozen=True, slots=True)
 class BalanceChange:
     """What one entry adds to an account's cached sums, and the conditions it must meet."""
 
@@ -380,6 +390,46 @@ class LedgerRepository:
             keyset(statement, LedgerEntry.id, page, newest_first=True)
         )
         return result.all()
+
+    async def drifted_accounts(
+        self, brand_id: uuid.UUID | None = None, *, limit: int | None = None
+    ) -> list[Drift]:
+        """Accounts (of one brand, or of all) whose cached sums differ from their entries', by
+        brand and member; one pass over the entries, grouped by member."""
+        sums = select(
+            LedgerEntry.member_id,
+            func.sum(LedgerEntry.points)
+            .filter(LedgerEntry.bucket == Bucket.AVAILABLE)
+            .label("available"),
+            func.sum(LedgerEntry.points)
+            .filter(LedgerEntry.bucket == Bucket.PENDING)
+            .label("pending"),
+        ).group_by(LedgerEntry.member_id)
+        if brand_id is not None:
+            sums = sums.where(LedgerEntry.brand_id == brand_id)
+        entries = sums.subquery()
+        available = func.coalesce(entries.c.available, 0)
+        pending = func.coalesce(entries.c.pending, 0)
+        query = (
+            select(
+                Account.brand_id,
+                Account.member_id,
+                Account.available,
+                Account.pending,
+                available,
+                pending,
+            )
+            .outerjoin(entries, entries.c.member_id == Account.member_id)
+            .where((Account.available != available) | (Account.pending != pending))
+            .order_by(Account.brand_id, Account.member_id)
+            .limit(limit)
+        )
+        if brand_id is not None:
+            query = query.where(Account.brand_id == brand_id)
+        return [
+            Drift(row[0], row[1], Balances(row[2], row[3]), Balances(int(row[4]), int(row[5])))
+            for row in await self.session.execute(query)
+        ]
 
     async def sums_from_entries(self, member_id: uuid.UUID) -> Balances:
         """The balances as the ledger itself says: what the cached sums must always equal."""

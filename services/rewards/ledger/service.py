@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+import structlog
+from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.clock import utcnow
@@ -26,7 +28,7 @@ from services.rewards.events import (
     PointsPending,
     PointsRedeemed,
 )
-from services.rewards.ledger.repository import BalanceChange, Balances, LedgerRepository
+from services.rewards.ledger.repository import BalanceChange, Balances, Drift, LedgerRepository
 from services.rewards.ledger.schemas import (
     AdjustmentCreate,
     AdjustmentRead,
@@ -46,6 +48,8 @@ from services.rewards.models import (
 
 # Kinds that count as the member being active (the inactivity expiry rule looks at these).
 _ACTIVE_KINDS = frozenset({EntryKind.EARN, EntryKind.REDEEM})
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,3 +374,46 @@ async def ledger_matches(session: AsyncSession, member_id: uuid.UUID) -> bool:
         return True
     sums = await repository.sums_from_entries(member_id)
     return (account.available, account.pending) == (sums.available, sums.pending)
+
+
+# --- The nightly audit ------------------------------------------------------------------------
+
+# How many drifted accounts one audit reads and names; past it, it says "at least".
+AUDIT_LIMIT = 1_000
+
+DRIFTED_ACCOUNTS = Gauge(
+    "kinfolk_rewards_ledger_drifted_accounts",
+    "Accounts whose cached balances differed from the sum of their ledger entries at the last "
+    f"audit (`rewards.audit_ledger`, nightly; at most {AUDIT_LIMIT}). Anything but 0 is a bug.",
+)
+
+
+async def audit_ledger(session: AsyncSession, *, brand_id: uuid.UUID | None = None) -> int:
+    """The invariant, for every account (of one brand, or of all): its cached available and
+    pending balances equal the sums of its entries. Every account that breaks it is logged at
+    error level with both figures, and the count goes to DRIFTED_ACCOUNTS; returns the count.
+
+    Nothing is corrected: which side is right (a lost entry, or a cached sum written wrong)
+    is for a person to find out, and an automatic fix would hide the bug that caused it.
+    """
+    drifted: list[Drift] = await LedgerRepository(session).drifted_accounts(
+        brand_id, limit=AUDIT_LIMIT
+    )
+    for drift in drifted:
+        log.error(
+            "rewards.ledger_drift",
+            brand_id=str(drift.brand_id),
+            member_id=str(drift.member_id),
+            cached_available=drift.cached.available,
+            cached_pending=drift.cached.pending,
+            entries_available=drift.entries.available,
+            entries_pending=drift.entries.pending,
+        )
+    DRIFTED_ACCOUNTS.set(len(drifted))
+    log.info(
+        "rewards.ledger_audited",
+        brand_id=str(brand_id) if brand_id is not None else "all",
+        drifted=len(drifted),
+        capped=len(drifted) == AUDIT_LIMIT,
+    )
+    return len(drifted)
