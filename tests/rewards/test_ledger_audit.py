@@ -81,6 +81,12 @@ async def test_the_audit_names_each_drifted_account_and_changes_nothing(
     ]
     limited = await LedgerRepository(session).drifted_accounts(brand.id, limit=1)
     assert len(limited) == 1
+    # The same check for one member, as the tests use it.
+    assert [await ledger.ledger_matches(session, m.id) for m in (kept, drifted, pending)] == [
+        True,
+        False,
+        False,
+    ]
 
 
 def test_the_audit_runs_nightly_with_the_rewards_jobs() -> None:

@@ -392,10 +392,15 @@ class LedgerRepository:
         return result.all()
 
     async def drifted_accounts(
-        self, brand_id: uuid.UUID | None = None, *, limit: int | None = None
+        self,
+        brand_id: uuid.UUID | None = None,
+        *,
+        member_ids: Sequence[uuid.UUID] | None = None,
+        limit: int | None = None,
     ) -> list[Drift]:
-        """Accounts (of one brand, or of all) whose cached sums differ from their entries', by
-        brand and member; one pass over the entries, grouped by member."""
+        """Accounts (of one brand, or of all; of these members, or of all) whose cached sums
+        differ from their entries', by brand and member; one pass over the entries, grouped by
+        member. This is the ledger's invariant: it must always be empty."""
         sums = select(
             LedgerEntry.member_id,
             func.sum(LedgerEntry.points)
@@ -407,6 +412,8 @@ class LedgerRepository:
         ).group_by(LedgerEntry.member_id)
         if brand_id is not None:
             sums = sums.where(LedgerEntry.brand_id == brand_id)
+        if member_ids is not None:
+            sums = sums.where(LedgerEntry.member_id.in_(member_ids))
         entries = sums.subquery()
         available = func.coalesce(entries.c.available, 0)
         pending = func.coalesce(entries.c.pending, 0)
@@ -426,24 +433,9 @@ class LedgerRepository:
         )
         if brand_id is not None:
             query = query.where(Account.brand_id == brand_id)
+        if member_ids is not None:
+            query = query.where(Account.member_id.in_(member_ids))
         return [
             Drift(row[0], row[1], Balances(row[2], row[3]), Balances(int(row[4]), int(row[5])))
             for row in await self.session.execute(query)
         ]
-
-    async def sums_from_entries(self, member_id: uuid.UUID) -> Balances:
-        """The balances as the ledger itself says: what the cached sums must always equal."""
-        row = (
-            await self.session.execute(
-                select(
-                    func.coalesce(
-                        func.sum(LedgerEntry.points).filter(LedgerEntry.bucket == Bucket.AVAILABLE),
-                        0,
-                    ),
-                    func.coalesce(
-                        func.sum(LedgerEntry.points).filter(LedgerEntry.bucket == Bucket.PENDING), 0
-                    ),
-                ).where(LedgerEntry.member_id == member_id)
-            )
-        ).one()
-        return Balances(int(row[0]), int(row[1]))

@@ -367,13 +367,8 @@ async def release_pending(
 
 
 async def ledger_matches(session: AsyncSession, member_id: uuid.UUID) -> bool:
-    """The invariant: the cached balances equal the sums of the member's entries."""
-    repository = LedgerRepository(session)
-    account = await repository.current_account(member_id)
-    if account is None:
-        return True
-    sums = await repository.sums_from_entries(member_id)
-    return (account.available, account.pending) == (sums.available, sums.pending)
+    """The invariant, for one member: the cached balances equal the sums of their entries."""
+    return not await LedgerRepository(session).drifted_accounts(member_ids=[member_id])
 
 
 # --- The nightly audit ------------------------------------------------------------------------
