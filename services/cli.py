@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -38,6 +39,11 @@ dead_letters_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(dead_letters_app, name="dead-letters")
+streams_app = typer.Typer(
+    help="The event streams: how far behind each consumer group is; drop a retired group.",
+    no_args_is_help=True,
+)
+app.add_typer(streams_app, name="streams")
 
 
 def _settings() -> Settings:
@@ -590,6 +596,75 @@ def dead_letters_retry(
         )
         if counts[Retried.FAILED] or counts[Retried.NO_GROUP]:
             raise typer.Exit(code=1)
+
+    _run(settings, main)
+
+
+@streams_app.command("status")
+def streams_status(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a stream.")] = False,
+) -> None:
+    """Each event stream's entries, and each consumer group's lag (not read yet) and pending
+    (read, not acknowledged); groups no service declares are marked retired."""
+    from services.kernel.runtime import redis_client
+    from services.kernel.streams import stream_status
+    from services.registry import SERVICES
+
+    settings = _settings()
+
+    async def main(urls: InfrastructureUrls) -> None:
+        redis = redis_client(urls.redis_url, settings)
+        try:
+            streams = await stream_status(redis, SERVICES)
+        finally:
+            await redis.aclose()
+        for stream in streams:
+            if as_json:
+                typer.echo(json.dumps(dataclasses.asdict(stream)))
+                continue
+            typer.echo(f"{stream.service}: {stream.entries} entries ({stream.stream})")
+            for group in stream.groups:
+                lag = "?" if group.lag is None else str(group.lag)
+                kind = "live" if group.live else "" if group.declared else "RETIRED"
+                typer.echo(
+                    f"  {group.name:<32} lag {lag:>8}  pending {group.pending:>6}  "
+                    f"consumers {group.consumers:>3}  {kind}".rstrip()
+                )
+            for name in stream.missing:
+                typer.echo(f"  {name:<32} not created yet (the stream keeps everything for it)")
+        retired = [(s.service, g.name) for s in streams for g in s.retired]
+        for service, name in retired:
+            typer.echo(
+                f"{name} on {service} is declared by no service and holds its stream back: "
+                f"`kinfolk streams drop-group {service} {name}` once you are sure it is gone",
+                err=True,
+            )
+
+    _run(settings, main)
+
+
+@streams_app.command("drop-group")
+def streams_drop_group(
+    service: Annotated[str, typer.Argument(help="The service whose stream it reads.")],
+    group: Annotated[str, typer.Argument(help="The retired consumer group.")],
+) -> None:
+    """Delete a consumer group no service declares any more, so its stream is trimmed again."""
+    from services.kernel.runtime import redis_client
+    from services.kernel.streams import drop_retired_group
+    from services.registry import SERVICES
+
+    settings = _settings()
+
+    async def main(urls: InfrastructureUrls) -> None:
+        redis = redis_client(urls.redis_url, settings)
+        try:
+            pending = await drop_retired_group(redis, SERVICES, service, group)
+        except (ValueError, LookupError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=2) from exc
+        finally:
+            await redis.aclose()
+        typer.echo(f"dropped {group} from the {service} stream ({pending} pending entries with it)")
 
     _run(settings, main)
 

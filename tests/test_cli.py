@@ -239,3 +239,62 @@ def test_dead_letters_are_listed_and_retried_through_the_command(
         left = asyncio.run(clean_up())
         get_settings.cache_clear()
     assert left == [retired_ref]
+
+
+def test_streams_show_a_retired_group_and_drop_only_it(
+    test_infra: WorkerInfrastructure, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from redis.asyncio import Redis
+    from typer.testing import CliRunner
+
+    from services import cli
+    from services.kernel.settings import get_settings
+
+    monkeypatch.setenv("KINFOLK_DATABASE_URL", test_infra.database_url)
+    monkeypatch.setenv("KINFOLK_REDIS_URL", test_infra.redis_url)
+    monkeypatch.setenv("KINFOLK_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(cli, "configure_logging", lambda settings: None)
+    get_settings.cache_clear()
+    stream = "kinfolk:events:members"
+
+    async def in_redis(plant: bool) -> list[str]:
+        """Plants a stream with a declared and a retired group, or reads its groups and clears
+        Redis."""
+        redis = Redis.from_url(test_infra.redis_url)
+        try:
+            if plant:
+                await redis.flushdb()
+                await redis.xadd(stream, {"n": "1"})
+                await redis.xgroup_create(stream, "rewards.members", id="$")
+                await redis.xgroup_create(stream, "retired.group", id="0")
+                return []
+            groups = [group["name"].decode() for group in await redis.xinfo_groups(stream)]
+            await redis.flushdb()
+            return groups
+        finally:
+            await redis.aclose()
+
+    asyncio.run(in_redis(plant=True))
+    try:
+        runner = CliRunner()
+        status = runner.invoke(cli.app, ["streams", "status"])
+        assert status.exit_code == 0, status.output
+        assert "members: 1 entries (kinfolk:events:members)" in status.output
+        lines = status.output.splitlines()
+        assert any(line.split() == ["retired.group", "lag", "1", "pending", "0", "consumers",
+                                    "0", "RETIRED"] for line in lines), status.output  # fmt: skip
+        assert "`kinfolk streams drop-group members retired.group` once you are sure" in (
+            status.output
+        )
+        declared = runner.invoke(cli.app, ["streams", "drop-group", "members", "rewards.members"])
+        assert declared.exit_code == 2
+        assert "'rewards.members' is declared by a service of this deployment" in declared.output
+        dropped = runner.invoke(cli.app, ["streams", "drop-group", "members", "retired.group"])
+        assert dropped.exit_code == 0, dropped.output
+        assert "dropped retired.group from the members stream (0 pending entries" in (
+            dropped.output
+        )
+    finally:
+        left = asyncio.run(in_redis(plant=False))
+        get_settings.cache_clear()
+    assert left == ["rewards.members"]

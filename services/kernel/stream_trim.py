@@ -7,8 +7,9 @@ each stream is trimmed up to the oldest entry some group has not acknowledged (`
 and only once every group that the services declare for it exists: a group created later starts
 at the stream's beginning (see `ConsumerRunner._ensure_groups`) and must still find everything
 published before it. Groups Redis has that no service declares (one a deployment retired, say)
-are respected too, until someone deletes them. Live groups (`services/kernel/live.py`) deliver
-at most once and only while fresh, so they hold nothing back.
+are respected too, until someone deletes them (`kinfolk streams drop-group`, `streams.py`).
+Live groups (`services/kernel/live.py`) deliver at most once and only while fresh, so they hold
+nothing back.
 
 A stream whose groups fall behind stops growing at `stream_max_entries`: the relay holds its
 outbox back until trimming makes room (`relay.py`).

@@ -1,0 +1,123 @@
+"""What the event streams hold and how far behind each consumer group is (`kinfolk streams`),
+and dropping a group no service declares any more.
+
+A group Redis keeps after its service stopped declaring it (a consumer renamed or retired)
+still counts for trimming (`stream_trim.py`): its stream keeps everything the group has not
+acknowledged and, once full, holds its outbox back (`relay.py`). Only a person can tell that
+the group is gone for good, so dropping it is a command, and only for an undeclared group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from services.kernel.consumer import DEAD_LETTER_SUFFIX, STREAM_PREFIX, as_text, consumer_specs
+from services.kernel.live import live_consumer_specs
+from services.kernel.module import ServiceModule
+
+
+@dataclass(frozen=True, slots=True)
+class GroupStatus:
+    name: str
+    declared: bool  # a service of this deployment declares it on the stream
+    live: bool  # a live group (at most once, while fresh): it holds nothing back
+    consumers: int
+    pending: int  # read and not acknowledged
+    lag: int | None  # not read yet; None where Redis cannot tell (before 7, or after deletions)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStatus:
+    service: str
+    stream: str
+    entries: int
+    groups: tuple[GroupStatus, ...]
+    # Declared inbox groups not created yet: the stream is not trimmed until they are (a group
+    # starts at the stream's beginning). Live groups start at its end and are not listed.
+    missing: tuple[str, ...]
+
+    @property
+    def retired(self) -> tuple[GroupStatus, ...]:
+        return tuple(group for group in self.groups if not group.declared)
+
+
+def declared_groups(services: Sequence[ServiceModule]) -> dict[str, dict[str, bool]]:
+    """Each stream the services read, with the groups they declare on it (True: live)."""
+    declared: dict[str, dict[str, bool]] = {}
+    for spec in consumer_specs(services):
+        for stream in spec.streams:
+            declared.setdefault(stream, {})[spec.name] = False
+    for live in live_consumer_specs(services):
+        for stream in live.streams:
+            declared.setdefault(stream, {})[live.name] = True
+    return declared
+
+
+async def stream_status(redis: Redis, services: Sequence[ServiceModule]) -> list[StreamStatus]:
+    """Every event stream, declared or found in Redis, by name."""
+    declared = declared_groups(services)
+    found = {
+        as_text(key)
+        async for key in redis.scan_iter(match=f"{STREAM_PREFIX}*", count=1_000, _type="stream")
+    }
+    streams = sorted(
+        {name for name in found if not name.endswith(DEAD_LETTER_SUFFIX)} | set(declared)
+    )
+    return [await _status(redis, stream, declared.get(stream, {})) for stream in streams]
+
+
+async def _status(redis: Redis, stream: str, declared: dict[str, bool]) -> StreamStatus:
+    groups: list[GroupStatus] = []
+    if await redis.exists(stream):
+        for info in await redis.xinfo_groups(stream):
+            groups.append(_group(info, declared))
+    present = {group.name for group in groups}
+    return StreamStatus(
+        service=stream.removeprefix(STREAM_PREFIX),
+        stream=stream,
+        entries=int(await redis.xlen(stream)),
+        groups=tuple(sorted(groups, key=lambda group: group.name)),
+        missing=tuple(
+            sorted(name for name, live in declared.items() if not live and name not in present)
+        ),
+    )
+
+
+def _group(info: dict[Any, Any], declared: dict[str, bool]) -> GroupStatus:
+    name = as_text(info["name"])
+    lag = info.get("lag")
+    return GroupStatus(
+        name=name,
+        declared=name in declared,
+        live=declared.get(name, False),
+        consumers=int(info["consumers"]),
+        pending=int(info["pending"]),
+        lag=int(lag) if lag is not None else None,
+    )
+
+
+async def drop_retired_group(
+    redis: Redis, services: Sequence[ServiceModule], service: str, group: str
+) -> int:
+    """Deletes `group` from the stream of `service`, with what it had pending; returns the
+    entries it had pending. Refuses (ValueError) a group a service declares: its workers would
+    create it again at the stream's start and handle everything since once more (their inbox
+    would only skip what it still remembers). LookupError for a group that is not there."""
+    stream = f"{STREAM_PREFIX}{service}"
+    declared = declared_groups(services).get(stream, {})
+    if group in declared:
+        raise ValueError(
+            f"{group!r} is declared by a service of this deployment on {stream}: it is not "
+            "retired. Stop declaring it (deploy that) before you drop it."
+        )
+    status = await _status(redis, stream, declared)
+    found = next((g for g in status.groups if g.name == group), None)
+    if found is None:
+        present = ", ".join(g.name for g in status.groups) or "none"
+        raise LookupError(f"no group {group!r} on {stream} (its groups: {present})")
+    await redis.xgroup_destroy(stream, group)
+    return found.pending
