@@ -57,6 +57,13 @@ HELD_BACK = Gauge(
     ["service"],
 )
 
+OLDEST_UNPUBLISHED = Gauge(
+    "kinfolk_relay_oldest_unpublished_seconds",
+    "How long the oldest event of a service's outbox not yet published has waited, as of the "
+    "relay's last trim pass (0: none waits). Growing: the relay is down, slow or held back.",
+    ["service"],
+)
+
 
 def outbox_of(service: ServiceModule) -> Table | None:
     """The service's outbox table, or None for a service without one (the gateway)."""
@@ -111,6 +118,20 @@ class Relay:
                 if count < limit:
                     break
         return total
+
+    async def measure_waiting(self) -> None:
+        """Sets OLDEST_UNPUBLISHED for each outbox: one row read through the unpublished index."""
+        async with self.database.unit_of_work() as session:
+            now = await session.scalar(select(func.now()))
+            for service, table in self.outboxes:
+                oldest = await session.scalar(
+                    select(table.c.created_at)
+                    .where(table.c.published_at.is_(None))
+                    .order_by(table.c.id)
+                    .limit(1)
+                )
+                waited = (now - oldest).total_seconds() if oldest is not None else 0.0
+                OLDEST_UNPUBLISHED.labels(service=service.name).set(max(0.0, waited))
 
     async def _room(self, service: ServiceModule) -> int:
         """How many more entries the service's stream may take now. A full stream means some
@@ -189,6 +210,7 @@ class Relay:
                 if loop.time() >= last_trim + interval:
                     last_trim = loop.time()
                     await self.trimmer.trim_all()
+                    await self.measure_waiting()
             except Exception:
                 RELAY_ERRORS.inc()
                 delay = backoff.next_delay()

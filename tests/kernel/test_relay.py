@@ -6,13 +6,15 @@ import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi import APIRouter
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from services.kernel import loops
 from services.kernel.consumer import ConsumerRunner, ConsumerSpec
@@ -398,3 +400,30 @@ async def test_applying_unpublished_events_to_an_unknown_group_is_refused(
     with pytest.raises(ValueError, match=r"no consumer group named relaytest\.nope"):
         await apply_unpublished(engine_database, [service], {"relaytest.a", "relaytest.nope"})
     assert await thing.effects_rows(engine_database) == []
+
+
+async def test_the_relay_reports_how_long_the_oldest_unpublished_event_has_waited(
+    thing: Throwaway, engine_database: Database, redis: Redis, base_settings: Settings
+) -> None:
+    def waited() -> float | None:
+        return REGISTRY.get_sample_value(
+            "kinfolk_relay_oldest_unpublished_seconds", {"service": "relaytest"}
+        )
+
+    relay = Relay(engine_database, redis, [thing.service], base_settings)
+    await relay.measure_waiting()
+    assert waited() == 0.0  # nothing waits
+    await write(engine_database, thing, [happened(1), happened(2)])
+    async with engine_database.unit_of_work() as session:
+        # The first written 90 s ago (a relay down that long), the second just now.
+        first = min(await unpublished_ids(engine_database, thing))
+        await session.execute(
+            update(thing.outbox)
+            .where(thing.outbox.c.id == first)
+            .values(created_at=func.now() - timedelta(seconds=90))
+        )
+    await relay.measure_waiting()
+    assert 90.0 <= (waited() or 0.0) < 120.0
+    assert await relay.publish_pending() == 2
+    await relay.measure_waiting()
+    assert waited() == 0.0
