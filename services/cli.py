@@ -501,7 +501,8 @@ def dead_letters_list(
     from services.kernel.dead_letters import dead_letters
     from services.kernel.runtime import redis_client
 
-    _known_group(group, _consumer_groups())
+    if group is not None:
+        _known_group(group, _consumer_groups())
     settings = _settings()
 
     async def main(urls: InfrastructureUrls) -> None:
