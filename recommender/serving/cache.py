@@ -8,9 +8,10 @@ miss at the same moment both read, which costs one query more and no correctness
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
+
+from services.kernel.caches import MISSING, BoundedCache
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -19,29 +20,18 @@ V = TypeVar("V")
 class TtlCache(Generic[K, V]):
     def __init__(self, seconds: float, max_entries: int = 10_000) -> None:
         self._seconds = seconds
-        self._max_entries = max_entries
-        self._entries: dict[K, tuple[float, V]] = {}
+        self._entries: BoundedCache[K, V] = BoundedCache(max_entries)
 
     async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
-        now = time.monotonic()
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] > now:
-            return entry[1]
+        found = self._entries.get(key)
+        if found is not MISSING:
+            return found
         value = await load()
-        if len(self._entries) >= self._max_entries:
-            self._evict(now)
-        self._entries[key] = (now + self._seconds, value)
+        self._entries.put(key, value, seconds=self._seconds)
         return value
 
     def forget(self, key: K) -> None:
-        self._entries.pop(key, None)
+        self._entries.forget(key)
 
     def clear(self) -> None:
         self._entries.clear()
-
-    def _evict(self, now: float) -> None:
-        expired = [k for k, (until, _) in self._entries.items() if until <= now]
-        for key in expired:
-            del self._entries[key]
-        if len(self._entries) >= self._max_entries:
-            self._entries.clear()

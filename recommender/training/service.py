@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,6 +36,7 @@ from recommender.training.lists import WEEKLY, Fresh, member_lists, popular_list
 from recommender.training.model import ProductionModel, fit, item_space
 from recommender.training.repository import MemberRow
 from recommender.training.snapshot import Catalog, load_snapshot, pair_matrix
+from services.kernel.caches import MISSING, BoundedCache
 from services.kernel.clock import utcnow
 from services.kernel.ids import new_id
 from services.kernel.loops import off_loop
@@ -51,31 +52,23 @@ KEEP_ARTIFACTS = 3
 FOLD_IN_BATCH = 500
 FOLD_IN_SECONDS = 40.0
 
-_MODELS: OrderedDict[uuid.UUID, ProductionModel] = OrderedDict()
+# A model of a big brand is hundreds of megabytes, and a young brand trains every few minutes:
+# the process keeps the few versions it used last.
 _CACHED_MODELS = 3
+_MODELS: BoundedCache[uuid.UUID, ProductionModel] = BoundedCache(_CACHED_MODELS)
 
 
 async def load_model(session: AsyncSession, version: ModelVersion) -> ProductionModel:
     """A version's model, from this process's cache or its stored artifact."""
     cached = _MODELS.get(version.id)
-    if cached is not None:
-        _MODELS.move_to_end(version.id)
+    if cached is not MISSING:
         return cached
     data = await repository.read_artifact(session, version.id)
     if not data:
         raise LookupError(f"model version {version.number} has no stored artifact any more")
     model = await off_loop(partial(ProductionModel.from_bytes, data))
-    _remember(version.id, model)
+    _MODELS.put(version.id, model)
     return model
-
-
-def _remember(version_id: uuid.UUID, model: ProductionModel) -> None:
-    """Caches a version's model, forgetting the least recently used beyond _CACHED_MODELS (a
-    model of a big brand is hundreds of megabytes, and a young brand trains every few minutes)."""
-    _MODELS[version_id] = model
-    _MODELS.move_to_end(version_id)
-    while len(_MODELS) > _CACHED_MODELS:
-        _MODELS.popitem(last=False)
 
 
 @dataclass(frozen=True)
@@ -156,7 +149,7 @@ async def train_brand(
     if promoted:
         await repository.retire_serving(session, brand_id)
     await repository.add_version(session, version, artifact)
-    _remember(version.id, model)
+    _MODELS.put(version.id, model)
     if promoted:
         groups = snapshot.groups(snapshot.members)
         await repository.write_lists(

@@ -24,6 +24,7 @@ import orjson
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 
+from services.kernel.caches import MISSING, BoundedCache
 from services.kernel.clock import utcnow
 from services.kernel.errors import Forbidden, ServiceUnavailable, Unauthorized
 from services.kernel.loops import off_loop
@@ -298,36 +299,32 @@ VERIFIED_TOKEN_LIFESPAN_SECONDS = 60.0
 class _Verified:
     principal: MemberPrincipal
     expires_at: float  # epoch seconds, as the token's `exp` (plus the leeway)
-    held_until: float  # time.monotonic(): the remembered answer's own lifespan
 
 
 class VerifiedTokens:
-    """Tokens that verified, and whom they name, while that still holds.
+    """Tokens that verified, and whom they name, while that still holds: until the token
+    expires, and no longer than VERIFIED_TOKEN_LIFESPAN_SECONDS.
 
-    Bounded: past `capacity`, the longest-held token is forgotten (it is verified again if it
-    comes back). A refused token is never remembered: each attempt is checked anew.
+    Bounded: past `capacity`, the least recently used token is forgotten (it is verified again
+    if it comes back). A refused token is never remembered: each attempt is checked anew.
     """
 
     def __init__(self, capacity: int = VERIFIED_TOKENS) -> None:
-        self._capacity = capacity
-        self._held: dict[str, _Verified] = {}
+        self._held: BoundedCache[str, _Verified] = BoundedCache(capacity)
 
     def get(self, token: str) -> MemberPrincipal | None:
         found = self._held.get(token)
-        if found is None:
+        if found is MISSING:
             return None
-        if time.time() >= found.expires_at or time.monotonic() >= found.held_until:
-            del self._held[token]
+        if time.time() >= found.expires_at:
+            self._held.forget(token)
             return None
         return found.principal
 
     def put(self, token: str, principal: MemberPrincipal, expires_at: float) -> None:
-        self._held.pop(token, None)
-        self._held[token] = _Verified(
-            principal, expires_at, time.monotonic() + VERIFIED_TOKEN_LIFESPAN_SECONDS
+        self._held.put(
+            token, _Verified(principal, expires_at), seconds=VERIFIED_TOKEN_LIFESPAN_SECONDS
         )
-        if len(self._held) > self._capacity:
-            del self._held[next(iter(self._held))]
 
     def __len__(self) -> int:
         return len(self._held)

@@ -32,7 +32,6 @@ import asyncio
 import enum
 import traceback
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +44,7 @@ from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kernel.caches import MISSING, BoundedCache
 from services.kernel.clock import utcnow
 from services.kernel.db import Database, unnest_rows
 from services.kernel.events import Event, parse_event
@@ -240,7 +240,7 @@ PARSED_EVENTS_KEPT = 10_000
 
 
 class ParsedEvents:
-    """Events parsed from stream payloads, the latest `size` of them, by payload.
+    """Events parsed from stream payloads, the `size` most recently used, by payload.
 
     Every group of a runner reads the same messages of a stream, at about the same time, and
     parsing (JSON and the event's model) is most of what a skipped or cheap handler costs: kept
@@ -250,16 +250,13 @@ class ParsedEvents:
     """
 
     def __init__(self, size: int = PARSED_EVENTS_KEPT) -> None:
-        self._size = size
-        self._events: OrderedDict[str, Event] = OrderedDict()
+        self._events: BoundedCache[str, Event] = BoundedCache(size)
 
     def parse(self, payload: str) -> Event:
         event = self._events.get(payload)
-        if event is None:
+        if event is MISSING:
             event = parse_event(payload)
-            self._events[payload] = event
-            if len(self._events) > self._size:
-                self._events.popitem(last=False)
+            self._events.put(payload, event)
         return event
 
 

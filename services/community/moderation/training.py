@@ -9,7 +9,7 @@ so a post costs one cheap version lookup, not a model load.
 from __future__ import annotations
 
 import uuid
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -26,6 +26,7 @@ from services.community.moderation.errors import (
 from services.community.moderation.models import Classifier, Label, TrainingExample
 from services.community.moderation.repository import TrainingRepository
 from services.community.moderation.schemas import ExamplesAdded, ExamplesUpload
+from services.kernel.caches import MISSING, BoundedCache
 from services.kernel.clock import utcnow
 from services.kernel.ids import new_id
 from services.kernel.pagination import PageRequest
@@ -33,7 +34,7 @@ from services.kernel.pagination import PageRequest
 _CACHE_SIZE = 64
 # Keyed by brand, version and training time: a version number alone could repeat if the
 # transaction that trained it rolled back.
-_cache: OrderedDict[tuple[uuid.UUID, int, datetime], TextClassifier] = OrderedDict()
+_cache: BoundedCache[tuple[uuid.UUID, int, datetime], TextClassifier] = BoundedCache(_CACHE_SIZE)
 
 
 async def add_examples(
@@ -102,14 +103,11 @@ async def brand_classifier(session: AsyncSession, brand_id: uuid.UUID) -> TextCl
         return None
     key = (brand_id, *stamp)
     cached = _cache.get(key)
-    if cached is not None:
-        _cache.move_to_end(key)
+    if cached is not MISSING:
         return cached
     row = await training.classifier(brand_id)
     if row is None:  # trained away between the two reads: nothing to use
         return None
     model = TextClassifier.from_parameters(row.parameters)
-    _cache[(brand_id, row.version, row.trained_at)] = model
-    while len(_cache) > _CACHE_SIZE:
-        _cache.popitem(last=False)
+    _cache.put((brand_id, row.version, row.trained_at), model)
     return model

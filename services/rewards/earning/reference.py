@@ -19,13 +19,13 @@ never written to.
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kernel.caches import MISSING, BoundedCache
 from services.rewards.earning import calculator
 from services.rewards.earning.repository import EarningRepository
 from services.rewards.errors import ProgramNotConfigured
@@ -74,21 +74,16 @@ class ReferenceCache:
     """One process's copies, by brand; a copy is only returned for the version asked."""
 
     def __init__(self, size: int = CACHED_BRANDS) -> None:
-        self._size = size
-        self._copies: OrderedDict[uuid.UUID, Reference] = OrderedDict()
+        self._copies: BoundedCache[uuid.UUID, Reference] = BoundedCache(size)
 
     def get(self, brand_id: uuid.UUID, version: ProgramVersion) -> Reference | None:
         copy = self._copies.get(brand_id)
-        if copy is None or copy.version != version:
+        if copy is MISSING or copy.version != version:
             return None
-        self._copies.move_to_end(brand_id)
         return copy
 
     def put(self, brand_id: uuid.UUID, reference: Reference) -> None:
-        self._copies[brand_id] = reference
-        self._copies.move_to_end(brand_id)
-        while len(self._copies) > self._size:
-            self._copies.popitem(last=False)
+        self._copies.put(brand_id, reference)
 
     def clear(self) -> None:
         self._copies.clear()
