@@ -61,5 +61,9 @@ class BoundedCache(Generic[K, V]):
     def clear(self) -> None:
         self._entries.clear()
 
+    def keys(self) -> list[K]:
+        """The keys held, least recently used first (deadlines not checked, nothing used)."""
+        return list(self._entries)
+
     def __len__(self) -> int:
         return len(self._entries)

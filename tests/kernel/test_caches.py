@@ -21,6 +21,7 @@ def test_past_its_size_the_least_recently_used_entry_goes() -> None:
     cache.put("d", 4)
     assert (cache.get("a"), cache.get("c"), cache.get("d")) == (10, MISSING, 4)
     assert len(cache) == 2
+    assert cache.keys() == ["a", "d"]  # least recently used first
 
 
 def test_an_entry_past_its_deadline_is_gone(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -294,7 +294,7 @@ async def test_a_process_keeps_only_its_three_most_recent_models_however_often_i
     trained (each holds its EASE weights, megabytes to hundreds of them): found by the soak,
     where the dev server grew by each training's model."""
     trained = [await service.train_brand(session, world.brand_id, NOW) for _ in range(5)]
-    kept = list(service._MODELS)  # the process's cache of models, oldest first
+    kept = service._MODELS.keys()  # the process's cache of models, least recently used first
     assert kept == [t.version.id for t in trained[-3:] if t is not None]
 
 
