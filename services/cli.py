@@ -9,6 +9,7 @@ import os
 import signal
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Set as AbstractSet
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -551,6 +552,7 @@ def dead_letters_retry(
         retry_dead_letters,
     )
     from services.kernel.runtime import Runtime
+    from services.members.repository import MemberRepository
     from services.registry import SERVICES
 
     if sum((bool(letters), group is not None, every)) != 1:
@@ -578,8 +580,13 @@ def dead_letters_retry(
                     raise typer.Exit(code=2) from exc
             else:
                 picked = await dead_letters(runtime.redis, group=group)
+
+            async def erased_among(ids: AbstractSet[uuid.UUID]) -> AbstractSet[uuid.UUID]:
+                async with runtime.database.unit_of_work() as session:
+                    return await MemberRepository(session).erased_among(ids)
+
             results = await retry_dead_letters(
-                runtime.database, runtime.redis, list(groups.values()), picked
+                runtime.database, runtime.redis, list(groups.values()), picked, erased_among
             )
         for result in results:
             why = f": {result.error}" if result.error else ""

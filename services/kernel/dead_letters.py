@@ -160,6 +160,7 @@ class Retried(enum.Enum):
     ALREADY = "already handled"  # the group's inbox had it (an earlier retry); letter deleted
     FAILED = "failed again"  # the handler (or parsing) failed; the letter stays
     NO_GROUP = "no such group"  # no service here declares the letter's group; the letter stays
+    ERASED = "about an erased member: deleted"  # never retried (see retry_dead_letters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,12 +175,25 @@ async def retry_dead_letters(
     redis: Redis,
     specs: Sequence[ConsumerSpec],
     letters: Sequence[DeadLetter],
+    erased_among: ErasedAmong,
 ) -> list[RetryResult]:
     """Hands each letter's event to the group that failed on it, in order, one transaction each
-    (the consumer's inbox transaction); deletes the letters whose event took effect."""
+    (the consumer's inbox transaction); deletes the letters whose event took effect.
+
+    A letter whose event names an erased member is deleted, not retried: its event was written
+    before the erasure, and applied now it would put the member's data back into a projection
+    the erasure emptied (an old `member.updated`, say). `forget_dead_letters` would delete it
+    within the hour anyway.
+    """
     by_name = {spec.name: spec for spec in specs}
+    named = {letter.ref: _ids_in({"payload": letter.payload}) for letter in letters}
+    erased = await erased_among(set().union(*named.values())) if letters else set()
     results: list[RetryResult] = []
     for letter in letters:
+        if named[letter.ref] & erased:
+            await redis.xdel(letter.stream, letter.letter_id)
+            results.append(RetryResult(letter, Retried.ERASED))
+            continue
         spec = by_name.get(letter.group)
         if spec is None:
             results.append(RetryResult(letter, Retried.NO_GROUP))

@@ -166,7 +166,7 @@ async def test_a_fixed_group_takes_its_parked_events_once_and_the_letters_go(
     assert await dead_letters.dead_letters(redis, group=SOUND) == []
 
     # Still broken: each fails again, the letters stay, nothing is written.
-    again = await retry_dead_letters(engine_database, redis, specs, letters)
+    again = await retry_dead_letters(engine_database, redis, specs, letters, _erased_among)
     assert [(r.outcome, r.error) for r in again] == [
         (Retried.FAILED, "RuntimeError: cannot take n=-1"),
         (Retried.FAILED, "RuntimeError: cannot take n=-2"),
@@ -177,19 +177,23 @@ async def test_a_fixed_group_takes_its_parked_events_once_and_the_letters_go(
     # Fixed: the one letter named is taken by the broken group alone, once, and deleted.
     broken.broken = False
     [first] = await dead_letters_named(redis, [letters[0].ref])
-    [done] = await retry_dead_letters(engine_database, redis, specs, [first])
+    [done] = await retry_dead_letters(engine_database, redis, specs, [first], _erased_among)
     assert done.outcome is Retried.HANDLED
     assert await thing.effects_rows(engine_database) == [*before, (BROKEN, poison.id, -1)]
     assert await dead_letters.dead_letters(redis) == letters[1:]
     # A second retry of it (another operator's, from an older listing) changes nothing.
-    [late] = await retry_dead_letters(engine_database, redis, specs, [first])
+    [late] = await retry_dead_letters(engine_database, redis, specs, [first], _erased_among)
     assert late.outcome is Retried.ALREADY
     assert await thing.effects_rows(engine_database) == [*before, (BROKEN, poison.id, -1)]
     assert await thing.inbox_ids(engine_database, BROKEN) == sorted([fine.id, poison.id])
 
     # The rest, by group.
     rest = await retry_dead_letters(
-        engine_database, redis, specs, await dead_letters.dead_letters(redis, group=BROKEN)
+        engine_database,
+        redis,
+        specs,
+        await dead_letters.dead_letters(redis, group=BROKEN),
+        _erased_among,
     )
     assert [r.outcome for r in rest] == [Retried.HANDLED]
     assert await redis.xlen(DEAD) == 0
@@ -207,13 +211,34 @@ async def test_letters_no_group_here_can_take_or_that_do_not_parse_stay(
     unknown = orjson.dumps({"type": "kerneltest.unheard_of", "version": 1}).decode()
     await redis.xadd(DEAD, {"group": SOUND, "type": "kerneltest.unheard_of", "payload": unknown})
     letters = await dead_letters.dead_letters(redis)
-    results = await retry_dead_letters(engine_database, redis, [sound.spec()], letters)
+    results = await retry_dead_letters(
+        engine_database, redis, [sound.spec()], letters, _erased_among
+    )
     assert [(r.outcome, r.error) for r in results] == [
         (Retried.NO_GROUP, ""),
         (Retried.FAILED, "LookupError: unknown event type 'kerneltest.unheard_of' v1"),
     ]
     assert await redis.xlen(DEAD) == 2
     assert await thing.effects_rows(engine_database) == []
+
+
+async def test_a_letter_about_an_erased_member_is_deleted_not_retried(
+    thing: Throwaway, engine_database: Database, redis: Redis
+) -> None:
+    """Applied after the erasure, an old event would put the member's data back."""
+    sound = Effects(thing, SOUND)
+    about_erased, about_kept = happened(1, sorted(ERASED)[0]), happened(2, KEPT)
+    for event in (about_erased, about_kept):
+        await redis.xadd(
+            DEAD, {"group": SOUND, "type": event.type, "payload": event.model_dump_json()}
+        )
+    letters = await dead_letters.dead_letters(redis)
+    results = await retry_dead_letters(
+        engine_database, redis, [sound.spec()], letters, _erased_among
+    )
+    assert [r.outcome for r in results] == [Retried.ERASED, Retried.HANDLED]
+    assert await thing.effects_rows(engine_database) == [(SOUND, about_kept.id, 2)]
+    assert await redis.xlen(DEAD) == 0
 
 
 async def test_a_letter_is_named_by_service_and_entry_id(redis: Redis) -> None:
