@@ -615,7 +615,7 @@ def streams_status(
     """Each event stream's entries, and each consumer group's lag (not read yet) and pending
     (read, not acknowledged); groups no service declares are marked retired."""
     from services.kernel.runtime import redis_client
-    from services.kernel.streams import stream_status
+    from services.kernel.streams import COUNTED_LAG, stream_status
     from services.registry import SERVICES
 
     settings = _settings()
@@ -632,7 +632,9 @@ def streams_status(
                 continue
             typer.echo(f"{stream.service}: {stream.entries} entries ({stream.stream})")
             for group in stream.groups:
-                lag = "?" if group.lag is None else str(group.lag)
+                lag = str(group.lag)
+                if group.lag_counted and group.lag == COUNTED_LAG:
+                    lag = f">={COUNTED_LAG}"
                 kind = "live" if group.live else "" if group.declared else "RETIRED"
                 typer.echo(
                     f"  {group.name:<32} lag {lag:>8}  pending {group.pending:>6}  "

@@ -224,6 +224,10 @@ def as_text(value: bytes | str) -> str:
     return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
 
 
+def as_bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
+
+
 def decoded_fields(raw: Mapping[Any, Any]) -> dict[str, str]:
     return {as_text(key): as_text(value) for key, value in raw.items()}
 

@@ -32,6 +32,7 @@ from services.kernel.consumer import (
     STREAM_PREFIX,
     ConsumerSpec,
     apply_event,
+    as_bytes,
     as_text,
     decoded_fields,
     describe_error,
@@ -55,7 +56,7 @@ async def dead_letter_streams(redis: Redis) -> list[bytes]:
             match=f"{STREAM_PREFIX}*{DEAD_LETTER_SUFFIX}", count=1_000, _type="stream"
         )
     ]
-    return sorted(key if isinstance(key, bytes) else key.encode() for key in found)
+    return sorted(as_bytes(key) for key in found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +121,7 @@ async def _pages(redis: Redis, stream: bytes | str) -> AsyncIterator[list[Any]]:
         yield page
         if len(page) < PAGE:
             return
-        start = b"(" + _as_bytes(page[-1][0])
+        start = b"(" + as_bytes(page[-1][0])
 
 
 async def dead_letters(redis: Redis, *, group: str | None = None) -> list[DeadLetter]:
@@ -225,9 +226,5 @@ def _ids_in(fields: dict[Any, Any]) -> set[uuid.UUID]:
     return {
         uuid.UUID(match.decode())
         for value in fields.values()
-        for match in _UUID.findall(_as_bytes(value).lower())
+        for match in _UUID.findall(as_bytes(value).lower())
     }
-
-
-def _as_bytes(value: bytes | str) -> bytes:
-    return value if isinstance(value, bytes) else value.encode()

@@ -9,13 +9,20 @@ the group is gone for good, so dropping it is a command, and only for an undecla
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 
-from services.kernel.consumer import DEAD_LETTER_SUFFIX, STREAM_PREFIX, as_text, consumer_specs
+from services.kernel.consumer import (
+    DEAD_LETTER_SUFFIX,
+    STREAM_PREFIX,
+    as_bytes,
+    as_text,
+    consumer_specs,
+)
 from services.kernel.live import live_consumer_specs
 from services.kernel.module import ServiceModule
 
@@ -27,7 +34,10 @@ class GroupStatus:
     live: bool  # a live group (at most once, while fresh): it holds nothing back
     consumers: int
     pending: int  # read and not acknowledged
-    lag: int | None  # not read yet; None where Redis cannot tell (before 7, or after deletions)
+    # Entries not read yet: as Redis 7 tells it, or counted where it cannot (Redis 6, or
+    # entries deleted in between), then at most COUNTED_LAG.
+    lag: int | None
+    lag_counted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,11 +80,21 @@ async def stream_status(redis: Redis, services: Sequence[ServiceModule]) -> list
     return [await _status(redis, stream, declared.get(stream, {})) for stream in streams]
 
 
+# Where Redis cannot say how far behind a group is, `status` counts the entries after the last
+# one the group was given, up to this many (a count of a stream's payloads, for a person asking).
+COUNTED_LAG = 10_000
+
+
 async def _status(redis: Redis, stream: str, declared: dict[str, bool]) -> StreamStatus:
     groups: list[GroupStatus] = []
     if await redis.exists(stream):
         for info in await redis.xinfo_groups(stream):
-            groups.append(_group(info, declared))
+            group = _group(info, declared)
+            if group.lag is None:
+                after = b"(" + as_bytes(info["last-delivered-id"])
+                unread = await redis.xrange(stream, min=after, max=b"+", count=COUNTED_LAG)
+                group = dataclasses.replace(group, lag=len(unread), lag_counted=True)
+            groups.append(group)
     present = {group.name for group in groups}
     return StreamStatus(
         service=stream.removeprefix(STREAM_PREFIX),
