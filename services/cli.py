@@ -597,10 +597,9 @@ def dead_letters_retry(
         counts = dict.fromkeys(Retried, 0)
         for result in results:
             counts[result.outcome] += 1
+        outcomes = ", ".join(f"{n} {outcome.value}" for outcome, n in counts.items() if n)
         typer.echo(
-            f"{len(results)} retried: "
-            + ", ".join(f"{counts[outcome]} {outcome.value}" for outcome in Retried),
-            err=True,
+            f"{len(results)} dead letter(s) retried{': ' if outcomes else ''}{outcomes}", err=True
         )
         if counts[Retried.FAILED] or counts[Retried.NO_GROUP]:
             raise typer.Exit(code=1)

@@ -8,10 +8,11 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import Result
 
 from services.kernel.auth import ALL_SCOPES, MemberPrincipal, MemberTokenCodec
 from services.kernel.db import Database
@@ -46,6 +47,31 @@ def kinfolk(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
 
 
 @pytest.fixture
+def in_process_env(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """`cli_env` in this process, for `in_process`: the command's settings are read afresh, and
+    it leaves logging alone (it would write to the runner's stream, closed once it returns)."""
+    from services import cli
+    from services.kernel.settings import get_settings
+
+    for name, value in cli_env.items():
+        if name.startswith("KINFOLK_"):
+            monkeypatch.setenv(name, value)
+    monkeypatch.setattr(cli, "configure_logging", lambda settings: None)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def in_process(*args: str) -> Result:
+    """`kinfolk ARGS` through typer's runner in this process."""
+    from typer.testing import CliRunner
+
+    from services.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+@pytest.fixture
 async def cli_brand(
     cli_env: dict[str, str], engine_database: Database
 ) -> AsyncIterator[dict[str, str]]:
@@ -58,7 +84,10 @@ async def cli_brand(
 
 
 async def test_brand_create_prints_a_working_admin_key_and_token_prints_only_a_jwt(
-    cli_env: dict[str, str], cli_brand: dict[str, str], engine_database: Database
+    cli_env: dict[str, str],
+    cli_brand: dict[str, str],
+    engine_database: Database,
+    in_process_env: None,
 ) -> None:
     assert sorted(cli_brand) == ["api_key", "brand_id"]
     brand_id = uuid.UUID(cli_brand["brand_id"])
@@ -73,19 +102,21 @@ async def test_brand_create_prints_a_working_admin_key_and_token_prints_only_a_j
 
     codec = MemberTokenCodec(Settings(jwt_secret=cli_env["KINFOLK_JWT_SECRET"]))  # type: ignore[arg-type]
     for reference in ("cli-1", str(member.id)):
-        token = kinfolk(
-            cli_env, "token", "--brand", str(brand_id), "--member", reference, "--ttl", "60"
+        # In process (its event loop in a thread of its own): the one `kinfolk` process above
+        # shows the command starts; each further one would cost seconds of imports.
+        token = await asyncio.to_thread(
+            in_process, "token", "--brand", str(brand_id), "--member", reference, "--ttl", "60"
         )
-        assert token.returncode == 0, token.stderr
+        assert token.exit_code == 0, token.output
         assert token.stdout.count("\n") == 1  # only the token
         assert codec.verify(token.stdout.strip()) == MemberPrincipal(
             brand_id=brand_id, member_id=member.id
         )
 
 
-def test_token_refuses_an_unknown_member(cli_env: dict[str, str]) -> None:
-    unknown = kinfolk(cli_env, "token", "--brand", str(uuid.uuid4()), "--member", "nobody")
-    assert unknown.returncode == 1
+def test_token_refuses_an_unknown_member(in_process_env: None) -> None:
+    unknown = in_process("token", "--brand", str(uuid.uuid4()), "--member", "nobody")
+    assert unknown.exit_code == 1
     assert unknown.stdout == ""
     assert "no member 'nobody' in brand" in unknown.stderr
 
@@ -148,26 +179,18 @@ def test_dead_letters_refuse_a_selection_that_names_nothing(args: list[str], rea
 
 
 def test_dead_letters_are_listed_and_retried_through_the_command(
-    test_infra: WorkerInfrastructure, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    test_infra: WorkerInfrastructure, in_process_env: None
 ) -> None:
     """A letter whose event the group's inbox already holds is deleted as handled; one of a group
     no service declares stays, and the command exits 1 for it."""
     from redis.asyncio import Redis
     from sqlalchemy import delete, insert
-    from typer.testing import CliRunner
 
-    from services import cli
     from services.kernel.event_examples import example_event
     from services.kernel.ids import new_id
-    from services.kernel.settings import get_settings
     from services.members.events import MemberCreated
     from services.webhooks.models import INBOX
 
-    monkeypatch.setenv("KINFOLK_DATABASE_URL", test_infra.database_url)
-    monkeypatch.setenv("KINFOLK_REDIS_URL", test_infra.redis_url)
-    monkeypatch.setenv("KINFOLK_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr(cli, "configure_logging", lambda settings: None)
-    get_settings.cache_clear()
     event = example_event(MemberCreated).model_copy(update={"id": new_id()})
     dead = "kinfolk:events:members:dead"
     letter = {"type": event.type, "event_id": str(event.id), "payload": event.model_dump_json()}
@@ -208,8 +231,7 @@ def test_dead_letters_are_listed_and_retried_through_the_command(
 
     handled_ref, retired_ref = asyncio.run(plant())
     try:
-        runner = CliRunner()
-        listed = runner.invoke(cli.app, ["dead-letters", "list", "--json"])
+        listed = in_process("dead-letters", "list", "--json")
         assert listed.exit_code == 0, listed.output
         assert [json.loads(line) for line in listed.stdout.splitlines()] == [
             {
@@ -226,35 +248,27 @@ def test_dead_letters_are_listed_and_retried_through_the_command(
                 (retired_ref, "retired.group", "E: two"),
             ]
         ]
-        one = runner.invoke(cli.app, ["dead-letters", "retry", handled_ref])
+        one = in_process("dead-letters", "retry", handled_ref)
         assert one.exit_code == 0, one.output
         assert f"{handled_ref}  webhooks.messages  member.created  already handled" in one.output
-        missing = runner.invoke(cli.app, ["dead-letters", "retry", handled_ref])
+        assert "1 dead letter(s) retried: 1 already handled" in one.stderr
+        missing = in_process("dead-letters", "retry", handled_ref)
         assert missing.exit_code == 2
         assert f"no dead letter {handled_ref}: it was retried or deleted already" in missing.output
-        rest = runner.invoke(cli.app, ["dead-letters", "retry", "--all"])
+        rest = in_process("dead-letters", "retry", "--all")
         assert rest.exit_code == 1
         assert f"{retired_ref}  retired.group  member.created  no such group" in rest.output
+        assert "1 dead letter(s) retried: 1 no such group" in rest.stderr
     finally:
         left = asyncio.run(clean_up())
-        get_settings.cache_clear()
     assert left == [retired_ref]
 
 
 def test_streams_show_a_retired_group_and_drop_only_it(
-    test_infra: WorkerInfrastructure, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    test_infra: WorkerInfrastructure, in_process_env: None
 ) -> None:
     from redis.asyncio import Redis
-    from typer.testing import CliRunner
 
-    from services import cli
-    from services.kernel.settings import get_settings
-
-    monkeypatch.setenv("KINFOLK_DATABASE_URL", test_infra.database_url)
-    monkeypatch.setenv("KINFOLK_REDIS_URL", test_infra.redis_url)
-    monkeypatch.setenv("KINFOLK_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr(cli, "configure_logging", lambda settings: None)
-    get_settings.cache_clear()
     stream = "kinfolk:events:members"
 
     async def in_redis(plant: bool) -> list[str]:
@@ -276,8 +290,7 @@ def test_streams_show_a_retired_group_and_drop_only_it(
 
     asyncio.run(in_redis(plant=True))
     try:
-        runner = CliRunner()
-        status = runner.invoke(cli.app, ["streams", "status"])
+        status = in_process("streams", "status")
         assert status.exit_code == 0, status.output
         assert "members: 1 entries (kinfolk:events:members)" in status.output
         lines = status.output.splitlines()
@@ -286,15 +299,14 @@ def test_streams_show_a_retired_group_and_drop_only_it(
         assert "`kinfolk streams drop-group members retired.group` once you are sure" in (
             status.output
         )
-        declared = runner.invoke(cli.app, ["streams", "drop-group", "members", "rewards.members"])
+        declared = in_process("streams", "drop-group", "members", "rewards.members")
         assert declared.exit_code == 2
         assert "'rewards.members' is declared by a service of this deployment" in declared.output
-        dropped = runner.invoke(cli.app, ["streams", "drop-group", "members", "retired.group"])
+        dropped = in_process("streams", "drop-group", "members", "retired.group")
         assert dropped.exit_code == 0, dropped.output
         assert "dropped retired.group from the members stream (0 pending entries" in (
             dropped.output
         )
     finally:
         left = asyncio.run(in_redis(plant=False))
-        get_settings.cache_clear()
     assert left == ["rewards.members"]
