@@ -91,13 +91,11 @@ def service_http(
     configured base URL; `ServiceUnavailable` when it is neither."""
     timeout = httpx.Timeout(settings.outbound_timeout_seconds)
     if hosted:
-        return httpx.AsyncClient(
-            base_url="http://in-process",
-            transport=httpx.ASGITransport(app=app),
+        return service_client(
+            "http://in-process",
             timeout=timeout,
             headers=headers,
-            cookies=no_cookies(),
-            event_hooks={"request": [send_request_id]},
+            transport=httpx.ASGITransport(app=app),
         )
     # Each service that others call adds its `<service>_url` setting, as members does.
     configured = getattr(settings, f"{service}_url", None)
@@ -106,10 +104,23 @@ def service_http(
             f"The {service} service is not in this process and "
             f"KINFOLK_{service.upper()}_URL is not set."
         )
+    return service_client(configured, timeout=timeout, headers=headers)
+
+
+def service_client(
+    base_url: str,
+    *,
+    timeout: httpx.Timeout | float,
+    headers: Mapping[str, str] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """An httpx client for calls to another Kinfolk service: it keeps no cookies, and each
+    call carries the id of the request being served."""
     return httpx.AsyncClient(
-        base_url=configured,
+        base_url=base_url,
         timeout=timeout,
         headers=headers,
+        transport=transport,
         cookies=no_cookies(),
         event_hooks={"request": [send_request_id]},
     )

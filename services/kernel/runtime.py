@@ -18,7 +18,7 @@ from services.kernel.auth import (
     Authenticator,
     MemberTokenCodec,
 )
-from services.kernel.clients import no_cookies, send_request_id
+from services.kernel.clients import service_client
 from services.kernel.consumer import BLOCK_MILLISECONDS
 from services.kernel.db import Database, connect_options
 from services.kernel.errors import ServiceUnavailable
@@ -56,13 +56,7 @@ class RemoteApiKeyLookup:
     def __init__(
         self, base_url: str, timeout: float, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
-        self._client = httpx.AsyncClient(
-            base_url=base_url,
-            timeout=timeout,
-            transport=transport,
-            cookies=no_cookies(),
-            event_hooks={"request": [send_request_id]},
-        )
+        self._client = service_client(base_url, timeout=timeout, transport=transport)
 
     async def __call__(self, key_id: uuid.UUID, token: str) -> ApiKeyRecord | None:
         try:

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import structlog
 from prometheus_client import Gauge
 from redis.asyncio import Redis
 
-from services.kernel.consumer import consumer_specs
+from services.kernel.consumer import as_text, consumer_specs
 from services.kernel.live import live_consumer_specs
 from services.kernel.module import ServiceModule
 
@@ -51,14 +52,52 @@ StreamId = tuple[int, int]
 
 
 def _parse(entry_id: bytes | str) -> StreamId:
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    milliseconds, _, sequence = text.partition("-")
+    milliseconds, _, sequence = as_text(entry_id).partition("-")
     return int(milliseconds), int(sequence or 0)
 
 
 def _after(entry_id: StreamId) -> StreamId:
     milliseconds, sequence = entry_id
     return milliseconds, sequence + 1
+
+
+def declared_groups(services: Sequence[ServiceModule]) -> dict[str, dict[str, bool]]:
+    """Each stream the services read, with the groups they declare on it (True: live)."""
+    declared: dict[str, dict[str, bool]] = {}
+    for spec in consumer_specs(services):
+        for stream in spec.streams:
+            declared.setdefault(stream, {})[spec.name] = False
+    for live in live_consumer_specs(services):
+        for stream in live.streams:
+            declared.setdefault(stream, {})[live.name] = True
+    return declared
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInfo:
+    """One consumer group of a stream, as `XINFO GROUPS` tells it."""
+
+    name: str
+    last_delivered: StreamId
+    consumers: int
+    pending: int  # read and not acknowledged
+    lag: int | None  # not read yet; None where Redis cannot tell (before 7, or after deletions)
+
+
+async def group_infos(redis: Redis, stream: str) -> list[GroupInfo] | None:
+    """The stream's groups; None without a stream."""
+    if not await redis.exists(stream):
+        return None
+    return [
+        GroupInfo(
+            name=as_text(found["name"]),
+            last_delivered=_parse(found["last-delivered-id"]),
+            consumers=int(found["consumers"]),
+            pending=int(found["pending"]),
+            lag=int(found["lag"]) if found.get("lag") is not None else None,
+        )
+        for found in await redis.xinfo_groups(stream)
+    ]
 
 
 class StreamTrimmer:
@@ -74,10 +113,13 @@ class StreamTrimmer:
     def for_services(cls, redis: Redis, services: Sequence[ServiceModule]) -> StreamTrimmer:
         """The streams the services' consumers read, each with the groups they declare."""
         expected: dict[str, set[str]] = {}
-        for spec in consumer_specs(services):
-            for stream in spec.streams:
-                expected.setdefault(stream, set()).add(spec.name)
-        return cls(redis, expected, {spec.name for spec in live_consumer_specs(services)})
+        live: set[str] = set()
+        for stream, groups in declared_groups(services).items():
+            inbox = {name for name, is_live in groups.items() if not is_live}
+            if inbox:
+                expected[stream] = inbox
+            live |= {name for name, is_live in groups.items() if is_live}
+        return cls(redis, expected, live)
 
     async def trim_all(self) -> int:
         """Trims every stream that can be; returns how many entries were removed."""
@@ -87,18 +129,22 @@ class StreamTrimmer:
         return removed
 
     async def trim(self, stream: str, expected: set[str]) -> int:
-        groups = await self._groups(stream)
-        if groups is None or not expected <= set(groups):
-            return 0  # no stream yet, or a group that will read it from the start is missing
+        groups = await group_infos(self.redis, stream)
+        if groups is None:
+            return 0  # no stream yet
+        _measure(stream, groups)
+        if not expected <= {group.name for group in groups}:
+            return 0  # a group that will read it from the start is missing
         needed: list[StreamId] = []
-        for name, last_delivered in groups.items():
-            if name in self.live:
+        for group in groups:
+            if group.name in self.live:
                 continue
-            pending = await self.redis.xpending(stream, name)
-            if pending["pending"]:
-                needed.append(_parse(pending["min"]))  # read, not acknowledged: may be claimed
+            if group.pending:
+                # Read, not acknowledged: may be claimed again.
+                summary = await self.redis.xpending(stream, group.name)
+                needed.append(_parse(summary["min"]))
             else:
-                needed.append(_after(last_delivered))
+                needed.append(_after(group.last_delivered))
         if not needed:
             return 0
         oldest = min(needed)
@@ -109,20 +155,13 @@ class StreamTrimmer:
             log.debug("streams.trimmed", stream=stream, removed=removed)
         return removed
 
-    async def _groups(self, stream: str) -> dict[str, StreamId] | None:
-        """Each group of the stream with the last entry it was given; None without a stream."""
-        if not await self.redis.exists(stream):
-            return None
-        groups: dict[str, StreamId] = {}
-        for found in await self.redis.xinfo_groups(stream):
-            name = found["name"].decode() if isinstance(found["name"], bytes) else found["name"]
-            groups[name] = _parse(found["last-delivered-id"])
-            GROUP_PENDING.labels(stream, name).set(int(found["pending"]))
-            # Redis 7 says how far behind a group is, unless entries were deleted in between:
-            # then no figure, rather than the last one it could tell.
-            if found.get("lag") is not None:
-                GROUP_LAG.labels(stream, name).set(int(found["lag"]))
-            else:
-                with contextlib.suppress(KeyError):
-                    GROUP_LAG.remove(stream, name)
-        return groups
+
+def _measure(stream: str, groups: Sequence[GroupInfo]) -> None:
+    for group in groups:
+        GROUP_PENDING.labels(stream, group.name).set(group.pending)
+        # No figure where Redis cannot tell one, rather than the last one it could.
+        if group.lag is not None:
+            GROUP_LAG.labels(stream, group.name).set(group.lag)
+        else:
+            with contextlib.suppress(KeyError):
+                GROUP_LAG.remove(stream, group.name)

@@ -9,22 +9,14 @@ the group is gone for good, so dropping it is a command, and only for an undecla
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from redis.asyncio import Redis
 
-from services.kernel.consumer import (
-    DEAD_LETTER_SUFFIX,
-    STREAM_PREFIX,
-    as_bytes,
-    as_text,
-    consumer_specs,
-)
-from services.kernel.live import live_consumer_specs
+from services.kernel.consumer import DEAD_LETTER_SUFFIX, STREAM_PREFIX, as_text
 from services.kernel.module import ServiceModule
+from services.kernel.stream_trim import declared_groups, group_infos
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +28,7 @@ class GroupStatus:
     pending: int  # read and not acknowledged
     # Entries not read yet: as Redis 7 tells it, or counted where it cannot (Redis 6, or
     # entries deleted in between), then at most COUNTED_LAG.
-    lag: int | None
+    lag: int
     lag_counted: bool = False
 
 
@@ -53,18 +45,6 @@ class StreamStatus:
     @property
     def retired(self) -> tuple[GroupStatus, ...]:
         return tuple(group for group in self.groups if not group.declared)
-
-
-def declared_groups(services: Sequence[ServiceModule]) -> dict[str, dict[str, bool]]:
-    """Each stream the services read, with the groups they declare on it (True: live)."""
-    declared: dict[str, dict[str, bool]] = {}
-    for spec in consumer_specs(services):
-        for stream in spec.streams:
-            declared.setdefault(stream, {})[spec.name] = False
-    for live in live_consumer_specs(services):
-        for stream in live.streams:
-            declared.setdefault(stream, {})[live.name] = True
-    return declared
 
 
 async def stream_status(redis: Redis, services: Sequence[ServiceModule]) -> list[StreamStatus]:
@@ -87,14 +67,24 @@ COUNTED_LAG = 10_000
 
 async def _status(redis: Redis, stream: str, declared: dict[str, bool]) -> StreamStatus:
     groups: list[GroupStatus] = []
-    if await redis.exists(stream):
-        for info in await redis.xinfo_groups(stream):
-            group = _group(info, declared)
-            if group.lag is None:
-                after = b"(" + as_bytes(info["last-delivered-id"])
-                unread = await redis.xrange(stream, min=after, max=b"+", count=COUNTED_LAG)
-                group = dataclasses.replace(group, lag=len(unread), lag_counted=True)
-            groups.append(group)
+    for info in await group_infos(redis, stream) or []:
+        lag, counted = info.lag, False
+        if lag is None:
+            milliseconds, sequence = info.last_delivered
+            after = f"({milliseconds}-{sequence}"
+            lag = len(await redis.xrange(stream, min=after, max="+", count=COUNTED_LAG))
+            counted = True
+        groups.append(
+            GroupStatus(
+                name=info.name,
+                declared=info.name in declared,
+                live=declared.get(info.name, False),
+                consumers=info.consumers,
+                pending=info.pending,
+                lag=lag,
+                lag_counted=counted,
+            )
+        )
     present = {group.name for group in groups}
     return StreamStatus(
         service=stream.removeprefix(STREAM_PREFIX),
@@ -104,19 +94,6 @@ async def _status(redis: Redis, stream: str, declared: dict[str, bool]) -> Strea
         missing=tuple(
             sorted(name for name, live in declared.items() if not live and name not in present)
         ),
-    )
-
-
-def _group(info: dict[Any, Any], declared: dict[str, bool]) -> GroupStatus:
-    name = as_text(info["name"])
-    lag = info.get("lag")
-    return GroupStatus(
-        name=name,
-        declared=name in declared,
-        live=declared.get(name, False),
-        consumers=int(info["consumers"]),
-        pending=int(info["pending"]),
-        lag=int(lag) if lag is not None else None,
     )
 
 
@@ -134,10 +111,10 @@ async def drop_retired_group(
             f"{group!r} is declared by a service of this deployment on {stream}: it is not "
             "retired. Stop declaring it (deploy that) before you drop it."
         )
-    status = await _status(redis, stream, declared)
-    found = next((g for g in status.groups if g.name == group), None)
+    groups = await group_infos(redis, stream) or []
+    found = next((g for g in groups if g.name == group), None)
     if found is None:
-        present = ", ".join(g.name for g in status.groups) or "none"
+        present = ", ".join(g.name for g in groups) or "none"
         raise LookupError(f"no group {group!r} on {stream} (its groups: {present})")
     await redis.xgroup_destroy(stream, group)
     return found.pending
