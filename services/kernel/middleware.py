@@ -48,15 +48,13 @@ def _route_template(scope: Scope) -> str:
     return path if isinstance(path, str) else "unmatched"
 
 
-# The id of the request being served. The calls it makes to other services send it on as
-# `X-Request-ID` (`clients.service_http`), so one id runs through the logs of every service a
-# request touched, in process or across the network.
-_REQUEST_ID: ContextVar[str | None] = ContextVar("kinfolk_request_id", default=None)
-
-
 def current_request_id() -> str | None:
-    """The id of the request this code serves, if it serves one."""
-    return _REQUEST_ID.get()
+    """The id of the request this code serves, if it serves one: the one its log lines carry.
+    The calls it makes to other services send it on as `X-Request-ID`
+    (`clients.service_client`), so one id runs through the logs of every service a request
+    touched, in process or across the network."""
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    return request_id if isinstance(request_id, str) else None
 
 
 class RequestContextMiddleware:
@@ -82,12 +80,10 @@ class RequestContextMiddleware:
                 message["headers"].append((REQUEST_ID_HEADER, request_id.encode("latin-1")))
             await send(message)
 
-        bound = _REQUEST_ID.set(request_id)
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
                 await self.app(scope, receive, send_with_id)
             finally:
-                _REQUEST_ID.reset(bound)
                 elapsed = time.perf_counter() - started
                 route = _route_template(scope)
                 method = scope["method"]
