@@ -18,6 +18,7 @@ import uvicorn
 
 from services.demo import seed as demo
 from services.kernel.app import build_app
+from services.kernel.clients import Peers
 from services.kernel.consumer import ConsumerRunner
 from services.kernel.db import Database
 from services.kernel.embedded import InfrastructureUrls
@@ -133,9 +134,11 @@ def _workers(
     services: Sequence[ServiceModule],
     stop: asyncio.Event,
     only: Sequence[str] = (),
+    peers: Peers | None = None,
 ) -> list[Coroutine[Any, Any, None]]:
     """What `kinfolk worker` runs: the job worker, every event consumer and the services' loops
-    (the webhooks' deliveries), or only the components named, to scale them apart."""
+    (the webhooks' deliveries), or only the components named, to scale them apart. Jobs reach
+    other services through `peers` (default: at their `KINFOLK_<SERVICE>_URL`)."""
 
     def wanted(name: str) -> bool:
         return not only or name in only
@@ -143,7 +146,9 @@ def _workers(
     components: list[Coroutine[Any, Any, None]] = []
     if wanted("jobs"):
         components.append(
-            run_worker(runtime.database, urls.redis_url, services, runtime.settings, stop)
+            run_worker(
+                runtime.database, urls.redis_url, services, runtime.settings, stop, peers=peers
+            )
         )
     consumers = _consumer_runner(runtime, services)
     if consumers is not None and wanted("consumers"):
@@ -174,7 +179,8 @@ async def run_dev(settings: Settings, urls: InfrastructureUrls, *, host: str, po
         seeded = await demo.ensure_demo_brand(settings, runtime, app)
         stop = asyncio.Event()
         relay = Relay(runtime.database, runtime.redis, SERVICES, settings).run(stop)
-        components = [relay, *_workers(runtime, urls, SERVICES, stop)]
+        # One process hosts every service: jobs call them in process, as requests do.
+        components = [relay, *_workers(runtime, urls, SERVICES, stop, peers=Peers.of(app))]
         banner = demo.banner(settings, urls, seeded, host=host, port=port)
         await _serve_until_stopped(_uvicorn(app, host, port), components, stop, banner)
 

@@ -24,7 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_e
 
 from services.contracts import render_contracts
 from services.kernel.app import attach_runtime, build_app, never_started
-from services.kernel.auth import ApiKeyVerifier, Authenticator, MemberTokenCodec
+from services.kernel.auth import (
+    ApiKeyVerifier,
+    Authenticator,
+    MemberTokenCodec,
+    ServiceTokens,
+)
 from services.kernel.db import Database, asyncpg_url
 from services.kernel.embedded import InfrastructureUrls, infrastructure
 from services.kernel.logging import configure_logging
@@ -234,6 +239,7 @@ def make_runtime(settings: Settings, database: Database, redis: Redis) -> Runtim
         authenticator=Authenticator(
             tokens=MemberTokenCodec(settings),
             api_keys=ApiKeyVerifier(redis, lookup(database), settings.api_key_cache_seconds),
+            services=ServiceTokens(settings),
         ),
     )
 

@@ -1,5 +1,6 @@
 """Staff route for other services: an item's audience, the members the serving model ranks most
-likely to engage with it (marketing's affinity segments ask it with the caller's key)."""
+likely to engage with it (marketing's affinity segments ask it with the caller's key, their
+scheduled refreshes and exports with a service token of the brand)."""
 
 from __future__ import annotations
 

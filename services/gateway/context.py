@@ -16,7 +16,7 @@ from services.gateway.loaders import Loaders
 from services.gateway.persisted import Manifests, PersistedDocuments
 from services.gateway.upstream import UpstreamPool, Upstreams
 from services.kernel.auth import Authenticator, MemberPrincipal
-from services.kernel.clients import hosted_services
+from services.kernel.clients import Peers, hosted_services
 from services.kernel.errors import KinfolkError, ServiceUnavailable
 from services.kernel.settings import Settings
 
@@ -132,7 +132,7 @@ def _authorization_param(params: Any) -> str | None:
 def _pool(app: FastAPI, settings: Settings) -> UpstreamPool:
     pool: UpstreamPool | None = getattr(app.state, "gateway_upstreams", None)
     if pool is None:
-        pool = UpstreamPool(settings, app, hosted_services(app))
+        pool = UpstreamPool(Peers(settings, app, hosted_services(app)))
         app.state.gateway_upstreams = pool
     return pool
 

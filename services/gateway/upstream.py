@@ -17,12 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from starlette.types import ASGIApp
 
 from services.gateway.errors import UpstreamUnavailable
-from services.kernel.clients import service_http
+from services.kernel.clients import Peers
 from services.kernel.errors import ServiceUnavailable
-from services.kernel.settings import Settings
 
 UPSTREAM_SERVICES = ("members", "rewards", "community", "recommender")
 
@@ -136,13 +134,11 @@ def _param(value: Any) -> Any:
 class UpstreamPool:
     """One pooled httpx client per service for the life of the process."""
 
-    def __init__(self, settings: Settings, app: ASGIApp, hosted: frozenset[str]) -> None:
+    def __init__(self, peers: Peers) -> None:
         self._clients: dict[str, httpx.AsyncClient | str] = {}
         for service in UPSTREAM_SERVICES:
             try:
-                self._clients[service] = service_http(
-                    service, settings=settings, app=app, hosted=service in hosted
-                )
+                self._clients[service] = peers.http(service)
             except ServiceUnavailable as exc:
                 # Not fatal at start: a field that needs the service answers unavailable.
                 self._clients[service] = str(exc.detail)

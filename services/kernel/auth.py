@@ -1,9 +1,10 @@
-"""Who is calling: a member (JWT) or brand staff (API key with scopes).
+"""Who is calling: a member (JWT), brand staff (API key with scopes), or a Kinfolk service
+acting for a brand (service token with scopes).
 
-Both travel as `Authorization: Bearer <token>`. API keys look like `kf_<key id>_<secret>`; anything
-else is treated as a member JWT. Every service checks both locally: JWTs by signature, API keys
-through a short Redis cache in front of the members service, so no request costs a call to
-another service once a key has been seen.
+All travel as `Authorization: Bearer <token>`. API keys look like `kf_<key id>_<secret>`, service
+tokens `kfs_<JWT>`; anything else is treated as a member JWT. Every service checks them locally:
+JWTs by signature, API keys through a short Redis cache in front of the members service, so no
+request costs a call to another service once a key has been seen.
 """
 
 from __future__ import annotations
@@ -55,9 +56,13 @@ ALL_SCOPES: frozenset[str] = frozenset(s.value for s in Scope)
 
 @dataclass(frozen=True, slots=True)
 class StaffPrincipal:
+    """Staff of a brand: an API key, or a service token (`service` names the service that a
+    job of which shows it; its `key_id` is `service_key_id(service, brand)`)."""
+
     brand_id: uuid.UUID
     key_id: uuid.UUID
     scopes: frozenset[str]
+    service: str | None = None
 
     def has(self, scope: Scope) -> bool:
         if scope.value in self.scopes:
@@ -404,6 +409,87 @@ class MemberTokenCodec:
         return principal
 
 
+# --- Service tokens ------------------------------------------------------------------------
+
+SERVICE_TOKEN_PREFIX = "kfs_"  # noqa: S105 - a prefix, not a secret
+# Long enough for a job's calls, short enough that a token seen in a log is soon worthless.
+SERVICE_TOKEN_SECONDS = 300
+_SERVICE_AUDIENCE = "kinfolk-services"
+# Keeps a key derived from the JWT secret from ever verifying a member token, or the reverse.
+_SERVICE_KEY_LABEL = b"kinfolk service tokens v1"
+_SERVICE_KEY_IDS = uuid.UUID("6f0d1c52-3b1e-4c38-9a57-2d8b0f6e4a11")
+
+
+def service_key_id(service: str, brand_id: uuid.UUID) -> uuid.UUID:
+    """The key id a service's calls for a brand go by: their own rate limit bucket, and a
+    stable name in logs."""
+    return uuid.uuid5(_SERVICE_KEY_IDS, f"{service}:{brand_id}")
+
+
+class ServiceTokens:
+    """Issues and verifies service tokens: what a Kinfolk process shows another service when it
+    acts for a brand with no caller to speak for (a scheduled job), with only the scopes the
+    call needs, for SERVICE_TOKEN_SECONDS. Signed (HS256) with `KINFOLK_SERVICE_SECRET`, which
+    every process of a deployment shares; a member token's secret cannot sign one."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._key = settings.signing_key(settings.service_secret, _SERVICE_KEY_LABEL)
+        self._issuer = settings.jwt_issuer
+
+    def issue(self, service: str, brand_id: uuid.UUID, scopes: frozenset[Scope]) -> str:
+        if Scope.ADMIN in scopes:
+            # Keys and brand settings stay with people: no job needs to change them.
+            raise ValueError("service tokens never carry the admin scope")
+        now = int(time.time())
+        claims = {
+            "iss": self._issuer,
+            "aud": _SERVICE_AUDIENCE,
+            "sub": service,
+            "brand": str(brand_id),
+            "scopes": sorted(s.value for s in scopes),
+            "iat": now,
+            "exp": now + SERVICE_TOKEN_SECONDS,
+        }
+        return SERVICE_TOKEN_PREFIX + jwt.encode(claims, self._key, algorithm="HS256")
+
+    def authorization(self, service: str, brand_id: uuid.UUID, scopes: frozenset[Scope]) -> str:
+        """An `Authorization` header value carrying a fresh token."""
+        return f"Bearer {self.issue(service, brand_id, scopes)}"
+
+    def verify(self, token: str) -> StaffPrincipal:
+        try:
+            claims = jwt.decode(
+                token.removeprefix(SERVICE_TOKEN_PREFIX),
+                self._key,
+                algorithms=["HS256"],
+                audience=_SERVICE_AUDIENCE,
+                issuer=self._issuer,
+                options={"require": ["exp", "sub", "brand", "scopes", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("The service token has expired.") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"The service token is not valid: {exc}.") from exc
+        scopes = claims["scopes"]
+        service = claims["sub"]
+        if (
+            not isinstance(scopes, list)
+            or not set(scopes) <= ALL_SCOPES - {Scope.ADMIN.value}
+            or not isinstance(service, str)
+        ):
+            raise Unauthorized("The service token's scopes or subject are not valid.")
+        try:
+            brand_id = uuid.UUID(str(claims["brand"]))
+        except ValueError as exc:
+            raise Unauthorized("The service token's brand is not an id.") from exc
+        return StaffPrincipal(
+            brand_id=brand_id,
+            key_id=service_key_id(service, brand_id),
+            scopes=frozenset(scopes),
+            service=service,
+        )
+
+
 # --- FastAPI dependencies -------------------------------------------------------------------
 
 
@@ -411,6 +497,7 @@ class MemberTokenCodec:
 class Authenticator:
     tokens: MemberTokenCodec
     api_keys: ApiKeyVerifier
+    services: ServiceTokens
 
     async def authenticate(self, authorization: str | None) -> Principal:
         if not authorization:
@@ -421,6 +508,8 @@ class Authenticator:
         token = token.strip()
         if token.startswith(API_KEY_PREFIX):
             return await self.api_keys.verify(token)
+        if token.startswith(SERVICE_TOKEN_PREFIX):
+            return self.services.verify(token)
         await self.tokens.fetch_key(token)
         return self.tokens.verify(token)
 

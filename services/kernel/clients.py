@@ -17,6 +17,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import cached_property
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, Self
 
@@ -24,6 +26,7 @@ import httpx
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
+from services.kernel.auth import Scope, ServiceTokens
 from services.kernel.errors import ServiceUnavailable
 from services.kernel.middleware import current_request_id
 from services.kernel.module import ServiceModule
@@ -40,18 +43,10 @@ class ServiceClient:
     @classmethod
     @asynccontextmanager
     async def open(
-        cls,
-        service: str,
-        *,
-        settings: Settings,
-        app: ASGIApp,
-        hosted: bool,
-        headers: Mapping[str, str] | None = None,
+        cls, service: str, peers: Peers, *, headers: Mapping[str, str] | None = None
     ) -> AsyncIterator[Self]:
-        """A client for `service`: in process through `app` when `hosted`, else over HTTP."""
-        async with service_http(
-            service, settings=settings, app=app, hosted=hosted, headers=headers
-        ) as http:
+        """A client for `service`, where `peers` finds it."""
+        async with peers.http(service, headers=headers) as http:
             yield cls(service, http)
 
     async def get_json(self, path: str, *, missing: Any = None) -> Any:
@@ -79,32 +74,55 @@ class ServiceClient:
         return data
 
 
-def service_http(
-    service: str,
-    *,
-    settings: Settings,
-    app: ASGIApp,
-    hosted: bool,
-    headers: Mapping[str, str] | None = None,
-) -> httpx.AsyncClient:
-    """An httpx client for `service`: in process through `app` when `hosted`, else at its
-    configured base URL; `ServiceUnavailable` when it is neither."""
-    timeout = httpx.Timeout(settings.outbound_timeout_seconds)
-    if hosted:
-        return service_client(
-            "http://in-process",
-            timeout=timeout,
-            headers=headers,
-            transport=httpx.ASGITransport(app=app),
-        )
-    # Each service that others call adds its `<service>_url` setting, as members does.
-    configured = getattr(settings, f"{service}_url", None)
-    if not isinstance(configured, str) or not configured:
-        raise ServiceUnavailable(
-            f"The {service} service is not in this process and "
-            f"KINFOLK_{service.upper()}_URL is not set."
-        )
-    return service_client(configured, timeout=timeout, headers=headers)
+@dataclass(frozen=True)
+class Peers:
+    """The other services as this process reaches them: in process through `app` for those it
+    hosts (`hosted`), else at their `KINFOLK_<SERVICE>_URL`.
+
+    A request's calls carry its caller's `Authorization` (the other service decides what that
+    caller may read). A job has no caller: its calls carry a service token for one brand and
+    only the scopes they need (`acting_for`).
+    """
+
+    settings: Settings
+    app: ASGIApp | None = None
+    hosted: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, app: Starlette) -> Peers:
+        """The peers of the app serving a request (or of `kinfolk dev`'s one app)."""
+        settings: Settings = app.state.settings
+        return cls(settings, app, hosted_services(app))
+
+    def http(self, service: str, *, headers: Mapping[str, str] | None = None) -> httpx.AsyncClient:
+        """An httpx client for `service`; `ServiceUnavailable` when it is neither hosted here
+        nor has a URL."""
+        timeout = httpx.Timeout(self.settings.outbound_timeout_seconds)
+        if self.app is not None and service in self.hosted:
+            return service_client(
+                "http://in-process",
+                timeout=timeout,
+                headers=headers,
+                transport=httpx.ASGITransport(app=self.app),
+            )
+        # Each service that others call adds its `<service>_url` setting, as members does.
+        configured = getattr(self.settings, f"{service}_url", None)
+        if not isinstance(configured, str) or not configured:
+            raise ServiceUnavailable(
+                f"The {service} service is not in this process and "
+                f"KINFOLK_{service.upper()}_URL is not set."
+            )
+        return service_client(configured, timeout=timeout, headers=headers)
+
+    def acting_for(
+        self, brand_id: uuid.UUID, scopes: frozenset[Scope], *, caller: str
+    ) -> dict[str, str]:
+        """Headers for a call that `caller`'s job makes for `brand_id`, with `scopes` only."""
+        return {"Authorization": self._tokens.authorization(caller, brand_id, scopes)}
+
+    @cached_property
+    def _tokens(self) -> ServiceTokens:
+        return ServiceTokens(self.settings)
 
 
 def service_client(

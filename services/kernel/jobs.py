@@ -26,6 +26,7 @@ from sqlalchemy import CursorResult, Table, delete
 from sqlalchemy import func as sql_func
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kernel.clients import Peers
 from services.kernel.db import Database
 from services.kernel.idempotency import IDEMPOTENCY_TABLE
 from services.kernel.loops import Backoff, cancel_and_wait, release_free_memory, sleep_or_stop
@@ -92,6 +93,9 @@ class JobSpec:
     # The function also takes `redis=`: the worker's Redis connection (for jobs whose data is
     # there too, such as dead letters).
     needs_redis: bool = False
+    # The function also takes `peers=`: the other services as the worker reaches them, for a
+    # job that reads another service's data (with a service token; a job has no caller).
+    needs_peers: bool = False
 
 
 def redis_settings(url: str) -> RedisSettings:
@@ -140,13 +144,17 @@ def worker_redis(url: str, settings: Settings) -> ArqRedis:
     return ArqRedis(pool, default_queue_name=QUEUE_NAME)
 
 
-def _arq_coroutine(database: Database, spec: JobSpec) -> Callable[..., Awaitable[Any]]:
+def _arq_coroutine(
+    database: Database, spec: JobSpec, peers: Peers
+) -> Callable[..., Awaitable[Any]]:
     """The arq entry point of a job: arq's `ctx` in, one unit of work around the function."""
 
     async def run_job(ctx: dict[Any, Any], **kwargs: Any) -> Any:
         try:
             if spec.needs_redis:
                 kwargs = {**kwargs, "redis": ctx["redis"]}
+            if spec.needs_peers:
+                kwargs = {**kwargs, "peers": peers}
             async with database.unit_of_work() as session:
                 return await spec.function(session, **kwargs)
         finally:
@@ -173,15 +181,15 @@ def collect_jobs(services: Sequence[ServiceModule], *, kernel: bool = True) -> l
     return specs
 
 
-def arq_functions(database: Database, specs: Sequence[JobSpec]) -> list[Function]:
+def arq_functions(database: Database, specs: Sequence[JobSpec], peers: Peers) -> list[Function]:
     """Every job, enqueueable by its name (scheduled ones too, to run them by hand)."""
     return [
-        func(_arq_coroutine(database, spec), name=spec.name, timeout=spec.timeout_seconds)  # type: ignore[arg-type]
+        func(_arq_coroutine(database, spec, peers), name=spec.name, timeout=spec.timeout_seconds)  # type: ignore[arg-type]
         for spec in specs
     ]
 
 
-def arq_cron_jobs(database: Database, specs: Sequence[JobSpec]) -> list[CronJob]:
+def arq_cron_jobs(database: Database, specs: Sequence[JobSpec], peers: Peers) -> list[CronJob]:
     """The scheduled jobs. arq's `unique` cron ids make several workers enqueue each run once."""
     jobs: list[CronJob] = []
     for spec in specs:
@@ -189,7 +197,7 @@ def arq_cron_jobs(database: Database, specs: Sequence[JobSpec]) -> list[CronJob]
             continue
         jobs.append(
             cron(
-                _arq_coroutine(database, spec),  # type: ignore[arg-type]
+                _arq_coroutine(database, spec, peers),  # type: ignore[arg-type]
                 name=f"cron:{spec.name}",
                 timeout=spec.timeout_seconds,
                 unique=True,
@@ -207,16 +215,19 @@ def build_worker(
     *,
     burst: bool = False,
     poll_delay_seconds: float = 0.5,
+    peers: Peers | None = None,
 ) -> Worker:
     """An arq worker for every job of the given services. Build it inside the running event loop.
+    Jobs reach other services through `peers` (default: at their `KINFOLK_<SERVICE>_URL`).
 
     Signals are left to the host process (`kinfolk dev` runs the HTTP server, relay, consumers and
     this worker in one loop and stops them together), hence `handle_signals=False`.
     """
     specs = collect_jobs(services)
+    peers = peers or Peers(settings)
     return Worker(
-        functions=arq_functions(database, specs),
-        cron_jobs=arq_cron_jobs(database, specs),
+        functions=arq_functions(database, specs, peers),
+        cron_jobs=arq_cron_jobs(database, specs, peers),
         redis_pool=worker_redis(redis_url, settings),
         queue_name=QUEUE_NAME,
         burst=burst,
@@ -237,6 +248,7 @@ async def run_worker(
     *,
     burst: bool = False,
     poll_delay_seconds: float = 0.5,
+    peers: Peers | None = None,
 ) -> None:
     """Run an arq worker in the current event loop until `stop` is set (or, in burst mode, the
     queue is empty). If arq's main loop fails (Redis unreachable), a fresh worker starts after a
@@ -254,6 +266,7 @@ async def run_worker(
             settings,
             burst=burst,
             poll_delay_seconds=poll_delay_seconds,
+            peers=peers,
         )
         try:
             finished = await _run_until_stopped(worker, stop)

@@ -188,7 +188,11 @@ class VerifiedOnceAuthenticator(Authenticator):
 
     @classmethod
     def of(cls, authenticator: Authenticator) -> VerifiedOnceAuthenticator:
-        return cls(tokens=authenticator.tokens, api_keys=authenticator.api_keys)
+        return cls(
+            tokens=authenticator.tokens,
+            api_keys=authenticator.api_keys,
+            services=authenticator.services,
+        )
 
 
 class RateLimitMiddleware:

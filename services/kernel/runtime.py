@@ -17,6 +17,7 @@ from services.kernel.auth import (
     ApiKeyVerifier,
     Authenticator,
     MemberTokenCodec,
+    ServiceTokens,
 )
 from services.kernel.clients import service_client
 from services.kernel.consumer import BLOCK_MILLISECONDS
@@ -113,6 +114,7 @@ class Runtime:
         authenticator = Authenticator(
             tokens=MemberTokenCodec(settings),
             api_keys=ApiKeyVerifier(redis, lookup, settings.api_key_cache_seconds),
+            services=ServiceTokens(settings),
         )
         try:
             yield cls(settings, database, redis, authenticator)

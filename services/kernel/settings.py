@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -55,6 +57,11 @@ class Settings(BaseSettings):
     jwt_issuer: str = "kinfolk"
     jwt_audience: str = "kinfolk"
     jwt_leeway_seconds: int = 10
+    # Service tokens: what a job (which has no caller) shows another service, for one brand and
+    # the scopes it needs (a scheduled segment's affinity condition asking the recommender).
+    # Signed with this secret, shared by every process of the deployment (unset: derived from
+    # the JWT signing secret).
+    service_secret: SecretStr | None = None
 
     # Staff API keys are verified once and cached this long in Redis; revocation clears the cache.
     api_key_cache_seconds: int = 60
@@ -193,6 +200,14 @@ class Settings(BaseSettings):
             path.write_text(secrets.token_urlsafe(48))
             path.chmod(0o600)
         return path.read_text().strip()
+
+    def signing_key(self, configured: SecretStr | None, label: bytes) -> bytes:
+        """`configured` when it is set, else a key derived from the JWT signing secret for
+        `label` alone: keys derived for different labels never sign what another one means,
+        and none of them is the member tokens' secret."""
+        if configured is not None:
+            return configured.get_secret_value().encode()
+        return hmac.new(self.jwt_signing_secret().encode(), label, hashlib.sha256).digest()
 
 
 @lru_cache(maxsize=1)

@@ -20,7 +20,7 @@ from services.kernel.auth import (
     cache_api_key_record,
     require_staff,
 )
-from services.kernel.clients import ServiceClient, hosted_services
+from services.kernel.clients import Peers, ServiceClient
 from services.kernel.db import SessionDep
 from services.kernel.errors import Unauthorized
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
@@ -88,23 +88,14 @@ async def privacy_services() -> Sequence[ServiceModule]:
 
 async def privacy_peers(
     request: Request,
-    settings: SettingsDep,
     services: Annotated[Sequence[ServiceModule], Depends(privacy_services)],
 ) -> AsyncIterator[list[ServiceClient]]:
     """Clients for those services, carrying the caller's credentials (see the privacy contract)."""
-    hosted = hosted_services(request.app)
+    peers = Peers.of(request.app)
     headers = {"Authorization": request.headers.get("authorization", "")}
     async with AsyncExitStack() as stack:
         yield [
-            await stack.enter_async_context(
-                ServiceClient.open(
-                    s.name,
-                    settings=settings,
-                    app=request.app,
-                    hosted=s.name in hosted,
-                    headers=headers,
-                )
-            )
+            await stack.enter_async_context(ServiceClient.open(s.name, peers, headers=headers))
             for s in services
         ]
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from services.gateway.calls import query_error, refused
 from services.gateway.errors import UpstreamUnavailable
 from services.gateway.upstream import UpstreamPool, UpstreamRefusal
+from services.kernel.clients import Peers
 from services.kernel.settings import Settings
 
 
@@ -76,7 +77,7 @@ def test_a_refused_read_is_a_typed_error_with_the_services_code(status: int, cod
 
 
 async def test_a_service_neither_hosted_nor_configured_answers_unavailable_when_called() -> None:
-    pool = UpstreamPool(Settings(), FastAPI(), hosted=frozenset({"members"}))
+    pool = UpstreamPool(Peers(Settings(), FastAPI(), hosted=frozenset({"members"})))
     upstreams = pool.for_member("Bearer token")
     with pytest.raises(UpstreamUnavailable, match="KINFOLK_REWARDS_URL is not set") as raised:
         await upstreams.rewards.get("/rewards/v1/me/summary")

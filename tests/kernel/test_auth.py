@@ -21,6 +21,7 @@ from services.kernel.auth import (
     MemberPrincipal,
     MemberTokenCodec,
     Scope,
+    ServiceTokens,
     StaffPrincipal,
     VerifiedTokens,
     api_key_cache_key,
@@ -288,8 +289,14 @@ async def test_wrong_secret_revoked_expired_and_unknown_keys_are_refused(redis: 
     ],
 )
 async def test_missing_or_malformed_authorization_is_refused(
-    redis: Redis, codec: MemberTokenCodec, header: str | None, message: str
+    redis: Redis,
+    codec: MemberTokenCodec,
+    base_settings: Settings,
+    header: str | None,
+    message: str,
 ) -> None:
-    authenticator = Authenticator(codec, ApiKeyVerifier(redis, _CountingLookup(None), 60))
+    authenticator = Authenticator(
+        codec, ApiKeyVerifier(redis, _CountingLookup(None), 60), ServiceTokens(base_settings)
+    )
     with pytest.raises(Unauthorized, match=message):
         await authenticator.authenticate(header)

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel import dead_letters
+from services.kernel.clients import Peers
 from services.kernel.consumer import ConsumerRunner, ConsumerSpec, dead_letter_stream
 from services.kernel.db import Database
 from services.kernel.dead_letters import (
@@ -69,7 +70,7 @@ async def test_letters_naming_an_erased_member_go_on_every_page_of_every_stream(
     assert await forget_dead_letters(redis, _erased_among) == 0
 
 
-async def test_a_job_that_needs_redis_gets_the_workers_connection(
+async def test_a_job_gets_the_workers_redis_and_peers_only_when_it_says_it_needs_them(
     engine_database: Database, redis: Redis
 ) -> None:
     seen: list[Any] = []
@@ -78,12 +79,21 @@ async def test_a_job_that_needs_redis_gets_the_workers_connection(
         seen.append(redis)
         return extra
 
+    async def calling(session: AsyncSession, *, peers: Peers, extra: int) -> int:
+        seen.append(peers)
+        return extra
+
     plain = JobSpec("test.plain", lambda session, extra: _answer(extra))
     needing = JobSpec("test.needs_redis", job, needs_redis=True)
-    run_plain, run_needing = arq_functions(engine_database, [plain, needing])
+    needs_peers = JobSpec("test.needs_peers", calling, needs_peers=True)
+    peers = Peers(Settings())
+    run_plain, run_needing, run_calling = arq_functions(
+        engine_database, [plain, needing, needs_peers], peers
+    )
     assert await run_needing.coroutine({"redis": redis}, extra=7) == 7
-    assert seen == [redis]
-    assert await run_plain.coroutine({"redis": redis}, extra=8) == 8  # not handed Redis
+    assert await run_calling.coroutine({"redis": redis}, extra=9) == 9
+    assert seen == [redis, peers]
+    assert await run_plain.coroutine({"redis": redis}, extra=8) == 8  # handed neither
 
 
 async def _answer(value: int) -> int:

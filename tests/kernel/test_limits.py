@@ -31,6 +31,7 @@ from services.kernel.auth import (
     MemberPrincipal,
     MemberTokenCodec,
     Scope,
+    ServiceTokens,
 )
 from services.kernel.db import Database
 from services.kernel.pagination import MAX_IDS, MAX_LIMIT
@@ -554,6 +555,7 @@ async def test_an_api_key_check_against_a_hanging_members_service_is_503(
         authenticator=Authenticator(
             tokens=MemberTokenCodec(settings),
             api_keys=ApiKeyVerifier(redis, lookup, settings.api_key_cache_seconds),
+            services=ServiceTokens(settings),
         ),
     )
     app = build_app([REWARDS], settings, runtime)

@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.gateway.notifications.channels import MemberChannels
 from services.kernel.app import build_app
 from services.kernel.auth import JWKS_KEY_LIFESPAN_SECONDS, format_api_key
-from services.kernel.clients import ServiceClient
+from services.kernel.clients import Peers, ServiceClient
 from services.kernel.consumer import BLOCK_MILLISECONDS
 from services.kernel.db import Database, connect_options
 from services.kernel.errors import ServiceUnavailable, dependency_unavailable
@@ -659,9 +659,7 @@ async def test_a_call_to_another_service_that_never_answers_is_unavailable_in_ti
     )
     watch = Stopwatch()
     with pytest.raises(ServiceUnavailable):
-        async with ServiceClient.open(
-            "members", settings=settings, app=FastAPI(), hosted=False
-        ) as members:
+        async with ServiceClient.open("members", Peers(settings)) as members:
             await members.get_json(f"/members/v1/privacy/members/{uuid.uuid4()}")
     lookup = RemoteApiKeyLookup(f"http://{hanging.address}", HANG)
     try:

@@ -10,7 +10,12 @@ import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from services.kernel.auth import ApiKeyVerifier, Authenticator, MemberTokenCodec
+from services.kernel.auth import (
+    ApiKeyVerifier,
+    Authenticator,
+    MemberTokenCodec,
+    ServiceTokens,
+)
 from services.kernel.runtime import RemoteApiKeyLookup, Runtime
 from services.kernel.settings import Settings
 from services.rewards.module import REWARDS
@@ -44,7 +49,9 @@ async def rewards_alone(
         database=runtime.database,
         redis=redis,
         authenticator=Authenticator(
-            MemberTokenCodec(base_settings), ApiKeyVerifier(redis, lookup, 60)
+            MemberTokenCodec(base_settings),
+            ApiKeyVerifier(redis, lookup, 60),
+            ServiceTokens(base_settings),
         ),
     )
     app = app_for([REWARDS], base_settings, remote_runtime)

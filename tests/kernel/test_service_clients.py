@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from services.kernel.clients import service_http
+from services.kernel.clients import Peers
 from services.kernel.middleware import RequestContextMiddleware
 from services.kernel.runtime import RemoteApiKeyLookup
 from services.kernel.settings import Settings
@@ -34,7 +34,7 @@ APP = Starlette(routes=[Route("/set", _sets_a_session), Route("/echo", _echoes_t
 
 
 async def test_an_in_process_client_sends_no_cookie_an_earlier_answer_set() -> None:
-    async with service_http("members", settings=Settings(), app=APP, hosted=True) as http:
+    async with Peers(Settings(), APP, frozenset({"members"})).http("members") as http:
         assert (await http.get("/set")).cookies["session"] == "member-a"
         assert (await http.get("/echo")).json() == {"cookie": None}
         assert len(http.cookies) == 0
@@ -43,7 +43,7 @@ async def test_an_in_process_client_sends_no_cookie_an_earlier_answer_set() -> N
 @pytest.mark.parametrize("url", ["http://members.internal:8000", "https://members.example.com"])
 async def test_a_client_of_a_remote_service_keeps_no_cookie_either(url: str) -> None:
     settings = Settings(members_url=url)
-    async with service_http("members", settings=settings, app=APP, hosted=False) as http:
+    async with Peers(settings, APP).http("members") as http:
         answer = httpx.Response(
             200,
             headers={"set-cookie": "AWSALB=sticky; Path=/"},
@@ -74,7 +74,7 @@ async def _the_id_it_got(request: Request) -> JSONResponse:
 
 
 async def _asks_another_service(request: Request) -> JSONResponse:
-    async with service_http("members", settings=Settings(), app=TRACED, hosted=True) as http:
+    async with Peers(Settings(), TRACED, frozenset({"members"})).http("members") as http:
         inner = (await http.get("/id")).json()
     sent: list[str | None] = []
 
@@ -106,5 +106,5 @@ async def test_a_call_to_another_service_carries_the_id_of_the_request_it_serves
 
 
 async def test_a_call_made_outside_any_request_sends_no_id() -> None:
-    async with service_http("members", settings=Settings(), app=TRACED, hosted=True) as http:
+    async with Peers(Settings(), TRACED, frozenset({"members"})).http("members") as http:
         assert (await http.get("/id")).json() == {"id": None}

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.auth import Scope, StaffPrincipal
+from services.kernel.clients import Peers
 from services.kernel.clock import utcnow
 from services.kernel.db import Database
 from services.kernel.jobs import QUEUE_NAME
@@ -621,12 +622,12 @@ async def test_a_failed_export_says_why_and_leaves_no_version_events_or_file(
 
 
 async def test_the_job_retries_an_export_its_request_has_not_committed_yet(
-    session: AsyncSession,
+    session: AsyncSession, base_settings: Settings
 ) -> None:
     from arq import Retry
 
     with pytest.raises(Retry):
-        await tasks.run_export(session, export_id=str(uuid.uuid4()))
+        await tasks.run_export(session, export_id=str(uuid.uuid4()), peers=Peers(base_settings))
 
 
 # --- Links ------------------------------------------------------------------------------------
@@ -727,9 +728,6 @@ async def test_bad_exports_are_refused_with_the_path_and_nothing_starts(
     theirs = await add_segment(session, other_brand.id)
     deleted = await add_segment(session, brand.id)
     deleted.deleted_at = utcnow()
-    fans = await add_segment(
-        session, brand.id, {"affinity": {"item": f"perk:{uuid.uuid4()}", "top_share": 0.2}}
-    )
     await session.commit()
     done = await export_and_run(
         client, session, base_settings, brand.headers, segment_id=segment.id
@@ -744,7 +742,6 @@ async def test_bad_exports_are_refused_with_the_path_and_nothing_starts(
         (brand.headers, {"segment_id": uuid.uuid4()}, 404, "SegmentNotFound", None),
         (brand.headers, {"segment_id": theirs.id}, 404, "SegmentNotFound", None),
         (brand.headers, {"segment_id": deleted.id}, 404, "SegmentNotFound", None),
-        (brand.headers, {"segment_id": fans.id}, 422, "AffinityNeedsCaller", "segment_id"),
         (brand.headers, {"segment_id": segment.id, "fields": ["tier", "shoe_size"]}, 422,
          "UnknownField", "fields[1]"),
         (brand.headers, {"segment_id": segment.id, "fields": ["tier", "tier"]}, 422,

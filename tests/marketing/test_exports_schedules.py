@@ -125,9 +125,6 @@ async def test_bad_schedules_are_refused_and_none_is_made(
 ) -> None:
     await small_brand(session, brand.id)
     segment = await add_segment(session, brand.id)
-    fans = await add_segment(
-        session, brand.id, {"affinity": {"item": f"perk:{uuid.uuid4()}", "top_share": 0.2}}
-    )
     await session.commit()
     root = _root(base_settings)
     marketer = bearer(await key_with(session, brand, Scope.MARKETING_WRITE))
@@ -148,8 +145,6 @@ async def test_bad_schedules_are_refused_and_none_is_made(
         (brand.headers, {**good, "destination": f"s3://{BUCKET}/x?versionId=1"}, 422,
          "DestinationNotAllowed", "destination"),
         (brand.headers, {**good, "segment_id": uuid.uuid4()}, 404, "SegmentNotFound", None),
-        (brand.headers, {**good, "segment_id": fans.id}, 422, "AffinityNeedsCaller",
-         "segment_id"),
         (brand.headers, {**good, "fields": ["nope"]}, 422, "UnknownField", "fields[0]"),
         (marketer, {**good, "fields": ["email"]}, 403, "FieldNotReadable", "fields[0]"),
         (brand.headers, {**good, "mode": "delta", "lawful_basis": "contract"}, 422,

@@ -272,41 +272,24 @@ async def test_personal_fields_need_members_read_and_affinity_recommender_read(
         "/marketing/v1/segments", json={**body, "rule": affinity}, headers=reader
     )
     assert _error(refused) == (403, "AffinityNotAllowed", "rule.or[1]")
-    scheduled = await client.post(
-        "/marketing/v1/segments",
-        json={**body, "rule": affinity, "refresh": "daily"},
-        headers=brand.headers,
-    )
-    assert _error(scheduled) == (422, "AffinityNeedsManualRefresh", "refresh")
     assert await _saved(session, brand) == 1
 
 
-async def test_a_segment_naming_an_affinity_segment_is_manual_too(
+async def test_affinity_conditions_may_refresh_on_a_schedule_directly_or_named(
     client: httpx.AsyncClient, brand: BrandFixture
 ) -> None:
+    # Scheduled refreshes ask the recommender with a service token of the brand (see
+    # test_segments_affinity), so a schedule is no reason to refuse one.
     daily = await create(client, brand, TIER, name="daily", refresh="daily")
     affinity = {"affinity": {"item": "perk:1", "top_share": 0.2}}
-    manual = await create(client, brand, affinity, name="manual")
-    named = await client.post(
-        "/marketing/v1/segments",
-        json={
-            "name": "n",
-            "rule": {"segment": manual["id"]},
-            "purpose": "analytics",
-            "refresh": "hourly",
-        },
-        headers=brand.headers,
+    scheduled = await create(client, brand, affinity, name="scheduled", refresh="daily")
+    named = await create(client, brand, {"segment": scheduled["id"]}, name="n", refresh="hourly")
+    assert (scheduled["refresh"], named["refresh"]) == ("daily", "hourly")
+    changed = await client.patch(
+        f"/marketing/v1/segments/{daily['id']}", json={"rule": affinity}, headers=brand.headers
     )
-    assert _error(named) == (422, "AffinityNeedsManualRefresh", "refresh")
-    # Nor may a daily segment's named segment take an affinity condition.
-    user = await create(client, brand, {"segment": daily["id"]}, name="user", refresh="daily")
-    refused = await client.patch(
-        f"/marketing/v1/segments/{daily['id']}",
-        json={"rule": affinity, "refresh": "manual"},
-        headers=brand.headers,
-    )
-    assert _error(refused) == (422, "AffinityNeedsManualRefresh", "rule")
-    assert user["id"] in refused.json()["detail"]["message"]
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["rule"], changed.json()["refresh"]) == (affinity, "daily")
 
 
 async def test_a_retried_create_with_the_same_key_makes_one_segment(

@@ -10,9 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kernel.clients import Peers
 from services.kernel.clock import utcnow
 from services.kernel.ids import new_id
 from services.marketing.models import MemberView, RefreshEvery, Segment, SegmentPurpose
@@ -222,13 +224,17 @@ async def test_events_are_written_a_chunk_at_a_time(
 
 
 async def test_the_schedule_materialises_segments_whose_refresh_is_due(
-    client: httpx.AsyncClient, session: AsyncSession, world: World, brand: BrandFixture
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    world: World,
+    brand: BrandFixture,
 ) -> None:
     hourly = await create(client, brand, RICH, refresh="hourly", name="hourly")
     daily = await create(client, brand, RICH, refresh="daily", name="daily")
     manual = await create(client, brand, RICH, refresh="manual", name="manual")
-    # Saved before the checks existed, or otherwise: a due segment that cannot be computed
-    # now is skipped and the others still are.
+    # A due segment that cannot be computed now (the recommender knows no such item) is
+    # skipped and the others still are.
     broken = Segment(
         id=new_id(),
         brand_id=brand.id,
@@ -242,6 +248,7 @@ async def test_the_schedule_materialises_segments_whose_refresh_is_due(
     session.add(broken)
     await session.flush()
     now = utcnow()
+    peers = Peers.of(app)
 
     async def versions() -> dict[str, int]:
         out = {}
@@ -252,12 +259,12 @@ async def test_the_schedule_materialises_segments_whose_refresh_is_due(
             out[segment["name"]] = read.json()["version"]
         return out
 
-    assert await REFRESH_JOB.function(session, now=now) == 2
+    assert await REFRESH_JOB.function(session, peers=peers, now=now) == 2
     assert await versions() == {"hourly": 1, "daily": 1, "manual": 0}
-    assert await REFRESH_JOB.function(session, now=now + timedelta(minutes=10)) == 0
-    assert await REFRESH_JOB.function(session, now=now + timedelta(minutes=60)) == 1
+    assert await REFRESH_JOB.function(session, peers=peers, now=now + timedelta(minutes=10)) == 0
+    assert await REFRESH_JOB.function(session, peers=peers, now=now + timedelta(minutes=60)) == 1
     assert await versions() == {"hourly": 2, "daily": 1, "manual": 0}
-    assert await REFRESH_JOB.function(session, now=now + timedelta(days=1)) == 2
+    assert await REFRESH_JOB.function(session, peers=peers, now=now + timedelta(days=1)) == 2
     assert await versions() == {"hourly": 3, "daily": 2, "manual": 0}
     await session.refresh(broken)
     assert broken.version == 0

@@ -20,16 +20,10 @@ from services.marketing.exports.errors import ExportLinkExpired, ExportLinkInval
 _DERIVATION_LABEL = b"kinfolk marketing export links v1"
 
 
-def _key(settings: Settings) -> bytes:
-    if settings.export_link_secret is not None:
-        return settings.export_link_secret.get_secret_value().encode()
-    base = settings.jwt_signing_secret().encode()
-    return hmac.new(base, _DERIVATION_LABEL, hashlib.sha256).digest()
-
-
 def _signature(settings: Settings, export_id: uuid.UUID, expires: int) -> str:
     message = f"{export_id}.{expires}".encode()
-    digest = hmac.new(_key(settings), message, hashlib.sha256).digest()
+    key = settings.signing_key(settings.export_link_secret, _DERIVATION_LABEL)
+    digest = hmac.new(key, message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 

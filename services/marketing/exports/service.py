@@ -55,6 +55,7 @@ from services.marketing.models import (
 )
 from services.marketing.segments import repository as segment_rows
 from services.marketing.segments import service as segments
+from services.marketing.segments.affinity import AffinityFor, AffinitySource
 
 log = structlog.get_logger(__name__)
 
@@ -139,7 +140,6 @@ async def create_export(
 ) -> Export:
     """A queued export, after every check: nothing is written when one fails."""
     segment = await segments.get_segment(session, staff.brand_id, payload.segment_id)
-    await segments.check_runs_without_caller(session, segment, "segment_id")
     fields = file_fields(staff, payload.fields)
     check_mode(payload.mode, payload.lawful_basis)
     repository = ExportRepository(session)
@@ -198,10 +198,15 @@ class Outcome:
 
 
 async def run_export(
-    session: AsyncSession, export_id: uuid.UUID, settings: Settings
+    session: AsyncSession,
+    export_id: uuid.UUID,
+    settings: Settings,
+    affinity: AffinityFor | None = None,
 ) -> Export | None:
     """Runs a queued export (again, if a worker died mid-way); None if there is no such export
-    (yet: the request that made it may not have committed). A finished one is left as it is."""
+    (yet: the request that made it may not have committed). A finished one is left as it is.
+    `affinity` answers the affinity conditions of the brand's segments (without it, a segment
+    with one fails the export)."""
     repository = ExportRepository(session)
     export = await repository.get_any(export_id)
     if export is None:
@@ -217,7 +222,8 @@ async def run_export(
             # A savepoint: a failure undoes the version and any events, and the export records
             # the failure in the job's still usable transaction.
             async with session.begin_nested():
-                outcome = await _produce(session, export, settings, progress)
+                source = affinity(export.brand_id) if affinity is not None else None
+                outcome = await _produce(session, export, settings, progress, source)
         except Exception as exc:
             log.exception("marketing.export_failed", export_id=str(export.id))
             return await repository.finish(
@@ -268,11 +274,15 @@ async def run_export(
 
 
 async def _produce(
-    session: AsyncSession, export: Export, settings: Settings, progress: Progress
+    session: AsyncSession,
+    export: Export,
+    settings: Settings,
+    progress: Progress,
+    affinity: AffinitySource | None,
 ) -> Outcome:
     started = time.perf_counter()
     segment = await segments.get_segment(session, export.brand_id, export.segment_id)
-    made = await segments.materialise(session, segment)
+    made = await segments.materialise(session, segment, affinity=affinity)
     version = made.version
     materialised = time.perf_counter()
     basis = basis_of(segment, export.lawful_basis)
@@ -287,7 +297,7 @@ async def _produce(
         )
         total = await _count(session, entered) + await _count(session, exited)
     elif export.lawful_basis is not None:
-        members = await segments.live_members(session, segment, consent=False)
+        members = await segments.live_members(session, segment, consent=False, affinity=affinity)
         statement = formats.file_rows(export.brand_id, export.fields, shape, basis, members=members)
         total = await _count(session, members)
     else:
@@ -364,7 +374,6 @@ async def create_schedule(
     session: AsyncSession, staff: StaffPrincipal, settings: Settings, payload: ScheduleCreate
 ) -> ExportSchedule:
     segment = await segments.get_segment(session, staff.brand_id, payload.segment_id)
-    await segments.check_runs_without_caller(session, segment, "segment_id")
     fields = file_fields(staff, payload.fields)
     check_mode(payload.mode, payload.lawful_basis)
     destination = check_destination(settings, payload.destination)
@@ -445,7 +454,10 @@ async def delete_schedule(
 
 
 async def run_due_schedules(
-    session: AsyncSession, settings: Settings, now: datetime | None = None
+    session: AsyncSession,
+    settings: Settings,
+    now: datetime | None = None,
+    affinity: AffinityFor | None = None,
 ) -> list[Export]:
     """Runs the schedules that are due, each as an export like an on-demand one (same files),
     into the schedule's destination. A delta exports since the version the last run reached
@@ -477,7 +489,7 @@ async def run_due_schedules(
                 created_at=utcnow(),
             )
         )
-        finished = await run_export(session, export.id, settings)
+        finished = await run_export(session, export.id, settings, affinity)
         assert finished is not None
         if finished.status is ExportStatus.COMPLETED:
             schedule.last_version = finished.version

@@ -11,9 +11,11 @@ import uuid
 from arq import Retry
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kernel.clients import Peers
 from services.kernel.jobs import JobSpec, Schedule
 from services.kernel.settings import get_settings
 from services.marketing.exports import service
+from services.marketing.segments.affinity import RecommenderAudiences
 
 EXPORT_JOB_NAME = "marketing.export"
 SCHEDULES_JOB_NAME = "marketing.run_export_schedules"
@@ -27,19 +29,26 @@ def export_job_id(export_id: uuid.UUID) -> str:
     return f"{EXPORT_JOB_NAME}:{export_id}"
 
 
-async def run_export(session: AsyncSession, export_id: str) -> str:
-    export = await service.run_export(session, uuid.UUID(export_id), get_settings())
+async def run_export(session: AsyncSession, export_id: str, *, peers: Peers) -> str:
+    export = await service.run_export(
+        session, uuid.UUID(export_id), get_settings(), RecommenderAudiences.for_jobs(peers)
+    )
     if export is None:
         raise Retry(defer=NOT_YET_COMMITTED_RETRY_SECONDS)
     return export.status.value
 
 
-async def run_export_schedules(session: AsyncSession) -> int:
-    return len(await service.run_due_schedules(session, get_settings()))
+async def run_export_schedules(session: AsyncSession, *, peers: Peers) -> int:
+    affinity = RecommenderAudiences.for_jobs(peers)
+    return len(await service.run_due_schedules(session, get_settings(), affinity=affinity))
 
 
-EXPORT_JOB = JobSpec(EXPORT_JOB_NAME, run_export, timeout_seconds=3_600)
+EXPORT_JOB = JobSpec(EXPORT_JOB_NAME, run_export, timeout_seconds=3_600, needs_peers=True)
 SCHEDULES_JOB = JobSpec(
-    SCHEDULES_JOB_NAME, run_export_schedules, cron=Schedule(second=0), timeout_seconds=3_600
+    SCHEDULES_JOB_NAME,
+    run_export_schedules,
+    cron=Schedule(second=0),
+    timeout_seconds=3_600,
+    needs_peers=True,
 )
 EXPORT_JOBS: tuple[JobSpec, ...] = (EXPORT_JOB, SCHEDULES_JOB)

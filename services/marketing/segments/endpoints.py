@@ -8,12 +8,10 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request, Response, status
 
-from services.kernel.clients import hosted_services
 from services.kernel.db import SessionDep
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
 from services.kernel.pagination import Page, PageDep
 from services.kernel.routing import Router
-from services.kernel.settings import Settings
 from services.marketing.access import StaffRead, StaffWrite
 from services.marketing.fields import FIELDS
 from services.marketing.models import IDEMPOTENCY, Segment, SegmentVersion
@@ -58,13 +56,7 @@ _AFFINITY: dict[int | str, dict[str, str]] = {
 
 async def affinity_source(request: Request) -> AffinitySource:
     """The recommender, asked with the caller's own key (in process when this app hosts it)."""
-    settings: Settings = request.app.state.settings
-    return RecommenderAudiences(
-        settings,
-        request.app,
-        hosted="recommender" in hosted_services(request.app),
-        authorization=request.headers.get("authorization", ""),
-    )
+    return RecommenderAudiences.for_request(request)
 
 
 Affinities = Annotated[AffinitySource, Depends(affinity_source)]
@@ -135,7 +127,7 @@ async def catalog(staff: StaffRead) -> CatalogRead:
     responses={
         403: {"description": _SCOPE_ERRORS},
         409: {"description": "IdempotencyKeyReused"},
-        422: {"description": f"{_RULE_ERRORS}; AffinityNeedsManualRefresh"},
+        422: {"description": _RULE_ERRORS},
     },
 )
 async def create_segment(
@@ -208,7 +200,7 @@ async def read_segment(segment_id: uuid.UUID, staff: StaffRead, session: Session
     responses={
         **_404,
         403: {"description": _SCOPE_ERRORS},
-        422: {"description": f"{_RULE_ERRORS}; AffinityNeedsManualRefresh"},
+        422: {"description": _RULE_ERRORS},
     },
 )
 async def update_segment(

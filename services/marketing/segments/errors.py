@@ -110,18 +110,6 @@ class UnknownItem(_RuleInvalid):
     code = "UnknownItem"
 
 
-class AffinityNeedsManualRefresh(_RuleInvalid):
-    """An affinity condition is resolved with the caller's key: refresh on demand only."""
-
-    code = "AffinityNeedsManualRefresh"
-
-
-class AffinityNeedsCaller(_RuleInvalid):
-    """An export runs as a job, without the caller's key that affinity conditions need."""
-
-    code = "AffinityNeedsCaller"
-
-
 class _RuleForbidden(Forbidden):
     def __init__(self, path: str, message: str) -> None:
         self.path = path

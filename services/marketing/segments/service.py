@@ -27,16 +27,13 @@ from services.marketing.fields import unreadable
 from services.marketing.models import (
     OUTBOX,
     MemberView,
-    RefreshEvery,
     Segment,
     SegmentPurpose,
     SegmentVersion,
 )
-from services.marketing.segments.affinity import AffinitySource
+from services.marketing.segments.affinity import AffinityFor, AffinitySource
 from services.marketing.segments.compiler import Audience, Compiler, Named
 from services.marketing.segments.errors import (
-    AffinityNeedsCaller,
-    AffinityNeedsManualRefresh,
     AffinityNotAllowed,
     AffinityUnavailable,
     FieldNotReadable,
@@ -90,19 +87,6 @@ async def get_segment(session: AsyncSession, brand_id: uuid.UUID, segment_id: uu
     if found is None:
         raise SegmentNotFound(segment_id)
     return found
-
-
-async def check_runs_without_caller(session: AsyncSession, segment: Segment, path: str) -> None:
-    """Refuse a segment whose rule (or a segment it names) has an affinity condition for work
-    that runs as a job: the recommender answers those for the caller's key, which a job lacks."""
-    if (await _Graph.load(session, segment.brand_id)).has_affinity(segment.id):
-        raise AffinityNeedsCaller(
-            path,
-            f"Segment {segment.name!r} has an affinity condition, which the recommender answers "
-            "for the caller's key; exports run as jobs without it. Export a segment without "
-            "affinity conditions, or materialise this one on demand and export its members "
-            "from a segment that does not name it.",
-        )
 
 
 async def list_segments(
@@ -164,20 +148,6 @@ class _Graph:
             )
         return memo[segment_id]
 
-    def has_affinity(self, segment_id: uuid.UUID) -> bool:
-        return any(facts(self.rule(s)).affinities for s in self.closure(segment_id))
-
-    def closure(self, segment_id: uuid.UUID) -> set[uuid.UUID]:
-        """The segment and every segment it names, directly or not."""
-        seen: set[uuid.UUID] = set()
-        todo = [segment_id]
-        while todo:
-            current = todo.pop()
-            if current not in seen:
-                seen.add(current)
-                todo.extend(self.uses(current))
-        return seen
-
     def dependents(self, segment_id: uuid.UUID) -> list[Segment]:
         """Segments that name this one, directly or not."""
         return [
@@ -221,10 +191,9 @@ def _check_graph(
     rule: RuleNode,
     *,
     segment_id: uuid.UUID | None,
-    refresh: RefreshEvery | None,
 ) -> list[uuid.UUID]:
-    """Named segments exist, no cycle, the size with named segments counted in, and no
-    schedule for an affinity condition; returns the segments the rule names."""
+    """Named segments exist, no cycle, and the size with named segments counted in; returns
+    the segments the rule names."""
     found = facts(rule)
     for named, path in found.segments:
         if named not in graph.segments:
@@ -244,15 +213,6 @@ def _check_graph(
             f"The rule has {total} conditions, counting those of the segments it names; at "
             f"most {MAX_CONDITIONS}: split it, or use in/not_in for lists of values.",
         )
-    named_affinity = next((path for s, path in found.segments if graph.has_affinity(s)), None)
-    affinity_path = found.affinities[0][1] if found.affinities else named_affinity
-    if affinity_path is not None and refresh not in (None, RefreshEvery.MANUAL):
-        raise AffinityNeedsManualRefresh(
-            "refresh",
-            f"The affinity condition at {affinity_path} is answered by the recommender for the "
-            "caller's key, which a scheduled refresh does not have: set refresh to manual and "
-            "materialise on demand.",
-        )
     if segment_id is not None:
         for dependent in graph.dependents(segment_id):
             if graph.size(dependent.id) > MAX_CONDITIONS:
@@ -260,13 +220,6 @@ def _check_graph(
                     "rule",
                     f"Segment {dependent.name!r} ({dependent.id}) names this one and would have "
                     f"more than {MAX_CONDITIONS} conditions with this rule.",
-                )
-            if affinity_path is not None and dependent.refresh is not RefreshEvery.MANUAL:
-                raise AffinityNeedsManualRefresh(
-                    "rule",
-                    f"Segment {dependent.name!r} ({dependent.id}) names this one and refreshes "
-                    f"{dependent.refresh.value}; an affinity condition ({affinity_path}) is "
-                    "materialised on demand only: make that segment manual first.",
                 )
     return list(dict.fromkeys(s for s, _ in found.segments))
 
@@ -280,7 +233,7 @@ async def create_segment(
     rule = parse_rule(payload.rule)
     _check_scopes(staff, rule)
     graph = await _Graph.load(session, staff.brand_id)
-    uses = _check_graph(graph, rule, segment_id=None, refresh=payload.refresh)
+    uses = _check_graph(graph, rule, segment_id=None)
     now = utcnow()
     segment = Segment(
         id=new_id(),
@@ -303,7 +256,7 @@ async def update_segment(
     session: AsyncSession, staff: StaffPrincipal, segment_id: uuid.UUID, payload: SegmentUpdate
 ) -> Segment:
     """Changes what was sent; the rule (new or not) is checked again against the brand's
-    segments as they are now, and against the new refresh."""
+    segments as they are now."""
     repository = SegmentRepository(session)
     segment = await get_segment(session, staff.brand_id, segment_id)
     segment = await repository.lock(segment)
@@ -314,7 +267,7 @@ async def update_segment(
     checked = rule if rule is not None else parse_rule(segment.rule)
     refresh = payload.refresh if "refresh" in sent and payload.refresh else segment.refresh
     graph = await _Graph.load(session, staff.brand_id)
-    uses = _check_graph(graph, checked, segment_id=segment.id, refresh=refresh)
+    uses = _check_graph(graph, checked, segment_id=segment.id)
     if "name" in sent and payload.name is not None:
         segment.name = payload.name
     if "description" in sent:
@@ -377,8 +330,8 @@ async def _prepare(
     for (item, share), path in asked.items():
         if affinity is None:
             raise AffinityUnavailable(
-                f"{path}: an affinity condition is answered by the recommender for the "
-                "caller's key; materialise this segment on demand."
+                f"{path}: an affinity condition is answered by the recommender, and nothing "
+                "here can ask it; try again from the API or the scheduled refresh."
             )
         answer = await affinity.audience(item, share, path=path)
         audiences[(item, share)] = answer
@@ -419,7 +372,7 @@ async def preview(
     if staff is not None:
         _check_scopes(staff, parsed)
     graph = await _Graph.load(session, brand_id)
-    _check_graph(graph, parsed, segment_id=None, refresh=None)
+    _check_graph(graph, parsed, segment_id=None)
     prepared = await _prepare(
         session, brand_id, parsed, affinity=affinity, now=now or utcnow(), graph=graph
     )
@@ -576,11 +529,13 @@ async def refresh_due(
     session: AsyncSession,
     now: datetime | None = None,
     *,
+    affinity: AffinityFor | None = None,
     budget_seconds: float = REFRESH_BUDGET_SECONDS,
 ) -> int:
     """Materialises segments whose hourly or daily refresh is due, the longest overdue first,
-    until none are left or the budget is spent. A segment that cannot be computed now (its
-    affinity condition has no caller to ask with) is logged and left as it was."""
+    until none are left or the budget is spent; `affinity` gives the source that answers a
+    brand's affinity conditions. A segment that cannot be computed now (the recommender is
+    away, or there is no `affinity`) is logged and left as it was, due for the next run."""
     started = time.perf_counter()
     repository = SegmentRepository(session)
     done = 0
@@ -593,7 +548,12 @@ async def refresh_due(
         for segment in due:
             try:
                 async with session.begin_nested():
-                    await materialise(session, segment, now=now)
+                    await materialise(
+                        session,
+                        segment,
+                        now=now,
+                        affinity=affinity(segment.brand_id) if affinity is not None else None,
+                    )
             except KinfolkError as exc:
                 skipped.add(segment.id)
                 log.warning(
