@@ -130,6 +130,10 @@ class Settings(BaseSettings):
     # JWT signing secret).
     exports_url: str | None = None
     export_folders_root: Path | None = None
+    # The S3 locations (`s3://bucket[/prefix]`) scheduled exports may write at or under, with the
+    # server's credentials; `{brand_id}` in one stands for the brand's id, so that each brand
+    # writes under its own prefix only. Unset: the exports location when it is in S3, else none.
+    export_s3_destinations: list[str] = Field(default_factory=list)
     s3_endpoint_url: str | None = None
     # Each S3 request's connect timeout, and how long it may go without a byte moving; the SDK
     # tries a failed request up to three times.
@@ -176,6 +180,15 @@ class Settings(BaseSettings):
             if name in ("sslmode", "ssl") and value not in TLS_MODES:
                 raise ValueError(f"{name} must be one of {', '.join(TLS_MODES)} (not {value!r})")
         return url
+
+    @field_validator("export_s3_destinations")
+    @classmethod
+    def _s3_locations(cls, locations: list[str]) -> list[str]:
+        for location in locations:
+            parts = urlsplit(location)
+            if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
+                raise ValueError(f"use s3://bucket or s3://bucket/prefix (not {location!r})")
+        return locations
 
     @field_validator("redis_url")
     @classmethod

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from moto.server import ThreadedMotoServer
+from pydantic import ValidationError
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +27,7 @@ from services.kernel.clock import utcnow
 from services.kernel.db import Database
 from services.kernel.settings import Settings
 from services.marketing.exports import service
+from services.marketing.exports.errors import DestinationNotAllowed
 from services.marketing.models import ExportSchedule
 from services.registry import SERVICES
 from tests.conftest import BrandFixture, app_for, bearer, make_runtime
@@ -265,7 +267,11 @@ def s3(s3_endpoint: str, aws_test_credentials: None) -> Any:
 @pytest.fixture
 def s3_settings(base_settings: Settings, s3_endpoint: str) -> Settings:
     return base_settings.model_copy(
-        update={"s3_endpoint_url": s3_endpoint, "exports_url": f"s3://{BUCKET}/on-demand"}
+        update={
+            "s3_endpoint_url": s3_endpoint,
+            "exports_url": f"s3://{BUCKET}/on-demand",
+            "export_s3_destinations": [f"s3://{BUCKET}/crm/{{brand_id}}"],
+        }
     )
 
 
@@ -289,15 +295,33 @@ async def test_schedules_and_exports_write_to_an_s3_bucket(
     world = await small_brand(session, brand.id)
     segment = await add_segment(session, brand.id)
     await session.commit()
+    # Only under the brand's own prefix of the allowed location.
+    other = uuid.uuid4()
+    for elsewhere in (
+        f"s3://{BUCKET}/crm/acme",
+        f"s3://{BUCKET}/crm/{other}/acme",
+        f"s3://{BUCKET}/crm/{brand.id}-acme",
+        f"s3://{BUCKET}/crm/{brand.id}/../{other}",
+        f"s3://{BUCKET}/on-demand/{brand.id}",
+        f"s3://another-bucket/crm/{brand.id}",
+    ):
+        refused = await _create(
+            s3_client, brand.headers, segment_id=segment.id, every="daily", destination=elsewhere
+        )
+        assert (refused.status_code, refused.json()["error"]) == (422, "DestinationNotAllowed")
+        assert refused.json()["detail"]["message"] == (
+            f"S3 destinations must be at or under s3://{BUCKET}/crm/{brand.id}."
+        )
+    assert await session.scalar(select(func.count()).select_from(ExportSchedule)) == 0
     created = await _create(
         s3_client, brand.headers, segment_id=segment.id, fields=["email"], format="parquet",
-        every="daily", destination=f"s3://{BUCKET}/crm/acme/",
+        every="daily", destination=f"s3://{BUCKET}/crm/{brand.id}/acme/",
     )  # fmt: skip
     assert created.status_code == 201, created.text
-    assert created.json()["destination"] == f"s3://{BUCKET}/crm/acme"
+    assert created.json()["destination"] == f"s3://{BUCKET}/crm/{brand.id}/acme"
     ran = await service.run_due_schedules(session, s3_settings)
     assert [e.status.value for e in ran] == ["completed"], [e.error for e in ran]
-    key = f"crm/acme/{segment.id}-v1-full-{ran[0].id}.parquet"
+    key = f"crm/{brand.id}/acme/{segment.id}-v1-full-{ran[0].id}.parquet"
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]] == [key]
     body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
     assert ran[0].bytes == len(body)
@@ -330,3 +354,36 @@ async def test_schedules_and_exports_write_to_an_s3_bucket(
     assert sorted((r["member_id"], r["email"]) for r in rows) == sorted(
         (str(m[n]), known[m[n]].email) for n in ("ana", "bo", "ed")
     )
+
+
+def test_s3_destinations_default_to_the_exports_location_in_s3_and_else_none(
+    base_settings: Settings,
+) -> None:
+    brand_id = uuid.uuid4()
+    alone = base_settings.model_copy(update={"exports_url": None, "export_s3_destinations": []})
+    with pytest.raises(DestinationNotAllowed) as nowhere:
+        service.check_destination(alone, f"s3://{BUCKET}/crm", brand_id)
+    assert "no S3 bucket" in nowhere.value.detail["message"]
+    in_s3 = alone.model_copy(update={"exports_url": f"s3://{BUCKET}/exports/"})
+    assert service.check_destination(in_s3, f"s3://{BUCKET}/exports/crm/", brand_id) == (
+        f"s3://{BUCKET}/exports/crm"
+    )
+    with pytest.raises(DestinationNotAllowed):
+        service.check_destination(in_s3, f"s3://{BUCKET}/exportsx", brand_id)
+    several = alone.model_copy(
+        update={"export_s3_destinations": ["s3://crm-drop", f"s3://{BUCKET}/b/{{brand_id}}/"]}
+    )
+    assert service.check_destination(several, "s3://crm-drop/x", brand_id) == "s3://crm-drop/x"
+    assert service.check_destination(several, f"s3://{BUCKET}/b/{brand_id}", brand_id) == (
+        f"s3://{BUCKET}/b/{brand_id}"
+    )
+    with pytest.raises(DestinationNotAllowed):
+        service.check_destination(several, f"s3://{BUCKET}/b/{uuid.uuid4()}", brand_id)
+
+
+@pytest.mark.parametrize(
+    "location", ["crm-drop", "https://crm-drop/x", "s3://", "s3://crm-drop/x?versionId=1"]
+)
+def test_an_s3_destination_setting_that_is_not_an_s3_location_is_refused(location: str) -> None:
+    with pytest.raises(ValidationError, match="s3://bucket"):
+        Settings(export_s3_destinations=[location])

@@ -105,7 +105,9 @@ class Every(StrEnum):
 
 DESTINATION_DESCRIPTION = (
     "`file:///absolute/folder` (under the folder this server allows, `export_folders_root`) "
-    "or `s3://bucket/prefix` (the server's S3 credentials)."
+    "or `s3://bucket/prefix` at or under a location this server allows the brand "
+    "(`export_s3_destinations`, else its own exports location in S3; the server's S3 "
+    "credentials)."
 )
 
 

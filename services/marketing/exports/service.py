@@ -116,9 +116,15 @@ async def check_since(
         )
 
 
-def check_destination(settings: Settings, destination: str) -> str:
+def check_destination(settings: Settings, destination: str, brand_id: uuid.UUID) -> str:
+    """A scheduled export's destination, normalised: a folder under the folders root, or an
+    S3 location the server allows for the brand."""
     try:
-        return storage.check_uri(destination, storage.folders_root(settings))
+        return storage.check_uri(
+            destination,
+            storage.folders_root(settings),
+            buckets=storage.s3_roots(settings, brand_id),
+        )
     except storage.BadDestination as exc:
         raise DestinationNotAllowed("destination", str(exc)) from exc
 
@@ -376,7 +382,7 @@ async def create_schedule(
     segment = await segments.get_segment(session, staff.brand_id, payload.segment_id)
     fields = file_fields(staff, payload.fields)
     check_mode(payload.mode, payload.lawful_basis)
-    destination = check_destination(settings, payload.destination)
+    destination = check_destination(settings, payload.destination, staff.brand_id)
     return await ExportRepository(session).add_schedule(
         ExportSchedule(
             id=new_id(),
@@ -430,7 +436,7 @@ async def update_schedule(
     # Whoever changes a schedule must be able to read what it writes.
     changes["fields"] = file_fields(staff, changes.get("fields", schedule.fields))
     if "destination" in changes:
-        changes["destination"] = check_destination(settings, changes["destination"])
+        changes["destination"] = check_destination(settings, changes["destination"], staff.brand_id)
     if "every" in changes:
         changes["every"] = RefreshEvery(changes["every"].value)
     mode = changes.get("mode", schedule.mode)

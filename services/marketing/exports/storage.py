@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import posixpath
 import re
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -54,9 +56,27 @@ def folders_root(settings: Settings) -> Path:
     return exports_folder(settings)
 
 
-def check_uri(uri: str, root: Path, *, any_folder: bool = False) -> str:
+def s3_roots(settings: Settings, brand_id: uuid.UUID) -> list[str]:
+    """Where in S3 a brand's scheduled exports may write, normalised: the configured locations
+    with `{brand_id}` filled in, else the exports location when it is in S3."""
+    if settings.export_s3_destinations:
+        configured = [
+            location.replace("{brand_id}", str(brand_id))
+            for location in settings.export_s3_destinations
+        ]
+    elif settings.exports_url and urlsplit(settings.exports_url).scheme == "s3":
+        configured = [settings.exports_url]
+    else:
+        configured = []
+    return [check_uri(location, Path("/"), any_folder=True) for location in configured]
+
+
+def check_uri(
+    uri: str, root: Path, *, any_folder: bool = False, buckets: Sequence[str] | None = None
+) -> str:
     """The destination, normalised: `file:///abs/folder` under `root` (or anywhere, for the
-    server's own configured folder), or `s3://bucket[/prefix]`. Raises `BadDestination`."""
+    server's own configured folder), or `s3://bucket[/prefix]` at or under one of `buckets`
+    (normalised locations; None: anywhere). Raises `BadDestination`."""
     parts = urlsplit(uri)
     if parts.query or parts.fragment:
         raise BadDestination("A destination has no query or fragment.")
@@ -76,7 +96,17 @@ def check_uri(uri: str, root: Path, *, any_folder: bool = False) -> str:
             raise BadDestination("Not a valid S3 bucket name.")
         # Normalised as an absolute path, `..` cannot climb above the bucket.
         prefix = posixpath.normpath("/" + unquote(parts.path)).strip("/")
-        return f"s3://{parts.netloc}/{prefix}" if prefix else f"s3://{parts.netloc}"
+        location = f"s3://{parts.netloc}/{prefix}" if prefix else f"s3://{parts.netloc}"
+        if buckets is not None and not any(
+            location == allowed or location.startswith(allowed + "/") for allowed in buckets
+        ):
+            if not buckets:
+                raise BadDestination(
+                    "This server writes scheduled exports to no S3 bucket "
+                    "(KINFOLK_EXPORT_S3_DESTINATIONS): use a folder."
+                )
+            raise BadDestination(f"S3 destinations must be at or under {', '.join(buckets)}.")
+        return location
     raise BadDestination("A destination is file:///absolute/folder or s3://bucket/prefix.")
 
 
