@@ -49,10 +49,12 @@ class ServiceClient:
         async with peers.http(service, headers=headers) as http:
             yield cls(service, http)
 
-    async def get_json(self, path: str, *, missing: Any = None) -> Any:
+    async def get_json(
+        self, path: str, *, params: Mapping[str, str | int] | None = None, missing: Any = None
+    ) -> Any:
         """GET `path` as JSON; `missing` on 404; 503 when the service fails or is unreachable."""
         try:
-            response = await self._http.get(path)
+            response = await self._http.get(path, params=params)
         except httpx.HTTPError as exc:
             raise ServiceUnavailable(f"The {self.service} service is not reachable: {exc}") from exc
         if response.status_code == 404:

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.gateway.ids import encode_global_id
+from services.kernel.auth import MemberTokenCodec
 from services.kernel.clock import utcnow
 from services.rewards.models import IDEMPOTENCY, OUTBOX, DropEntry, LedgerEntry, Redemption
 from tests.conftest import BrandFixture, MemberFixture
@@ -261,11 +262,23 @@ async def test_node_shows_the_members_tier_and_the_next_one_only(
     assert unknown == {"data": {"node": None}}
 
 
-async def test_a_member_unknown_to_rewards_gets_a_typed_error_not_a_mask(
-    graphql: GraphQL, make_gateway_member: MakeGatewayMember, loyalty: Loyalty
+async def test_a_newcomer_sees_an_empty_account_and_a_stranger_a_typed_error_not_a_mask(
+    graphql: GraphQL,
+    make_gateway_member: MakeGatewayMember,
+    loyalty: Loyalty,
+    tokens: MemberTokenCodec,
 ) -> None:
-    stranger = await make_gateway_member()  # not projected into rewards yet
-    answer = await graphql("{ me { points { available } } }", member=stranger)
+    # Not projected into rewards yet: rewards asks the members service and shows an empty
+    # account rather than none.
+    newcomer = await make_gateway_member()
+    answer = await graphql("{ me { points { available } } }", member=newcomer)
+    assert answer == {"data": {"me": {"points": {"available": 0}}}}
+    # A token naming someone the members service has never had: typed, not masked.
+    ghost_id = uuid.uuid4()
+    brand_id = loyalty.member.brand_id
+    token = tokens.issue(brand_id, ghost_id, timedelta(hours=1))
+    ghost = MemberFixture(ghost_id, brand_id, "ghost", token)
+    answer = await graphql("{ me { points { available } } }", member=ghost)
     assert answer["data"] is None
     [error] = answer["errors"]
     assert error["path"] == ["me", "points"]

@@ -10,6 +10,7 @@ from services.kernel.routing import Router
 from services.rewards.access import StaffRead
 from services.rewards.account import service
 from services.rewards.account.schemas import SummaryRead
+from services.rewards.ledger.members import MembersDep
 
 router = Router(prefix="/rewards/v1", tags=["rewards: member view"])
 
@@ -26,8 +27,8 @@ _ERRORS: dict[int | str, dict[str, str]] = {
     summary="My points: balance, what expires soon, last activity",
     responses=_ERRORS,
 )
-async def my_summary(session: SessionDep, me: MemberDep) -> SummaryRead:
-    return await service.summary(session, me.brand_id, me.member_id)
+async def my_summary(session: SessionDep, me: MemberDep, members: MembersDep) -> SummaryRead:
+    return await service.summary(session, me.brand_id, me.member_id, members=members)
 
 
 @router.get(
@@ -37,6 +38,6 @@ async def my_summary(session: SessionDep, me: MemberDep) -> SummaryRead:
     responses=_ERRORS,
 )
 async def member_summary(
-    member_id: uuid.UUID, session: SessionDep, staff: StaffRead
+    member_id: uuid.UUID, session: SessionDep, staff: StaffRead, members: MembersDep
 ) -> SummaryRead:
-    return await service.summary(session, staff.brand_id, member_id)
+    return await service.summary(session, staff.brand_id, member_id, members=members)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.rewards.account.schemas import ExpiringPoints, ExpiringSoonRead, SummaryRead
 from services.rewards.expiry.service import expiring_soon
+from services.rewards.ledger.members import MemberSource
 from services.rewards.ledger.service import account_for, balances_of, program_for
 
 
@@ -25,8 +26,9 @@ async def summary(
     member_id: uuid.UUID,
     *,
     now: datetime | None = None,
+    members: MemberSource | None = None,
 ) -> SummaryRead:
-    account = await account_for(session, brand_id, member_id=member_id)
+    account = await account_for(session, brand_id, member_id=member_id, members=members)
     program = await program_for(session, brand_id)
     soon = await expiring_soon(session, program, account, now=now)
     return SummaryRead(

@@ -13,6 +13,7 @@ from services.kernel.pagination import Page, PageDep
 from services.kernel.routing import Router
 from services.rewards.access import StaffRead, StaffWrite
 from services.rewards.ledger import service
+from services.rewards.ledger.members import MembersDep, MemberSource
 from services.rewards.ledger.repository import LedgerRepository
 from services.rewards.ledger.schemas import (
     AdjustmentCreate,
@@ -42,18 +43,24 @@ async def put_program(
 
 
 async def _history(
-    session: SessionDep, brand_id: uuid.UUID, member_id: uuid.UUID, page: PageDep
+    session: SessionDep,
+    brand_id: uuid.UUID,
+    member_id: uuid.UUID,
+    page: PageDep,
+    members: MemberSource,
 ) -> Page[EntryRead]:
-    await service.account_for(session, brand_id, member_id=member_id)
+    await service.account_for(session, brand_id, member_id=member_id, members=members)
     rows = await LedgerRepository(session).entries(brand_id, member_id, page)
     return Page[EntryRead].of(rows, page, key=lambda e: e.id, item=EntryRead.model_validate)
 
 
 @router.get("/members/{member_id}/balance", response_model=BalanceRead)
 async def member_balance(
-    member_id: uuid.UUID, session: SessionDep, staff: StaffRead
+    member_id: uuid.UUID, session: SessionDep, staff: StaffRead, members: MembersDep
 ) -> BalanceRead:
-    account = await service.account_for(session, staff.brand_id, member_id=member_id)
+    account = await service.account_for(
+        session, staff.brand_id, member_id=member_id, members=members
+    )
     return await service.balances_of(session, account)
 
 
@@ -63,9 +70,9 @@ async def member_balance(
     summary="A member's points history, newest first, with a reason on every line",
 )
 async def member_ledger(
-    member_id: uuid.UUID, session: SessionDep, staff: StaffRead, page: PageDep
+    member_id: uuid.UUID, session: SessionDep, staff: StaffRead, page: PageDep, members: MembersDep
 ) -> Page[EntryRead]:
-    return await _history(session, staff.brand_id, member_id, page)
+    return await _history(session, staff.brand_id, member_id, page, members)
 
 
 @router.post(
@@ -81,10 +88,11 @@ async def create_adjustment(
     request: Request,
     session: SessionDep,
     staff: StaffWrite,
+    members: MembersDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     async def work() -> AdjustmentRead:
-        return await service.adjust(session, staff.brand_id, member_id, adjustment)
+        return await service.adjust(session, staff.brand_id, member_id, adjustment, members)
 
     return await IDEMPOTENCY.run(
         session,
@@ -97,11 +105,15 @@ async def create_adjustment(
 
 
 @router.get("/me/balance", response_model=BalanceRead, summary="My points")
-async def my_balance(session: SessionDep, me: MemberDep) -> BalanceRead:
-    account = await service.account_for(session, me.brand_id, member_id=me.member_id)
+async def my_balance(session: SessionDep, me: MemberDep, members: MembersDep) -> BalanceRead:
+    account = await service.account_for(
+        session, me.brand_id, member_id=me.member_id, members=members
+    )
     return await service.balances_of(session, account)
 
 
 @router.get("/me/ledger", response_model=Page[EntryRead], summary="My points history")
-async def my_ledger(session: SessionDep, me: MemberDep, page: PageDep) -> Page[EntryRead]:
-    return await _history(session, me.brand_id, me.member_id, page)
+async def my_ledger(
+    session: SessionDep, me: MemberDep, page: PageDep, members: MembersDep
+) -> Page[EntryRead]:
+    return await _history(session, me.brand_id, me.member_id, page, members)

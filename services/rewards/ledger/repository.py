@@ -24,6 +24,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -292,17 +293,7 @@ class LedgerRepository:
         """
         if not profiles:
             return
-        columns = [
-            _ACCOUNTS.c.member_id,
-            _ACCOUNTS.c.brand_id,
-            _ACCOUNTS.c.external_id,
-            _ACCOUNTS.c.birthday,
-            _ACCOUNTS.c.member_status,
-        ]
-        rows = [
-            (p.member_id, p.brand_id, p.external_id, p.birthday, p.member_status) for p in profiles
-        ]
-        statement = insert(_ACCOUNTS).from_select(columns, unnest_rows(columns, rows))
+        statement = _insert_accounts(profiles)
         await self.session.execute(
             statement.on_conflict_do_update(
                 index_elements=[_ACCOUNTS.c.member_id],
@@ -314,6 +305,12 @@ class LedgerRepository:
                 where=_ACCOUNTS.c.brand_id == statement.excluded.brand_id,
             )
         )
+
+    async def add_missing_accounts(self, profiles: Sequence[MemberProfile]) -> None:
+        """Open accounts for members that have none, leaving any account already there (the
+        projection's, or one a concurrent request opened) as it is."""
+        if profiles:
+            await self.session.execute(_insert_accounts(profiles).on_conflict_do_nothing())
 
     async def move_balances(self, member_id: uuid.UUID, change: BalanceChange) -> Balances | None:
         """Adds to the cached sums in one statement; None when `available` would drop below the
@@ -439,3 +436,15 @@ class LedgerRepository:
             Drift(row[0], row[1], Balances(row[2], row[3]), Balances(int(row[4]), int(row[5])))
             for row in await self.session.execute(query)
         ]
+
+
+def _insert_accounts(profiles: Sequence[MemberProfile]) -> PgInsert:
+    columns = [
+        _ACCOUNTS.c.member_id,
+        _ACCOUNTS.c.brand_id,
+        _ACCOUNTS.c.external_id,
+        _ACCOUNTS.c.birthday,
+        _ACCOUNTS.c.member_status,
+    ]
+    rows = [(p.member_id, p.brand_id, p.external_id, p.birthday, p.member_status) for p in profiles]
+    return insert(_ACCOUNTS).from_select(columns, unnest_rows(columns, rows))

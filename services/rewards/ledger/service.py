@@ -28,6 +28,7 @@ from services.rewards.events import (
     PointsPending,
     PointsRedeemed,
 )
+from services.rewards.ledger.members import MemberSource
 from services.rewards.ledger.repository import BalanceChange, Balances, Drift, LedgerRepository
 from services.rewards.ledger.schemas import (
     AdjustmentCreate,
@@ -87,14 +88,26 @@ async def account_for(
     *,
     member_id: uuid.UUID | None = None,
     external_id: str | None = None,
+    members: MemberSource | None = None,
 ) -> Account:
-    """The member's account, by id or by the brand's external id; 404 when rewards has none."""
+    """The member's account, by id or by the brand's external id; 404 when rewards has none
+    (and `members`, when given, has no such member either: see `ledger.members`)."""
     repository = LedgerRepository(session)
-    account = (
-        await repository.account(brand_id, member_id)
-        if member_id is not None
-        else await repository.account_by_external_id(brand_id, external_id or "")
-    )
+
+    async def read() -> Account | None:
+        if member_id is not None:
+            return await repository.account(brand_id, member_id)
+        return await repository.account_by_external_id(brand_id, external_id or "")
+
+    account = await read()
+    if (
+        account is None
+        and members is not None
+        and await members.open_account(
+            session, brand_id, member_id=member_id, external_id=external_id
+        )
+    ):
+        account = await read()
     if account is None or account.member_status == "erased":
         reference = member_id if member_id is not None else f"external id {external_id!r}"
         raise MemberNotFound(f"No member {reference} in this brand.")
@@ -130,10 +143,14 @@ async def balances_of(session: AsyncSession, account: Account) -> BalanceRead:
 
 
 async def adjust(
-    session: AsyncSession, brand_id: uuid.UUID, member_id: uuid.UUID, adjustment: AdjustmentCreate
+    session: AsyncSession,
+    brand_id: uuid.UUID,
+    member_id: uuid.UUID,
+    adjustment: AdjustmentCreate,
+    members: MemberSource | None = None,
 ) -> AdjustmentRead:
     """A staff correction, with the reason the member will see; it cannot overdraw."""
-    account = await account_for(session, brand_id, member_id=member_id)
+    account = await account_for(session, brand_id, member_id=member_id, members=members)
     program = await program_for(session, brand_id)
     posted = await post(
         session,

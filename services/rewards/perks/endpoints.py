@@ -13,6 +13,7 @@ from services.kernel.idempotency import RequiredIdempotencyKeyHeader, request_ha
 from services.kernel.pagination import OptionalIds, Page, PageDep
 from services.kernel.routing import Router
 from services.rewards.access import StaffRead, StaffWrite
+from services.rewards.ledger.members import MembersDep
 from services.rewards.models import IDEMPOTENCY, PerkKind, RedemptionStatus
 from services.rewards.perks import service
 from services.rewards.perks.repository import PerkFilters
@@ -128,6 +129,7 @@ async def redeem_for_member(
     request: Request,
     session: SessionDep,
     staff: StaffWrite,
+    members: MembersDep,
     idempotency_key: RequiredIdempotencyKeyHeader,
 ) -> Response:
     async def work() -> RedemptionRead:
@@ -138,6 +140,7 @@ async def redeem_for_member(
             payload.perk_id,
             channel=service.Channel.STAFF,
             reveal=True,
+            members=members,
         )
         return RedemptionRead.of(redemption)
 
@@ -234,6 +237,7 @@ async def redeem(
     request: Request,
     session: SessionDep,
     me: MemberDep,
+    members: MembersDep,
     idempotency_key: RequiredIdempotencyKeyHeader,
 ) -> Response:
     async def work() -> RedemptionRead:
@@ -244,6 +248,7 @@ async def redeem(
             payload.perk_id,
             channel=service.Channel.MEMBER,
             reveal=True,
+            members=members,
         )
         return RedemptionRead.of(redemption)
 

@@ -95,6 +95,7 @@ from services.rewards.events import (
     PerkUpdated,
     RedemptionData,
 )
+from services.rewards.ledger.members import MemberSource
 from services.rewards.ledger.repository import LedgerRepository
 from services.rewards.ledger.service import Movement, account_for, post, program_for
 from services.rewards.models import (
@@ -511,6 +512,7 @@ async def redeem(
     now: datetime | None = None,
     drop_id: uuid.UUID | None = None,
     reveal: bool = False,
+    members: MemberSource | None = None,
 ) -> Redemption:
     """The one redemption path (see the module doc for the rules, in the order checked)."""
     now = now or utcnow()
@@ -518,7 +520,7 @@ async def redeem(
     perk = await perks.get(brand_id, perk_id, keep=True)
     if perk is None or (channel in _DIRECT and not perk.active):
         raise PerkNotFound(f"No active perk {perk_id} in this brand.")
-    account = await account_for(session, brand_id, member_id=member_id)
+    account = await account_for(session, brand_id, member_id=member_id, members=members)
     check_active(account)
     if channel in _DIRECT:
         check_offer(perk, drop_only=await perks.has_drop(perk.id), now=now)

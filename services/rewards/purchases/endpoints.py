@@ -13,6 +13,7 @@ from services.kernel.db import SessionDep
 from services.kernel.idempotency import REPLAYED_HEADER
 from services.kernel.routing import Router
 from services.rewards.access import StaffRead, StaffWrite
+from services.rewards.ledger.members import MembersDep
 from services.rewards.purchases import service
 from services.rewards.purchases.schemas import (
     PurchaseCreate,
@@ -48,9 +49,13 @@ def _replayed(response: Response) -> None:
     },
 )
 async def record_purchase(
-    payload: PurchaseCreate, response: Response, session: SessionDep, staff: StaffWrite
+    payload: PurchaseCreate,
+    response: Response,
+    session: SessionDep,
+    staff: StaffWrite,
+    members: MembersDep,
 ) -> PurchaseResult:
-    result, created = await service.record_purchase(session, staff.brand_id, payload)
+    result, created = await service.record_purchase(session, staff.brand_id, payload, members)
     if not created:
         _replayed(response)
     return result

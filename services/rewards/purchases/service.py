@@ -67,6 +67,7 @@ from services.rewards.events import (
     ReturnData,
 )
 from services.rewards.ledger import service as ledger
+from services.rewards.ledger.members import MemberSource
 from services.rewards.ledger.service import Movement
 from services.rewards.models import OUTBOX, Bucket, EntryKind, Purchase, Return
 from services.rewards.purchases.repository import (
@@ -172,15 +173,29 @@ def release_reason(order_id: str, points: int) -> str:
 
 
 async def record_purchase(
-    session: AsyncSession, brand_id: uuid.UUID, payload: PurchaseCreate
+    session: AsyncSession,
+    brand_id: uuid.UUID,
+    payload: PurchaseCreate,
+    members: MemberSource | None = None,
 ) -> tuple[PurchaseResult, bool]:
-    """Records a purchase and its points; returns the answer and whether it was new."""
+    """Records a purchase and its points; returns the answer and whether it was new. A member
+    rewards has not heard of yet is asked of `members` (see `ledger.members`)."""
     repository = PurchaseRepository(session)
     # Locked first (and the reference data's version read with it, in one statement); the
     # checks below still answer in their usual order: program, currency, lines, member.
     account, version = await repository.lock_account(
         brand_id, member_id=payload.member_id, external_id=payload.external_id
     )
+    if (
+        account is None
+        and members is not None
+        and await members.open_account(
+            session, brand_id, member_id=payload.member_id, external_id=payload.external_id
+        )
+    ):
+        account, version = await repository.lock_account(
+            brand_id, member_id=payload.member_id, external_id=payload.external_id
+        )
     reference = await reference_at(session, brand_id, version)
     program = reference.program
     rates = earning.rates_for(program, payload.currency)

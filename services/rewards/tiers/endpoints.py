@@ -11,6 +11,7 @@ from services.kernel.auth import MemberDep
 from services.kernel.db import SessionDep
 from services.kernel.routing import Router
 from services.rewards.access import StaffRead, StaffWrite
+from services.rewards.ledger.members import MembersDep
 from services.rewards.tiers import service
 from services.rewards.tiers.schemas import TierCreate, TierList, TierRead, TierStatus, TierUpdate
 
@@ -83,8 +84,10 @@ async def delete_tier(tier_id: uuid.UUID, session: SessionDep, staff: StaffWrite
         409: {"description": "ProgramNotConfigured"},
     },
 )
-async def member_tier(member_id: uuid.UUID, session: SessionDep, staff: StaffRead) -> TierStatus:
-    return await service.status(session, staff.brand_id, member_id)
+async def member_tier(
+    member_id: uuid.UUID, session: SessionDep, staff: StaffRead, members: MembersDep
+) -> TierStatus:
+    return await service.status(session, staff.brand_id, member_id, members=members)
 
 
 @router.get(
@@ -92,5 +95,5 @@ async def member_tier(member_id: uuid.UUID, session: SessionDep, staff: StaffRea
     response_model=TierStatus,
     summary="My tier: spend in the window, the next tier, what keeping mine takes",
 )
-async def my_tier(session: SessionDep, me: MemberDep) -> TierStatus:
-    return await service.status(session, me.brand_id, me.member_id)
+async def my_tier(session: SessionDep, me: MemberDep, members: MembersDep) -> TierStatus:
+    return await service.status(session, me.brand_id, me.member_id, members=members)

@@ -51,6 +51,7 @@ from services.rewards.errors import (
 )
 from services.rewards.events import TierChanged, TierChangedData
 from services.rewards.ledger import service as ledger
+from services.rewards.ledger.members import MemberSource
 from services.rewards.models import (
     OUTBOX,
     DowngradeRule,
@@ -421,13 +422,17 @@ def _summary(tier: Tier) -> TierSummary:
 
 
 async def status(
-    session: AsyncSession, brand_id: uuid.UUID, member_id: uuid.UUID, now: datetime | None = None
+    session: AsyncSession,
+    brand_id: uuid.UUID,
+    member_id: uuid.UUID,
+    now: datetime | None = None,
+    members: MemberSource | None = None,
 ) -> TierStatus:
     """Where a member stands: tier, spend in the window, what reaching the next and keeping
     this one take, and when the window closes."""
     now = now or utcnow()
     program = await ledger.program_for(session, brand_id)
-    account = await ledger.account_for(session, brand_id, member_id=member_id)
+    account = await ledger.account_for(session, brand_id, member_id=member_id, members=members)
     ladder = await ladder_of(session, brand_id)
     window = current_window(program.qualification_window, now)
     spend = await window_spend(session, member_id, window)

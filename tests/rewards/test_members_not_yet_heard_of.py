@@ -1,0 +1,155 @@
+"""A member created a moment ago, whose `member.created` has not reached rewards yet: a request
+naming them asks the members service (with a service token of the brand) and opens the account
+the projection would have opened, so a CRM's first purchase and an app's first screen are not
+answered 404. A member the members service does not have either is still not found, and
+nothing is written."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kernel.auth import MemberTokenCodec
+from services.kernel.clients import Peers
+from services.kernel.errors import ServiceUnavailable
+from services.kernel.settings import Settings
+from services.rewards.ledger import service as ledger
+from services.rewards.ledger.members import MembersService
+from services.rewards.models import Account, Program
+from tests.conftest import BrandFixture, MemberFixture, make_brand
+from tests.rewards.conftest import rewards_events, sync_members
+from tests.rewards.purchase_helpers import balance, buy, counts, purchase
+
+
+async def _created_only(
+    client: httpx.AsyncClient,
+    brand: BrandFixture,
+    base_settings: Settings,
+    external_id: str,
+    **fields: str,
+) -> MemberFixture:
+    """A member created through the members API whose events rewards has not seen."""
+    body = {"external_id": external_id, **fields}
+    response = await client.post("/members/v1/members", json=body, headers=brand.headers)
+    assert response.status_code == 201, response.text
+    member_id = uuid.UUID(response.json()["id"])
+    token = MemberTokenCodec(base_settings).issue(brand.id, member_id, timedelta(hours=1))
+    return MemberFixture(member_id, brand.id, external_id, token)
+
+
+async def _accounts(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Account)) or 0)
+
+
+async def test_a_crms_first_purchase_for_a_member_created_a_moment_ago_earns(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    brand: BrandFixture,
+    program: Program,
+    base_settings: Settings,
+) -> None:
+    ada = await _created_only(client, brand, base_settings, "crm-ada", birthday="1990-06-15")
+    bo = await _created_only(client, brand, base_settings, "crm-bo")
+    assert await _accounts(session) == 0
+
+    by_id = await buy(client, brand, purchase(ada, "A-1", 12_000, by="member_id"))
+    by_external_id = await buy(client, brand, purchase(bo, "B-1", 5_000))
+    assert (by_id["member_id"], by_id["points"]) == (str(ada.id), 120)
+    assert (by_external_id["member_id"], by_external_id["points"]) == (str(bo.id), 50)
+    account = await session.get(Account, ada.id)
+    assert account is not None
+    assert (account.brand_id, account.external_id, account.birthday, account.member_status) == (
+        brand.id,
+        "crm-ada",
+        date(1990, 6, 15),
+        "active",
+    )
+    assert [t for t, _ in await rewards_events(session)] == [
+        "points.earned",
+        "purchase.recorded",
+        "points.earned",
+        "purchase.recorded",
+    ]
+
+    # The events arrive later and change nothing: the account the request opened is theirs.
+    await sync_members(session)
+    await session.refresh(account)
+    assert (account.external_id, account.birthday, account.member_status) == (
+        "crm-ada",
+        date(1990, 6, 15),
+        "active",
+    )
+    assert await balance(session, ada.id) == (120, 0)
+    assert await balance(session, bo.id) == (50, 0)
+    assert await _accounts(session) == 2
+    assert await ledger.ledger_matches(session, ada.id)
+    assert await ledger.ledger_matches(session, bo.id)
+
+
+async def test_the_apps_first_screen_after_sign_up_shows_an_empty_account(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    brand: BrandFixture,
+    program: Program,
+    base_settings: Settings,
+) -> None:
+    new = await _created_only(client, brand, base_settings, "crm-new")
+    summary = await client.get("/rewards/v1/me/summary", headers=new.headers)
+    assert summary.status_code == 200, summary.text
+    assert summary.json()["balance"]["available"] == 0
+    tier = await client.get("/rewards/v1/me/tier", headers=new.headers)
+    assert tier.status_code == 200, tier.text
+    assert tier.json()["spend_minor"] == 0
+    mine = await client.get("/rewards/v1/me/balance", headers=new.headers)
+    assert (mine.status_code, mine.json()["available"]) == (200, 0)
+    staff = await client.get(f"/rewards/v1/members/{new.id}/balance", headers=brand.headers)
+    assert (staff.status_code, staff.json()["pending"]) == (200, 0)
+    assert await _accounts(session) == 1
+
+
+async def test_a_member_the_members_service_lacks_too_is_not_found_and_nothing_is_written(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    brand: BrandFixture,
+    program: Program,
+    base_settings: Settings,
+) -> None:
+    other = await make_brand(session, "Other")
+    theirs = await _created_only(client, other, base_settings, "crm-theirs")
+    erased = await _created_only(client, brand, base_settings, "crm-erased")
+    gone = await client.post(f"/members/v1/members/{erased.id}/erase", headers=brand.headers)
+    assert gone.status_code in (200, 202, 204), gone.text
+    before = await counts(session)
+    nobody = MemberFixture(uuid.uuid4(), brand.id, "crm-nobody", "")
+    for body in (
+        purchase(nobody, "N-1", 1_000, by="member_id"),
+        purchase(nobody, "N-2", 1_000),
+        purchase(theirs, "T-1", 1_000, by="member_id"),
+        purchase(theirs, "T-2", 1_000),
+        purchase(erased, "E-1", 1_000, by="member_id"),
+    ):
+        refused = await client.post("/rewards/v1/purchases", json=body, headers=brand.headers)
+        assert (refused.status_code, refused.json()["error"]) == (404, "MemberNotFound"), body
+    stranger = await client.get(f"/rewards/v1/members/{theirs.id}/balance", headers=brand.headers)
+    assert (stranger.status_code, stranger.json()["error"]) == (404, "MemberNotFound")
+    assert await counts(session) == before
+    # At most the erased member's account, as the projection keeps it: erased, nothing else.
+    opened = (await session.scalars(select(Account))).all()
+    assert [(a.member_id, a.member_status, a.external_id) for a in opened] in (
+        [],
+        [(erased.id, "erased", None)],
+    )
+
+
+async def test_a_members_service_that_cannot_be_reached_is_a_503_not_a_404(
+    session: AsyncSession, brand: BrandFixture, base_settings: Settings
+) -> None:
+    away = base_settings.model_copy(update={"members_url": "http://127.0.0.1:9"})
+    with pytest.raises(ServiceUnavailable):
+        await MembersService(Peers(away)).open_account(session, brand.id, member_id=uuid.uuid4())
+    assert await _accounts(session) == 0
