@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 
 from services.community.members.service import active_member, known_member
 from services.community.models import CommunityMember
@@ -23,17 +23,30 @@ from services.kernel.auth import (
     require_staff,
 )
 from services.kernel.db import SessionDep
+from services.kernel.member_directory import MemberDirectory
 
 StaffRead = Annotated[StaffPrincipal, Depends(require_staff(Scope.COMMUNITY_READ))]
 StaffWrite = Annotated[StaffPrincipal, Depends(require_staff(Scope.COMMUNITY_WRITE))]
 
 
-async def _current_member(principal: MemberDep, session: SessionDep) -> CommunityMember:
-    return await active_member(session, principal.brand_id, principal.member_id)
+def _directory(request: Request) -> MemberDirectory:
+    """Where a member the community has not heard of yet is looked up: a member acting as
+    themselves just after sign-up is not told they do not exist."""
+    return MemberDirectory.of(request.app, caller="community")
 
 
-async def _reading_member(principal: MemberDep, session: SessionDep) -> CommunityMember:
-    return await known_member(session, principal.brand_id, principal.member_id)
+async def _current_member(
+    principal: MemberDep, session: SessionDep, request: Request
+) -> CommunityMember:
+    return await active_member(
+        session, principal.brand_id, principal.member_id, _directory(request)
+    )
+
+
+async def _reading_member(
+    principal: MemberDep, session: SessionDep, request: Request
+) -> CommunityMember:
+    return await known_member(session, principal.brand_id, principal.member_id, _directory(request))
 
 
 def principal_of(member: CommunityMember) -> MemberPrincipal:
@@ -64,22 +77,24 @@ class Actor:
         return self.staff is not None
 
 
-async def _actor(principal: PrincipalDep, session: SessionDep, *, writing: bool) -> Actor:
+async def _actor(
+    principal: PrincipalDep, session: SessionDep, request: Request, *, writing: bool
+) -> Actor:
     if isinstance(principal, StaffPrincipal):
         scope = Scope.COMMUNITY_WRITE if writing else Scope.COMMUNITY_READ
         staff = await require_staff(scope)(principal)
         return Actor(brand_id=staff.brand_id, staff=staff)
     find = active_member if writing else known_member
-    member = await find(session, principal.brand_id, principal.member_id)
+    member = await find(session, principal.brand_id, principal.member_id, _directory(request))
     return Actor(brand_id=principal.brand_id, member=member)
 
 
-async def _writing_actor(principal: PrincipalDep, session: SessionDep) -> Actor:
-    return await _actor(principal, session, writing=True)
+async def _writing_actor(principal: PrincipalDep, session: SessionDep, request: Request) -> Actor:
+    return await _actor(principal, session, request, writing=True)
 
 
-async def _reading_actor(principal: PrincipalDep, session: SessionDep) -> Actor:
-    return await _actor(principal, session, writing=False)
+async def _reading_actor(principal: PrincipalDep, session: SessionDep, request: Request) -> Actor:
+    return await _actor(principal, session, request, writing=False)
 
 
 # Staff with `community:write`, or a member free to act (404 unknown, 403 suspended).

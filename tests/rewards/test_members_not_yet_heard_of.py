@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.kernel.auth import MemberTokenCodec
 from services.kernel.clients import Peers
 from services.kernel.errors import ServiceUnavailable
+from services.kernel.member_directory import MemberDirectory
 from services.kernel.settings import Settings
 from services.rewards.ledger import service as ledger
 from services.rewards.ledger.members import MembersService
@@ -151,5 +152,7 @@ async def test_a_members_service_that_cannot_be_reached_is_a_503_not_a_404(
 ) -> None:
     away = base_settings.model_copy(update={"members_url": "http://127.0.0.1:9"})
     with pytest.raises(ServiceUnavailable):
-        await MembersService(Peers(away)).open_account(session, brand.id, member_id=uuid.uuid4())
+        await MembersService(MemberDirectory(Peers(away), caller="rewards")).open_account(
+            session, brand.id, member_id=uuid.uuid4()
+        )
     assert await _accounts(session) == 0

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -76,6 +77,12 @@ class CommunityMemberRepository:
             joined=joined,
         )
 
+    async def add_missing_profiles(self, profiles: Sequence[MemberProfile]) -> None:
+        """Rows for members that have none, from what the members service answers for a
+        request; a row already there (the projection's) is left as it is."""
+        if profiles:
+            await self.session.execute(_insert_profiles(profiles).on_conflict_do_nothing())
+
     async def upsert_profiles(self, profiles: Sequence[MemberProfile], *, joined: bool) -> None:
         """Insert or refresh members from members events, in one statement. `member.created`
         (`joined`) fixes `joined_at`; other events only set it on a row they create.
@@ -85,18 +92,7 @@ class CommunityMemberRepository:
         """
         if not profiles:
             return
-        columns = [
-            _MEMBERS.c.member_id,
-            _MEMBERS.c.brand_id,
-            _MEMBERS.c.display_name,
-            _MEMBERS.c.member_status,
-            _MEMBERS.c.joined_at,
-        ]
-        rows = [
-            (p.member_id, p.brand_id, p.display_name, p.member_status, p.joined_at)
-            for p in profiles
-        ]
-        statement = insert(_MEMBERS).from_select(columns, unnest_rows(columns, rows))
+        statement = _insert_profiles(profiles)
         set_: dict[str, object] = {
             "display_name": statement.excluded.display_name,
             "member_status": statement.excluded.member_status,
@@ -157,3 +153,17 @@ class CommunityMemberRepository:
             .where(CommunityMember.brand_id == brand_id, CommunityMember.member_id == member_id)
             .values(suspended_until=until)
         )
+
+
+def _insert_profiles(profiles: Sequence[MemberProfile]) -> PgInsert:
+    columns = [
+        _MEMBERS.c.member_id,
+        _MEMBERS.c.brand_id,
+        _MEMBERS.c.display_name,
+        _MEMBERS.c.member_status,
+        _MEMBERS.c.joined_at,
+    ]
+    rows = [
+        (p.member_id, p.brand_id, p.display_name, p.member_status, p.joined_at) for p in profiles
+    ]
+    return insert(_MEMBERS).from_select(columns, unnest_rows(columns, rows))
