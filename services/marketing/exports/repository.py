@@ -11,7 +11,7 @@ from sqlalchemy import Select, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.pagination import PageRequest, keyset
-from services.marketing.models import Export, ExportSchedule, SegmentVersion
+from services.marketing.models import Export, ExportSchedule, ExportStatus, SegmentVersion
 
 
 class ExportRepository:
@@ -48,6 +48,21 @@ class ExportRepository:
         found = await self.get_any(export_id)
         assert found is not None
         return found
+
+    async def unfinished_on_demand(self, before: datetime, limit: int) -> Sequence[Export]:
+        """On-demand exports queued or running since before `before`, oldest first. (A
+        scheduled run's export is written with its outcome, so it is never left unfinished.)"""
+        statement = (
+            select(Export)
+            .where(
+                Export.schedule_id.is_(None),
+                Export.status.in_((ExportStatus.QUEUED, ExportStatus.RUNNING)),
+                func.coalesce(Export.started_at, Export.created_at) < before,
+            )
+            .order_by(Export.created_at)
+            .limit(limit)
+        )
+        return (await self.session.scalars(statement)).all()
 
     async def count(self, ids: Select[tuple[uuid.UUID]]) -> int:
         total = await self.session.scalar(select(func.count()).select_from(ids.subquery()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -371,6 +372,40 @@ def _file_name(export: Export, version: int) -> str:
     if export.gzip and export.format is not ExportFormat.PARQUET:
         extension += ".gz"
     return f"{export.segment_id}-v{version}-{export.mode.value}-{export.id}.{extension}"
+
+
+# Abandoned exports ---------------------------------------------------------------------------
+
+# An export whose job is gone this long after it was queued or started will never finish.
+ABANDONED_AFTER = timedelta(minutes=10)
+ABANDONED_PER_RUN = 500
+ABANDONED_ERROR = (
+    "The export did not finish: its job is gone (the worker stopped, or what it wrote could "
+    "not be saved). Nothing was kept of it; create the export again."
+)
+
+
+async def fail_abandoned(
+    session: AsyncSession,
+    job_alive: Callable[[uuid.UUID], Awaitable[bool]],
+    now: datetime | None = None,
+) -> list[uuid.UUID]:
+    """Marks failed the on-demand exports still queued or running whose job is gone (not
+    queued, not running): its outcome was rolled back, or the queue lost it, and otherwise the
+    export would show `running` forever. Progress is written outside the job's transaction
+    (`progress.py`), so it survives the outcome's rollback; this is its end. Returns the ids."""
+    at = now or utcnow()
+    repository = ExportRepository(session)
+    failed: list[uuid.UUID] = []
+    for export in await repository.unfinished_on_demand(at - ABANDONED_AFTER, ABANDONED_PER_RUN):
+        if await job_alive(export.id):
+            continue
+        await repository.finish(
+            export.id, status=ExportStatus.FAILED, error=ABANDONED_ERROR, completed_at=at
+        )
+        log.warning("marketing.export_abandoned", export_id=str(export.id))
+        failed.append(export.id)
+    return failed
 
 
 # Schedules ------------------------------------------------------------------------------------
