@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from arq.connections import ArqRedis
 from fastapi import Depends, Request, status
 
 from recommender.training import repository
@@ -13,7 +12,7 @@ from recommender.training.schemas import TrainingQueued, VersionRead
 from recommender.training.tasks import TRAIN_JOB_NAME
 from services.kernel.auth import Scope, StaffPrincipal, require_staff
 from services.kernel.db import SessionDep
-from services.kernel.jobs import enqueue
+from services.kernel.jobs import enqueue, job_queue
 from services.kernel.routing import Router
 
 router = Router(prefix="/recommender/v1", tags=["recommender"])
@@ -42,6 +41,6 @@ async def train_now(staff: StaffWrite, request: Request) -> TrainingQueued:
     `recommendation.model_trained` event."""
     job_id = f"{TRAIN_JOB_NAME}:{staff.brand_id}"
     # arq's client over the app's own Redis connections.
-    queue = ArqRedis(connection_pool=request.app.state.redis.connection_pool)
+    queue = job_queue(request.app.state.redis)
     await enqueue(queue, TRAIN_JOB_NAME, job_id=job_id, brand_id=str(staff.brand_id))
     return TrainingQueued(job_id=job_id, brand_id=staff.brand_id)

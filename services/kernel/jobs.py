@@ -13,15 +13,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import orjson
 import structlog
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.cron import CronJob, cron
 from arq.worker import Function, Worker, func
-from redis.asyncio import ConnectionPool
+from redis.asyncio import ConnectionPool, Redis
 from sqlalchemy import CursorResult, Table, delete
 from sqlalchemy import func as sql_func
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -132,6 +133,52 @@ def redis_settings(url: str) -> RedisSettings:
     )
 
 
+# Jobs and their results are JSON in Redis, not arq's default pickle: unpickling what is in
+# Redis would let anyone who can write to it run code in the workers. Arguments are strings,
+# numbers, lists, objects, and datetimes and dates (a job's `now`), which travel tagged; what
+# else a result holds (an exception a job raised, an id) is kept as its text.
+_DATETIME, _DATE = "$datetime", "$date"
+
+
+def _tagged(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {_DATETIME: value.isoformat()}
+    if isinstance(value, date):
+        return {_DATE: value.isoformat()}
+    return str(value)
+
+
+def _revived(value: Any) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1 and _DATETIME in value:
+            return datetime.fromisoformat(value[_DATETIME])
+        if len(value) == 1 and _DATE in value:
+            return date.fromisoformat(value[_DATE])
+        return {key: _revived(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_revived(item) for item in value]
+    return value
+
+
+def serialize_job(data: dict[str, Any]) -> bytes:
+    return orjson.dumps(data, default=_tagged, option=orjson.OPT_PASSTHROUGH_DATETIME)
+
+
+def deserialize_job(raw: bytes) -> dict[str, Any]:
+    data: dict[str, Any] = _revived(orjson.loads(raw))
+    return data
+
+
+def job_queue(redis: Redis) -> ArqRedis:
+    """arq's queue on a Redis client's connections (a service's own), for `enqueue`."""
+    return ArqRedis(
+        connection_pool=redis.connection_pool,
+        job_serializer=serialize_job,
+        job_deserializer=deserialize_job,
+        default_queue_name=QUEUE_NAME,
+    )
+
+
 def worker_redis(url: str, settings: Settings) -> ArqRedis:
     """The worker's Redis connection, with the process's connect and reply timeouts.
 
@@ -141,7 +188,12 @@ def worker_redis(url: str, settings: Settings) -> ArqRedis:
     worker closes the pool when it stops.
     """
     pool = ConnectionPool.from_url(url, **redis_timeouts(settings))
-    return ArqRedis(pool, default_queue_name=QUEUE_NAME)
+    return ArqRedis(
+        pool,
+        job_serializer=serialize_job,
+        job_deserializer=deserialize_job,
+        default_queue_name=QUEUE_NAME,
+    )
 
 
 def _arq_coroutine(
@@ -233,6 +285,8 @@ def build_worker(
         burst=burst,
         handle_signals=False,
         poll_delay=poll_delay_seconds,
+        job_serializer=serialize_job,
+        job_deserializer=deserialize_job,
         timezone=UTC,  # cron schedules are in UTC, whatever the machine's zone
         # Results are only for debugging; a day keeps idempotent `job_id`s blocked that long.
         keep_result=86_400,
@@ -329,7 +383,13 @@ async def enqueue(
     result is kept (a day), another enqueue is a no-op that returns the same id.
     """
     owned = isinstance(redis, str)
-    pool = await create_pool(redis_settings(redis)) if isinstance(redis, str) else redis
+    pool = (
+        await create_pool(
+            redis_settings(redis), job_serializer=serialize_job, job_deserializer=deserialize_job
+        )
+        if isinstance(redis, str)
+        else redis
+    )
     try:
         job = await pool.enqueue_job(
             job_name, _job_id=job_id, _queue_name=QUEUE_NAME, _defer_by=defer_by, **kwargs

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import pickle
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
+import orjson
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import delete, func, insert, select
@@ -21,10 +23,12 @@ from services.kernel.jobs import (
     JobSpec,
     Schedule,
     build_worker,
+    deserialize_job,
     enqueue,
     kernel_jobs,
     redis_settings,
     run_worker,
+    serialize_job,
 )
 from services.kernel.module import ServiceModule
 from services.kernel.outbox import outbox_row
@@ -130,6 +134,44 @@ async def test_an_enqueue_with_a_job_id_is_idempotent(
     # Also after it ran: the kept result still blocks the id.
     assert await enqueue(test_infra.redis_url, "jobtest.record", job_id=job_id, n=3) == job_id
     assert [n for _, _, n in await thing.effects_rows(engine_database)] == [1]
+
+
+async def test_jobs_and_their_results_are_json_in_redis_and_a_pickle_is_refused(
+    thing: Throwaway,
+    engine_database: Database,
+    redis: Redis,
+    test_infra: WorkerInfrastructure,
+    base_settings: Settings,
+) -> None:
+    """Whoever can write to Redis must not run code in the workers: nothing there is pickled,
+    and a pickled job is not unpickled. Datetimes and dates (a job's `now`) come back as such."""
+    at = datetime(2026, 11, 23, 4, 5, 6, tzinfo=UTC)
+    arguments = {"n": 7, "now": at, "on": date(2026, 11, 23), "ids": ["a", "b"], "x": {"y": 1.5}}
+    data = {"t": 1, "f": "jobtest.record", "a": [], "k": arguments, "et": 1}
+    assert deserialize_job(serialize_job(data)) == data
+    assert orjson.loads(serialize_job({"r": RuntimeError("boom"), "id": uuid.UUID(int=1)})) == {
+        "r": "boom",
+        "id": "00000000-0000-0000-0000-000000000001",
+    }
+    with pytest.raises(orjson.JSONDecodeError):
+        deserialize_job(pickle.dumps(data))
+
+    service = with_jobs(thing)
+    job_id = f"json-{uuid.uuid4()}"
+    await enqueue(test_infra.redis_url, "jobtest.record", job_id=job_id, n=3)
+    queued = await redis.get(f"arq:job:{job_id}")
+    assert queued is not None
+    assert orjson.loads(queued)["k"] == {"n": 3}
+    worker = build_worker(
+        engine_database, test_infra.redis_url, [service], base_settings, burst=True
+    )
+    try:
+        assert await worker.run_check() == 1
+    finally:
+        await worker.close()
+    result = await redis.get(f"arq:result:{job_id}")
+    assert result is not None
+    assert (orjson.loads(result)["s"], orjson.loads(result)["r"]) == (True, 3)
 
 
 async def test_a_failing_job_rolls_back(

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from arq.connections import ArqRedis
 from fastapi import Request, status
 
 from services.kernel.db import SessionDep
-from services.kernel.jobs import enqueue
+from services.kernel.jobs import enqueue, job_queue
 from services.kernel.routing import Router
 from services.marketing.access import StaffRead, StaffWrite
 from services.marketing.audience import service
@@ -60,6 +59,6 @@ async def rebuild(staff: StaffWrite, request: Request) -> RebuildQueued:
     """Recomputes every member of the brand from the events marketing has journaled. One
     rebuild per brand is queued at a time."""
     job_id = f"{REBUILD_JOB_NAME}:{staff.brand_id}"
-    queue = ArqRedis(connection_pool=request.app.state.redis.connection_pool)
+    queue = job_queue(request.app.state.redis)
     await enqueue(queue, REBUILD_JOB_NAME, job_id=job_id, brand_id=str(staff.brand_id))
     return RebuildQueued(job_id=job_id)

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated
 
-from arq.connections import ArqRedis
 from fastapi import Query, Request, Response, status
 from fastapi.responses import FileResponse, StreamingResponse
 
@@ -17,7 +16,7 @@ from services.kernel.auth import StaffPrincipal
 from services.kernel.db import SessionDep
 from services.kernel.errors import ServiceUnavailable
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
-from services.kernel.jobs import enqueue
+from services.kernel.jobs import enqueue, job_queue
 from services.kernel.pagination import Page, PageDep
 from services.kernel.routing import Router
 from services.kernel.settings import Settings
@@ -109,7 +108,7 @@ async def create_export(
 
     async def work() -> ExportRead:
         export = await service.create_export(session, staff, payload)
-        queue = ArqRedis(connection_pool=request.app.state.redis.connection_pool)
+        queue = job_queue(request.app.state.redis)
         await enqueue(
             queue, EXPORT_JOB_NAME, job_id=export_job_id(export.id), export_id=str(export.id)
         )

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from arq.connections import ArqRedis
 from fastapi import Query, Request, status
 
 from services.kernel.db import SessionDep
-from services.kernel.jobs import enqueue
+from services.kernel.jobs import enqueue, job_queue
 from services.kernel.routing import Router
 from services.marketing.access import StaffRead, StaffWrite
 from services.marketing.scores.repository import ScoresRepository
@@ -63,7 +62,7 @@ async def train_now(staff: StaffWrite, request: Request) -> TrainingQueued:
     one waits returns the same job. The outcome, trained or refused, appears in
     `GET /churn-models`."""
     job_id = f"{TRAIN_JOB_NAME}:{staff.brand_id}"
-    queue = ArqRedis(connection_pool=request.app.state.redis.connection_pool)
+    queue = job_queue(request.app.state.redis)
     await enqueue(queue, TRAIN_JOB_NAME, job_id=job_id, brand_id=str(staff.brand_id))
     return TrainingQueued(job_id=job_id, brand_id=staff.brand_id)
 
@@ -79,6 +78,6 @@ async def score_now(staff: StaffWrite, request: Request) -> ScoringQueued:
     every member's RFM quintiles and churn probability are computed. One run per brand is
     queued at a time."""
     job_id = f"{SCORE_JOB_NAME}:{staff.brand_id}"
-    queue = ArqRedis(connection_pool=request.app.state.redis.connection_pool)
+    queue = job_queue(request.app.state.redis)
     await enqueue(queue, SCORE_JOB_NAME, job_id=job_id, brand_id=str(staff.brand_id))
     return ScoringQueued(job_id=job_id, brand_id=staff.brand_id)
