@@ -55,6 +55,20 @@ async def _clean(thing: Throwaway, engine_database: Database) -> None:
     await thing.reset(engine_database)
 
 
+async def run_burst(
+    database: Database,
+    infra: WorkerInfrastructure,
+    services: list[ServiceModule],
+    settings: Settings,
+) -> int:
+    """Runs the queued jobs with a worker that stops when the queue is empty; how many ran."""
+    worker = build_worker(database, infra.redis_url, services, settings, burst=True)
+    try:
+        return await worker.run_check()
+    finally:
+        await worker.close()
+
+
 def with_jobs(thing: Throwaway, fail: bool = False) -> ServiceModule:
     async def record(session: AsyncSession, *, n: int) -> int:
         await session.execute(insert(thing.effects).values(consumer="job", n=n))
@@ -100,13 +114,7 @@ async def test_an_enqueued_job_runs_and_commits(
     service = with_jobs(thing)
     job_id = await enqueue(test_infra.redis_url, "jobtest.record", n=7)
     assert await redis.zcard(QUEUE_NAME) == 1
-    worker = build_worker(
-        engine_database, test_infra.redis_url, [service], base_settings, burst=True
-    )
-    try:
-        assert await worker.run_check() == 1
-    finally:
-        await worker.close()
+    assert await run_burst(engine_database, test_infra, [service], base_settings) == 1
     assert job_id
     assert [(c, n) for c, _, n in await thing.effects_rows(engine_database)] == [("job", 7)]
 
@@ -124,13 +132,7 @@ async def test_an_enqueue_with_a_job_id_is_idempotent(
     first = await enqueue(test_infra.redis_url, "jobtest.record", job_id=job_id, n=1)
     again = await enqueue(test_infra.redis_url, "jobtest.record", job_id=job_id, n=2)
     assert first == again == job_id
-    worker = build_worker(
-        engine_database, test_infra.redis_url, [service], base_settings, burst=True
-    )
-    try:
-        assert await worker.run_check() == 1
-    finally:
-        await worker.close()
+    assert await run_burst(engine_database, test_infra, [service], base_settings) == 1
     # Also after it ran: the kept result still blocks the id.
     assert await enqueue(test_infra.redis_url, "jobtest.record", job_id=job_id, n=3) == job_id
     assert [n for _, _, n in await thing.effects_rows(engine_database)] == [1]
@@ -162,13 +164,7 @@ async def test_jobs_and_their_results_are_json_in_redis_and_a_pickle_is_refused(
     queued = await redis.get(f"arq:job:{job_id}")
     assert queued is not None
     assert orjson.loads(queued)["k"] == {"n": 3}
-    worker = build_worker(
-        engine_database, test_infra.redis_url, [service], base_settings, burst=True
-    )
-    try:
-        assert await worker.run_check() == 1
-    finally:
-        await worker.close()
+    assert await run_burst(engine_database, test_infra, [service], base_settings) == 1
     result = await redis.get(f"arq:result:{job_id}")
     assert result is not None
     assert (orjson.loads(result)["s"], orjson.loads(result)["r"]) == (True, 3)
@@ -293,13 +289,7 @@ async def test_outbox_and_inbox_cleanup_keep_what_is_still_needed(
 
     await enqueue(test_infra.redis_url, "jobtest.kernel.purge_outbox")
     await enqueue(test_infra.redis_url, "jobtest.kernel.purge_inbox")
-    worker = build_worker(
-        engine_database, test_infra.redis_url, [thing.service], base_settings, burst=True
-    )
-    try:
-        assert await worker.run_check() == 2
-    finally:
-        await worker.close()
+    assert await run_burst(engine_database, test_infra, [thing.service], base_settings) == 2
 
     async with engine_database.unit_of_work() as session:
         outbox_left = set((await session.execute(select(thing.outbox.c.id))).scalars())
