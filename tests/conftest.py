@@ -1,12 +1,14 @@
 """Test harness: real PostgreSQL and Redis, one database per xdist worker, one transaction per test.
 
 With `KINFOLK_DATABASE_URL` / `KINFOLK_REDIS_URL` set (CI points them at the machine's servers),
-each worker creates its own database `kinfolk_test_<worker>` on that server and uses its own Redis
-database number. Unset, the embedded servers are started under `.kinfolk/test`.
+each worker creates its own database `kinfolk_test_<worker>` on that server and leases a Redis
+database number of its own above the URL's. Unset, the embedded servers are started under
+`.kinfolk/test`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import uuid
@@ -44,30 +46,55 @@ from services.webhooks.urls import LOOPBACK_NETWORKS
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _worker_index(worker_id: str) -> int:
-    return 0 if worker_id == "master" else int(worker_id.removeprefix("gw"))
-
-
 def _with_database(url: str, name: str) -> str:
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
 
 
-def _redis_db_for_worker(url: str, worker_index: int) -> str:
-    """Each worker gets its own Redis database number: the URL's own number plus one plus the index.
+def _redis_url_with_db(url: str, number: int) -> str:
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return urlunsplit((parts.scheme, parts.netloc, parts.path, f"db={number}", ""))
+    return urlunsplit((parts.scheme, parts.netloc, f"/{number}", parts.query, parts.fragment))
 
-    So concurrent runs stay apart by giving them different base numbers in KINFOLK_REDIS_URL.
-    """
+
+def _redis_base(url: str) -> int:
     parts = urlsplit(url)
     if parts.scheme == "unix":
         query = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
-        base = int(query.get("db", "0"))
-        return urlunsplit(
-            (parts.scheme, parts.netloc, parts.path, f"db={base + 1 + worker_index}", "")
-        )
-    base = int(parts.path.strip("/") or "0")
-    path = f"/{base + 1 + worker_index}"
-    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment))
+        return int(query.get("db", "0"))
+    return int(parts.path.strip("/") or "0")
+
+
+# Redis has databases 0 to 15. A worker leases one above the URL's own for the run, so that
+# concurrent runs on one Redis (a developer's beside CI's) never flush each other's data; a
+# lease left by a run that was killed runs out after this long.
+REDIS_DATABASES = 16
+REDIS_LEASE_SECONDS = 3_600
+
+
+@contextlib.asynccontextmanager
+async def _leased_redis_db(url: str, holder: str) -> AsyncIterator[str]:
+    """A Redis database of this worker's own for the run, leased in the URL's own database."""
+    base = _redis_base(url)
+    admin = Redis.from_url(url)
+    try:
+        for number in range(base + 1, REDIS_DATABASES):
+            lease = f"kinfolk:test:redis-db:{number}"
+            if await admin.set(lease, holder, nx=True, ex=REDIS_LEASE_SECONDS):
+                break
+        else:
+            raise RuntimeError(
+                f"Every Redis database above {base} is leased by another test run; wait for it "
+                "or give KINFOLK_REDIS_URL another server."
+            )
+        try:
+            yield _redis_url_with_db(url, number)
+        finally:
+            if await admin.get(lease) == holder.encode():
+                await admin.delete(lease)
+    finally:
+        await admin.aclose()
 
 
 @dataclass(frozen=True)
@@ -128,8 +155,8 @@ async def test_infra(
         await conn.execute(text(f'ALTER DATABASE "{name}" SET synchronous_commit = off'))
     database_url = _with_database(server_urls.database_url, name)
     await migrate(database_url, SERVICES)
-    redis_url = _redis_db_for_worker(server_urls.redis_url, _worker_index(worker_id))
-    yield WorkerInfrastructure(server_urls.database_url, database_url, redis_url, worker_id)
+    async with _leased_redis_db(server_urls.redis_url, name) as redis_url:
+        yield WorkerInfrastructure(server_urls.database_url, database_url, redis_url, worker_id)
     async with admin.connect() as conn:
         await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     await admin.dispose()
