@@ -130,9 +130,9 @@ class StreamTrimmer:
 
     async def trim(self, stream: str, expected: set[str]) -> int:
         groups = await group_infos(self.redis, stream)
+        _measure(stream, groups or ())
         if groups is None:
-            return 0  # no stream yet
-        _measure(stream, groups)
+            return 0  # no stream (yet, or any more)
         if not expected <= {group.name for group in groups}:
             return 0  # a group that will read it from the start is missing
         needed: list[StreamId] = []
@@ -156,7 +156,19 @@ class StreamTrimmer:
         return removed
 
 
+# The groups each stream's figures were last set for, in this process.
+_MEASURED: dict[str, set[str]] = {}
+
+
 def _measure(stream: str, groups: Sequence[GroupInfo]) -> None:
+    """The figures of the stream's groups now. A group that is gone (dropped, or its stream
+    deleted) loses its figures rather than keeping the last ones."""
+    now = {group.name for group in groups}
+    for gone in _MEASURED.get(stream, set()) - now:
+        for gauge in (GROUP_PENDING, GROUP_LAG):
+            with contextlib.suppress(KeyError):
+                gauge.remove(stream, gone)
+    _MEASURED[stream] = now
     for group in groups:
         GROUP_PENDING.labels(stream, group.name).set(group.pending)
         # No figure where Redis cannot tell one, rather than the last one it could.

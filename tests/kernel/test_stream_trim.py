@@ -74,6 +74,14 @@ async def test_entries_leave_once_every_group_has_acknowledged_them(redis: Redis
     later = await _publish(redis, 1)
     assert await _read(redis, "rewards.orders", 10) == later
 
+    # A group that is dropped, then the stream deleted: their figures go, not stay as they were.
+    await redis.xgroup_destroy(STREAM, "webhooks.intake")
+    await trimmer.trim_all()
+    assert set(_group_figures()) == {"rewards.orders"}
+    await redis.delete(STREAM)
+    assert await trimmer.trim_all() == 0
+    assert _group_figures() == {}
+
 
 async def test_nothing_is_trimmed_until_every_declared_group_exists(redis: Redis) -> None:
     ids = await _publish(redis, 3)
