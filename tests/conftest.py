@@ -34,6 +34,7 @@ from services.kernel.auth import (
 )
 from services.kernel.db import Database, asyncpg_url
 from services.kernel.embedded import InfrastructureUrls, infrastructure
+from services.kernel.jobs import build_worker
 from services.kernel.logging import configure_logging
 from services.kernel.migrations import migrate
 from services.kernel.module import ServiceModule
@@ -103,6 +104,20 @@ class WorkerInfrastructure:
     database_url: str  # this worker's own database, migrated
     redis_url: str  # this worker's own Redis database number
     worker: str
+
+
+async def run_burst(
+    database: Database,
+    infra: WorkerInfrastructure,
+    services: list[ServiceModule],
+    settings: Settings,
+) -> int:
+    """Runs the queued jobs with a worker that stops when the queue is empty; how many ran."""
+    worker = build_worker(database, infra.redis_url, services, settings, burst=True)
+    try:
+        return await worker.run_check()
+    finally:
+        await worker.close()
 
 
 @pytest.fixture(scope="session")

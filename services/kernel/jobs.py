@@ -99,6 +99,16 @@ class JobSpec:
     needs_peers: bool = False
 
 
+@dataclass(frozen=True)
+class Continue:
+    """What a job returns when it stopped with work left (at its budget): the kernel commits
+    what this run did, then queues the job again with `arguments`. Each run is one
+    transaction, so a job over a large brand holds no member's row locked for long."""
+
+    arguments: dict[str, Any]
+    done: Any = None  # what this run did: its result
+
+
 def redis_settings(url: str) -> RedisSettings:
     """arq's connection settings for any Redis URL Kinfolk accepts.
 
@@ -208,7 +218,13 @@ def _arq_coroutine(
             if spec.needs_peers:
                 kwargs = {**kwargs, "peers": peers}
             async with database.unit_of_work() as session:
-                return await spec.function(session, **kwargs)
+                result = await spec.function(session, **kwargs)
+            if isinstance(result, Continue):
+                # After the commit: the next run starts where this one's work ends.
+                queue: ArqRedis = ctx["redis"]
+                await queue.enqueue_job(spec.name, _queue_name=QUEUE_NAME, **result.arguments)
+                return result.done
+            return result
         finally:
             # A job may have held a brand's data in memory (a training snapshot, scores): what
             # it freed goes back to the system (see `loops.release_free_memory`). On the loop:

@@ -35,6 +35,7 @@ from services.kernel.outbox import outbox_row
 from services.kernel.settings import Settings
 from services.members.models import IDEMPOTENCY
 from services.registry import SERVICES
+from tests.conftest import run_burst
 from tests.kernel.eventing import Throwaway, happened, throwaway_service
 
 if TYPE_CHECKING:
@@ -53,20 +54,6 @@ async def thing(engine_database: Database) -> AsyncIterator[Throwaway]:
 @pytest.fixture(autouse=True)
 async def _clean(thing: Throwaway, engine_database: Database) -> None:
     await thing.reset(engine_database)
-
-
-async def run_burst(
-    database: Database,
-    infra: WorkerInfrastructure,
-    services: list[ServiceModule],
-    settings: Settings,
-) -> int:
-    """Runs the queued jobs with a worker that stops when the queue is empty; how many ran."""
-    worker = build_worker(database, infra.redis_url, services, settings, burst=True)
-    try:
-        return await worker.run_check()
-    finally:
-        await worker.close()
 
 
 def with_jobs(thing: Throwaway, fail: bool = False) -> ServiceModule:

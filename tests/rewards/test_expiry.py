@@ -16,11 +16,14 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.db import Database
-from services.kernel.jobs import build_worker, collect_jobs, enqueue
+from services.kernel.jobs import collect_jobs, enqueue
 from services.kernel.settings import Settings
 from services.members import service as members_service
+from services.rewards.expiry import tasks as expiry_tasks
 from services.rewards.expiry.service import (
     ExpiryRun,
+    Resume,
+    RunLimit,
     add_months,
     expire_points,
     remind_expiring_points,
@@ -30,7 +33,7 @@ from services.rewards.ledger import service as ledger
 from services.rewards.ledger.repository import LedgerRepository
 from services.rewards.models import Account, Bucket, EntryKind, ExpiryPolicy
 from services.rewards.module import REWARDS
-from tests.conftest import BrandFixture, MemberFixture, purge_brand
+from tests.conftest import BrandFixture, MemberFixture, purge_brand, run_burst
 from tests.rewards.conftest import MakeMember, rewards_events, sync_members
 from tests.rewards.points_helpers import (
     account_of,
@@ -442,14 +445,102 @@ async def test_the_expiry_job_runs_on_the_worker_at_a_chosen_time(
         await move(session, program, member_id, 100, T0)
 
     await enqueue(test_infra.redis_url, EXPIRE_POINTS.name, now=T0 + timedelta(days=31))
-    worker = build_worker(
-        engine_database, test_infra.redis_url, [REWARDS], base_settings, burst=True
-    )
-    try:
-        assert await worker.run_check() == 1
-    finally:
-        await worker.close()
+    assert await run_burst(engine_database, test_infra, [REWARDS], base_settings) == 1
 
     async with engine_database.unit_of_work() as session:
         assert (await account_of(session, member_id)).available == 0
         assert await ledger.ledger_matches(session, member_id)
+
+
+# --- Runs that stop at their limit --------------------------------------------------------------
+
+
+async def _members_with_points(
+    session: AsyncSession, brand_id: uuid.UUID, count: int, *, earned: datetime = T0
+) -> list[uuid.UUID]:
+    program = await set_program(
+        session,
+        brand_id,
+        expiry_policy="days_after_earning",
+        expiry_days=30,
+        expiry_reminder_days=7,
+    )
+    ids = sorted(uuid.uuid4() for _ in range(count))
+    repository = LedgerRepository(session)
+    for n, member_id in enumerate(ids):
+        await repository.upsert_account(
+            brand_id=brand_id,
+            member_id=member_id,
+            external_id=f"slice-{n}",
+            birthday=None,
+            member_status="active",
+        )
+        await move(session, program, member_id, 10 + n, earned)
+    return ids
+
+
+async def test_a_limited_run_stops_where_it_says_and_the_next_goes_on_from_there(
+    session: AsyncSession, brand: BrandFixture, other_brand: BrandFixture
+) -> None:
+    first, second = sorted((brand.id, other_brand.id))
+    ours = await _members_with_points(session, first, 5)
+    theirs = await _members_with_points(session, second, 2)
+    due = T0 + timedelta(days=31)
+    runs: list[tuple[ExpiryRun, Resume | None]] = []
+    resume: Resume | None = None
+    while True:
+        limit = RunLimit(members=2, start=resume)
+        runs.append(
+            (await expire_points(session, now=due, batch_size=2, limit=limit), limit.resume)
+        )
+        resume = limit.resume
+        if resume is None:
+            break
+    # Two members a run (a run finishes the batch it is in), in brand then member id order;
+    # each run says where the next starts, and the one that finds nothing left ends the chain.
+    assert [(run.members, stop) for run, stop in runs] == [
+        (2, Resume(first, ours[1])),
+        (2, Resume(first, ours[3])),
+        (3, Resume(second, theirs[1])),
+        (0, None),
+    ]
+    for member_id in ours + theirs:
+        assert (await account_of(session, member_id)).available == 0
+        assert await ledger.ledger_matches(session, member_id)
+    # Dated as one run would have dated them, whichever run wrote them.
+    entries = await entries_of(session, ours[4])
+    assert [(e.kind, e.points, e.occurred_at) for e in entries if e.kind == EntryKind.EXPIRE] == [
+        (EntryKind.EXPIRE, -14, T0 + timedelta(days=30))
+    ]
+    assert Resume.from_json(Resume(first, ours[1]).to_json()) == Resume(first, ours[1])
+    assert Resume.from_json(Resume(second, None).to_json()) == Resume(second, None)
+
+
+@pytest.mark.filterwarnings("ignore:Call to deprecated close:DeprecationWarning")
+async def test_the_jobs_queue_their_next_run_until_every_member_is_done(
+    committed_brand: uuid.UUID,
+    engine_database: Database,
+    redis: Redis,
+    test_infra: WorkerInfrastructure,
+    base_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each run commits on its own (no run holds every member locked), and the next is queued
+    with the same `now`: five members at two a run are at least three runs of each job (more
+    if brands other tests committed have work too)."""
+    monkeypatch.setattr(expiry_tasks, "MEMBERS_PER_RUN", 2)
+    async with engine_database.unit_of_work() as session:
+        ids = await _members_with_points(session, committed_brand, 5)
+    remind_at = T0 + timedelta(days=25)
+    await enqueue(test_infra.redis_url, REMIND_EXPIRING_POINTS.name, now=remind_at)
+    assert await run_burst(engine_database, test_infra, [REWARDS], base_settings) >= 3
+    await enqueue(test_infra.redis_url, EXPIRE_POINTS.name, now=T0 + timedelta(days=31))
+    assert await run_burst(engine_database, test_infra, [REWARDS], base_settings) >= 3
+    async with engine_database.unit_of_work() as session:
+        for member_id in ids:
+            assert (await account_of(session, member_id)).available == 0
+            assert await ledger.ledger_matches(session, member_id)
+        reminders = [
+            data for kind, data in await rewards_events(session) if kind == "points.expiring_soon"
+        ]
+    assert sorted(r["member_id"] for r in reminders) == sorted(str(m) for m in ids)

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import calendar
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -123,37 +123,99 @@ def _utc(now: datetime | None) -> datetime:
     return moment.astimezone(UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Where a run that stopped at its limit left off: the next member of this brand after
+    `after` (None: the brand's first)."""
+
+    brand_id: uuid.UUID
+    after: uuid.UUID | None
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"brand_id": str(self.brand_id), "after": str(self.after) if self.after else None}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, str | None]) -> Resume:
+        brand, after = raw["brand_id"], raw["after"]
+        assert brand is not None
+        return cls(uuid.UUID(brand), uuid.UUID(after) if after else None)
+
+
+@dataclass(slots=True)
+class RunLimit:
+    """How far one run of a daily job goes: members in batches, across brands in id order,
+    from `start`, until it has taken `members` (it may finish the batch it is in). Each run is
+    one transaction, which keeps every member it took locked until it commits, so a large
+    brand is worked through in several runs. A run that stopped with work left sets `resume`."""
+
+    members: int | None = None
+    start: Resume | None = None
+    taken: int = 0
+    resume: Resume | None = None
+
+    @property
+    def spent(self) -> bool:
+        return self.members is not None and self.taken >= self.members
+
+    def programs(self, programs: Sequence[Program]) -> list[Program]:
+        """The programs this run starts from, in brand id order."""
+        first = self.start.brand_id if self.start is not None else None
+        return [p for p in programs if first is None or p.brand_id >= first]
+
+    def stop_before(self, program: Program) -> bool:
+        """Whether the run ends before this brand (work may be left in it)."""
+        if self.spent and self.resume is None:
+            self.resume = Resume(program.brand_id, None)
+        return self.resume is not None
+
+
 async def _in_batches(
     fetch: Callable[[uuid.UUID | None], Awaitable[list[uuid.UUID]]],
     handle: Callable[[list[uuid.UUID]], Awaitable[None]],
     batch_size: int,
+    brand_id: uuid.UUID,
+    limit: RunLimit,
 ) -> None:
-    """Keyset over member ids: `fetch(after)` gives the next batch, `handle` deals with it."""
-    after: uuid.UUID | None = None
+    """Keyset over member ids: `fetch(after)` gives the next batch, `handle` deals with it;
+    from where `limit` starts in this brand, until it is spent."""
+    start = limit.start
+    after = start.after if start is not None and start.brand_id == brand_id else None
     while True:
         member_ids = await fetch(after)
         if not member_ids:
             return
         await handle(member_ids)
+        limit.taken += len(member_ids)
         if len(member_ids) < batch_size:
             return
         after = member_ids[-1]
+        if limit.spent:
+            limit.resume = Resume(brand_id, after)
+            return
 
 
 # --- Expiry -----------------------------------------------------------------------------------
 
 
 async def expire_points(
-    session: AsyncSession, *, now: datetime | None = None, batch_size: int = BATCH_SIZE
+    session: AsyncSession,
+    *,
+    now: datetime | None = None,
+    batch_size: int = BATCH_SIZE,
+    limit: RunLimit | None = None,
 ) -> ExpiryRun:
-    """The daily job: expire whatever is due at `now` in every brand, through the ledger."""
+    """The daily job: expire whatever is due at `now` in every brand, through the ledger (as
+    far as `limit` goes: see `RunLimit`)."""
     moment = _utc(now)
+    limit = limit or RunLimit()
     total = ExpiryRun()
-    for program in await ExpiryRepository(session).programs_with_expiry():
+    for program in limit.programs(await ExpiryRepository(session).programs_with_expiry()):
+        if limit.stop_before(program):
+            break
         if program.expiry_policy == ExpiryPolicy.DAYS_AFTER_EARNING:
-            run = await _expire_lots(session, program, moment, batch_size)
+            run = await _expire_lots(session, program, moment, batch_size, limit)
         elif program.expiry_policy == ExpiryPolicy.INACTIVITY and program.inactivity_months:
-            run = await _expire_inactive(session, program, moment, batch_size)
+            run = await _expire_inactive(session, program, moment, batch_size, limit)
         else:
             continue
         if run.entries:
@@ -169,7 +231,7 @@ async def expire_points(
 
 
 async def _expire_lots(
-    session: AsyncSession, program: Program, now: datetime, batch_size: int
+    session: AsyncSession, program: Program, now: datetime, batch_size: int, limit: RunLimit
 ) -> ExpiryRun:
     repository = ExpiryRepository(session)
     brand_id = program.brand_id
@@ -183,7 +245,7 @@ async def _expire_lots(
         for account in await repository.lock_accounts(brand_id, member_ids):
             run += await _expire_due_lots(session, program, account, now)
 
-    await _in_batches(fetch, handle, batch_size)
+    await _in_batches(fetch, handle, batch_size, brand_id, limit)
     return run
 
 
@@ -226,7 +288,7 @@ async def _expire_due_lots(
 
 
 async def _expire_inactive(
-    session: AsyncSession, program: Program, now: datetime, batch_size: int
+    session: AsyncSession, program: Program, now: datetime, batch_size: int, limit: RunLimit
 ) -> ExpiryRun:
     repository = ExpiryRepository(session)
     brand_id = program.brand_id
@@ -261,7 +323,7 @@ async def _expire_inactive(
             )
             run += ExpiryRun(members=1, entries=1, points=account.available)
 
-    await _in_batches(fetch, handle, batch_size)
+    await _in_batches(fetch, handle, batch_size, brand_id, limit)
     return run
 
 
@@ -269,22 +331,30 @@ async def _expire_inactive(
 
 
 async def remind_expiring_points(
-    session: AsyncSession, *, now: datetime | None = None, batch_size: int = BATCH_SIZE
+    session: AsyncSession,
+    *,
+    now: datetime | None = None,
+    batch_size: int = BATCH_SIZE,
+    limit: RunLimit | None = None,
 ) -> int:
-    """The daily job: announce points expiring within each program's reminder window, once.
+    """The daily job: announce points expiring within each program's reminder window, once
+    (as far as `limit` goes: see `RunLimit`).
 
     Returns how many `points.expiring_soon` events it wrote.
     """
     moment = _utc(now)
+    limit = limit or RunLimit()
     sent = 0
-    for program in await ExpiryRepository(session).programs_with_expiry():
+    for program in limit.programs(await ExpiryRepository(session).programs_with_expiry()):
         if program.expiry_reminder_days <= 0:
             continue
+        if limit.stop_before(program):
+            break
         until = moment + timedelta(days=program.expiry_reminder_days)
         if program.expiry_policy == ExpiryPolicy.DAYS_AFTER_EARNING:
-            sent += await _remind_lots(session, program, moment, until, batch_size)
+            sent += await _remind_lots(session, program, moment, until, batch_size, limit)
         elif program.expiry_policy == ExpiryPolicy.INACTIVITY and program.inactivity_months:
-            sent += await _remind_inactive(session, program, moment, until, batch_size)
+            sent += await _remind_inactive(session, program, moment, until, batch_size, limit)
     return sent
 
 
@@ -300,7 +370,12 @@ def reminder_event(
 
 
 async def _remind_lots(
-    session: AsyncSession, program: Program, now: datetime, until: datetime, batch_size: int
+    session: AsyncSession,
+    program: Program,
+    now: datetime,
+    until: datetime,
+    batch_size: int,
+    limit: RunLimit,
 ) -> int:
     repository = ExpiryRepository(session)
     brand_id = program.brand_id
@@ -325,12 +400,17 @@ async def _remind_lots(
         )
         sent += len(lots)
 
-    await _in_batches(fetch, handle, batch_size)
+    await _in_batches(fetch, handle, batch_size, brand_id, limit)
     return sent
 
 
 async def _remind_inactive(
-    session: AsyncSession, program: Program, now: datetime, until: datetime, batch_size: int
+    session: AsyncSession,
+    program: Program,
+    now: datetime,
+    until: datetime,
+    batch_size: int,
+    limit: RunLimit,
 ) -> int:
     repository = ExpiryRepository(session)
     brand_id = program.brand_id
@@ -361,7 +441,7 @@ async def _remind_inactive(
             )
             sent += 1
 
-    await _in_batches(fetch, handle, batch_size)
+    await _in_batches(fetch, handle, batch_size, brand_id, limit)
     return sent
 
 
