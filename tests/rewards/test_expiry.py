@@ -19,16 +19,15 @@ from services.kernel.db import Database
 from services.kernel.jobs import collect_jobs, enqueue
 from services.kernel.settings import Settings
 from services.members import service as members_service
-from services.rewards.expiry import tasks as expiry_tasks
+from services.rewards import job_runs
 from services.rewards.expiry.service import (
     ExpiryRun,
-    Resume,
-    RunLimit,
     add_months,
     expire_points,
     remind_expiring_points,
 )
 from services.rewards.expiry.tasks import EXPIRE_POINTS, REMIND_EXPIRING_POINTS
+from services.rewards.job_runs import Resume, RunLimit
 from services.rewards.ledger import service as ledger
 from services.rewards.ledger.repository import LedgerRepository
 from services.rewards.models import Account, Bucket, EntryKind, ExpiryPolicy
@@ -528,7 +527,7 @@ async def test_the_jobs_queue_their_next_run_until_every_member_is_done(
     """Each run commits on its own (no run holds every member locked), and the next is queued
     with the same `now`: five members at two a run are at least three runs of each job (more
     if brands other tests committed have work too)."""
-    monkeypatch.setattr(expiry_tasks, "MEMBERS_PER_RUN", 2)
+    monkeypatch.setattr(job_runs, "MEMBERS_PER_RUN", 2)
     async with engine_database.unit_of_work() as session:
         ids = await _members_with_points(session, committed_brand, 5)
     remind_at = T0 + timedelta(days=25)

@@ -14,7 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.clock import utcnow
-from services.rewards.models import TierChange
+from services.rewards.job_runs import Resume, RunLimit
+from services.rewards.models import Program, TierChange
 from services.rewards.module import REWARDS
 from services.rewards.tiers.service import add_years, review_tiers
 from tests.conftest import BrandFixture, MemberFixture
@@ -378,6 +379,41 @@ async def test_a_member_who_spends_nothing_falls_to_the_entry_tier(
     year = utcnow().year
     assert await review_tiers(session, now=_new_year(year + 1) + timedelta(hours=5)) == 1
     assert await tier_of(session, member.id) == uuid.UUID(ladder["insider"]["id"])
+
+
+async def test_a_review_in_limited_runs_moves_everyone_a_whole_review_would(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    brand: BrandFixture,
+    make_member: MakeMember,
+    program: Program,
+) -> None:
+    """Runs of two members each, every one going on from where the last stopped, move the same
+    members as one run over the brand: each once, dated at the first run's time."""
+    ladder = await _ladder(client, brand)
+    members = [await make_member(f"crm-run-{n}") for n in range(5)]
+    for n, member in enumerate(members):
+        await buy(client, brand, purchase(member, f"A-{n}", 60_000))
+        if n != 2:  # the third keeps Gold: the others' spend falls to nothing
+            await give_back(client, brand, returned(f"A-{n}", f"R-{n}", 60_000))
+    review = _new_year(utcnow().year + 1) + timedelta(hours=5)
+    moved: list[int] = []
+    resume: Resume | None = None
+    while True:
+        limit = RunLimit(members=2, start=resume)
+        moved.append(await review_tiers(session, now=review, batch_size=2, limit=limit))
+        if (resume := limit.resume) is None:
+            break
+    assert sum(moved) == 4
+    assert len(moved) >= 3
+    for n, member in enumerate(members):
+        expected = "gold" if n == 2 else "insider"
+        assert await tier_of(session, member.id) == uuid.UUID(ladder[expected]["id"])
+        reviewed = [
+            c for c in await _changes(session, member.id) if c.reason.startswith("Tier review")
+        ]
+        assert [c.changed_at for c in reviewed] == ([] if n == 2 else [review])
+    assert await review_tiers(session, now=review) == 0
 
 
 async def test_spend_drops_applies_at_the_next_review_after_grace_and_never_never(

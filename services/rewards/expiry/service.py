@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import calendar
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -51,6 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.kernel.clock import utcnow
 from services.rewards.events import ExpiringSoonData, PointsExpiringSoon
 from services.rewards.expiry.repository import ERASED, ExpiringGroup, ExpiryRepository
+from services.rewards.job_runs import RunLimit, in_batches, itself
 from services.rewards.ledger.service import Movement, post
 from services.rewards.models import OUTBOX, Account, Bucket, EntryKind, ExpiryPolicy, Program
 
@@ -123,77 +123,6 @@ def _utc(now: datetime | None) -> datetime:
     return moment.astimezone(UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class Resume:
-    """Where a run that stopped at its limit left off: the next member of this brand after
-    `after` (None: the brand's first)."""
-
-    brand_id: uuid.UUID
-    after: uuid.UUID | None
-
-    def to_json(self) -> dict[str, str | None]:
-        return {"brand_id": str(self.brand_id), "after": str(self.after) if self.after else None}
-
-    @classmethod
-    def from_json(cls, raw: dict[str, str | None]) -> Resume:
-        brand, after = raw["brand_id"], raw["after"]
-        assert brand is not None
-        return cls(uuid.UUID(brand), uuid.UUID(after) if after else None)
-
-
-@dataclass(slots=True)
-class RunLimit:
-    """How far one run of a daily job goes: members in batches, across brands in id order,
-    from `start`, until it has taken `members` (it may finish the batch it is in). Each run is
-    one transaction, which keeps every member it took locked until it commits, so a large
-    brand is worked through in several runs. A run that stopped with work left sets `resume`."""
-
-    members: int | None = None
-    start: Resume | None = None
-    taken: int = 0
-    resume: Resume | None = None
-
-    @property
-    def spent(self) -> bool:
-        return self.members is not None and self.taken >= self.members
-
-    def programs(self, programs: Sequence[Program]) -> list[Program]:
-        """The programs this run starts from, in brand id order."""
-        first = self.start.brand_id if self.start is not None else None
-        return [p for p in programs if first is None or p.brand_id >= first]
-
-    def stop_before(self, program: Program) -> bool:
-        """Whether the run ends before this brand (work may be left in it)."""
-        if self.spent and self.resume is None:
-            self.resume = Resume(program.brand_id, None)
-        return self.resume is not None
-
-
-async def _in_batches(
-    fetch: Callable[[uuid.UUID | None], Awaitable[list[uuid.UUID]]],
-    handle: Callable[[list[uuid.UUID]], Awaitable[None]],
-    batch_size: int,
-    brand_id: uuid.UUID,
-    limit: RunLimit,
-) -> None:
-    """Keyset over member ids: `fetch(after)` gives the next batch, `handle` deals with it;
-    from where `limit` starts in this brand, until it is spent."""
-    start = limit.start
-    after = start.after if start is not None and start.brand_id == brand_id else None
-    while True:
-        member_ids = await fetch(after)
-        if not member_ids:
-            return
-        await handle(member_ids)
-        limit.taken += len(member_ids)
-        if len(member_ids) < batch_size:
-            return
-        after = member_ids[-1]
-        if limit.spent:
-            limit.resume = Resume(brand_id, after)
-            return
-
-
 # --- Expiry -----------------------------------------------------------------------------------
 
 
@@ -209,7 +138,7 @@ async def expire_points(
     moment = _utc(now)
     limit = limit or RunLimit()
     total = ExpiryRun()
-    for program in limit.programs(await ExpiryRepository(session).programs_with_expiry()):
+    for program in limit.brands(await ExpiryRepository(session).programs_with_expiry()):
         if limit.stop_before(program):
             break
         if program.expiry_policy == ExpiryPolicy.DAYS_AFTER_EARNING:
@@ -245,7 +174,7 @@ async def _expire_lots(
         for account in await repository.lock_accounts(brand_id, member_ids):
             run += await _expire_due_lots(session, program, account, now)
 
-    await _in_batches(fetch, handle, batch_size, brand_id, limit)
+    await in_batches(fetch, handle, batch_size, brand_id, limit, member_of=itself)
     return run
 
 
@@ -323,7 +252,7 @@ async def _expire_inactive(
             )
             run += ExpiryRun(members=1, entries=1, points=account.available)
 
-    await _in_batches(fetch, handle, batch_size, brand_id, limit)
+    await in_batches(fetch, handle, batch_size, brand_id, limit, member_of=itself)
     return run
 
 
@@ -345,7 +274,7 @@ async def remind_expiring_points(
     moment = _utc(now)
     limit = limit or RunLimit()
     sent = 0
-    for program in limit.programs(await ExpiryRepository(session).programs_with_expiry()):
+    for program in limit.brands(await ExpiryRepository(session).programs_with_expiry()):
         if program.expiry_reminder_days <= 0:
             continue
         if limit.stop_before(program):
@@ -400,7 +329,7 @@ async def _remind_lots(
         )
         sent += len(lots)
 
-    await _in_batches(fetch, handle, batch_size, brand_id, limit)
+    await in_batches(fetch, handle, batch_size, brand_id, limit, member_of=itself)
     return sent
 
 
@@ -441,7 +370,7 @@ async def _remind_inactive(
             )
             sent += 1
 
-    await _in_batches(fetch, handle, batch_size, brand_id, limit)
+    await in_batches(fetch, handle, batch_size, brand_id, limit, member_of=itself)
     return sent
 
 

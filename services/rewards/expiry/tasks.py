@@ -1,9 +1,5 @@
 """The expiry jobs: daily, in UTC, the reminders after the expiry (so nothing due is announced).
-
-A run takes at most MEMBERS_PER_RUN members (`service.RunLimit`) and, with work left, queues the
-next run from where it stopped, at the same `now`: every entry and reminder is dated as if one
-run had done them all, and no run keeps a large brand's members locked for long. Should the next
-run fail to be queued (Redis away just then), the next day's run does what was left.
+Each works through a large brand in runs (`rewards.job_runs`).
 
 Run one by hand with `enqueue(redis, "rewards.expire_points", now=<aware datetime>)`.
 """
@@ -17,25 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.clock import utcnow
 from services.kernel.jobs import Continue, JobSpec, Schedule
+from services.rewards import job_runs
 from services.rewards.expiry import service
-from services.rewards.expiry.service import Resume, RunLimit
-
-# Members one run locks until it commits: a few seconds of work.
-MEMBERS_PER_RUN = 5_000
-
-
-def _limit(resume: dict[str, Any] | None) -> RunLimit:
-    return RunLimit(MEMBERS_PER_RUN, Resume.from_json(resume) if resume is not None else None)
-
-
-def _batch() -> int:
-    return min(service.BATCH_SIZE, MEMBERS_PER_RUN)
-
-
-def _then(now: datetime, limit: RunLimit, done: int) -> int | Continue:
-    if limit.resume is None:
-        return done
-    return Continue({"now": now, "resume": limit.resume.to_json()}, done)
 
 
 async def expire_points(
@@ -43,9 +22,11 @@ async def expire_points(
 ) -> int | Continue:
     """Ledger entries written by this run."""
     moment = now or utcnow()
-    limit = _limit(resume)
-    run = await service.expire_points(session, now=moment, batch_size=_batch(), limit=limit)
-    return _then(moment, limit, run.entries)
+    limit = job_runs.limit_from(resume)
+    run = await service.expire_points(
+        session, now=moment, batch_size=job_runs.batch_size(service.BATCH_SIZE), limit=limit
+    )
+    return job_runs.done_or_continue(moment, limit, run.entries)
 
 
 async def remind_expiring_points(
@@ -53,11 +34,11 @@ async def remind_expiring_points(
 ) -> int | Continue:
     """Reminders sent by this run."""
     moment = now or utcnow()
-    limit = _limit(resume)
+    limit = job_runs.limit_from(resume)
     sent = await service.remind_expiring_points(
-        session, now=moment, batch_size=_batch(), limit=limit
+        session, now=moment, batch_size=job_runs.batch_size(service.BATCH_SIZE), limit=limit
     )
-    return _then(moment, limit, sent)
+    return job_runs.done_or_continue(moment, limit, sent)
 
 
 EXPIRE_POINTS = JobSpec(

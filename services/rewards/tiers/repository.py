@@ -145,14 +145,18 @@ class TierRepository:
         return (await self.session.scalars(statement)).all()
 
     async def tiered_members(
-        self, brand_id: uuid.UUID
+        self, brand_id: uuid.UUID, after: uuid.UUID | None = None, limit: int | None = None
     ) -> list[tuple[uuid.UUID, uuid.UUID, datetime | None]]:
-        """(member_id, tier_id, tier_since) of every member of the brand who holds a tier."""
+        """(member_id, tier_id, tier_since) of the brand's members who hold a tier, in member
+        id order: after `after`, at most `limit` of them (None: all)."""
         statement = (
             select(Account.member_id, Account.tier_id, Account.tier_since)
             .where(Account.brand_id == brand_id, Account.tier_id.is_not(None))
             .order_by(Account.member_id)
+            .limit(limit)
         )
+        if after is not None:
+            statement = statement.where(Account.member_id > after)
         rows = await self.session.execute(statement)
         return [
             (member_id, tier_id, since) for member_id, tier_id, since in rows if tier_id is not None

@@ -50,6 +50,7 @@ from services.rewards.errors import (
     TierThresholdsOutOfOrder,
 )
 from services.rewards.events import TierChanged, TierChangedData
+from services.rewards.job_runs import RunLimit, in_batches
 from services.rewards.ledger import service as ledger
 from services.rewards.ledger.members import MemberSource
 from services.rewards.models import (
@@ -358,28 +359,55 @@ async def upgrade_after_purchase(
     return target if changed else None
 
 
-async def review_tiers(session: AsyncSession, now: datetime | None = None) -> int:
-    """The daily review: applies every held tier's downgrade rule; returns how many moved down."""
+async def review_tiers(
+    session: AsyncSession,
+    now: datetime | None = None,
+    *,
+    batch_size: int = REVIEW_BATCH,
+    limit: RunLimit | None = None,
+) -> int:
+    """The daily review: applies every held tier's downgrade rule (as far as `limit` goes: see
+    `rewards.job_runs`); returns how many moved down."""
     now = now or utcnow()
+    limit = limit or RunLimit()
     repository = TierRepository(session)
     moved = 0
-    for program in await repository.brands_with_tiers():
-        ladder = await ladder_of(session, program.brand_id)
+    for program in limit.brands(await repository.brands_with_tiers()):
+        if limit.stop_before(program):
+            break
+        moved += await _review_brand(session, program, now, batch_size, limit)
+    return moved
+
+
+async def _review_brand(
+    session: AsyncSession, program: Program, now: datetime, batch_size: int, limit: RunLimit
+) -> int:
+    """One brand's members, a batch at a time: each batch grouped by the window its members'
+    tiers are judged on, and their spend in it summed in one query per window."""
+    repository = TierRepository(session)
+    ladder = await ladder_of(session, program.brand_id)
+    moved = 0
+
+    async def fetch(after: uuid.UUID | None) -> list[tuple[uuid.UUID, uuid.UUID, datetime | None]]:
+        return await repository.tiered_members(program.brand_id, after, batch_size)
+
+    async def handle(rows: list[tuple[uuid.UUID, uuid.UUID, datetime | None]]) -> None:
+        nonlocal moved
         due: dict[Window, list[tuple[uuid.UUID, Tier]]] = {}
-        for member_id, tier_id, since in await repository.tiered_members(program.brand_id):
+        for member_id, tier_id, since in rows:
             tier = ladder.by_id(tier_id)
             if tier is None:
                 continue
             window = judged_window(program.qualification_window, tier, since, now)
             if window is not None:
                 due.setdefault(window, []).append((member_id, tier))
-        for window, everyone in due.items():
-            for start in range(0, len(everyone), REVIEW_BATCH):
-                members = everyone[start : start + REVIEW_BATCH]
-                spends = await repository.spend_by_member(
-                    [member_id for member_id, _ in members], window.starts_at, window.ends_at
-                )
-                moved += await _review_batch(session, program, ladder, window, members, spends, now)
+        for window, members in due.items():
+            spends = await repository.spend_by_member(
+                [member_id for member_id, _ in members], window.starts_at, window.ends_at
+            )
+            moved += await _review_batch(session, program, ladder, window, members, spends, now)
+
+    await in_batches(fetch, handle, batch_size, program.brand_id, limit, member_of=lambda r: r[0])
     return moved
 
 
