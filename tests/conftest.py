@@ -12,9 +12,10 @@ import contextlib
 import gc
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -34,7 +35,7 @@ from services.kernel.auth import (
 )
 from services.kernel.db import Database, asyncpg_url
 from services.kernel.embedded import InfrastructureUrls, infrastructure
-from services.kernel.jobs import build_worker
+from services.kernel.jobs import Continue, build_worker
 from services.kernel.logging import configure_logging
 from services.kernel.migrations import migrate
 from services.kernel.module import ServiceModule
@@ -118,6 +119,20 @@ async def run_burst(
         return await worker.run_check()
     finally:
         await worker.close()
+
+
+async def until_done(
+    job: Callable[..., Awaitable[Any]], session: AsyncSession, **arguments: Any
+) -> list[Any]:
+    """A job run in process as the worker would run it, each run that returns `Continue` then
+    followed by the next: what each run did."""
+    done: list[Any] = []
+    while True:
+        result = await job(session, **arguments)
+        if not isinstance(result, Continue):
+            return [*done, result]
+        done.append(result.done)
+        arguments = result.arguments
 
 
 @pytest.fixture(scope="session")
