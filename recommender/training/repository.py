@@ -391,6 +391,11 @@ async def running_experiment(session: AsyncSession, brand_id: uuid.UUID) -> Expe
     )
 
 
-async def brands_with_members(session: AsyncSession) -> list[uuid.UUID]:
-    result = await session.scalars(select(MemberFacts.brand_id).distinct())
-    return list(result)
+async def brands_with_members(
+    session: AsyncSession, after: uuid.UUID | None = None
+) -> list[uuid.UUID]:
+    """The brands with members, in id order (after `after`, when given)."""
+    statement = select(MemberFacts.brand_id).distinct().order_by(MemberFacts.brand_id)
+    if after is not None:
+        statement = statement.where(MemberFacts.brand_id > after)
+    return list(await session.scalars(statement))

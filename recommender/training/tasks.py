@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from recommender.training import repository
 from services.kernel.clock import utcnow
-from services.kernel.jobs import JobSpec, Schedule
+from services.kernel.jobs import Continue, JobSpec, Schedule
 
 TRAIN_JOB_NAME = "recommender.train"
 
@@ -19,15 +19,34 @@ TRAIN_JOB_NAME = "recommender.train"
 
 
 async def train(
-    session: AsyncSession, brand_id: str | None = None, now: datetime | None = None
-) -> int:
-    """Train one brand (on demand) or every brand (nightly); returns the versions trained."""
+    session: AsyncSession,
+    brand_id: str | None = None,
+    now: datetime | None = None,
+    after: str | None = None,
+) -> int | Continue:
+    """Train one brand: the one named (on demand), or, nightly, every brand with members in
+    turn, one a run: each run is one transaction (a brand's training can take minutes) and
+    queues the next brand's (`Continue`), all at the first run's time. Returns the versions
+    this run trained."""
+    if brand_id is not None:
+        return await train_one(session, uuid.UUID(brand_id), now)
+    now = now or utcnow()
+    brands = await repository.brands_with_members(
+        session, uuid.UUID(after) if after is not None else None
+    )
+    if not brands:
+        return 0
+    trained = await train_one(session, brands[0], now)
+    if len(brands) == 1:
+        return trained
+    return Continue({"now": now, "after": str(brands[0])}, trained)
+
+
+async def train_one(session: AsyncSession, brand_id: uuid.UUID, now: datetime | None = None) -> int:
+    """Train the brand; returns the versions trained (0 when it has too little data)."""
     from recommender.training import service
 
-    if brand_id is not None:
-        trained = await service.train_brand(session, uuid.UUID(brand_id), now)
-        return 0 if trained is None else 1
-    return len(await service.train_due_brands(session, now))
+    return int(await service.train_brand(session, brand_id, now) is not None)
 
 
 async def train_young_brands(session: AsyncSession, now: datetime | None = None) -> int:

@@ -127,7 +127,7 @@ async def settle(runtime: Runtime, brand_id: uuid.UUID, consumer: str) -> int:
     tests and benchmarks that need the demo as a member finds it). Returns the versions trained."""
     await drain_events(runtime, SERVICES, consumer)
     async with runtime.database.unit_of_work() as session:
-        trained = await training.train(session, str(brand_id))
+        trained = await training.train_one(session, brand_id)
     async with runtime.database.unit_of_work() as session:
         await training.fold_in(session)
     return trained

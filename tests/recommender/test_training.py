@@ -25,15 +25,16 @@ from recommender.store.models import (
     item_id_of,
 )
 from recommender.surfaces import SURFACES
-from recommender.training import model, service
+from recommender.training import model, service, tasks
 from recommender.training.gate import is_evaluation_member, not_worse
 from recommender.training.lists import NON_PERSONALISED
 from services.kernel.auth import Scope
 from services.kernel.clock import utcnow
 from services.kernel.ids import new_id
+from services.kernel.jobs import Continue
 from services.members import service as members_service
 from services.members.schemas import ApiKeyCreate
-from tests.conftest import BrandFixture, bearer
+from tests.conftest import BrandFixture, bearer, until_done
 from tests.recommender.store_world import World, build_world, interact
 
 NOW = utcnow().replace(microsecond=0)
@@ -421,3 +422,23 @@ async def test_young_brands_are_retrained_as_their_data_grows_and_only_then(
     await interact(session, world, member_id, world.of_kind(ItemKind.POST)[:1], NOW)
     retrained = await service.train_due_brands(session, NOW, young_only=True)
     assert [t.version.number for t in retrained] == [2]
+
+
+async def test_the_nightly_training_takes_one_brand_a_run_each_queueing_the_next(
+    session: AsyncSession,
+) -> None:
+    first = await build_world(session, members=30, seed=1, now=NOW)
+    second = await build_world(session, members=30, seed=2, now=NOW)
+    ordered = sorted((first.brand_id, second.brand_id))
+    # Each run trains one brand in its own transaction; the first names where the next starts.
+    runs = await until_done(tasks.train, session, now=NOW)
+    assert runs == [1, 1]
+    versions = (
+        await session.execute(
+            select(ModelVersion.brand_id, func.count()).group_by(ModelVersion.brand_id)
+        )
+    ).all()
+    assert sorted(versions) == [(ordered[0], 1), (ordered[1], 1)]
+    first_run = await tasks.train(session, now=NOW)
+    assert isinstance(first_run, Continue)
+    assert first_run.arguments == {"now": NOW, "after": str(ordered[0])}
