@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # asyncpg's TLS modes, which are libpq's `sslmode` values (a URL may spell it either way).
@@ -199,6 +199,24 @@ class Settings(BaseSettings):
             )
         return url
 
+    @model_validator(mode="after")
+    def _shared_secrets_in_production(self) -> Settings:
+        # In production the processes (often on several hosts) verify each other's tokens: a
+        # secret generated into one data folder would not be the next host's.
+        if self.environment != "production" or self.jwt_secret is not None:
+            return self
+        if self.jwt_algorithm == "HS256":
+            raise ValueError(
+                "in production set KINFOLK_JWT_SECRET: every process verifies member tokens "
+                "(HS256) with it, and derives the service tokens' key from it"
+            )
+        if self.service_secret is None:
+            raise ValueError(
+                "in production set KINFOLK_SERVICE_SECRET (or KINFOLK_JWT_SECRET): every "
+                "process signs and verifies service tokens with it"
+            )
+        return self
+
     def jwt_signing_secret(self) -> str:
         """The HS256 secret: configured, else one generated once and kept in the data folder.
 
@@ -235,5 +253,6 @@ def settings_refused(error: ValidationError) -> str:
     for problem in error.errors(include_url=False):
         field = str(problem["loc"][0]) if problem["loc"] else ""
         message = str(problem["msg"]).removeprefix("Value error, ")
-        lines.append(f"  {prefix}{field.upper()}: {message}")
+        # A rule over several settings names them in its message.
+        lines.append(f"  {prefix}{field.upper()}: {message}" if field else f"  {message}")
     return "\n".join(lines)

@@ -10,7 +10,7 @@ from datetime import timedelta
 import httpx
 import jwt
 import pytest
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel import auth
@@ -23,7 +23,7 @@ from services.kernel.auth import (
     service_key_id,
 )
 from services.kernel.errors import Unauthorized
-from services.kernel.settings import Settings
+from services.kernel.settings import Settings, settings_refused
 from tests.conftest import BrandFixture, bearer, make_brand
 from tests.marketing.segments_world import create
 
@@ -156,3 +156,30 @@ async def test_a_service_token_reads_its_brand_with_its_scopes_only(
     assert (forged.status_code, forged.json()["error"]) == (401, "Unauthorized")
     after = await client.get("/marketing/v1/segments", headers=brand.headers)
     assert [s["name"] for s in after.json()["items"]] == ["segment"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "refused"),
+    [
+        ({}, "set KINFOLK_JWT_SECRET"),
+        ({"jwt_algorithm": "RS256", "jwt_jwks_url": "https://idp.example.com/jwks"},
+         "set KINFOLK_SERVICE_SECRET"),
+        ({"service_secret": "s" * 48}, "set KINFOLK_JWT_SECRET"),
+        ({"jwt_secret": "j" * 48}, None),
+        ({"jwt_algorithm": "RS256", "jwt_jwks_url": "https://idp.example.com/jwks",
+          "service_secret": "s" * 48}, None),
+    ],
+)  # fmt: skip
+def test_production_needs_a_secret_every_process_shares(
+    settings: dict[str, str], refused: str | None
+) -> None:
+    """A secret generated into one host's data folder would not be the next host's."""
+    if refused is None:
+        assert Settings(environment="production", **settings).environment == "production"
+        return
+    with pytest.raises(ValidationError) as error:
+        Settings(environment="production", **settings)
+    message = settings_refused(error.value)
+    assert refused in message
+    assert "KINFOLK_:" not in message
+    assert Settings(**settings).environment == "development"  # development generates one
