@@ -656,6 +656,9 @@ def streams_status(
 def streams_drop_group(
     service: Annotated[str, typer.Argument(help="The service whose stream it reads.")],
     group: Annotated[str, typer.Argument(help="The retired consumer group.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Drop it even though a process read from it lately.")
+    ] = False,
 ) -> None:
     """Delete a consumer group no service declares any more, so its stream is trimmed again."""
     from services.kernel.runtime import redis_client
@@ -667,7 +670,7 @@ def streams_drop_group(
     async def main(urls: InfrastructureUrls) -> None:
         redis = redis_client(urls.redis_url, settings)
         try:
-            pending = await drop_retired_group(redis, SERVICES, service, group)
+            pending = await drop_retired_group(redis, SERVICES, service, group, force=force)
         except (ValueError, LookupError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=2) from exc

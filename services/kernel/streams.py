@@ -97,13 +97,31 @@ async def _status(redis: Redis, stream: str, declared: dict[str, bool]) -> Strea
     )
 
 
+# A group one of whose consumers read within this long is taken to be in use: a worker reading
+# it blocks a second at a time, so a running one is never idle for more than a few seconds.
+IN_USE_SECONDS = 600
+
+
+class GroupInUse(ValueError):
+    """A process read from the group lately: in a rolling deploy, an older release still runs
+    it, and dropping it would make that release read the stream from its start again."""
+
+
 async def drop_retired_group(
-    redis: Redis, services: Sequence[ServiceModule], service: str, group: str
+    redis: Redis,
+    services: Sequence[ServiceModule],
+    service: str,
+    group: str,
+    *,
+    force: bool = False,
+    in_use_seconds: float = IN_USE_SECONDS,
 ) -> int:
     """Deletes `group` from the stream of `service`, with what it had pending; returns the
     entries it had pending. Refuses (ValueError) a group a service declares: its workers would
     create it again at the stream's start and handle everything since once more (their inbox
-    would only skip what it still remembers). LookupError for a group that is not there."""
+    would only skip what it still remembers); and, unless `force`, one a consumer read from
+    within `in_use_seconds` (GroupInUse): an older release that still declares it is running.
+    LookupError for a group that is not there."""
     stream = f"{STREAM_PREFIX}{service}"
     declared = declared_groups(services).get(stream, {})
     if group in declared:
@@ -116,5 +134,15 @@ async def drop_retired_group(
     if found is None:
         present = ", ".join(g.name for g in groups) or "none"
         raise LookupError(f"no group {group!r} on {stream} (its groups: {present})")
+    if not force:
+        consumers = await redis.xinfo_consumers(stream, group)
+        busy = [c for c in consumers if int(c["idle"]) < in_use_seconds * 1_000]
+        if busy:
+            latest = min(busy, key=lambda c: int(c["idle"]))
+            raise GroupInUse(
+                f"{group!r} on {stream} was read {int(latest['idle']) / 1_000:.0f} s ago by "
+                f"{as_text(latest['name'])}: a process of an older release still runs it. Drop "
+                "it once none does (no reads for ten minutes), or with --force."
+            )
     await redis.xgroup_destroy(stream, group)
     return found.pending

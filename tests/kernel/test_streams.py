@@ -3,11 +3,13 @@ declares marked retired, and dropping only such a group (after which the stream 
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from redis.asyncio import Redis
 
 from services.kernel.stream_trim import StreamTrimmer
-from services.kernel.streams import GroupStatus, drop_retired_group, stream_status
+from services.kernel.streams import GroupInUse, GroupStatus, drop_retired_group, stream_status
 from services.registry import SERVICES
 
 MEMBERS = "kinfolk:events:members"
@@ -56,9 +58,28 @@ async def test_only_a_group_no_service_declares_can_be_dropped(redis: Redis) -> 
         await drop_retired_group(redis, SERVICES, "members", "rewards.members")
     with pytest.raises(LookupError, match=r"no group 'nope' on kinfolk:events:members"):
         await drop_retired_group(redis, SERVICES, "members", "nope")
-    assert await drop_retired_group(redis, SERVICES, "members", "retired.group") == 1
+    # c1 read from it just now: an older release may still run it.
+    with pytest.raises(GroupInUse, match=r"'retired\.group' .* was read 0 s ago by c1"):
+        await drop_retired_group(redis, SERVICES, "members", "retired.group")
+    assert len(await redis.xinfo_groups(MEMBERS)) == 2
+    assert await drop_retired_group(redis, SERVICES, "members", "retired.group", force=True) == 1
     groups = [g["name"] for g in await redis.xinfo_groups(MEMBERS)]
     assert groups == [b"rewards.members"]
+
+
+async def test_a_group_nobody_has_read_from_lately_is_dropped_without_force(
+    redis: Redis,
+) -> None:
+    await redis.xadd(MEMBERS, {"n": "1"})
+    await redis.xgroup_create(MEMBERS, "retired.group", id="0")
+    await redis.xreadgroup("retired.group", "c1", {MEMBERS: ">"})
+    with pytest.raises(GroupInUse):
+        await drop_retired_group(redis, SERVICES, "members", "retired.group", in_use_seconds=0.3)
+    await asyncio.sleep(0.4)
+    dropped = await drop_retired_group(
+        redis, SERVICES, "members", "retired.group", in_use_seconds=0.3
+    )
+    assert dropped == 1
 
 
 async def test_a_retired_group_holds_its_stream_back_until_it_is_dropped(redis: Redis) -> None:
