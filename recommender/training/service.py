@@ -293,7 +293,7 @@ async def train_due_brands(
     model within minutes instead of the next night."""
     results = []
     for brand_id in await repository.brands_with_members(session):
-        if young_only and not await _young(session, brand_id):
+        if young_only and not await is_young(session, brand_id):
             continue
         trained = await train_brand(session, brand_id, now)
         if trained is not None:
@@ -301,7 +301,9 @@ async def train_due_brands(
     return results
 
 
-async def _young(session: AsyncSession, brand_id: uuid.UUID) -> bool:
+async def is_young(session: AsyncSession, brand_id: uuid.UUID) -> bool:
+    """No serving version yet, or one that learned from fewer than YOUNG_PAIRS member-item
+    pairs while new interactions have arrived since."""
     serving = await repository.serving_version(session, brand_id)
     if serving is None:
         return True

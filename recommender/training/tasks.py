@@ -49,12 +49,20 @@ async def train_one(session: AsyncSession, brand_id: uuid.UUID, now: datetime | 
     return int(await service.train_brand(session, brand_id, now) is not None)
 
 
-async def train_young_brands(session: AsyncSession, now: datetime | None = None) -> int:
+async def train_young_brands(
+    session: AsyncSession, now: datetime | None = None, after: str | None = None
+) -> int | Continue:
     """New brands get a model, and better ones as their data grows, without waiting for the
-    night (see `service.train_due_brands`)."""
+    night (see `service.is_young`): one young brand a run, as `train` takes them."""
     from recommender.training import service
 
-    return len(await service.train_due_brands(session, now, young_only=True))
+    now = now or utcnow()
+    start = uuid.UUID(after) if after is not None else None
+    for brand_id in await repository.brands_with_members(session, start):
+        if await service.is_young(session, brand_id):
+            trained = await train_one(session, brand_id, now)
+            return Continue({"now": now, "after": str(brand_id)}, trained)
+    return 0
 
 
 async def fold_in(session: AsyncSession, now: datetime | None = None) -> int:

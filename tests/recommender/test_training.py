@@ -442,3 +442,13 @@ async def test_the_nightly_training_takes_one_brand_a_run_each_queueing_the_next
     first_run = await tasks.train(session, now=NOW)
     assert isinstance(first_run, Continue)
     assert first_run.arguments == {"now": NOW, "after": str(ordered[0])}
+
+
+async def test_young_brands_are_trained_one_a_run_until_none_is_left(
+    session: AsyncSession,
+) -> None:
+    await build_world(session, members=30, seed=3, now=NOW)
+    await build_world(session, members=30, seed=4, now=NOW)
+    # Each young brand in a run of its own; the last run finds none left.
+    assert await until_done(tasks.train_young_brands, session, now=NOW) == [1, 1, 0]
+    assert await until_done(tasks.train_young_brands, session, now=NOW) == [0]
