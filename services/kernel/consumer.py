@@ -34,13 +34,14 @@ import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import structlog
 from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
-from sqlalchemy import Table
+from sqlalchemy import Table, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -121,6 +122,11 @@ class ConsumerSpec:
     inbox: Table  # the consuming service's inbox table
     event_types: frozenset[str] | None = None  # exact types or `prefix.*`; None wants everything
     handle_many: BatchHandler | None = None  # set-based `handler` for new messages, if any
+    # The handler keeps each subject's latest state (a projection each event rewrites whole):
+    # an older event applied after a newer one would undo it. The inbox then keeps each
+    # event's subject and time, and a dead-letter retry of an event some later one about the
+    # same subject has superseded is skipped (`dead_letters.retry_dead_letters`).
+    latest_wins: bool = False
     # What `wants` answered for each type seen (it runs for every message of every group); the
     # types are the registry's few dozen, and anything past _WANTED_TYPES is not remembered.
     _wanted: dict[str, bool] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -170,12 +176,14 @@ async def apply_new_events(
     overlapping batches cannot deadlock.
     """
     inbox = spec.inbox
-    ids = sorted({event.id for event in events})
+    by_id = {event.id: event for event in reversed(events)}  # the first of each id
+    ids = sorted(by_id)
     async with database.unit_of_work() as session:
-        columns = [inbox.c.consumer, inbox.c.event_id]
+        columns = [inbox.c.consumer, inbox.c.event_id, inbox.c.subject_id, inbox.c.occurred_at]
+        rows = [(spec.name, i, *_ordering(spec, by_id[i])) for i in ids]
         inserted = await session.scalars(
             insert(inbox)
-            .from_select(columns, unnest_rows(columns, [(spec.name, i) for i in ids]))
+            .from_select(columns, unnest_rows(columns, rows))
             .on_conflict_do_nothing()
             .returning(inbox.c.event_id)
         )
@@ -184,9 +192,59 @@ async def apply_new_events(
         for event in events:
             if event.id in new:
                 first.setdefault(event.id, event)
-        if first:
-            await spec.handle_batch(session, list(first.values()))
+        stale = await _superseded_ids(session, spec, list(first.values()))
+        if fresh := [event for event in first.values() if event.id not in stale]:
+            await spec.handle_batch(session, fresh)
     return new
+
+
+def _ordering(spec: ConsumerSpec, event: Event) -> tuple[uuid.UUID | None, datetime | None]:
+    """What the inbox keeps of the event's place among its subject's events."""
+    if not spec.latest_wins or event.subject_id is None:
+        return None, None
+    return event.subject_id, event.occurred_at
+
+
+async def superseded(database: Database, spec: ConsumerSpec, event: Event) -> bool:
+    """Whether the group has handled a later event about the same subject: for a
+    `latest_wins` group, applying this one now would undo that one."""
+    async with database.unit_of_work() as session:
+        return bool(await _superseded_ids(session, spec, [event]))
+
+
+async def _superseded_ids(
+    session: AsyncSession, spec: ConsumerSpec, events: Sequence[Event]
+) -> set[uuid.UUID]:
+    """Of these events (just recorded in the inbox), those a later event about the same
+    subject, recorded before them, supersedes: an event redelivered after a newer one took
+    effect (a retry of a failed message, a dead letter). Only for `latest_wins` groups, whose
+    handler would otherwise put the older state back."""
+    ordered = [(event, *_ordering(spec, event)) for event in events]
+    subjects = {subject for _, subject, _ in ordered if subject is not None}
+    if not subjects:
+        return set()
+    inbox = spec.inbox
+    latest = dict(
+        (
+            await session.execute(
+                select(inbox.c.subject_id, func.max(inbox.c.occurred_at))
+                .where(
+                    inbox.c.consumer == spec.name,
+                    inbox.c.subject_id.in_(subjects),
+                    inbox.c.event_id.not_in([event.id for event in events]),
+                )
+                .group_by(inbox.c.subject_id)
+            )
+        ).all()
+    )
+    return {
+        event.id
+        for event, subject, at in ordered
+        if subject in latest
+        and at is not None
+        and latest[subject] is not None
+        and at < latest[subject]
+    }
 
 
 async def apply_event(database: Database, spec: ConsumerSpec, event: Event) -> bool:
@@ -201,12 +259,17 @@ async def apply_event(database: Database, spec: ConsumerSpec, event: Event) -> b
         inserted = (
             await session.execute(
                 insert(inbox)
-                .values(consumer=spec.name, event_id=event.id)
+                .values(
+                    consumer=spec.name,
+                    event_id=event.id,
+                    subject_id=_ordering(spec, event)[0],
+                    occurred_at=_ordering(spec, event)[1],
+                )
                 .on_conflict_do_nothing()
                 .returning(inbox.c.event_id)
             )
         ).first()
-        if inserted is None:
+        if inserted is None or await _superseded_ids(session, spec, [event]):
             return False
         await spec.handler(session, event)
     return True

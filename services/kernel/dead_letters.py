@@ -36,6 +36,7 @@ from services.kernel.consumer import (
     as_text,
     decoded_fields,
     describe_error,
+    superseded,
 )
 from services.kernel.db import Database
 from services.kernel.events import parse_event
@@ -159,6 +160,9 @@ async def dead_letters_named(redis: Redis, refs: Sequence[str]) -> list[DeadLett
 class Retried(enum.Enum):
     HANDLED = "handled"  # the event took effect now; the letter is deleted
     ALREADY = "already handled"  # the group's inbox had it (an earlier retry); letter deleted
+    # A later event about the same subject took effect, and the group keeps only the latest
+    # state (`ConsumerSpec.latest_wins`): applied now it would undo that one; letter deleted.
+    SUPERSEDED = "superseded by a later event"
     FAILED = "failed again"  # the handler (or parsing) failed; the letter stays
     NO_GROUP = "no such group"  # no service here declares the letter's group; the letter stays
     ERASED = "about an erased member: deleted"  # never retried (see retry_dead_letters)
@@ -200,7 +204,12 @@ async def retry_dead_letters(
             results.append(RetryResult(letter, Retried.NO_GROUP))
             continue
         try:
-            ran = await apply_event(database, spec, parse_event(letter.payload))
+            event = parse_event(letter.payload)
+            if await superseded(database, spec, event):
+                await redis.xdel(letter.stream, letter.letter_id)
+                results.append(RetryResult(letter, Retried.SUPERSEDED))
+                continue
+            ran = await apply_event(database, spec, event)
         except Exception as exc:
             results.append(RetryResult(letter, Retried.FAILED, describe_error(exc)[0]))
             continue

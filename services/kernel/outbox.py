@@ -70,7 +70,19 @@ def inbox_table(metadata: MetaData) -> Table:
         Column("consumer", Text, nullable=False),
         Column("event_id", UUID(as_uuid=True), nullable=False),
         Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        # Kept by groups whose handler keeps only a subject's latest state
+        # (`ConsumerSpec.latest_wins`): what a dead-letter retry checks before applying an
+        # older event about the same subject. Null for every other group.
+        Column("subject_id", UUID(as_uuid=True), nullable=True),
+        Column("occurred_at", DateTime(timezone=True), nullable=True),
         PrimaryKeyConstraint("consumer", "event_id"),
+        Index(
+            "ix_inbox_subject",
+            "consumer",
+            "subject_id",
+            "occurred_at",
+            postgresql_where=text("subject_id IS NOT NULL"),
+        ),
     )
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Set
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -16,7 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel import dead_letters
 from services.kernel.clients import Peers
-from services.kernel.consumer import ConsumerRunner, ConsumerSpec, dead_letter_stream
+from services.kernel.consumer import (
+    ConsumerRunner,
+    ConsumerSpec,
+    apply_event,
+    apply_new_events,
+    dead_letter_stream,
+)
 from services.kernel.db import Database
 from services.kernel.dead_letters import (
     Retried,
@@ -30,7 +38,15 @@ from services.kernel.dead_letters import (
 from services.kernel.events import Event
 from services.kernel.jobs import JobSpec, arq_functions
 from services.kernel.settings import Settings
-from tests.kernel.eventing import ThingData, Throwaway, happened, throwaway_service, xadd_events
+from tests.kernel.eventing import (
+    BRAND,
+    ThingData,
+    ThingHappened,
+    Throwaway,
+    happened,
+    throwaway_service,
+    xadd_events,
+)
 
 ERASED = {uuid.uuid4(), uuid.uuid4()}
 KEPT = uuid.uuid4()
@@ -263,3 +279,66 @@ async def test_a_letter_is_named_by_service_and_entry_id(redis: Redis) -> None:
             parse_letter_ref(bad)
     with pytest.raises(LookupError, match="no dead letter deadtest:1-0, rewards:2-0"):
         await dead_letters_named(redis, [ref, "deadtest:1-0", "rewards:2-0"])
+
+
+async def test_a_latest_wins_group_never_applies_an_older_event_over_a_newer_one(
+    thing: Throwaway, engine_database: Database, redis: Redis, base_settings: Settings
+) -> None:
+    """An event about a member fails and is parked; then a newer one about the same member takes
+    effect. Retried, the old one is recorded as superseded, not applied, and its letter goes;
+    an old event about a member with nothing newer is applied as usual. An older event the
+    stream redelivers (a failed message retried) is recorded and not applied either."""
+    member, other = uuid.uuid4(), uuid.uuid4()
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+
+    def about(subject: uuid.UUID, at: datetime, n: int) -> ThingHappened:
+        data = ThingData(n=n)
+        return ThingHappened(brand_id=BRAND, subject_id=subject, occurred_at=at, data=data)
+
+    old, lone = about(member, t0, -1), about(other, t0, -3)
+    new = about(member, t0 + timedelta(hours=1), 2)
+    broken = Effects(thing, BROKEN)
+    spec = replace(broken.spec(), latest_wins=True)
+    await xadd_events(redis, STREAM, [old, lone])
+    await _park(engine_database, redis, base_settings, [spec])
+    await xadd_events(redis, STREAM, [new])
+    await _park(engine_database, redis, base_settings, [spec])
+    assert await thing.effects_rows(engine_database) == [(BROKEN, new.id, 2)]
+
+    broken.broken = False
+    letters = await dead_letters.dead_letters(redis)
+    results = await retry_dead_letters(engine_database, redis, [spec], letters, _erased_among)
+    assert [(r.letter.event_id, r.outcome) for r in results] == [
+        (str(old.id), Retried.SUPERSEDED),
+        (str(lone.id), Retried.HANDLED),
+    ]
+    after = [(BROKEN, new.id, 2), (BROKEN, lone.id, -3)]
+    assert await thing.effects_rows(engine_database) == after
+    assert await dead_letters.dead_letters(redis) == []
+
+    # Redelivered older events: recorded (so acknowledged), not applied.
+    older, oldest = about(member, t0 - timedelta(hours=1), 5), about(member, t0, 6)
+    assert await apply_event(engine_database, spec, older) is False
+    assert await apply_new_events(engine_database, spec, [oldest]) == {oldest.id}
+    assert await thing.effects_rows(engine_database) == after
+    assert {older.id, oldest.id} <= set(await thing.inbox_ids(engine_database, BROKEN))
+    # Without `latest_wins` the same redelivery takes effect (groups that add events up).
+    assert await apply_event(engine_database, broken.spec(), about(member, t0, 7)) is True
+
+
+async def test_a_latest_wins_group_drops_a_failing_event_a_newer_one_has_superseded(
+    thing: Throwaway, engine_database: Database, redis: Redis, base_settings: Settings
+) -> None:
+    """A message that failed is retried after the newer one about the same member took
+    effect: it is superseded, acknowledged and never parked."""
+    member = uuid.uuid4()
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
+    old = ThingHappened(brand_id=BRAND, subject_id=member, occurred_at=t0, data=ThingData(n=-1))
+    new = ThingHappened(
+        brand_id=BRAND, subject_id=member, occurred_at=t0 + timedelta(hours=1), data=ThingData(n=2)
+    )
+    broken = Effects(thing, BROKEN)
+    await xadd_events(redis, STREAM, [old, new])
+    await _park(engine_database, redis, base_settings, [replace(broken.spec(), latest_wins=True)])
+    assert await thing.effects_rows(engine_database) == [(BROKEN, new.id, 2)]
+    assert await dead_letters.dead_letters(redis) == []

@@ -60,4 +60,7 @@ MEMBERS_PROJECTION = ConsumerSpec(
     inbox=INBOX,
     event_types=frozenset({"member.created", "member.updated", "member.erased"}),
     handle_many=apply_member_events,
+    # Each event sets the whole account profile: an older one redelivered after a newer one
+    # (a retried message, a dead letter) must not put the older profile back.
+    latest_wins=True,
 )
