@@ -206,13 +206,6 @@ def _ordering(spec: ConsumerSpec, event: Event) -> tuple[uuid.UUID | None, datet
     return event.subject_id, event.occurred_at
 
 
-async def superseded(database: Database, spec: ConsumerSpec, event: Event) -> bool:
-    """Whether the group has handled a later event about the same subject: for a
-    `latest_wins` group, applying this one now would undo that one."""
-    async with database.unit_of_work() as session:
-        return bool(await _superseded_ids(session, spec, [event]))
-
-
 async def _superseded_ids(
     session: AsyncSession, spec: ConsumerSpec, events: Sequence[Event]
 ) -> set[uuid.UUID]:
@@ -250,14 +243,24 @@ async def _superseded_ids(
     }
 
 
-async def apply_event(database: Database, spec: ConsumerSpec, event: Event) -> bool:
+class Applied(enum.Enum):
+    """What `apply_event` did with an event."""
+
+    NOW = "now"  # the handler ran and committed
+    ALREADY = "already"  # the inbox held the id: the effect happened before
+    # Recorded, not run: a later event about the same subject took effect, and the group keeps
+    # only the latest state (`ConsumerSpec.latest_wins`).
+    SUPERSEDED = "superseded"
+
+
+async def apply_event(database: Database, spec: ConsumerSpec, event: Event) -> Applied:
     """Record the event in the group's inbox and run its handler, in one transaction.
 
-    Returns False when the inbox already held the id: the effect happened before. A concurrent
-    delivery of the same event waits on the inbox row's unique index until the first commits,
-    then sees the conflict, so the handler never runs twice even in parallel.
+    A concurrent delivery of the same event waits on the inbox row's unique index until the
+    first commits, then sees the conflict, so the handler never runs twice even in parallel.
     """
     inbox = spec.inbox
+    subject_id, occurred_at = _ordering(spec, event)
     async with database.unit_of_work() as session:
         inserted = (
             await session.execute(
@@ -265,17 +268,19 @@ async def apply_event(database: Database, spec: ConsumerSpec, event: Event) -> b
                 .values(
                     consumer=spec.name,
                     event_id=event.id,
-                    subject_id=_ordering(spec, event)[0],
-                    occurred_at=_ordering(spec, event)[1],
+                    subject_id=subject_id,
+                    occurred_at=occurred_at,
                 )
                 .on_conflict_do_nothing()
                 .returning(inbox.c.event_id)
             )
         ).first()
-        if inserted is None or await _superseded_ids(session, spec, [event]):
-            return False
+        if inserted is None:
+            return Applied.ALREADY
+        if await _superseded_ids(session, spec, [event]):
+            return Applied.SUPERSEDED
         await spec.handler(session, event)
-    return True
+    return Applied.NOW
 
 
 class Outcome(enum.Enum):
@@ -585,7 +590,7 @@ class ConsumerRunner:
         if declared_type is None and not spec.wants(event.type):
             return Outcome.SKIPPED
         try:
-            ran = await apply_event(self.database, spec, event)
+            applied = await apply_event(self.database, spec, event)
         except Exception as exc:
             error, trace = describe_error(exc)
             if delivery >= self.settings.consumer_max_deliveries:
@@ -602,7 +607,7 @@ class ConsumerRunner:
                 error=error,
             )
             return Outcome.FAILED
-        return Outcome.HANDLED if ran else Outcome.DUPLICATE
+        return Outcome.HANDLED if applied is Applied.NOW else Outcome.DUPLICATE
 
     async def _dead_letter(
         self,

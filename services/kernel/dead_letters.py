@@ -30,13 +30,13 @@ from redis.asyncio import Redis
 from services.kernel.consumer import (
     DEAD_LETTER_SUFFIX,
     STREAM_PREFIX,
+    Applied,
     ConsumerSpec,
     apply_event,
     as_bytes,
     as_text,
     decoded_fields,
     describe_error,
-    superseded,
 )
 from services.kernel.db import Database
 from services.kernel.events import parse_event
@@ -175,6 +175,13 @@ class RetryResult:
     error: str = ""  # why it failed again
 
 
+_RETRIED = {
+    Applied.NOW: Retried.HANDLED,
+    Applied.ALREADY: Retried.ALREADY,
+    Applied.SUPERSEDED: Retried.SUPERSEDED,
+}
+
+
 async def retry_dead_letters(
     database: Database,
     redis: Redis,
@@ -204,17 +211,12 @@ async def retry_dead_letters(
             results.append(RetryResult(letter, Retried.NO_GROUP))
             continue
         try:
-            event = parse_event(letter.payload)
-            if await superseded(database, spec, event):
-                await redis.xdel(letter.stream, letter.letter_id)
-                results.append(RetryResult(letter, Retried.SUPERSEDED))
-                continue
-            ran = await apply_event(database, spec, event)
+            applied = await apply_event(database, spec, parse_event(letter.payload))
         except Exception as exc:
             results.append(RetryResult(letter, Retried.FAILED, describe_error(exc)[0]))
             continue
         await redis.xdel(letter.stream, letter.letter_id)
-        results.append(RetryResult(letter, Retried.HANDLED if ran else Retried.ALREADY))
+        results.append(RetryResult(letter, _RETRIED[applied]))
     return results
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.kernel import dead_letters
 from services.kernel.clients import Peers
 from services.kernel.consumer import (
+    Applied,
     ConsumerRunner,
     ConsumerSpec,
     apply_event,
@@ -318,12 +319,12 @@ async def test_a_latest_wins_group_never_applies_an_older_event_over_a_newer_one
 
     # Redelivered older events: recorded (so acknowledged), not applied.
     older, oldest = about(member, t0 - timedelta(hours=1), 5), about(member, t0, 6)
-    assert await apply_event(engine_database, spec, older) is False
+    assert await apply_event(engine_database, spec, older) is Applied.SUPERSEDED
     assert await apply_new_events(engine_database, spec, [oldest]) == {oldest.id}
     assert await thing.effects_rows(engine_database) == after
     assert {older.id, oldest.id} <= set(await thing.inbox_ids(engine_database, BROKEN))
     # Without `latest_wins` the same redelivery takes effect (groups that add events up).
-    assert await apply_event(engine_database, broken.spec(), about(member, t0, 7)) is True
+    assert await apply_event(engine_database, broken.spec(), about(member, t0, 7)) is Applied.NOW
 
 
 async def test_a_latest_wins_group_drops_a_failing_event_a_newer_one_has_superseded(
