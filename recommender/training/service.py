@@ -283,27 +283,12 @@ async def _arm_groups(
     return groups
 
 
-async def train_due_brands(
-    session: AsyncSession, now: datetime | None = None, *, young_only: bool = False
-) -> list[Trained]:
-    """Train every brand that has members, or (`young_only`) only the brands still finding
-    their feet: no serving version yet, or one that learned from fewer than YOUNG_PAIRS
-    member-item pairs while new interactions have arrived since. A new brand (and `kinfolk
-    dev`'s demo, whose history arrives through the consumers after start) thus gets a useful
-    model within minutes instead of the next night."""
-    results = []
-    for brand_id in await repository.brands_with_members(session):
-        if young_only and not await is_young(session, brand_id):
-            continue
-        trained = await train_brand(session, brand_id, now)
-        if trained is not None:
-            results.append(trained)
-    return results
-
-
 async def is_young(session: AsyncSession, brand_id: uuid.UUID) -> bool:
-    """No serving version yet, or one that learned from fewer than YOUNG_PAIRS member-item
-    pairs while new interactions have arrived since."""
+    """A brand still finding its feet: no serving version yet, or one that learned from fewer
+    than YOUNG_PAIRS member-item pairs while new interactions have arrived since. Such a brand
+    (and `kinfolk dev`'s demo, whose history arrives through the consumers after start) is
+    trained every few minutes (`tasks.train_young_brands`), so it gets a useful model within
+    minutes instead of the next night."""
     serving = await repository.serving_version(session, brand_id)
     if serving is None:
         return True

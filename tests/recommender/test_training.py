@@ -412,16 +412,21 @@ async def test_members_in_an_arm_of_another_version_are_folded_in_by_that_versio
 async def test_young_brands_are_retrained_as_their_data_grows_and_only_then(
     session: AsyncSession, world: World
 ) -> None:
-    assert [
-        t.version.brand_id for t in await service.train_due_brands(session, NOW, young_only=True)
-    ] == [world.brand_id]
+    async def versions() -> list[tuple[uuid.UUID, int]]:
+        rows = await session.execute(
+            select(ModelVersion.brand_id, ModelVersion.number).order_by(ModelVersion.number)
+        )
+        return [(brand_id, number) for brand_id, number in rows]
+
+    assert await until_done(tasks.train_young_brands, session, now=NOW) == [1, 0]
+    assert await versions() == [(world.brand_id, 1)]
     # Nothing new since: not due.
-    assert await service.train_due_brands(session, NOW, young_only=True) == []
+    assert await until_done(tasks.train_young_brands, session, now=NOW) == [0]
 
     member_id = next(iter(world.taste))
     await interact(session, world, member_id, world.of_kind(ItemKind.POST)[:1], NOW)
-    retrained = await service.train_due_brands(session, NOW, young_only=True)
-    assert [t.version.number for t in retrained] == [2]
+    assert await until_done(tasks.train_young_brands, session, now=NOW) == [1, 0]
+    assert await versions() == [(world.brand_id, 1), (world.brand_id, 2)]
 
 
 async def test_the_nightly_training_takes_one_brand_a_run_each_queueing_the_next(

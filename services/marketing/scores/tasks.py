@@ -9,7 +9,6 @@ transaction), so a brand's rows are consistent and no run holds every brand's ro
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import structlog
@@ -35,7 +34,7 @@ async def score_members(
     all at the first run's time. Returns the brands this run scored."""
     from services.marketing.scores import service
 
-    brand, then = await _this_run(session, brand_id, after, service.brands_with_members)
+    brand, then = await _this_run(session, brand_id, after)
     if brand is None:
         return 0
     now = now or utcnow()
@@ -61,7 +60,7 @@ async def train_churn_model(
     from services.marketing.models import TrainingStatus
     from services.marketing.scores import service
 
-    brand, then = await _this_run(session, brand_id, after, service.brands_with_members)
+    brand, then = await _this_run(session, brand_id, after)
     if brand is None:
         return 0
     now = now or utcnow()
@@ -77,16 +76,15 @@ async def train_churn_model(
 
 
 async def _this_run(
-    session: AsyncSession,
-    brand_id: str | None,
-    after: str | None,
-    brands_with_members: Callable[[AsyncSession], Awaitable[list[uuid.UUID]]],
+    session: AsyncSession, brand_id: str | None, after: str | None
 ) -> tuple[uuid.UUID | None, bool]:
     """The brand this run works on, and whether another brand's run follows."""
+    from services.marketing.scores import service
+
     if brand_id is not None:
         return uuid.UUID(brand_id), False
     start = uuid.UUID(after) if after is not None else None
-    left = [b for b in await brands_with_members(session) if start is None or b > start]
+    left = [b for b in await service.brands_with_members(session) if start is None or b > start]
     return (left[0], len(left) > 1) if left else (None, False)
 
 
