@@ -3,7 +3,10 @@
 A service declares `JobSpec`s in `ServiceModule.jobs`. The worker runs each as
 `await spec.function(session, **kwargs)` inside one `database.unit_of_work()`: committed when the
 function returns, rolled back when it raises (the rule "one transaction per job, committed at the
-boundary"). Every service with an outbox and an inbox also gets the kernel's cleanup jobs.
+boundary"). A job with more work than one transaction should hold returns `Continue`: the run
+commits, and the job is queued again with the arguments it names. A job that reads another
+service gets `peers=` and calls it with a service token. Jobs and their results are JSON in
+Redis. Every service with an outbox and an inbox also gets the kernel's cleanup jobs.
 
 Job names are global on the queue, so services prefix theirs: "rewards.expire_points".
 """
