@@ -16,14 +16,15 @@ import subprocess
 import sys
 import time
 import uuid
-from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 from redis.asyncio import Redis
 from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from services.kernel.consumer import ConsumerRunner
@@ -54,9 +55,11 @@ def _worker_process(infra: WorkerInfrastructure, data_dir: Path) -> subprocess.P
         KINFOLK_DATA_DIR=str(data_dir),
         KINFOLK_LOG_LEVEL="WARNING",
         KINFOLK_WEBHOOKS_ALLOWED_NETWORKS='["127.0.0.0/8"]',
-        # Short enough for a test: a killed worker's leases (two timeouts) run out in a second.
-        KINFOLK_WEBHOOKS_TIMEOUT_SECONDS="0.5",
-        KINFOLK_WEBHOOKS_RETRY_SCHEDULE_SECONDS="[0.2, 0.3, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]",
+        # Short enough for a test: a killed worker's leases (two timeouts) run out in two seconds.
+        KINFOLK_WEBHOOKS_TIMEOUT_SECONDS="1.0",
+        # Thirty quick retries: on a loaded machine the receiver (this test's own event loop)
+        # can be slow to answer, and a delivery that ran out of tries would never arrive.
+        KINFOLK_WEBHOOKS_RETRY_SCHEDULE_SECONDS=str([0.2, 0.3] + [0.5] * 28),
         KINFOLK_WEBHOOKS_POLL_SECONDS="0.05",
     )
     return subprocess.Popen(
@@ -157,18 +160,20 @@ async def test_every_event_arrives_in_member_order_through_a_killed_worker(
                     await asyncio.sleep(0.1)
                     if round_ == 3:
                         # Wait for deliveries to be under way past the refusals, then kill.
-                        await _until(lambda: len(accepted()) >= MEMBERS, seconds=30)
+                        assert await _until(lambda: len(accepted()) >= MEMBERS, seconds=30)
                         workers[0].send_signal(signal.SIGKILL)
                         workers[0].wait(timeout=10)
                         workers.append(_worker_process(test_infra, tmp_path))
-                await _until(lambda: len(accepted()) == len(events), seconds=60)
+                if not await _until(lambda: len(accepted()) == len(events), seconds=60):
+                    async with engine_database.unit_of_work() as session:
+                        pending = await _statuses(session, brand.id)
+                    pytest.fail(
+                        f"{len(accepted())} of {len(events)} accepted after 60 s; deliveries "
+                        f"by status: {dict(Counter(pending))}"
+                    )
                 await asyncio.sleep(0.3)  # any duplicate still on its way arrives too
                 async with engine_database.unit_of_work() as session:
-                    statuses = list(
-                        await session.scalars(
-                            select(Delivery.status).where(Delivery.brand_id == brand.id)
-                        )
-                    )
+                    statuses = await _statuses(session, brand.id)
     finally:
         for worker in workers:
             if worker.poll() is None:
@@ -201,12 +206,18 @@ def _accepted(arrival: Arrival, refusing_until: list[float]) -> bool:
     return bool(refusing_until) and arrival.at >= refusing_until[0]
 
 
-async def _until(condition: object, seconds: float) -> None:
-    assert callable(condition)
+async def _until(condition: Callable[[], bool], seconds: float) -> bool:
+    """Whether `condition` came true within `seconds`."""
     deadline = time.monotonic() + seconds
     while not condition():
-        assert time.monotonic() < deadline, "timed out"
+        if time.monotonic() >= deadline:
+            return False
         await asyncio.sleep(0.05)
+    return True
+
+
+async def _statuses(session: AsyncSession, brand_id: uuid.UUID) -> list[DeliveryStatus]:
+    return list(await session.scalars(select(Delivery.status).where(Delivery.brand_id == brand_id)))
 
 
 async def _forget(
