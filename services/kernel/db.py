@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, SessionTransaction
 
 from services.kernel.settings import Settings
 
@@ -62,9 +62,54 @@ def unnest_rows(columns: Sequence[Column[Any]], rows: Sequence[Sequence[Any]]) -
     return select(*(source.c[c.name] for c in columns))
 
 
+# Set in a session's `info` once its transaction may have changed something: any statement
+# but a SELECT, a flush, or the raw driver connection handed out. `release_connection` keeps
+# such a session's transaction.
+_WROTE = "kinfolk_wrote"
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_statement(state: ORMExecuteState) -> None:
+    if not state.is_select:
+        state.session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_flush")
+def _note_flush(session: Session, _context: object) -> None:
+    session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_writes(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_WROTE, None)
+
+
+async def release_connection(session: AsyncSession) -> bool:
+    """Ends the transaction of a session that has only read, so that it holds no connection
+    while it waits on a call out of the process; its next statement begins a new one. Whether
+    it did: a session that may have written keeps its transaction (its work belongs to its unit
+    of work), and with it its connection.
+
+    Call it before asking another service mid-request. That service may be hosted by this
+    process, its handler taking a connection from the same pool: requests that held theirs
+    while they waited would, in a burst larger than the pool, starve the calls they wait on
+    (each then waits out the pool's timeout). Objects loaded stay as they were loaded; what
+    was read may have changed by the next statement, and row locks taken are let go.
+    """
+    if session.info.get(_WROTE) or session.new or session.dirty or session.deleted:
+        return False
+    if session.in_transaction():
+        # A commit, not a rollback: nothing is written either way (checked above), and a
+        # rollback would expire every object loaded, which the caller may still be holding.
+        await session.commit()
+    return True
+
+
 async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
     """The session's asyncpg connection, inside the session's transaction: for what SQLAlchemy
     does not speak (COPY, array-parameter statements run many thousand times)."""
+    session.info[_WROTE] = True  # what the driver runs is out of the session's sight
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection

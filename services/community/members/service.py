@@ -12,6 +12,7 @@ from services.community.members.abilities import Ability, required_level
 from services.community.members.repository import CommunityMemberRepository, MemberProfile
 from services.community.models import CommunityMember
 from services.kernel.clock import utcnow
+from services.kernel.db import release_connection
 from services.kernel.member_directory import MemberDirectory
 
 
@@ -35,6 +36,7 @@ async def known_member(
     repository = CommunityMemberRepository(session)
     member = await repository.get(brand_id, member_id)
     if member is None and directory is not None:
+        await release_connection(session)  # held through the call, it could starve the pool
         found = await directory.find(brand_id, member_id=member_id)
         if found is not None:
             profile = MemberProfile(

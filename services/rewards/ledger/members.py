@@ -19,6 +19,7 @@ from typing import Annotated, Protocol
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.kernel.db import release_connection
 from services.kernel.member_directory import MemberDirectory
 from services.rewards.ledger.repository import LedgerRepository, MemberProfile
 
@@ -33,7 +34,9 @@ class MemberSource(Protocol):
         external_id: str | None = None,
     ) -> bool:
         """Opens the account of a member of the brand that rewards has none for yet; False
-        when the members service has no such member either."""
+        when the members service has no such member either. A session that has not written
+        gives its connection back while the members service answers (`db.release_connection`):
+        what it read must be read again."""
         ...
 
 
@@ -51,6 +54,8 @@ class MembersService:
         member_id: uuid.UUID | None = None,
         external_id: str | None = None,
     ) -> bool:
+        # The members service may be in this process, on the same pool.
+        await release_connection(session)
         found = await self._directory.find(brand_id, member_id=member_id, external_id=external_id)
         if found is None:
             return False

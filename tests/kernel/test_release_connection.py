@@ -1,0 +1,78 @@
+"""`release_connection`: a session that has only read gives its connection back to the pool
+before a call out (its objects stay readable, its next statement takes a connection again); a
+session that may have written keeps its transaction, and its work commits with its unit of work."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import select, update
+
+from services.kernel.db import Database, driver_connection, release_connection
+from services.members.models import Brand
+from tests.conftest import BrandFixture, WorkerInfrastructure, make_brand, purge_brand
+
+
+@pytest.fixture
+async def pool(test_infra: WorkerInfrastructure) -> AsyncIterator[Database]:
+    database = Database(test_infra.database_url, pool_size=2, max_overflow=0)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def acme(pool: Database) -> AsyncIterator[BrandFixture]:
+    async with pool.unit_of_work() as session:
+        brand = await make_brand(session, "Acme")
+    yield brand
+    await purge_brand(pool, brand.id)
+
+
+async def _name(pool: Database, brand_id: uuid.UUID) -> str | None:
+    async with pool.unit_of_work() as session:
+        return await session.scalar(select(Brand.name).where(Brand.id == brand_id))
+
+
+async def test_a_session_that_only_read_holds_no_connection_after(
+    pool: Database, acme: BrandFixture
+) -> None:
+    async with pool.unit_of_work() as session:
+        brand = await session.get(Brand, acme.id)
+        assert brand is not None
+        assert pool.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+        assert await release_connection(session) is True
+        assert pool.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        assert brand.name == "Acme"  # still loaded, not expired
+        assert await release_connection(session) is True  # nothing begun: nothing to end
+        # The next statement begins again, and what it writes commits with the unit of work.
+        await session.execute(update(Brand).where(Brand.id == acme.id).values(name="Acme 2"))
+        assert pool.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+    assert await _name(pool, acme.id) == "Acme 2"
+
+
+@pytest.mark.parametrize("write", ["statement", "flush", "dirty object", "driver"])
+async def test_a_session_that_wrote_keeps_its_transaction_and_its_work(
+    pool: Database, acme: BrandFixture, write: str
+) -> None:
+    async with pool.unit_of_work() as session:
+        brand = await session.get(Brand, acme.id)
+        assert brand is not None
+        if write == "statement":
+            await session.execute(update(Brand).where(Brand.id == acme.id).values(name="Written"))
+        elif write == "flush":
+            brand.name = "Written"
+            await session.flush()
+        elif write == "dirty object":
+            brand.name = "Written"  # not flushed yet
+        else:
+            # What runs on the driver's connection (COPY) is out of the session's sight.
+            driver = await driver_connection(session)
+            await driver.execute(
+                "UPDATE members.brands SET name = 'Written' WHERE id = $1", acme.id
+            )
+        assert await release_connection(session) is False
+        assert pool.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+        assert session.in_transaction()
+    assert await _name(pool, acme.id) == "Written"
