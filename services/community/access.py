@@ -29,7 +29,7 @@ StaffRead = Annotated[StaffPrincipal, Depends(require_staff(Scope.COMMUNITY_READ
 StaffWrite = Annotated[StaffPrincipal, Depends(require_staff(Scope.COMMUNITY_WRITE))]
 
 
-def _directory(request: Request) -> MemberDirectory:
+async def _directory(request: Request) -> MemberDirectory:
     """Where a member the community has not heard of yet is looked up: a member acting as
     themselves just after sign-up is not told they do not exist."""
     return MemberDirectory.of(request.app, caller="community")
@@ -39,14 +39,16 @@ async def _current_member(
     principal: MemberDep, session: SessionDep, request: Request
 ) -> CommunityMember:
     return await active_member(
-        session, principal.brand_id, principal.member_id, _directory(request)
+        session, principal.brand_id, principal.member_id, await _directory(request)
     )
 
 
 async def _reading_member(
     principal: MemberDep, session: SessionDep, request: Request
 ) -> CommunityMember:
-    return await known_member(session, principal.brand_id, principal.member_id, _directory(request))
+    return await known_member(
+        session, principal.brand_id, principal.member_id, await _directory(request)
+    )
 
 
 def principal_of(member: CommunityMember) -> MemberPrincipal:
@@ -54,6 +56,9 @@ def principal_of(member: CommunityMember) -> MemberPrincipal:
     return MemberPrincipal(brand_id=member.brand_id, member_id=member.member_id)
 
 
+# Where the routes look up another member the community has not heard of yet (one followed,
+# or whose lists are read, a moment after they joined).
+DirectoryDep = Annotated[MemberDirectory, Depends(_directory)]
 # A member who may act (post, comment, react, book): 404 if unknown, 403 if suspended.
 CurrentMember = Annotated[CommunityMember, Depends(_current_member)]
 # A member who may read (suspended members still read): 404 if unknown.
@@ -85,7 +90,7 @@ async def _actor(
         staff = await require_staff(scope)(principal)
         return Actor(brand_id=staff.brand_id, staff=staff)
     find = active_member if writing else known_member
-    member = await find(session, principal.brand_id, principal.member_id, _directory(request))
+    member = await find(session, principal.brand_id, principal.member_id, await _directory(request))
     return Actor(brand_id=principal.brand_id, member=member)
 
 

@@ -76,3 +76,60 @@ async def test_a_token_for_someone_the_members_service_lacks_is_refused_and_noth
         assert (read.status_code, read.json()["error"]) == (404, "MemberNotFound")
     assert await _rows(session, CommunityMember) == 0
     assert await _rows(session, Post) == 0
+
+
+async def _signed_up(
+    client: httpx.AsyncClient, brand: BrandFixture, base_settings: Settings, name: str
+) -> tuple[uuid.UUID, dict[str, str]]:
+    made = await client.post(
+        "/members/v1/members",
+        json={"external_id": name.lower(), "display_name": name},
+        headers=brand.headers,
+    )
+    assert made.status_code == 201, made.text
+    member_id = uuid.UUID(made.json()["id"])
+    token = MemberTokenCodec(base_settings).issue(brand.id, member_id, timedelta(hours=1))
+    return member_id, bearer(token)
+
+
+async def test_a_member_who_joined_a_moment_ago_can_be_followed_and_their_pages_read(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    brand: BrandFixture,
+    other_brand: BrandFixture,
+    base_settings: Settings,
+) -> None:
+    # Both are new to the community: the follower is looked up (and kept) first, then the one
+    # they follow, in the same request.
+    ada, ada_headers = await _signed_up(client, brand, base_settings, "Ada")
+    bo, _ = await _signed_up(client, brand, base_settings, "Bo")
+    assert await _rows(session, CommunityMember) == 0
+
+    followed = await client.put(f"/community/v1/me/following/{bo}", headers=ada_headers)
+    assert followed.status_code == 201, followed.text
+    followers = await client.get(f"/community/v1/members/{bo}/followers", headers=ada_headers)
+    assert followers.status_code == 200, followers.text
+    assert [(f["member_id"], f["display_name"]) for f in followers.json()["items"]] == [
+        (str(ada), "Ada")
+    ]
+
+    cy, _ = await _signed_up(client, brand, base_settings, "Cy")
+    posts = await client.get(f"/community/v1/members/{cy}/posts", headers=ada_headers)
+    assert (posts.status_code, posts.json()["items"]) == (200, [])
+    following = await client.get(f"/community/v1/members/{cy}/following", headers=ada_headers)
+    assert (following.status_code, following.json()["items"]) == (200, [])
+    kept = {m.member_id: m.display_name for m in await session.scalars(select(CommunityMember))}
+    assert kept == {ada: "Ada", bo: "Bo", cy: "Cy"}
+
+    # Nobody, and a member of another brand, are still not found; nothing is kept for them.
+    theirs, _ = await _signed_up(client, other_brand, base_settings, "Theirs")
+    for stranger in (uuid.uuid4(), theirs):
+        for method, path in (
+            ("PUT", f"/community/v1/me/following/{stranger}"),
+            ("PUT", f"/community/v1/me/blocks/{stranger}"),
+            ("GET", f"/community/v1/members/{stranger}/posts"),
+            ("GET", f"/community/v1/members/{stranger}/followers"),
+        ):
+            refused = await client.request(method, path, headers=ada_headers)
+            assert (refused.status_code, refused.json()["error"]) == (404, "MemberNotFound")
+    assert await _rows(session, CommunityMember) == 3

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import Path
 
-from services.community.access import ReadingMember
+from services.community.access import DirectoryDep, ReadingMember
 from services.community.posts import bookmarks, feeds
 from services.community.posts.repository import BookmarkRow, PostRow, ViewedPostRow
 from services.community.posts.schemas import (
@@ -101,9 +101,13 @@ async def my_posts(session: SessionDep, me: ReadingMember, page: PageDep) -> Pag
     responses={404: {"description": "MemberNotFound"}},
 )
 async def member_posts(
-    member_id: uuid.UUID, session: SessionDep, me: ReadingMember, page: PageDep
+    member_id: uuid.UUID,
+    session: SessionDep,
+    me: ReadingMember,
+    page: PageDep,
+    directory: DirectoryDep,
 ) -> Page[PostRead]:
-    return _posts(await feeds.authored(session, me, member_id, page), page)
+    return _posts(await feeds.authored(session, me, member_id, page, directory), page)
 
 
 @router.get(

@@ -26,6 +26,7 @@ from services.community.posts.repository import (
 )
 from services.community.posts.schemas import normalise_tag
 from services.community.posts.service import readable_post
+from services.kernel.member_directory import MemberDirectory
 from services.kernel.pagination import PageRequest
 
 
@@ -60,11 +61,16 @@ async def tag(
 
 
 async def authored(
-    session: AsyncSession, member: CommunityMember, author_id: uuid.UUID, page: PageRequest
+    session: AsyncSession,
+    member: CommunityMember,
+    author_id: uuid.UUID,
+    page: PageRequest,
+    directory: MemberDirectory | None = None,
 ) -> list[PostRow]:
-    """An author's posts: with their held ones when `member` is the author."""
+    """An author's posts: with their held ones when `member` is the author. An author who joined
+    a moment ago is asked of `directory`, when given (they have none yet: an empty page)."""
     if author_id != member.member_id:
-        await known_member(session, member.brand_id, author_id)
+        await known_member(session, member.brand_id, author_id, directory)
     return await PostRepository(session).author_posts(
         member.brand_id, author_id, Viewer(member.member_id), page
     )

@@ -11,13 +11,14 @@ from typing import Any
 from fastapi import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.community.access import CurrentMember, ReadingMember
+from services.community.access import CurrentMember, DirectoryDep, ReadingMember
 from services.community.models import CommunityMember
 from services.community.social import service
 from services.community.social.models import Block, Follow, Mute
 from services.community.social.repository import Relation
 from services.community.social.schemas import RelatedMember, RelationState
 from services.kernel.db import SessionDep
+from services.kernel.member_directory import MemberDirectory
 from services.kernel.pagination import Page, PageDep, PageRequest
 from services.kernel.routing import Router
 
@@ -29,8 +30,8 @@ _ERRORS: dict[int | str, dict[str, str]] = {
     422: {"description": "CannotFollowYourself, CannotBlockYourself, CannotMuteYourself"},
 }
 
-Adder = Callable[[AsyncSession, CommunityMember, uuid.UUID], Awaitable[bool]]
-Remover = Callable[[AsyncSession, CommunityMember, uuid.UUID], Awaitable[None]]
+Adder = Callable[[AsyncSession, CommunityMember, uuid.UUID, MemberDirectory], Awaitable[bool]]
+Remover = Callable[[AsyncSession, CommunityMember, uuid.UUID, MemberDirectory], Awaitable[None]]
 
 
 def _page(
@@ -61,9 +62,13 @@ def _relation_routes(path: str, noun: str, relation: Relation, add: Adder, remov
         name=f"add_{path}",
     )
     async def add_route(
-        member_id: uuid.UUID, response: Response, session: SessionDep, me: CurrentMember
+        member_id: uuid.UUID,
+        response: Response,
+        session: SessionDep,
+        me: CurrentMember,
+        directory: DirectoryDep,
     ) -> RelationState:
-        created = await add(session, me, member_id)
+        created = await add(session, me, member_id, directory)
         if not created:
             response.status_code = 200
         return RelationState(member_id=member_id, created=created)
@@ -76,9 +81,9 @@ def _relation_routes(path: str, noun: str, relation: Relation, add: Adder, remov
         name=f"remove_{path}",
     )
     async def remove_route(
-        member_id: uuid.UUID, session: SessionDep, me: CurrentMember
+        member_id: uuid.UUID, session: SessionDep, me: CurrentMember, directory: DirectoryDep
     ) -> Response:
-        await remove(session, me, member_id)
+        await remove(session, me, member_id, directory)
         return Response(status_code=204)
 
     @router.get(
@@ -116,9 +121,13 @@ async def my_followers(
     responses={404: _ERRORS[404]},
 )
 async def followers(
-    member_id: uuid.UUID, session: SessionDep, me: ReadingMember, page: PageDep
+    member_id: uuid.UUID,
+    session: SessionDep,
+    me: ReadingMember,
+    page: PageDep,
+    directory: DirectoryDep,
 ) -> Page[RelatedMember]:
-    other = await service.visible_member(session, me, member_id)
+    other = await service.visible_member(session, me, member_id, directory)
     rows = await service.related(session, me.brand_id, other.member_id, Follow, page, reverse=True)
     return _page(rows, page)
 
@@ -130,8 +139,12 @@ async def followers(
     responses={404: _ERRORS[404]},
 )
 async def following(
-    member_id: uuid.UUID, session: SessionDep, me: ReadingMember, page: PageDep
+    member_id: uuid.UUID,
+    session: SessionDep,
+    me: ReadingMember,
+    page: PageDep,
+    directory: DirectoryDep,
 ) -> Page[RelatedMember]:
-    other = await service.visible_member(session, me, member_id)
+    other = await service.visible_member(session, me, member_id, directory)
     rows = await service.related(session, me.brand_id, other.member_id, Follow, page)
     return _page(rows, page)

@@ -11,8 +11,9 @@
 - **Mute**: the muted member's posts leave the muter's feeds; nothing else changes and the muted
   member is not told.
 
-The other member must be a member of the caller's brand known to the community (404
-`MemberNotFound` otherwise, for members of another brand too).
+The other member must be a member of the caller's brand (404 `MemberNotFound` otherwise, for
+members of another brand too). One who joined a moment ago, whose `member.created` has not
+reached the community, is asked of the `directory` when given (see `kernel.member_directory`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from services.community.social.events import FollowData, MemberFollowed, MemberU
 from services.community.social.models import Block, Follow, Mute
 from services.community.social.repository import Relation, SocialRepository
 from services.kernel.clock import utcnow
+from services.kernel.member_directory import MemberDirectory
 from services.kernel.pagination import PageRequest
 
 
@@ -46,16 +48,24 @@ async def ensure_not_blocked(session: AsyncSession, a: uuid.UUID, b: uuid.UUID) 
 
 
 async def _other(
-    session: AsyncSession, me: CommunityMember, other_id: uuid.UUID
+    session: AsyncSession,
+    me: CommunityMember,
+    other_id: uuid.UUID,
+    directory: MemberDirectory | None,
 ) -> CommunityMember:
-    return await known_member(session, me.brand_id, other_id)
+    return await known_member(session, me.brand_id, other_id, directory)
 
 
-async def follow(session: AsyncSession, me: CommunityMember, other_id: uuid.UUID) -> bool:
+async def follow(
+    session: AsyncSession,
+    me: CommunityMember,
+    other_id: uuid.UUID,
+    directory: MemberDirectory | None = None,
+) -> bool:
     """Follows `other_id`; True if this is a new follow."""
     if other_id == me.member_id:
         raise CannotFollowYourself()
-    other = await _other(session, me, other_id)
+    other = await _other(session, me, other_id, directory)
     await ensure_not_blocked(session, me.member_id, other.member_id)
     # The application's clock dates the row and its event alike (history loads date both).
     at = utcnow()
@@ -67,8 +77,13 @@ async def follow(session: AsyncSession, me: CommunityMember, other_id: uuid.UUID
     return created
 
 
-async def unfollow(session: AsyncSession, me: CommunityMember, other_id: uuid.UUID) -> None:
-    other = await _other(session, me, other_id)
+async def unfollow(
+    session: AsyncSession,
+    me: CommunityMember,
+    other_id: uuid.UUID,
+    directory: MemberDirectory | None = None,
+) -> None:
+    other = await _other(session, me, other_id, directory)
     if await SocialRepository(session).remove(Follow, me.member_id, other.member_id):
         await OUTBOX.add(
             session,
@@ -76,11 +91,16 @@ async def unfollow(session: AsyncSession, me: CommunityMember, other_id: uuid.UU
         )
 
 
-async def block(session: AsyncSession, me: CommunityMember, other_id: uuid.UUID) -> bool:
+async def block(
+    session: AsyncSession,
+    me: CommunityMember,
+    other_id: uuid.UUID,
+    directory: MemberDirectory | None = None,
+) -> bool:
     """Blocks `other_id` and ends the follows between the two; True if newly blocked."""
     if other_id == me.member_id:
         raise CannotBlockYourself()
-    other = await _other(session, me, other_id)
+    other = await _other(session, me, other_id, directory)
     repository = SocialRepository(session)
     at = utcnow()
     created = await repository.add(Block, me.brand_id, me.member_id, other.member_id, at)
@@ -91,22 +111,37 @@ async def block(session: AsyncSession, me: CommunityMember, other_id: uuid.UUID)
     return created
 
 
-async def unblock(session: AsyncSession, me: CommunityMember, other_id: uuid.UUID) -> None:
-    other = await _other(session, me, other_id)
+async def unblock(
+    session: AsyncSession,
+    me: CommunityMember,
+    other_id: uuid.UUID,
+    directory: MemberDirectory | None = None,
+) -> None:
+    other = await _other(session, me, other_id, directory)
     await SocialRepository(session).remove(Block, me.member_id, other.member_id)
 
 
-async def mute(session: AsyncSession, me: CommunityMember, other_id: uuid.UUID) -> bool:
+async def mute(
+    session: AsyncSession,
+    me: CommunityMember,
+    other_id: uuid.UUID,
+    directory: MemberDirectory | None = None,
+) -> bool:
     if other_id == me.member_id:
         raise CannotMuteYourself()
-    other = await _other(session, me, other_id)
+    other = await _other(session, me, other_id, directory)
     return await SocialRepository(session).add(
         Mute, me.brand_id, me.member_id, other.member_id, utcnow()
     )
 
 
-async def unmute(session: AsyncSession, me: CommunityMember, other_id: uuid.UUID) -> None:
-    other = await _other(session, me, other_id)
+async def unmute(
+    session: AsyncSession,
+    me: CommunityMember,
+    other_id: uuid.UUID,
+    directory: MemberDirectory | None = None,
+) -> None:
+    other = await _other(session, me, other_id, directory)
     await SocialRepository(session).remove(Mute, me.member_id, other.member_id)
 
 
@@ -126,10 +161,13 @@ async def related(
 
 
 async def visible_member(
-    session: AsyncSession, me: CommunityMember, member_id: uuid.UUID
+    session: AsyncSession,
+    me: CommunityMember,
+    member_id: uuid.UUID,
+    directory: MemberDirectory | None = None,
 ) -> CommunityMember:
     """Another member whose lists `me` may read: of the same brand (404 otherwise)."""
-    return await known_member(session, me.brand_id, member_id)
+    return await known_member(session, me.brand_id, member_id, directory)
 
 
 def follow_event(
