@@ -1,5 +1,5 @@
-"""Daily jobs that work through every brand's members (expiry, reminders, the tier review) in
-runs of a bounded size.
+"""Daily jobs that work through every brand's members (expiry, reminders, the tier review, the
+birthday points and gifts) in runs of a bounded size.
 
 A job is one transaction, and it keeps every member it took locked until it commits: over a
 brand of a million members, their purchases would wait for the whole job. So a run takes at most

@@ -50,6 +50,7 @@ from services.kernel.clock import utcnow
 from services.kernel.ids import new_id
 from services.rewards.activity.repository import ActivityRepository
 from services.rewards.errors import MemberNotFound
+from services.rewards.job_runs import RunLimit, in_batches, itself
 from services.rewards.ledger.repository import LedgerRepository
 from services.rewards.ledger.service import Movement, post, release_pending
 from services.rewards.models import (
@@ -333,31 +334,52 @@ async def _locked_awards(
     return await repository.content_awards(brand_id, content_key, state)
 
 
+@dataclass(frozen=True, slots=True)
+class _BirthdayRules:
+    brand_id: uuid.UUID
+    rule_ids: list[uuid.UUID]
+
+
 async def award_birthdays(
-    session: AsyncSession, *, now: datetime | None = None, batch_size: int = BATCH_SIZE
+    session: AsyncSession,
+    *,
+    now: datetime | None = None,
+    batch_size: int = BATCH_SIZE,
+    limit: RunLimit | None = None,
 ) -> int:
-    """The daily job: pay `birthday` rules to members born in this UTC month, once a year.
+    """The daily job: pay `birthday` rules to members born in this UTC month, once a year (as
+    far as `limit` goes: see `RunLimit`).
 
     Returns how many members were paid.
     """
     moment = _utc(utcnow() if now is None else now)
     year_start = moment.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
+    limit = limit or RunLimit()
     repository = ActivityRepository(session)
     rules_of = ActivityRules(session)
+    by_brand = [
+        _BirthdayRules(brand_id, rule_ids)
+        for brand_id, rule_ids in (await repository.rules_by_brand(BIRTHDAY)).items()
+    ]
     paid = 0
-    for brand_id, rule_ids in (await repository.rules_by_brand(BIRTHDAY)).items():
-        if await LedgerRepository(session).program(brand_id) is None:
+    for brand in limit.brands(by_brand):
+        if await LedgerRepository(session).program(brand.brand_id) is None:
             continue  # no program: nothing to pay, no need to visit its members
-        after: uuid.UUID | None = None
-        while True:
-            member_ids = await repository.birthday_members(
-                brand_id,
+        if limit.stop_before(brand):
+            break
+
+        async def fetch(after: uuid.UUID | None, brand: _BirthdayRules = brand) -> list[uuid.UUID]:
+            return await repository.birthday_members(
+                brand.brand_id,
                 month=moment.month,
-                rule_ids=rule_ids,
+                rule_ids=brand.rule_ids,
                 since=year_start,
                 after=after,
                 limit=batch_size,
             )
+
+        async def pay(member_ids: list[uuid.UUID], brand_id: uuid.UUID = brand.brand_id) -> None:
+            nonlocal paid
             for member_id in member_ids:
                 result = await award_activity(
                     session,
@@ -369,7 +391,6 @@ async def award_birthdays(
                     rules_of=rules_of,
                 )
                 paid += result.points > 0
-            if len(member_ids) < batch_size:
-                break
-            after = member_ids[-1]
+
+        await in_batches(fetch, pay, batch_size, brand.brand_id, limit, member_of=itself)
     return paid

@@ -423,23 +423,23 @@ class PerkRepository:
         return (await self.session.scalars(statement)).all()
 
     async def birthday_members(
-        self, brand_id: uuid.UUID, month: int, year: int
-    ) -> Sequence[uuid.UUID]:
-        """Active members born in `month` who have no birthday gift for `year` yet."""
-        statement = (
-            select(Account.member_id)
-            .where(
-                Account.brand_id == brand_id,
-                Account.member_status == "active",
-                Account.birthday.is_not(None),
-                extract("month", Account.birthday) == month,
-                ~exists().where(
-                    and_(BirthdayGift.member_id == Account.member_id, BirthdayGift.year == year)
-                ),
-            )
-            .order_by(Account.member_id)
+        self, brand_id: uuid.UUID, month: int, year: int, *, after: uuid.UUID | None, limit: int
+    ) -> list[uuid.UUID]:
+        """Active members born in `month` who have no birthday gift for `year` yet: the first
+        `limit` after `after`, in member id order."""
+        statement = select(Account.member_id).where(
+            Account.brand_id == brand_id,
+            Account.member_status == "active",
+            Account.birthday.is_not(None),
+            extract("month", Account.birthday) == month,
+            ~exists().where(
+                and_(BirthdayGift.member_id == Account.member_id, BirthdayGift.year == year)
+            ),
         )
-        return (await self.session.scalars(statement)).all()
+        if after is not None:
+            statement = statement.where(Account.member_id > after)
+        result = await self.session.scalars(statement.order_by(Account.member_id).limit(limit))
+        return list(result.all())
 
     async def has_birthday_gift(self, member_id: uuid.UUID, year: int) -> bool:
         found = await self.session.scalar(

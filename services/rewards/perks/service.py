@@ -95,6 +95,7 @@ from services.rewards.events import (
     PerkUpdated,
     RedemptionData,
 )
+from services.rewards.job_runs import RunLimit, in_batches, itself
 from services.rewards.ledger.members import MemberSource
 from services.rewards.ledger.repository import LedgerRepository
 from services.rewards.ledger.service import Movement, account_for, post, program_for
@@ -127,6 +128,8 @@ MEMBER_CANCEL_WINDOW = timedelta(minutes=15)
 
 # How many perks the member's catalog view examines per query while filling a page.
 _OFFER_BATCH = 200
+# Members the birthday job takes a batch at a time.
+BIRTHDAY_BATCH_SIZE = 500
 
 
 class Channel(StrEnum):
@@ -889,14 +892,46 @@ async def _grant_birthday_gift(
     return False
 
 
-async def grant_birthday_gifts(session: AsyncSession, now: datetime | None = None) -> int:
-    """The daily birthday job, for every brand; returns how many gifts it granted."""
+@dataclass(frozen=True, slots=True)
+class _BirthdayPerks:
+    brand_id: uuid.UUID
+    candidates: list[Perk]  # most valuable first
+
+
+async def grant_birthday_gifts(
+    session: AsyncSession,
+    now: datetime | None = None,
+    *,
+    batch_size: int = BIRTHDAY_BATCH_SIZE,
+    limit: RunLimit | None = None,
+) -> int:
+    """The daily birthday job, for every brand (as far as `limit` goes: see `RunLimit`);
+    returns how many gifts it granted."""
     now = now or utcnow()
+    limit = limit or RunLimit()
     granted = 0
     perks = PerkRepository(session)
-    for brand_id, group in groupby(await perks.birthday_perks(now), key=lambda p: p.brand_id):
-        candidates = list(group)
-        for member_id in await perks.birthday_members(brand_id, now.month, now.year):
-            if await _grant_birthday_gift(session, brand_id, member_id, candidates, now):
-                granted += 1
+    by_brand = [
+        _BirthdayPerks(brand_id, list(group))
+        for brand_id, group in groupby(await perks.birthday_perks(now), key=lambda p: p.brand_id)
+    ]
+    for brand in limit.brands(by_brand):
+        if limit.stop_before(brand):
+            break
+
+        async def fetch(
+            after: uuid.UUID | None, brand_id: uuid.UUID = brand.brand_id
+        ) -> list[uuid.UUID]:
+            return await perks.birthday_members(
+                brand_id, now.month, now.year, after=after, limit=batch_size
+            )
+
+        async def grant(member_ids: list[uuid.UUID], brand: _BirthdayPerks = brand) -> None:
+            nonlocal granted
+            for member_id in member_ids:
+                granted += await _grant_birthday_gift(
+                    session, brand.brand_id, member_id, brand.candidates, now
+                )
+
+        await in_batches(fetch, grant, batch_size, brand.brand_id, limit, member_of=itself)
     return granted
