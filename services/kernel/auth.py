@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -335,6 +335,19 @@ class VerifiedTokens:
         return len(self._held)
 
 
+def decode_with_any(token: str, keys: Sequence[Any], **options: Any) -> dict[str, Any]:
+    """`jwt.decode` with the first of `keys` the signature matches: the signing key first, then
+    those a rotation still accepts. Any other fault (expired, wrong audience) is the token's."""
+    for key in keys[:-1]:
+        try:
+            claims: dict[str, Any] = jwt.decode(token, key, **options)
+        except jwt.InvalidSignatureError:
+            continue
+        return claims
+    last: dict[str, Any] = jwt.decode(token, keys[-1], **options)
+    return last
+
+
 class MemberTokenCodec:
     """Issues (HS256 only) and verifies member JWTs whose claims name the brand and the member."""
 
@@ -344,8 +357,11 @@ class MemberTokenCodec:
         self._algorithm = settings.jwt_algorithm
         self._jwks: JwksKeys | None = None
         self._key: Any
+        # HS256: the signing secret, then those a rotation still accepts.
+        self._accepted: list[str] = []
         if self._algorithm == "HS256":
             self._key = settings.jwt_signing_secret()
+            self._accepted = [s.get_secret_value() for s in settings.jwt_accepted_secrets]
         elif settings.jwt_public_key:
             self._key = settings.jwt_public_key
         elif settings.jwt_jwks_url:
@@ -383,9 +399,9 @@ class MemberTokenCodec:
         key = self._jwks.key(token) if self._jwks is not None else self._key
         try:
             # Exactly one algorithm is accepted: this rules out `alg: none` and RS/HS confusion.
-            claims = jwt.decode(
+            claims = decode_with_any(
                 token,
-                key,
+                [key, *self._accepted],
                 algorithms=[self._algorithm],
                 audience=self._settings.jwt_audience,
                 issuer=self._settings.jwt_issuer,
@@ -433,7 +449,10 @@ class ServiceTokens:
     every process of a deployment shares; a member token's secret cannot sign one."""
 
     def __init__(self, settings: Settings) -> None:
-        self._key = settings.signing_key(settings.service_secret, _SERVICE_KEY_LABEL)
+        self._keys = settings.verifying_keys(
+            settings.service_secret, settings.service_accepted_secrets, _SERVICE_KEY_LABEL
+        )
+        self._key = self._keys[0]
         self._issuer = settings.jwt_issuer
 
     def issue(self, service: str, brand_id: uuid.UUID, scopes: frozenset[Scope]) -> str:
@@ -458,9 +477,9 @@ class ServiceTokens:
 
     def verify(self, token: str) -> StaffPrincipal:
         try:
-            claims = jwt.decode(
+            claims = decode_with_any(
                 token.removeprefix(SERVICE_TOKEN_PREFIX),
-                self._key,
+                self._keys,
                 algorithms=["HS256"],
                 audience=_SERVICE_AUDIENCE,
                 issuer=self._issuer,

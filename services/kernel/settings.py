@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     # Signed with this secret, shared by every process of the deployment (unset: derived from
     # the JWT signing secret).
     service_secret: SecretStr | None = None
+    # Secrets still accepted when verifying, never used to sign (JSON lists): how a secret is
+    # rotated with no token or link refused on the way (docs/operations.md, "Rotating a secret").
+    jwt_accepted_secrets: list[SecretStr] = Field(default_factory=list)
+    service_accepted_secrets: list[SecretStr] = Field(default_factory=list)
+    export_link_accepted_secrets: list[SecretStr] = Field(default_factory=list)
 
     # Staff API keys are verified once and cached this long in Redis; revocation clears the cache.
     api_key_cache_seconds: int = 60
@@ -238,7 +243,23 @@ class Settings(BaseSettings):
         and none of them is the member tokens' secret."""
         if configured is not None:
             return configured.get_secret_value().encode()
-        return hmac.new(self.jwt_signing_secret().encode(), label, hashlib.sha256).digest()
+        return _derived_key(self.jwt_signing_secret(), label)
+
+    def verifying_keys(
+        self, configured: SecretStr | None, accepted: list[SecretStr], label: bytes
+    ) -> list[bytes]:
+        """The keys that verify what `signing_key(configured, label)` signs: that key first,
+        then those a rotation still accepts: `accepted`, and while the key is derived from the
+        JWT secret, the keys derived from `jwt_accepted_secrets`."""
+        keys = [self.signing_key(configured, label)]
+        keys += [secret.get_secret_value().encode() for secret in accepted]
+        if configured is None:
+            keys += [_derived_key(s.get_secret_value(), label) for s in self.jwt_accepted_secrets]
+        return keys
+
+
+def _derived_key(secret: str, label: bytes) -> bytes:
+    return hmac.new(secret.encode(), label, hashlib.sha256).digest()
 
 
 @lru_cache(maxsize=1)

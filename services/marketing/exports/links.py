@@ -20,25 +20,33 @@ from services.marketing.exports.errors import ExportLinkExpired, ExportLinkInval
 _DERIVATION_LABEL = b"kinfolk marketing export links v1"
 
 
-def _signature(settings: Settings, export_id: uuid.UUID, expires: int) -> str:
+def _signature(key: bytes, export_id: uuid.UUID, expires: int) -> str:
     message = f"{export_id}.{expires}".encode()
-    key = settings.signing_key(settings.export_link_secret, _DERIVATION_LABEL)
     digest = hmac.new(key, message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def _keys(settings: Settings) -> list[bytes]:
+    """The signing key first, then those a rotation still accepts."""
+    return settings.verifying_keys(
+        settings.export_link_secret, settings.export_link_accepted_secrets, _DERIVATION_LABEL
+    )
 
 
 def sign(settings: Settings, export_id: uuid.UUID, now: datetime | None = None) -> tuple[int, str]:
     """(expires, signature) for a link valid `export_link_seconds` from now."""
     expires = int((now or utcnow()).timestamp()) + settings.export_link_seconds
-    return expires, _signature(settings, export_id, expires)
+    return expires, _signature(_keys(settings)[0], export_id, expires)
 
 
 def verify(settings: Settings, export_id: uuid.UUID, expires: int, signature: str) -> None:
     """Raises ExportLinkInvalid for a link this server did not make as it is, ExportLinkExpired
     for one past its time. The signature is checked first, so an expired link's answer cannot
     be had for a made-up one."""
-    expected = _signature(settings, export_id, expires)
-    if not hmac.compare_digest(expected.encode(), signature.encode()):
+    if not any(
+        hmac.compare_digest(_signature(key, export_id, expires).encode(), signature.encode())
+        for key in _keys(settings)
+    ):
         raise ExportLinkInvalid()
     if utcnow().timestamp() >= expires:
         raise ExportLinkExpired()
