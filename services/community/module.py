@@ -19,6 +19,7 @@ from services.community.milestones.tasks import ANNIVERSARIES_JOB
 from services.community.models import SCHEMA, Base
 from services.community.moderation.endpoints import router as moderation_router
 from services.community.posts.endpoints import router as posts_router
+from services.community.privacy import PRIVACY_SECTIONS
 from services.community.profiles.endpoints import router as profiles_router
 from services.community.prompts.endpoints import router as prompts_router
 from services.community.reputation.consumer import REPUTATION_CONSUMER
@@ -26,6 +27,7 @@ from services.community.reputation.endpoints import router as reputation_router
 from services.community.social.endpoints import router as social_router
 from services.community.testimonials.endpoints import router as testimonials_router
 from services.kernel.module import ServiceModule
+from services.kernel.privacy import privacy_router
 from services.kernel.routing import Router
 
 router = Router()
@@ -44,6 +46,7 @@ for part in (
     moderation_router,
 ):
     router.include_router(part)
+router.include_router(privacy_router("community", PRIVACY_SECTIONS))
 
 COMMUNITY = ServiceModule(
     name="community",
@@ -51,6 +54,7 @@ COMMUNITY = ServiceModule(
     metadata=Base.metadata,
     router=router,
     migrations=Path(__file__).parent / "migrations",
+    privacy_export=True,
     events=COMMUNITY_EVENTS,
     consumers=(
         MEMBERS_PROJECTION,

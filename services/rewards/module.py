@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.kernel.module import ServiceModule
+from services.kernel.privacy import privacy_router
 from services.kernel.routing import Router
 from services.rewards.account.endpoints import router as account_router
 from services.rewards.activity.consumer import ACTIVITY_CONSUMER
@@ -21,6 +22,7 @@ from services.rewards.models import SCHEMA, Base
 from services.rewards.payments.consumer import PAYMENTS_CONSUMER
 from services.rewards.perks.endpoints import router as perks_router
 from services.rewards.perks.tasks import BIRTHDAY_GIFTS_JOB
+from services.rewards.privacy import PRIVACY_SECTIONS
 from services.rewards.purchases.endpoints import router as purchases_router
 from services.rewards.purchases.tasks import RELEASE_PENDING_PURCHASES
 from services.rewards.tiers.endpoints import router as tiers_router
@@ -34,6 +36,7 @@ router.include_router(drops_router)
 router.include_router(purchases_router)
 router.include_router(earning_router)
 router.include_router(tiers_router)
+router.include_router(privacy_router("rewards", PRIVACY_SECTIONS))
 
 REWARDS = ServiceModule(
     name="rewards",
@@ -41,6 +44,7 @@ REWARDS = ServiceModule(
     metadata=Base.metadata,
     router=router,
     migrations=Path(__file__).parent / "migrations",
+    privacy_export=True,
     events=REWARDS_EVENTS,
     consumers=(MEMBERS_PROJECTION, ACTIVITY_CONSUMER, PAYMENTS_CONSUMER),
     jobs=(

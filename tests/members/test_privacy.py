@@ -65,7 +65,10 @@ async def test_export_holds_profile_consents_and_history(
         ("sms_marketing", False, "signup form"),
         ("email_marketing", False, "preferences"),
     ]
-    assert export["services"] == {}
+    # The other services have not heard of the member yet: each holds nothing.
+    assert export["services"] == {
+        name: {} for name in ("rewards", "community", "recommender", "marketing", "webhooks")
+    }
     assert {k: v for k, v in own.json().items() if k != "exported_at"} == {
         k: v for k, v in export.items() if k != "exported_at"
     }

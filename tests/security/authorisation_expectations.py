@@ -212,6 +212,11 @@ HOOKS, ADMIN = Scope.WEBHOOKS, Scope.ADMIN
 
 # --- REST -------------------------------------------------------------------------------------
 
+# Each service's part of a privacy export: the member themselves, or staff with `members:read`.
+# Another member is told there is no such member; another brand's staff gets what the service
+# holds on that id in their brand: nothing (`{}`).
+_PRIVACY = actor(MR, peer=NOT_FOUND, foreign_staff=ALLOWED)
+
 REST: Mapping[str, Access] = {
     # Kernel: probes and documents.
     "GET /healthz": public(),
@@ -246,6 +251,7 @@ REST: Mapping[str, Access] = {
     # For services in other processes: the body must hold a whole key, which is the proof.
     "POST /members/v1/internal/api-keys/verify": public(),
     # --- rewards
+    "GET /rewards/v1/privacy/members/{member_id}": _PRIVACY,
     "GET /rewards/v1/program": staff(RR),
     "PUT /rewards/v1/program": staff(RW),
     "GET /rewards/v1/members/{member_id}/balance": staff(RR),
@@ -303,6 +309,7 @@ REST: Mapping[str, Access] = {
     "GET /rewards/v1/members/{member_id}/tier": staff(RR),
     "GET /rewards/v1/me/tier": member(),
     # --- community: posts, comments, reactions, bookmarks
+    "GET /community/v1/privacy/members/{member_id}": _PRIVACY,
     "POST /community/v1/posts": member(),
     "GET /community/v1/posts/{post_id}": member(),
     "PATCH /community/v1/posts/{post_id}": member(body={"body": "Edited."}, peer=FORBIDDEN),
@@ -477,6 +484,7 @@ REST: Mapping[str, Access] = {
     # No classifier has been trained for either brand: 404 ClassifierNotTrained.
     "GET /community/v1/moderation/classifier": staff(CR, staff=NOT_FOUND, foreign_staff=NOT_FOUND),
     # --- recommender
+    "GET /recommender/v1/privacy/members/{member_id}": _PRIVACY,
     # Another brand's staff asking for an id their brand does not know get its cold-start list:
     # nothing of the member's (the leak check holds them to that).
     "GET /recommender/v1/members/{member_id}/recommendations": actor(
@@ -494,6 +502,7 @@ REST: Mapping[str, Access] = {
     "POST /recommender/v1/models/train": staff(XW),
     "GET /recommender/v1/items/{item_id}/audience": staff(XR, query={"top_share": "0.5"}),
     # --- marketing
+    "GET /marketing/v1/privacy/members/{member_id}": _PRIVACY,
     "GET /marketing/v1/members/{member_id}": staff(KR),
     "POST /marketing/v1/members/rebuild": staff(KW),
     "GET /marketing/v1/fields": staff(KR),
@@ -528,6 +537,7 @@ REST: Mapping[str, Access] = {
     "PATCH /marketing/v1/export-schedules/{schedule_id}": staff(KW),
     "DELETE /marketing/v1/export-schedules/{schedule_id}": staff(KW),
     # --- webhooks
+    "GET /webhooks/v1/privacy/members/{member_id}": _PRIVACY,
     "POST /webhooks/v1/endpoints": staff(HOOKS),
     "GET /webhooks/v1/endpoints": staff(HOOKS),
     "GET /webhooks/v1/endpoints/{endpoint_id}": staff(HOOKS),
