@@ -1,8 +1,11 @@
-"""Many first requests for members a service has not heard of yet, at once, on a pool smaller
-than their number. Each asks the members service, in process, which needs a connection of the
-same pool: a request that held its connection through that call would starve the very call it
-waits on (every request then waits out the pool's timeout and answers 503). The lookup is made
-with no connection held (`kernel.db.release_connection`), so every request is served."""
+"""Requests that ask another service hosted by the same process, many at once, on a pool smaller
+than their number. The service asked needs a connection of the same pool: a request that held
+its own through the call would starve the very call it waits on (every request then waits out
+the pool's timeout and answers 503). Each gives its connection back first
+(`kernel.db.release_connection`), so every request is served: first requests for members a
+service has not heard of yet (rewards and the community ask the members service), and members'
+exports of their data (the members service asks every other service).
+"""
 
 from __future__ import annotations
 
@@ -132,3 +135,18 @@ async def test_first_posts_of_many_newcomers_at_once_are_all_published(
     async with small_pool.unit_of_work() as session:
         authors = await session.scalars(select(Post.author_id).where(Post.brand_id == brand.id))
         assert sorted(authors) == sorted(m.id for m in members)
+
+
+@pytest.mark.timeout(60)
+async def test_many_members_exporting_their_data_at_once_all_get_it(
+    client: httpx.AsyncClient, brand: BrandFixture, base_settings: Settings
+) -> None:
+    members = await _newcomers(client, brand, base_settings)
+
+    answers = await asyncio.gather(
+        *(client.get("/members/v1/me/export", headers=member.headers) for member in members)
+    )
+    _all_served(answers, 200)
+    exports = [answer.json() for answer in answers]
+    assert [e["member_id"] for e in exports] == [str(m.id) for m in members]
+    assert all(set(e["services"]) >= {"rewards", "community"} for e in exports)

@@ -28,7 +28,7 @@ from services.kernel.auth import (
 )
 from services.kernel.clients import ServiceClient
 from services.kernel.clock import utcnow
-from services.kernel.db import Database
+from services.kernel.db import Database, release_connection
 from services.kernel.errors import ValidationFailed
 from services.kernel.ids import new_id
 from services.kernel.pagination import PageRequest
@@ -401,7 +401,9 @@ async def export_member(
     current = await consents.current(brand_id, member_id)
     history = await consents.history(brand_id, member_id)
     services: dict[str, dict[str, Any]] = {}
-    # One peer at a time: in process they may share this request's database connection.
+    # Peers hosted by this process take connections from the same pool: this request's goes
+    # back first. One peer at a time: in tests they share one connection.
+    await release_connection(session)
     for peer in peers:
         services[peer.service] = await peer.privacy_export(member_id)
     return MemberExport(
