@@ -128,6 +128,11 @@ class ConsumerSpec:
     # event's subject and time, and a dead-letter retry of an event some later one about the
     # same subject has superseded is skipped (`dead_letters.retry_dead_letters`).
     latest_wins: bool = False
+    # For a `latest_wins` group that keeps more than one state per subject, each rewritten
+    # whole by its own kinds of event (a member's profile, and apart from it their tier): the
+    # name of the state an event rewrites. Only events that rewrite the same state supersede
+    # each other. None: one state per subject.
+    state_of: Callable[[Event], str] | None = None
     # What `wants` answered for each type seen (it runs for every message of every group); the
     # types are the registry's few dozen, and anything past _WANTED_TYPES is not remembered.
     _wanted: dict[str, bool] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -135,6 +140,8 @@ class ConsumerSpec:
     def __post_init__(self) -> None:
         if not self.services:
             raise ValueError(f"consumer {self.name!r} reads no service's stream")
+        if self.state_of is not None and not self.latest_wins:
+            raise ValueError(f"consumer {self.name!r}: state_of is for latest_wins groups")
         for pattern in self.event_types or ():
             check_pattern(pattern)
 
@@ -200,10 +207,13 @@ async def apply_new_events(
 
 
 def _ordering(spec: ConsumerSpec, event: Event) -> tuple[uuid.UUID | None, datetime | None]:
-    """What the inbox keeps of the event's place among its subject's events."""
+    """What the inbox keeps of the event's place among its subject's events: the state it
+    rewrites (the subject, or one of its states: `ConsumerSpec.state_of`) and when it happened."""
     if not spec.latest_wins or event.subject_id is None:
         return None, None
-    return event.subject_id, event.occurred_at
+    if spec.state_of is None:
+        return event.subject_id, event.occurred_at
+    return uuid.uuid5(event.subject_id, spec.state_of(event)), event.occurred_at
 
 
 async def _superseded_ids(

@@ -85,6 +85,12 @@ async def apply_member_event(session: AsyncSession, event: Event) -> None:
     await apply_member_events(session, [event])
 
 
+def _state_of(event: Event) -> str:
+    """Members events rewrite the member's profile whole, `tier.changed` their tier whole: an
+    older event of one kind is superseded only by a newer one of the same kind."""
+    return "tier" if isinstance(event, TierChanged) else "profile"
+
+
 MEMBERS_PROJECTION = ConsumerSpec(
     name="community.members",
     services=["members", "rewards"],
@@ -92,4 +98,6 @@ MEMBERS_PROJECTION = ConsumerSpec(
     inbox=INBOX,
     event_types=frozenset({"member.created", "member.updated", "member.erased", "tier.changed"}),
     handle_many=apply_member_events,
+    latest_wins=True,
+    state_of=_state_of,
 )
