@@ -87,7 +87,7 @@ def _admitted(principal: StaffPrincipal | MemberPrincipal, member_id: uuid.UUID)
         if principal.member_id != member_id:
             raise NotFound(f"No member {member_id} here: a member may export only their own data.")
         return
-    if not principal.has(Scope.MEMBERS_READ) and Scope.ADMIN.value not in principal.scopes:
+    if not principal.has(Scope.MEMBERS_READ):
         raise Forbidden(f"This API key lacks the `{Scope.MEMBERS_READ.value}` scope.")
 
 

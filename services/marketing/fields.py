@@ -89,5 +89,5 @@ FIELDS: dict[str, Field] = {
 
 def unreadable(staff: StaffPrincipal, names: list[str]) -> list[str]:
     """The fields among `names` this key may not read."""
-    may_read_personal = staff.has(Scope.MEMBERS_READ) or Scope.ADMIN.value in staff.scopes
+    may_read_personal = staff.has(Scope.MEMBERS_READ)
     return [name for name in names if FIELDS[name].personal and not may_read_personal]

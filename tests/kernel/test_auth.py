@@ -247,6 +247,8 @@ async def test_a_key_is_looked_up_once_then_served_from_the_cache(redis: Redis) 
     assert principal == StaffPrincipal(BRAND, key_id, frozenset({"members:write"}))
     assert principal.has(Scope.MEMBERS_READ)  # write includes read
     assert not principal.has(Scope.REWARDS_READ)
+    admin = StaffPrincipal(BRAND, key_id, frozenset({"admin"}))
+    assert all(admin.has(scope) for scope in Scope)  # admin holds every scope
     assert lookup.calls == 1
     assert 0 < await redis.ttl(api_key_cache_key(key_id)) <= 60
 

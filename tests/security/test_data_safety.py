@@ -624,9 +624,8 @@ async def test_erasure_leaves_the_members_data_in_no_service_and_no_new_export(
 ) -> None:
     world = await two_members_everywhere(client, runtime, brand, base_settings)
     zelda, zelda_id, yusuf, staff = world.zelda, world.zelda_id, world.yusuf, brand.headers
-    segment = {"id": world.segment_id}
 
-    before = await export_file(client, session, base_settings, brand, segment["id"])
+    before = await export_file(client, session, base_settings, brand, world.segment_id)
     assert zelda.email.encode() in before
     assert yusuf.email.encode() in before
     needles = {"zelda": zelda.strings, "yusuf": yusuf.strings}
@@ -664,7 +663,7 @@ async def test_erasure_leaves_the_members_data_in_no_service_and_no_new_export(
 
     # A new export has the others, not the erased member; the old file is as it was written
     # (docs/operations.md, "Erasure and exports").
-    new = await export_file(client, session, base_settings, brand, segment["id"])
+    new = await export_file(client, session, base_settings, brand, world.segment_id)
     assert yusuf.email.encode() in new
     assert [s for s in [*zelda.strings, str(zelda_id)] if s.encode() in new] == []
 

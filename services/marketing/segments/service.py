@@ -177,9 +177,7 @@ def _check_scopes(staff: StaffPrincipal, rule: RuleNode) -> None:
                 f"{path}.field",
                 f"{name} is personal data: testing it needs a key with members:read as well.",
             )
-    if found.affinities and not (
-        staff.has(Scope.RECOMMENDER_READ) or Scope.ADMIN.value in staff.scopes
-    ):
+    if found.affinities and not staff.has(Scope.RECOMMENDER_READ):
         raise AffinityNotAllowed(
             found.affinities[0][1],
             "Affinity conditions read the recommender: the key needs recommender:read as well.",
