@@ -17,7 +17,19 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import Column, Enum, MetaData, Select, Table, bindparam, cast, event, func, select
+from sqlalchemy import (
+    Column,
+    Enum,
+    MetaData,
+    Select,
+    Table,
+    bindparam,
+    cast,
+    event,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -27,7 +39,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, SessionTransaction
+from sqlalchemy.orm import DeclarativeBase
 
 from services.kernel.settings import Settings
 
@@ -62,54 +74,39 @@ def unnest_rows(columns: Sequence[Column[Any]], rows: Sequence[Sequence[Any]]) -
     return select(*(source.c[c.name] for c in columns))
 
 
-# Set in a session's `info` once its transaction may have changed something: any statement
-# but a SELECT, a flush, or the raw driver connection handed out. `release_connection` keeps
-# such a session's transaction.
-_WROTE = "kinfolk_wrote"
-
-
-@event.listens_for(Session, "do_orm_execute")
-def _note_statement(state: ORMExecuteState) -> None:
-    if not state.is_select:
-        state.session.info[_WROTE] = True
-
-
-@event.listens_for(Session, "after_flush")
-def _note_flush(session: Session, _context: object) -> None:
-    session.info[_WROTE] = True
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget_writes(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:
-        session.info.pop(_WROTE, None)
+# NULL until the transaction writes or locks a row (PostgreSQL assigns a transaction id then):
+# whatever ran it (ORM, Core, text, COPY on the driver's connection, a lock in a subquery).
+_WRITTEN_OR_LOCKED = text("SELECT txid_current_if_assigned()")
 
 
 async def release_connection(session: AsyncSession) -> bool:
-    """Ends the transaction of a session that has only read, so that it holds no connection
-    while it waits on a call out of the process; its next statement begins a new one. Whether
-    it did: a session that may have written keeps its transaction (its work belongs to its unit
-    of work), and with it its connection.
+    """Ends the transaction of a session that has neither written nor locked a row, so that it
+    holds no connection while it waits on a call out of the process; its next statement begins
+    a new one. Whether it did: a session whose transaction wrote, or locked rows the caller may
+    rely on (FOR UPDATE, FOR KEY SHARE), keeps it, and with it its connection; so does one with
+    changes not flushed yet. A lock that matched no row (an account not there yet) is no lock.
 
     Call it before asking another service mid-request. That service may be hosted by this
     process, its handler taking a connection from the same pool: requests that held theirs
     while they waited would, in a burst larger than the pool, starve the calls they wait on
     (each then waits out the pool's timeout). Objects loaded stay as they were loaded; what
-    was read may have changed by the next statement, and row locks taken are let go.
+    was read may have changed by the next statement.
     """
-    if session.info.get(_WROTE) or session.new or session.dirty or session.deleted:
+    if session.new or session.dirty or session.deleted:
         return False
-    if session.in_transaction():
-        # A commit, not a rollback: nothing is written either way (checked above), and a
-        # rollback would expire every object loaded, which the caller may still be holding.
-        await session.commit()
+    if not session.in_transaction():
+        return True
+    if await session.scalar(_WRITTEN_OR_LOCKED) is not None:
+        return False
+    # A commit, not a rollback: nothing is written either way (checked above), and a rollback
+    # would expire every object loaded, which the caller may still be holding.
+    await session.commit()
     return True
 
 
 async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
     """The session's asyncpg connection, inside the session's transaction: for what SQLAlchemy
     does not speak (COPY, array-parameter statements run many thousand times)."""
-    session.info[_WROTE] = True  # what the driver runs is out of the session's sight
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     driver = raw.driver_connection

@@ -1,6 +1,7 @@
 """`release_connection`: a session that has only read gives its connection back to the pool
 before a call out (its objects stay readable, its next statement takes a connection again); a
-session that may have written keeps its transaction, and its work commits with its unit of work."""
+session that wrote, or locked a row, keeps its transaction, its locks and its connection, and its
+work commits with its unit of work. A lock that matched no row is no lock."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 
 from services.kernel.db import Database, driver_connection, release_connection
 from services.members.models import Brand
@@ -69,10 +71,40 @@ async def test_a_session_that_wrote_keeps_its_transaction_and_its_work(
         else:
             # What runs on the driver's connection (COPY) is out of the session's sight.
             driver = await driver_connection(session)
-            await driver.execute(
-                "UPDATE members.brands SET name = 'Written' WHERE id = $1", acme.id
-            )
+            renamed = "UPDATE members.brands SET name = 'Written' WHERE id = $1"
+            await driver.execute(renamed, acme.id)
         assert await release_connection(session) is False
         assert pool.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
         assert session.in_transaction()
     assert await _name(pool, acme.id) == "Written"
+
+
+@pytest.mark.parametrize("lock", ["for update", "for key share", "in a subquery"])
+async def test_a_session_that_locked_a_row_keeps_the_lock(
+    pool: Database, acme: BrandFixture, lock: str
+) -> None:
+    mine = select(Brand.id).where(Brand.id == acme.id)
+    statement = {
+        "for update": mine.with_for_update(),
+        "for key share": mine.with_for_update(key_share=True),
+        "in a subquery": select(mine.with_for_update().subquery()),
+    }[lock]
+    async with pool.unit_of_work() as session:
+        assert await session.scalar(statement) == acme.id
+        assert await release_connection(session) is False
+        assert pool.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+        # The lock is held: another transaction cannot take the row meanwhile.
+        async with pool.engine.connect() as other:
+            with pytest.raises(DBAPIError, match="could not obtain lock"):
+                await other.execute(
+                    select(Brand.id).where(Brand.id == acme.id).with_for_update(nowait=True)
+                )
+        await session.scalar(select(Brand.name).where(Brand.id == acme.id))
+
+
+async def test_a_lock_that_matched_no_row_is_no_lock(pool: Database, acme: BrandFixture) -> None:
+    async with pool.unit_of_work() as session:
+        nobody = select(Brand).where(Brand.id == uuid.uuid4()).with_for_update()
+        assert (await session.scalars(nobody)).all() == []
+        assert await release_connection(session) is True
+        assert pool.engine.pool.checkedout() == 0  # type: ignore[attr-defined]

@@ -34,9 +34,9 @@ class MemberSource(Protocol):
         external_id: str | None = None,
     ) -> bool:
         """Opens the account of a member of the brand that rewards has none for yet; False
-        when the members service has no such member either. A session that has not written
-        gives its connection back while the members service answers (`db.release_connection`):
-        what it read must be read again."""
+        when the members service has no such member either. A session that has neither written
+        nor locked a row gives its connection back while the members service answers
+        (`db.release_connection`): what it read must be read again."""
         ...
 
 
