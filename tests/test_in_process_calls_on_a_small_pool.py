@@ -3,8 +3,9 @@ than their number. The service asked needs a connection of the same pool: a requ
 its own through the call would starve the very call it waits on (every request then waits out
 the pool's timeout and answers 503). Each gives its connection back first
 (`kernel.db.release_connection`), so every request is served: first requests for members a
-service has not heard of yet (rewards and the community ask the members service), and members'
-exports of their data (the members service asks every other service).
+service has not heard of yet (rewards and the community ask the members service), members'
+exports of their data (the members service asks every other service), and segment previews
+with affinity conditions (marketing asks the recommender).
 """
 
 from __future__ import annotations
@@ -150,3 +151,25 @@ async def test_many_members_exporting_their_data_at_once_all_get_it(
     exports = [answer.json() for answer in answers]
     assert [e["member_id"] for e in exports] == [str(m.id) for m in members]
     assert all(set(e["services"]) >= {"rewards", "community"} for e in exports)
+
+
+@pytest.mark.timeout(60)
+async def test_many_segment_previews_that_ask_the_recommender_at_once_are_all_answered(
+    client: httpx.AsyncClient, brand: BrandFixture
+) -> None:
+    # An item the recommender does not know: each preview reaches it and is told so (422); a
+    # preview starved of a connection would be answered 503 instead.
+    rules = [{"affinity": {"item": f"perk:{uuid.uuid4()}", "top_share": 0.5}} for _ in range(8)]
+    answers = await asyncio.gather(
+        *(
+            client.post(
+                "/marketing/v1/segments/preview",
+                json={"rule": rule, "purpose": "analytics"},
+                headers=brand.headers,
+            )
+            for rule in rules
+        )
+    )
+    assert [(a.status_code, a.json()["error"]) for a in answers] == [
+        (422, "UnknownItem")
+    ] * NEWCOMERS

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.auth import Scope, StaffPrincipal
 from services.kernel.clock import utcnow
+from services.kernel.db import release_connection
 from services.kernel.errors import KinfolkError
 from services.kernel.ids import new_id
 from services.kernel.pagination import PageRequest
@@ -325,6 +326,10 @@ async def _prepare(
             asked.setdefault((found.item, found.top_share), path)
     audiences: dict[tuple[str, float], Audience] = {}
     warnings: list[str] = []
+    if asked and affinity is not None:
+        # The recommender may be in this process, on the same pool (a materialisation holds its
+        # segment locked, and so its connection, through the calls).
+        await release_connection(session)
     for (item, share), path in asked.items():
         if affinity is None:
             raise AffinityUnavailable(
