@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
+from services.kernel.clock import utcnow
 from services.kernel.jobs import Continue
 
 # Members one run locks until it commits: a few seconds of work.
@@ -111,18 +112,22 @@ def itself(member_id: uuid.UUID) -> uuid.UUID:
     return member_id
 
 
-def limit_from(resume: dict[str, Any] | None) -> RunLimit:
-    """A job's limit: MEMBERS_PER_RUN, from where the run before stopped (`resume=`)."""
-    return RunLimit(MEMBERS_PER_RUN, Resume.from_json(resume) if resume is not None else None)
+class RunWork(Protocol):
+    """A job's work over every brand's members, as far as `limit` goes: how much it did."""
+
+    def __call__(self, *, now: datetime, batch_size: int, limit: RunLimit) -> Awaitable[int]: ...
 
 
-def batch_size(largest: int) -> int:
-    """A job's batch: no larger than a run."""
-    return min(largest, MEMBERS_PER_RUN)
-
-
-def done_or_continue(now: datetime, limit: RunLimit, done: int) -> int | Continue:
-    """What a job returns: what it did, and the next run if it stopped with work left."""
+async def one_run(
+    work: RunWork, *, now: datetime | None, resume: dict[str, Any] | None, largest_batch: int
+) -> int | Continue:
+    """One run of a job: `work` from where the run before stopped (`resume`), at most
+    MEMBERS_PER_RUN members in batches of at most `largest_batch`; what the job returns: what
+    the run did, and, with work left, the next run from where this one stopped, at this run's
+    `now` (the first run's, carried along)."""
+    moment = now or utcnow()
+    limit = RunLimit(MEMBERS_PER_RUN, Resume.from_json(resume) if resume is not None else None)
+    done = await work(now=moment, batch_size=min(largest_batch, MEMBERS_PER_RUN), limit=limit)
     if limit.resume is None:
         return done
-    return Continue({"now": now, "resume": limit.resume.to_json()}, done)
+    return Continue({"now": moment, "resume": limit.resume.to_json()}, done)

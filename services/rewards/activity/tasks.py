@@ -4,11 +4,11 @@ hand with `enqueue(redis, "rewards.award_birthdays")`."""
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.kernel.clock import utcnow
 from services.kernel.jobs import Continue, JobSpec, Schedule
 from services.rewards import job_runs
 from services.rewards.activity import service
@@ -18,12 +18,8 @@ async def award_birthdays(
     session: AsyncSession, now: datetime | None = None, resume: dict[str, Any] | None = None
 ) -> int | Continue:
     """Members this run paid."""
-    moment = now or utcnow()
-    limit = job_runs.limit_from(resume)
-    paid = await service.award_birthdays(
-        session, now=moment, batch_size=job_runs.batch_size(service.BATCH_SIZE), limit=limit
-    )
-    return job_runs.done_or_continue(moment, limit, paid)
+    work = partial(service.award_birthdays, session)
+    return await job_runs.one_run(work, now=now, resume=resume, largest_batch=service.BATCH_SIZE)
 
 
 AWARD_BIRTHDAYS = JobSpec(

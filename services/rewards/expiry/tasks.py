@@ -7,11 +7,11 @@ Run one by hand with `enqueue(redis, "rewards.expire_points", now=<aware datetim
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.kernel.clock import utcnow
 from services.kernel.jobs import Continue, JobSpec, Schedule
 from services.rewards import job_runs
 from services.rewards.expiry import service
@@ -21,24 +21,20 @@ async def expire_points(
     session: AsyncSession, now: datetime | None = None, resume: dict[str, Any] | None = None
 ) -> int | Continue:
     """Ledger entries written by this run."""
-    moment = now or utcnow()
-    limit = job_runs.limit_from(resume)
-    run = await service.expire_points(
-        session, now=moment, batch_size=job_runs.batch_size(service.BATCH_SIZE), limit=limit
-    )
-    return job_runs.done_or_continue(moment, limit, run.entries)
+
+    async def work(*, now: datetime, batch_size: int, limit: job_runs.RunLimit) -> int:
+        run = await service.expire_points(session, now=now, batch_size=batch_size, limit=limit)
+        return run.entries
+
+    return await job_runs.one_run(work, now=now, resume=resume, largest_batch=service.BATCH_SIZE)
 
 
 async def remind_expiring_points(
     session: AsyncSession, now: datetime | None = None, resume: dict[str, Any] | None = None
 ) -> int | Continue:
     """Reminders sent by this run."""
-    moment = now or utcnow()
-    limit = job_runs.limit_from(resume)
-    sent = await service.remind_expiring_points(
-        session, now=moment, batch_size=job_runs.batch_size(service.BATCH_SIZE), limit=limit
-    )
-    return job_runs.done_or_continue(moment, limit, sent)
+    work = partial(service.remind_expiring_points, session)
+    return await job_runs.one_run(work, now=now, resume=resume, largest_batch=service.BATCH_SIZE)
 
 
 EXPIRE_POINTS = JobSpec(

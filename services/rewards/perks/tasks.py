@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.kernel.clock import utcnow
 from services.kernel.jobs import Continue, JobSpec, Schedule
 from services.rewards import job_runs
 from services.rewards.perks import service
@@ -19,12 +19,10 @@ async def grant_birthday_gifts(
 ) -> int | Continue:
     """Grants the birthday perk to members whose birthday month it is (see `service`): how
     many this run granted."""
-    moment = now or utcnow()
-    limit = job_runs.limit_from(resume)
-    granted = await service.grant_birthday_gifts(
-        session, moment, batch_size=job_runs.batch_size(service.BIRTHDAY_BATCH_SIZE), limit=limit
+    work = partial(service.grant_birthday_gifts, session)
+    return await job_runs.one_run(
+        work, now=now, resume=resume, largest_batch=service.BIRTHDAY_BATCH_SIZE
     )
-    return job_runs.done_or_continue(moment, limit, granted)
 
 
 BIRTHDAY_GIFTS_JOB = JobSpec(

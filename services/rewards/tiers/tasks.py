@@ -4,11 +4,11 @@ brand in runs (`rewards.job_runs`)."""
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.kernel.clock import utcnow
 from services.kernel.jobs import Continue, JobSpec, Schedule
 from services.rewards import job_runs
 from services.rewards.tiers import service
@@ -19,12 +19,8 @@ async def review_tiers(
     session: AsyncSession, now: datetime | None = None, resume: dict[str, Any] | None = None
 ) -> int | Continue:
     """Members moved down by this run."""
-    moment = now or utcnow()
-    limit = job_runs.limit_from(resume)
-    moved = await service.review_tiers(
-        session, moment, batch_size=job_runs.batch_size(service.REVIEW_BATCH), limit=limit
-    )
-    return job_runs.done_or_continue(moment, limit, moved)
+    work = partial(service.review_tiers, session)
+    return await job_runs.one_run(work, now=now, resume=resume, largest_batch=service.REVIEW_BATCH)
 
 
 REVIEW_TIERS = JobSpec(
