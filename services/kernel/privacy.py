@@ -44,25 +44,19 @@ class PrivacySection:
     rows: RowsQuery
 
 
-def owned_rows(table: Table, member_column: str, *order_by: str) -> RowsQuery:
-    """The rows of `table` of the brand whose `member_column` is the member, ordered by
-    `order_by` (default: the primary key)."""
-    member = table.c[member_column]
-    order = [table.c[name] for name in order_by] or list(table.primary_key.columns)
-
-    def rows(brand_id: uuid.UUID, member_id: uuid.UUID) -> Select[Any]:
-        return (
-            select(table).where(table.c.brand_id == brand_id, member == member_id).order_by(*order)
-        )
-
-    return rows
-
-
 def owned(
     name: str, table: Table, member_column: str = "member_id", *order_by: str
 ) -> PrivacySection:
-    """The common section: `owned_rows` of one table."""
-    return PrivacySection(name, owned_rows(table, member_column, *order_by))
+    """The common section: the rows of `table` of the brand whose `member_column` is the
+    member, ordered by `order_by` (default: the primary key)."""
+    member = table.c[member_column]
+    order = [table.c[column] for column in order_by] or list(table.primary_key.columns)
+
+    def rows(brand_id: uuid.UUID, member_id: uuid.UUID) -> Select[Any]:
+        mine = select(table).where(table.c.brand_id == brand_id, member == member_id)
+        return mine.order_by(*order)
+
+    return PrivacySection(name, rows)
 
 
 class PrivacyRepository:
