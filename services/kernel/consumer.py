@@ -220,9 +220,9 @@ async def _superseded_ids(
     session: AsyncSession, spec: ConsumerSpec, events: Sequence[Event]
 ) -> set[uuid.UUID]:
     """Of these events (just recorded in the inbox), those a later event about the same
-    subject, recorded before them, supersedes: an event redelivered after a newer one took
-    effect (a retry of a failed message, a dead letter). Only for `latest_wins` groups, whose
-    handler would otherwise put the older state back."""
+    subject (the same state of it: `_ordering`), recorded before them, supersedes: an event
+    redelivered after a newer one took effect (a retry of a failed message, a dead letter).
+    Only for `latest_wins` groups, whose handler would otherwise put the older state back."""
     ordered = [(event, *_ordering(spec, event)) for event in events]
     subjects = sorted({subject for _, subject, _ in ordered if subject is not None})
     if not subjects:

@@ -72,7 +72,9 @@ def inbox_table(metadata: MetaData) -> Table:
         Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         # Kept by groups whose handler keeps only a subject's latest state
         # (`ConsumerSpec.latest_wins`): what a dead-letter retry checks before applying an
-        # older event about the same subject. Null for every other group.
+        # older event about the same subject. For a group with several states a subject
+        # (`ConsumerSpec.state_of`), an id derived from the subject and the state. Null for
+        # every other group.
         Column("subject_id", UUID(as_uuid=True), nullable=True),
         Column("occurred_at", DateTime(timezone=True), nullable=True),
         PrimaryKeyConstraint("consumer", "event_id"),
