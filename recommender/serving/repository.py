@@ -31,13 +31,15 @@ from services.kernel.db import driver_connection
 # One statement for the whole list. `m`: the member's tier and consent (no row: an unknown
 # member, served like one without a tier). `r`: the list to serve, the member's own when
 # `personal` ($5) and they consented, else the brand's for their tier, else the brand's for
-# members without a tier. `c`: its items with their rank, then the exploration candidates ($6,
-# rank NULL), in one unnest: the planner sizes it alike with or without candidates, so the
-# prepared statement settles on one generic plan instead of planning every request anew (which
-# cost more than running it). `mine`: what the member dismissed and redeemed (net of
-# cancellations: a cancelled redemption is a negative-weight row). `eligible`: the items that
-# pass the live rules, checked item by item through primary keys. Only the first $8 of the
-# model's items come back: enough to fill a list and re-order it for variety.
+# members without a tier. `c`: its items with their rank, score and reason, unnested side by
+# side (a list's reasons are stored compressed: subscripting the array item by item
+# decompressed it for every item), then the exploration candidates ($6, rank NULL). Function
+# scans are sized alike whatever their arrays hold, so the prepared statement settles on one
+# generic plan instead of planning every request anew (which cost more than running it).
+# `mine`: what the member dismissed and redeemed (net of cancellations: a cancelled
+# redemption is a negative-weight row). `eligible`: the items that pass the live rules,
+# checked item by item through primary keys. Only the first $8 of the model's items come
+# back: enough to fill a list and re-order it for variety.
 #
 # Run on the driver (asyncpg, a prepared statement per connection): the request path's CPU is
 # the budget, and SQLAlchemy's execution and result rows cost more than the query itself.
@@ -59,14 +61,11 @@ WITH m AS (
     ORDER BY rec.member_id = $2 DESC, rec.segment <> '' DESC
     LIMIT 1
 ), c AS (
-    SELECT u.item_id,
-           CASE WHEN u.ord <= cardinality(r.item_ids) THEN u.ord::int END AS ord,
-           r.scores[u.ord] AS score,
-           r.reasons[u.ord] AS reason
-    FROM (SELECT 1) AS one
-    LEFT JOIN r ON true
-    CROSS JOIN LATERAL unnest(coalesce(r.item_ids, '{}') || $6::text[])
-        WITH ORDINALITY AS u(item_id, ord)
+    SELECT u.item_id, u.ord::int AS ord, u.score, u.reason
+    FROM r CROSS JOIN LATERAL unnest(r.item_ids, r.scores, r.reasons)
+        WITH ORDINALITY AS u(item_id, score, reason, ord)
+    UNION ALL
+    SELECT p.item_id, NULL, NULL, NULL FROM unnest($6::text[]) AS p(item_id)
 ), mine AS (
     SELECT x.item_id,
            bool_or(x.kind = 'dismiss') AS dismissed,
@@ -158,7 +157,7 @@ SELECT (SELECT count(*) FROM upserted) AS items,
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made for every row of every request, and cheaper so
 class CandidateRow:
     rank: int | None  # the place in the stored list; None for an exploration candidate
     item_id: str

@@ -10,6 +10,7 @@ from a cache of a few seconds. Nothing here commits.
 
 from __future__ import annotations
 
+import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -79,7 +80,7 @@ class ServedList:
 
 
 _EXPERIMENTS: TtlCache[uuid.UUID, RunningExperiment | None] = TtlCache(CACHE_SECONDS)
-_POOLS: TtlCache[tuple[uuid.UUID, str], tuple[exploration.Candidate, ...]] = TtlCache(CACHE_SECONDS)
+_POOLS: TtlCache[tuple[uuid.UUID, str], exploration.SampledPool] = TtlCache(CACHE_SECONDS)
 
 
 def forget_experiment(brand_id: uuid.UUID) -> None:
@@ -105,8 +106,8 @@ async def running_experiment(
 
 async def _pool(
     session: AsyncSession, brand_id: uuid.UUID, surface: str, now: datetime
-) -> tuple[exploration.Candidate, ...]:
-    async def load() -> tuple[exploration.Candidate, ...]:
+) -> exploration.SampledPool:
+    async def load() -> exploration.SampledPool:
         found = await ServingRepository(session).exploration_pool(
             brand_id,
             SURFACE_KINDS[surface],
@@ -114,7 +115,7 @@ async def _pool(
             size=exploration.POOL_SIZE,
             now=now,
         )
-        return tuple(found)
+        return exploration.SampledPool.of(found)
 
     return await _POOLS.get((brand_id, surface), load)
 
@@ -143,20 +144,21 @@ async def recommend(
     experiment = await running_experiment(session, brand_id)
     arm = assign_arm(experiment.id, experiment.arms, member_id) if experiment else None
     share = min(max(exploration_share, 0.0), 1.0)
-    places = exploration.explored_places(exposure_id, limit, share)
-    pool = await _pool(session, brand_id, surface, now) if share > 0 else ()
-    exploring = any(places) and bool(pool)
+    rng = exploration.list_random(exposure_id)
+    places = exploration.explored_places(rng, limit, share)
+    pool = await _pool(session, brand_id, surface, now) if share > 0 else None
+    exploring = any(places) and pool is not None and bool(pool.candidates)
     candidates = await ServingRepository(session).candidates(
         brand_id,
         member_id,
         surface,
         SURFACE_KINDS[surface],
         personal=arm is None or arm.policy is not Policy.POPULAR,
-        pool=[c.item_id for c in pool] if exploring else (),
+        pool=pool.item_ids if exploring and pool is not None else (),
         window=limit * VARIETY_WINDOW,
         now=now,
     )
-    items = _arrange(candidates, pool, places, share, exposure_id, limit)
+    items = _arrange(candidates, pool, places, share, rng, limit)
     await ServingRepository(session).add_exposure(
         NewExposure(
             id=exposure_id,
@@ -183,10 +185,10 @@ async def recommend(
 
 def _arrange(
     candidates: Candidates,
-    pool: tuple[exploration.Candidate, ...],
+    pool: exploration.SampledPool | None,
     places: list[bool],
     share: float,
-    exposure_id: uuid.UUID,
+    rng: random.Random,
     limit: int,
 ) -> list[ServedItem]:
     """Fills the places: explored ones by Thompson sampling among the exploration candidates
@@ -205,16 +207,11 @@ def _arrange(
             explorable.append(row.item_id)
     by_id = {row.item_id: row for row in candidates.rows if row.rank is None}
     eligible = set(explorable) - seen
-    draws = (
-        exploration.ThompsonDraws(
-            exploration.generator(exposure_id), [c for c in pool if c.item_id in eligible]
-        )
-        if eligible
-        else None
-    )
+    draws = exploration.ThompsonDraws(pool, eligible, rng) if eligible and pool else None
     # Exploration can fill a place only while eligible candidates remain. Without a pool read
     # for this request (no place explored), the brand's pool stands for the member's.
-    left = draws.remaining if draws is not None else (lambda: bool(pool) and not any(places))
+    in_pool = pool is not None and bool(pool.candidates)
+    left = draws.remaining if draws is not None else (lambda: in_pool and not any(places))
     ordered = iter(diversify(model, lambda row: row.category, limit))
     items: list[ServedItem] = []
     for place in places:

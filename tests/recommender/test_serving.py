@@ -14,7 +14,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from recommender.serving import service
-from recommender.serving.exploration import DRAWS, Candidate, ThompsonDraws, generator
+from recommender.serving.exploration import (
+    DRAWS,
+    LITTLE_DATA,
+    POOL_SIZE,
+    Candidate,
+    SampledPool,
+    ThompsonDraws,
+    list_random,
+)
+from recommender.serving.repository import ServingRepository
 from recommender.serving.rules import diversify
 from recommender.serving.schemas import RecommendationList
 from recommender.store.models import (
@@ -24,7 +33,7 @@ from recommender.store.models import (
     ItemStats,
     MemberFacts,
 )
-from recommender.surfaces import SURFACES
+from recommender.surfaces import SURFACE_KINDS, SURFACES
 from services.kernel.clock import utcnow
 from services.kernel.db import Database
 from services.kernel.ids import id_at
@@ -378,17 +387,22 @@ async def test_propensities_are_those_of_the_draws_seeded_by_the_exposure_id(
 
     body = (await exploring.get(url(me, limit=2), headers=headers)).json()
 
-    # Replaying the draws from the exposure id gives the same picks and probabilities (the pool
-    # is read least shown first: new3 (never shown), new1 (10), new2 (99)).
-    rng = generator(uuid.UUID(body["exposure_id"]))
-    draws = ThompsonDraws(
-        rng,
-        [
-            Candidate("perk:new3", 0, 0),
-            Candidate("perk:new1", 10, 5),
-            Candidate("perk:new2", 99, 0),
-        ],
+    # Replaying the draws from the pool as read and the exposure id gives the same picks and
+    # probabilities (every place explores, so no place's choice came before the draws).
+    read = await ServingRepository(session).exploration_pool(
+        brand.id, SURFACE_KINDS["perks"], threshold=LITTLE_DATA, size=POOL_SIZE, now=utcnow()
     )
+    pool = SampledPool.of(read)
+    # Read for every member: the member's own rules (redeemed, another tier) are checked later.
+    assert {c.item_id for c in read} == {
+        "perk:new1",
+        "perk:new2",
+        "perk:new3",
+        "perk:new-redeemed",
+        "perk:new-other-tier",
+    }
+    rng = list_random(uuid.UUID(body["exposure_id"]))
+    draws = ThompsonDraws(pool, ["perk:new1", "perk:new2", "perk:new3"], rng)
     picks = [draws.pick(), draws.pick()]
     assert [(item["item_id"], item["propensity"]) for item in body["items"]] == [
         (pick.item_id, pytest.approx(pick.probability)) for pick in picks if pick is not None
@@ -396,8 +410,8 @@ async def test_propensities_are_those_of_the_draws_seeded_by_the_exposure_id(
 
 
 def test_thompson_draws_favour_what_was_taken_and_give_every_winner_a_probability() -> None:
-    rng = generator(uuid.UUID(int=7))
-    draws = ThompsonDraws(rng, [Candidate("good", 90, 80), Candidate("bad", 90, 1)])
+    pool = SampledPool.of([Candidate("good", 90, 80), Candidate("bad", 90, 1)])
+    draws = ThompsonDraws(pool, ["bad", "good"], list_random(uuid.UUID(int=7)))
     first = draws.pick()
     assert first is not None
     assert (first.item_id, first.probability) == ("good", 1.0)
