@@ -33,6 +33,7 @@ from services.kernel.auth import (
     MemberTokenCodec,
     ServiceTokens,
 )
+from services.kernel.clients import CALLS_HOLDING_A_CONNECTION
 from services.kernel.db import Database, asyncpg_url
 from services.kernel.embedded import InfrastructureUrls, infrastructure
 from services.kernel.jobs import Continue, build_worker
@@ -153,6 +154,33 @@ def logging_configured(base_settings: Settings) -> None:
     console renderer draws each logged exception as a rich traceback with every frame's local
     variables: seconds of a test's time per error, and not what a deployment writes."""
     configure_logging(base_settings)
+
+
+def calls_holding_a_connection() -> float:
+    """How many calls to another service this process made while the request it served held
+    a connection (`clients.count_held_connection`), over every service called."""
+    return sum(
+        sample.value
+        for metric in CALLS_HOLDING_A_CONNECTION.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    )
+
+
+@pytest.fixture(autouse=True)
+def no_call_holds_a_connection(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test is also a check that no request asks another service while it holds its
+    database connection (the pool starves in a burst; see `db.release_connection`). A test
+    that makes such a call on purpose is marked `holds_connection_on_purpose`."""
+    before = calls_holding_a_connection()
+    yield
+    if request.node.get_closest_marker("holds_connection_on_purpose") is None:
+        made = calls_holding_a_connection() - before
+        assert made == 0, (
+            f"{made:g} call(s) to another service were made while the request held its "
+            "database connection: call db.release_connection(session) before the call "
+            "(the warning call.holding_connection in the log names the URL)"
+        )
 
 
 @pytest.fixture(scope="session")

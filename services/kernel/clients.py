@@ -23,10 +23,13 @@ from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, Self
 
 import httpx
+import structlog
+from prometheus_client import Counter
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
 from services.kernel.auth import Scope, ServiceTokens
+from services.kernel.db import request_holds_connection
 from services.kernel.errors import ServiceUnavailable
 from services.kernel.middleware import current_request_id
 from services.kernel.module import ServiceModule
@@ -142,7 +145,7 @@ def service_client(
         headers=headers,
         transport=transport,
         cookies=no_cookies(),
-        event_hooks={"request": [send_request_id]},
+        event_hooks={"request": [send_request_id, count_held_connection]},
     )
 
 
@@ -151,6 +154,30 @@ async def send_request_id(request: httpx.Request) -> None:
     request_id = current_request_id()
     if request_id is not None and "x-request-id" not in request.headers:
         request.headers["X-Request-ID"] = request_id
+
+
+log = structlog.get_logger("kinfolk.clients")
+
+CALLS_HOLDING_A_CONNECTION = Counter(
+    "kinfolk_calls_holding_a_connection_total",
+    "Calls to another service made while the request being served held a database connection "
+    "it had not been asked to give up (db.release_connection): each can starve the pool.",
+    ["service"],
+)
+
+
+async def count_held_connection(request: httpx.Request) -> None:
+    """A request that calls another service while it holds a connection keeps it through the
+    wait; in a burst, in process, that starves the pool the call itself needs. Counted and
+    logged (the test suite fails on any), not refused: the call still works."""
+    if request_holds_connection():
+        service = request.url.path.strip("/").partition("/")[0] or "unknown"
+        CALLS_HOLDING_A_CONNECTION.labels(service).inc()
+        log.warning(
+            "call.holding_connection",
+            url=str(request.url),
+            hint="call db.release_connection(session) before calling another service",
+        )
 
 
 def no_cookies() -> CookieJar:

@@ -11,6 +11,7 @@ import errno
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from enum import StrEnum
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -90,18 +91,46 @@ async def release_connection(session: AsyncSession) -> bool:
     process, its handler taking a connection from the same pool: requests that held theirs
     while they waited would, in a burst larger than the pool, starve the calls they wait on
     (each then waits out the pool's timeout). Objects loaded stay as they were loaded; what
-    was read may have changed by the next statement.
+    was read may have changed by the next statement. A call made without it, while the
+    request's transaction is open, is counted and logged (`request_holds_connection`).
     """
     if session.new or session.dirty or session.deleted:
-        return False
+        return _kept(session)
     if not session.in_transaction():
         return True
     if await session.scalar(_WRITTEN_OR_LOCKED) is not None:
-        return False
+        return _kept(session)
     # A commit, not a rollback: nothing is written either way (checked above), and a rollback
     # would expire every object loaded, which the caller may still be holding.
     await session.commit()
     return True
+
+
+def _kept(session: AsyncSession) -> bool:
+    # The transaction holds its connection on purpose: the calls it makes are not flagged.
+    session.info[_KEPT_ON_PURPOSE] = session.get_transaction()
+    return False
+
+
+_KEPT_ON_PURPOSE = "kinfolk_kept_on_purpose"
+
+# The session of the HTTP request being served, while its unit of work is open (`get_session`).
+# An in-process call runs the other service's handler in the same task: it sets its own session
+# here and puts the caller's back when it ends.
+_REQUEST_SESSION: ContextVar[AsyncSession | None] = ContextVar(
+    "kinfolk_request_session", default=None
+)
+
+
+def request_holds_connection() -> bool:
+    """Whether the request being served holds a connection in an open transaction that
+    `release_connection` was not asked to give up: a call to another service made now keeps
+    it through the wait (see `release_connection`). False outside requests (jobs and
+    consumers hold their session through their calls, as they are few)."""
+    session = _REQUEST_SESSION.get()
+    if session is None or not session.in_transaction():
+        return False
+    return session.info.get(_KEPT_ON_PURPOSE) is not session.get_transaction()
 
 
 async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
@@ -366,7 +395,11 @@ async def get_session(
 ) -> AsyncIterator[AsyncSession]:
     """The request's session. The commit happens here, before the response is sent."""
     async with database.unit_of_work() as session:
-        yield session
+        serving = _REQUEST_SESSION.set(session)
+        try:
+            yield session
+        finally:
+            _REQUEST_SESSION.reset(serving)
 
 
 # scope="function" runs the commit before the response goes out: a failed commit is never a 200.
