@@ -22,6 +22,7 @@ from recommender.serving.schemas import (
     FeedbackCreate,
     FeedbackRead,
     RecommendationList,
+    RecommendationLists,
 )
 from recommender.store.models import IDEMPOTENCY, Experiment
 from recommender.surfaces import SURFACES
@@ -41,11 +42,14 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
-def _list_json(served: service.ServedList) -> Response:
-    """The `RecommendationList` as JSON, written directly: the hot path skips building and
-    validating a pydantic model per item (the schema is the documented one; a test holds
-    them together)."""
-    body = {
+def _json(body: dict[str, object]) -> Response:
+    return Response(content=orjson.dumps(body), media_type="application/json")
+
+
+def _list_body(served: service.ServedList) -> dict[str, object]:
+    """A `RecommendationList`, written directly: the hot path skips building and validating a
+    pydantic model per item (the schema is the documented one; a test holds them together)."""
+    return {
         "member_id": served.member_id,
         "surface": served.surface,
         "exposure_id": served.exposure_id,
@@ -67,7 +71,6 @@ def _list_json(served: service.ServedList) -> Response:
             for item in served.items
         ],
     }
-    return Response(content=orjson.dumps(body), media_type="application/json")
 
 
 @router.get(
@@ -103,7 +106,50 @@ async def recommendations(
         limit,
         exploration_share=_settings(request).recommender_exploration_share,
     )
-    return _list_json(served)
+    return _json(_list_body(served))
+
+
+@router.get(
+    "/members/{member_id}/recommendations/lists",
+    response_model=RecommendationLists,
+    summary="Several of a member's lists in one call, each logged as its own exposure",
+    description="What a screen that shows several lists asks for (the apps' home screen: "
+    "perks, prompts and posts): each `list` is a surface, or a surface and a limit "
+    "(`perks:10`; the limit defaults to 10), each surface at most once. The lists come back "
+    "in the order asked, each exactly what `GET .../recommendations` would serve. Who may "
+    "call it, and what an unknown member gets, are as there.",
+    responses={
+        404: {"description": "MemberNotFound: a member token asking for another member"},
+        422: {
+            "description": "UnknownSurface, ValidationError (a malformed list, a limit out of "
+            "1..50, a surface asked twice, no list or more than one per surface)"
+        },
+    },
+)
+async def recommendation_lists(
+    member_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    caller: Reader,
+    lists: Annotated[
+        list[str],
+        Query(
+            alias="list",
+            description=f"`surface` or `surface:limit`; surfaces: {_SURFACES}.",
+            examples=["perks:10"],
+        ),
+    ],
+) -> Response:
+    if not caller.may_see(member_id):
+        raise MemberNotFound()
+    served = await service.recommend_lists(
+        session,
+        caller.brand_id,
+        member_id,
+        service.parse_lists(lists),
+        exploration_share=_settings(request).recommender_exploration_share,
+    )
+    return _json({"lists": [_list_body(one) for one in served]})
 
 
 @router.post(

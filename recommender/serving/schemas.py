@@ -45,6 +45,10 @@ class RecommendationList(BaseModel):
     items: list[RecommendedItem]
 
 
+class RecommendationLists(BaseModel):
+    lists: list[RecommendationList] = Field(description="In the order asked.")
+
+
 ItemId = Annotated[str, StringConstraints(min_length=3, max_length=300)]
 
 

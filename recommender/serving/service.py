@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -29,7 +30,7 @@ from recommender.serving.repository import (
     NewExposure,
     ServingRepository,
 )
-from recommender.serving.rules import MAX_LIMIT, diversify
+from recommender.serving.rules import DEFAULT_LIMIT, MAX_LIMIT, diversify
 from recommender.store.models import Interaction, InteractionKind
 from recommender.surfaces import SURFACE_KINDS, SURFACES
 from services.kernel.clock import utcnow
@@ -125,6 +126,49 @@ def check_request(surface: str, limit: int) -> None:
         raise UnknownSurface(f"Unknown surface {surface!r}; use one of: {', '.join(SURFACES)}.")
     if not 1 <= limit <= MAX_LIMIT:
         raise ValidationFailed(f"limit must be from 1 to {MAX_LIMIT}.")
+
+
+def parse_lists(asked: Sequence[str]) -> list[tuple[str, int]]:
+    """The lists of a request for several, each `surface` or `surface:limit`: (surface, limit)
+    in the order asked; refused whole when one is malformed, unknown, out of range or asked
+    twice, so that nothing is served (or logged) for a request that is refused."""
+    if not 1 <= len(asked) <= len(SURFACES):
+        raise ValidationFailed(f"Ask for 1 to {len(SURFACES)} lists, each surface at most once.")
+    lists: list[tuple[str, int]] = []
+    for one in asked:
+        surface, colon, count = one.partition(":")
+        if not colon:
+            limit = DEFAULT_LIMIT
+        elif count.isdecimal() and len(count) <= 3:
+            limit = int(count)
+        else:
+            raise ValidationFailed(
+                f"list {one!r}: write the surface, or the surface and a limit from 1 to "
+                f"{MAX_LIMIT} after a colon (perks:10)."
+            )
+        check_request(surface, limit)
+        if any(surface == seen for seen, _ in lists):
+            raise ValidationFailed(f"list {one!r}: the surface {surface!r} is asked twice.")
+        lists.append((surface, limit))
+    return lists
+
+
+async def recommend_lists(
+    session: AsyncSession,
+    brand_id: uuid.UUID,
+    member_id: uuid.UUID,
+    lists: Sequence[tuple[str, int]],
+    *,
+    exploration_share: float,
+) -> list[ServedList]:
+    """Several of the member's lists (from `parse_lists`), each served and logged as its own
+    exposure, as `recommend` serves one: what a screen that shows several asks in one call."""
+    return [
+        await recommend(
+            session, brand_id, member_id, surface, limit, exploration_share=exploration_share
+        )
+        for surface, limit in lists
+    ]
 
 
 async def recommend(

@@ -25,7 +25,7 @@ from recommender.serving.exploration import (
 )
 from recommender.serving.repository import ServingRepository
 from recommender.serving.rules import diversify
-from recommender.serving.schemas import RecommendationList
+from recommender.serving.schemas import RecommendationList, RecommendationLists
 from recommender.store.models import (
     Exposure,
     Interaction,
@@ -609,6 +609,87 @@ async def test_bad_input_is_refused_and_serves_nothing(
         ok = await api.get(base, params={"surface": "perks", "limit": limit}, headers=headers)
         assert ok.status_code == 200
     assert await count(session, Exposure, brand.id) == 2
+
+
+# --- Several lists in one call ------------------------------------------------------------------
+
+
+def lists_url(member_id: uuid.UUID, *lists: str) -> str:
+    query = "&".join(f"list={one}" for one in lists)
+    return f"/recommender/v1/members/{member_id}/recommendations/lists?{query}"
+
+
+async def test_several_lists_in_one_call_are_each_what_one_call_serves_and_each_logged(
+    api: httpx.AsyncClient, session: AsyncSession, brand: BrandFixture, base_settings: Settings
+) -> None:
+    me = await add_member(session, brand.id)
+    headers = member_headers(base_settings, brand.id, me)
+    perks = [f"perk:{n}" for n in range(14)]
+    for item_id in [*perks, "prompt:a", "prompt:b", "post:x"]:
+        await add_item(session, brand.id, item_id)
+    await add_list(session, brand.id, me, "perks", perks)
+    await add_list(session, brand.id, me, "prompts", ["prompt:b", "prompt:a"])
+    await add_list(session, brand.id, me, "posts", ["post:x"])
+
+    response = await api.get(lists_url(me, "prompts:1", "perks", "posts:5"), headers=headers)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert RecommendationLists.model_validate(body).model_dump(mode="json") == body
+    lists = body["lists"]
+    assert [one["surface"] for one in lists] == ["prompts", "perks", "posts"]
+    assert [ids_of(one) for one in lists] == [["prompt:b"], perks[:10], ["post:x"]]
+    # Each is what the one-list route serves, and each its own exposure, in the order asked.
+    for one in lists:
+        alone = await api.get(url(me, one["surface"], len(one["items"])), headers=headers)
+        assert ids_of(alone.json()) == ids_of(one)
+        assert [i["reason"] for i in alone.json()["items"]] == [i["reason"] for i in one["items"]]
+    logged = await exposures(session, brand.id)
+    assert [str(e.id) for e in logged[:3]] == [one["exposure_id"] for one in lists]
+    assert [e.item_ids for e in logged[:3]] == [ids_of(one) for one in lists]
+    assert len(logged) == 6
+
+
+async def test_bad_lists_are_refused_whole_and_log_nothing(
+    api: httpx.AsyncClient, session: AsyncSession, brand: BrandFixture, base_settings: Settings
+) -> None:
+    me = await add_member(session, brand.id)
+    other = await add_member(session, brand.id)
+    headers = member_headers(base_settings, brand.id, me)
+    await add_item(session, brand.id, "perk:a")
+    await add_list(session, brand.id, me, "perks", ["perk:a"])
+    refused = {
+        ("perks", "movies:3"): (422, "UnknownSurface"),
+        ("perks:0",): (422, "ValidationError"),
+        ("perks:51",): (422, "ValidationError"),
+        ("perks:ten",): (422, "ValidationError"),
+        ("perks:",): (422, "ValidationError"),
+        ("perks:-1",): (422, "ValidationError"),
+        ("perks:3", "prompts", "perks:5"): (422, "ValidationError"),
+        ("perks", "prompts", "experiences", "posts", "discover", "new", "perks"): (
+            422,
+            "ValidationError",
+        ),
+    }
+    for lists, expected in refused.items():
+        assert error(await api.get(lists_url(me, *lists), headers=headers)) == expected, lists
+    twice = await api.get(lists_url(me, "perks:3", "prompts", "perks:5"), headers=headers)
+    assert twice.json()["detail"] == "list 'perks:5': the surface 'perks' is asked twice."
+    malformed = await api.get(lists_url(me, "perks:ten"), headers=headers)
+    assert malformed.json()["detail"] == (
+        "list 'perks:ten': write the surface, or the surface and a limit from 1 to 50 after a "
+        "colon (perks:10)."
+    )
+    none = await api.get(f"/recommender/v1/members/{me}/recommendations/lists", headers=headers)
+    assert error(none) == (422, "ValidationError")
+    theirs = await api.get(lists_url(other, "perks"), headers=headers)
+    assert error(theirs) == (404, "MemberNotFound")
+    assert error(await api.get(lists_url(me, "perks"))) == (401, "Unauthorized")
+    assert await count(session, Exposure, brand.id) == 0
+
+    every = await api.get(lists_url(me, *SURFACES), headers=headers)
+    assert [one["surface"] for one in every.json()["lists"]] == list(SURFACES)
+    assert await count(session, Exposure, brand.id) == len(SURFACES)
 
 
 # --- Feedback -----------------------------------------------------------------------------------

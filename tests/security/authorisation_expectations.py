@@ -490,6 +490,9 @@ REST: Mapping[str, Access] = {
     "GET /recommender/v1/members/{member_id}/recommendations": actor(
         XR, query={"surface": "perks"}, peer=NOT_FOUND, foreign_staff=ALLOWED
     ),
+    "GET /recommender/v1/members/{member_id}/recommendations/lists": actor(
+        XR, query={"list": "perks"}, peer=NOT_FOUND, foreign_staff=ALLOWED
+    ),
     "POST /recommender/v1/exposures/{exposure_id}/feedback": actor(
         XW, body={"item_id": "{item_id}", "action": "click"}, peer=NOT_FOUND
     ),
