@@ -6,6 +6,8 @@ Two kinds:
 - `by_id(kind)`: objects of one kind by id. All ids asked for in one tick of the event loop become
   one call to the service's batch read (`GET ...?ids=a&ids=b`), so a list of 10 or 100 posts costs
   one call, not one per post.
+- `batched(name, load)`: any other batch call, keyed as its caller chooses (the recommendation
+  lists of one screen: one call for the perks, prompts and posts).
 
 Loaders live in the request's context and die with it: nothing is cached across members.
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +55,7 @@ class Loaders:
         self._upstreams = upstreams
         self._get: DataLoader[GetKey, Any] = DataLoader(self._get_many)
         self._by_id: dict[str, DataLoader[uuid.UUID, dict[str, Any] | None]] = {}
+        self._batched: dict[str, DataLoader[Any, Any]] = {}
 
     def upstream(self, service: str) -> Upstream:
         return getattr(self._upstreams, service)  # type: ignore[no-any-return]
@@ -71,6 +74,18 @@ class Loaders:
 
             loader = DataLoader(load, max_batch_size=read.max_batch)
             self._by_id[kind] = loader
+        return loader
+
+    def batched(
+        self, name: str, load: Callable[[list[Any]], Awaitable[Sequence[Any]]]
+    ) -> DataLoader[Any, Any]:
+        """The request's loader `name`, made from `load` on first use: the keys asked for in
+        one tick of the event loop reach `load` together (a service's own batch call that is
+        not a read by id, such as several recommendation lists)."""
+        loader = self._batched.get(name)
+        if loader is None:
+            loader = DataLoader(load)
+            self._batched[name] = loader
         return loader
 
     def prime(self, kind: str, data: dict[str, Any]) -> None:

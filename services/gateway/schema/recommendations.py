@@ -1,8 +1,9 @@
 """The member's personal lists from the recommender, each item with its reason and exposure id.
 
-A list is one call to the recommender (which logs the exposure) and one batch read per kind of
-item in it, whatever its length; an item its service no longer shows this member (a perk gone
-out of stock, a post taken down since the list was made) is left out rather than shown stale.
+The lists a query asks for are one call to the recommender (which logs each as an exposure)
+and one batch read per kind of item in them, whatever their number and length; an item its
+service no longer shows this member (a perk gone out of stock, a post taken down since the
+list was made) is left out rather than shown stale.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from enum import Enum
+from functools import partial
 from typing import Annotated, Any, Generic, TypeVar
 
 import strawberry
@@ -61,16 +63,36 @@ def _first(first: int) -> int:
     return first
 
 
+async def _lists(context: GatewayContext, asked: list[tuple[str, int]]) -> list[dict[str, Any]]:
+    """The lists a query asks for in one tick (the home screen's perks, prompts and posts), in
+    one call to the recommender; a surface asked twice (two aliases, two lengths) goes in a
+    second call, as the recommender takes each surface once a call."""
+    rounds: list[list[tuple[str, int]]] = []
+    for one in asked:
+        free = next((r for r in rounds if all(one[0] != other[0] for other in r)), None)
+        if free is None:
+            rounds.append(free := [])
+        free.append(one)
+    path = f"/recommender/v1/members/{context.member.member_id}/recommendations/lists"
+    answers = await asyncio.gather(
+        *(
+            read(context, "recommender", path, {"list": tuple(f"{s}:{n}" for s, n in r)})
+            for r in rounds
+        )
+    )
+    served = {
+        key: listing
+        for r, answer in zip(rounds, answers, strict=True)
+        for key, listing in zip(r, answer["lists"], strict=True)
+    }
+    return [served[key] for key in asked]
+
+
 async def recommended(
     context: GatewayContext, surface: str, first: int
 ) -> list[Recommendation[Any]]:
-    member = context.member
-    listing = await read(
-        context,
-        "recommender",
-        f"/recommender/v1/members/{member.member_id}/recommendations",
-        {"surface": surface, "limit": _first(first)},
-    )
+    lists = context.loaders.batched("recommendation_lists", partial(_lists, context))
+    listing: dict[str, Any] = await lists.load((surface, _first(first)))
     items: list[dict[str, Any]] = listing["items"]
     loaded = await asyncio.gather(
         *(context.loaders.by_id(_KINDS[i["kind"]][0]).load(uuid.UUID(i["id"])) for i in items)

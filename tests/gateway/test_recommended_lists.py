@@ -1,0 +1,114 @@
+"""The lists a query asks for reach the recommender in one call, each still its own exposure;
+a surface asked twice (two aliases) goes in a second call, since the recommender takes each
+surface once a call."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.gateway.upstream import Upstream
+from tests.conftest import BrandFixture
+from tests.gateway.conftest import GraphQL, MakeGatewayMember
+from tests.recommender.serving_fixtures import add_item, add_list
+from tests.rewards.conftest import sync_members
+
+NIL = uuid.UUID(int=0)
+
+
+@contextmanager
+def recommender_calls() -> Iterator[list[str]]:
+    """The paths and queries of the gateway's calls to the recommender while open."""
+    calls: list[str] = []
+    original = Upstream.request
+
+    async def spy(self: Upstream, method: str, path: str, **kwargs: Any) -> Any:
+        if self.service == "recommender":
+            params = kwargs.get("params") or {}
+            calls.append(f"{method} {path} {sorted(params.get('list', ()))}")
+        return await original(self, method, path, **kwargs)
+
+    Upstream.request = spy  # type: ignore[method-assign]
+    try:
+        yield calls
+    finally:
+        Upstream.request = original  # type: ignore[method-assign]
+
+
+async def _perks(client: httpx.AsyncClient, brand: BrandFixture, names: list[str]) -> list[str]:
+    ids = []
+    for name in names:
+        body = {"name": name, "category": "gifts", "kind": "free_product", "cost_points": 10}
+        response = await client.post("/rewards/v1/perks", json=body, headers=brand.headers)
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    return ids
+
+
+async def test_a_querys_lists_are_one_call_and_a_surface_asked_twice_a_second(
+    graphql: GraphQL,
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    brand: BrandFixture,
+    make_gateway_member: MakeGatewayMember,
+) -> None:
+    member = await make_gateway_member()
+    await sync_members(session)  # known to rewards, which reads the perks for them
+    perk_ids = await _perks(client, brand, ["Tote", "Lipstick", "Mug"])
+    items = [f"perk:{perk_id}" for perk_id in perk_ids]
+    for item_id in [*items, "prompt:p1"]:
+        await add_item(session, brand.id, item_id)
+    # The brand's lists for members without a tier: what this member (new to the
+    # recommender) is served.
+    await add_list(session, brand.id, NIL, "perks", items, reason="Popular")
+
+    one_call = """{ me {
+        recommendedPerks(first: 2) { reason position exposureId item { name } }
+        recommendedPrompts(first: 5) { exposureId }
+    } }"""
+    with recommender_calls() as calls:
+        answer = await graphql(one_call, member=member)
+    assert "errors" not in answer, answer
+    me = answer["data"]["me"]
+    assert [(r["item"]["name"], r["reason"], r["position"]) for r in me["recommendedPerks"]] == [
+        ("Tote", "Popular #1", 1),
+        ("Lipstick", "Popular #2", 2),
+    ]
+    assert me["recommendedPrompts"] == []
+    path = f"/recommender/v1/members/{member.id}/recommendations/lists"
+    assert calls == [f"GET {path} ['perks:2', 'prompts:5']"]
+
+    twice = """{ me {
+        top: recommendedPerks(first: 1) { exposureId item { name } }
+        all: recommendedPerks(first: 3) { exposureId item { name } }
+        recommendedPrompts(first: 5) { exposureId }
+    } }"""
+    with recommender_calls() as calls:
+        answer = await graphql(twice, member=member)
+    assert "errors" not in answer, answer
+    me = answer["data"]["me"]
+    assert [r["item"]["name"] for r in me["top"]] == ["Tote"]
+    assert [r["item"]["name"] for r in me["all"]] == ["Tote", "Lipstick", "Mug"]
+    # Each list is its own showing, logged apart.
+    assert me["top"][0]["exposureId"] != me["all"][0]["exposureId"]
+    assert sorted(calls) == [
+        f"GET {path} ['perks:1', 'prompts:5']",
+        f"GET {path} ['perks:3']",
+    ]
+
+
+async def test_a_list_out_of_range_is_refused_before_any_call(
+    graphql: GraphQL, make_gateway_member: MakeGatewayMember
+) -> None:
+    member = await make_gateway_member()
+    with recommender_calls() as calls:
+        answer = await graphql(
+            "{ me { recommendedPerks(first: 51) { exposureId } } }", member=member
+        )
+    assert [e["extensions"]["code"] for e in answer["errors"]] == ["PAGINATION_LIMIT"]
+    assert calls == []
