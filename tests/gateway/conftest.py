@@ -4,17 +4,40 @@ transaction rolled back at the end."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from services.gateway.upstream import Upstream
 from services.kernel.auth import MemberTokenCodec
 from tests.conftest import BrandFixture, MemberFixture, bearer
 
 GraphQL = Callable[..., Awaitable[dict[str, Any]]]
+
+
+@contextmanager
+def upstream_calls(service: str) -> Iterator[list[str]]:
+    """The gateway's calls to `service` while open: method, path and the query's `list` and
+    `include` values (sorted), e.g. `GET /rewards/v1/me/summary ['tier']`."""
+    calls: list[str] = []
+    original = Upstream.request
+
+    async def spy(self: Upstream, method: str, path: str, **kwargs: Any) -> Any:
+        if self.service == service:
+            params = kwargs.get("params") or {}
+            values = [*params.get("list", ()), *params.get("include", ())]
+            calls.append(f"{method} {path} {sorted(values)}")
+        return await original(self, method, path, **kwargs)
+
+    Upstream.request = spy  # type: ignore[method-assign]
+    try:
+        yield calls
+    finally:
+        Upstream.request = original  # type: ignore[method-assign]
 
 
 @pytest.fixture

@@ -229,8 +229,8 @@ async def test_the_home_screen_redeem_and_book_through_a_graphql_client(
                 assert len(large["recommendedPerks"]) > len(small["recommendedPerks"])
                 assert len(large["forYou"]) > len(small["forYou"])
                 assert many == few, (few, many)
-                # The profile, tier and summary; the three lists in one call; one batch read
-                # each of perks, prompts and posts (a post carries its author's name).
-                assert few["calls"] == 7
+                # The profile; the summary with the tier; the three lists in one call; one
+                # batch read each of perks, prompts and posts (a post carries its author's name).
+                assert few["calls"] == 6
     finally:
         await purge_brand(engine_database, demo.brand_id)

@@ -5,39 +5,16 @@ surface once a call."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.gateway.upstream import Upstream
 from tests.conftest import BrandFixture
-from tests.gateway.conftest import GraphQL, MakeGatewayMember
+from tests.gateway.conftest import GraphQL, MakeGatewayMember, upstream_calls
 from tests.recommender.serving_fixtures import add_item, add_list
 from tests.rewards.conftest import sync_members
 
 NIL = uuid.UUID(int=0)
-
-
-@contextmanager
-def recommender_calls() -> Iterator[list[str]]:
-    """The paths and queries of the gateway's calls to the recommender while open."""
-    calls: list[str] = []
-    original = Upstream.request
-
-    async def spy(self: Upstream, method: str, path: str, **kwargs: Any) -> Any:
-        if self.service == "recommender":
-            params = kwargs.get("params") or {}
-            calls.append(f"{method} {path} {sorted(params.get('list', ()))}")
-        return await original(self, method, path, **kwargs)
-
-    Upstream.request = spy  # type: ignore[method-assign]
-    try:
-        yield calls
-    finally:
-        Upstream.request = original  # type: ignore[method-assign]
 
 
 async def _perks(client: httpx.AsyncClient, brand: BrandFixture, names: list[str]) -> list[str]:
@@ -71,7 +48,7 @@ async def test_a_querys_lists_are_one_call_and_a_surface_asked_twice_a_second(
         recommendedPerks(first: 2) { reason position exposureId item { name } }
         recommendedPrompts(first: 5) { exposureId }
     } }"""
-    with recommender_calls() as calls:
+    with upstream_calls("recommender") as calls:
         answer = await graphql(one_call, member=member)
     assert "errors" not in answer, answer
     me = answer["data"]["me"]
@@ -88,7 +65,7 @@ async def test_a_querys_lists_are_one_call_and_a_surface_asked_twice_a_second(
         all: recommendedPerks(first: 3) { exposureId item { name } }
         recommendedPrompts(first: 5) { exposureId }
     } }"""
-    with recommender_calls() as calls:
+    with upstream_calls("recommender") as calls:
         answer = await graphql(twice, member=member)
     assert "errors" not in answer, answer
     me = answer["data"]["me"]
@@ -106,7 +83,7 @@ async def test_a_list_out_of_range_is_refused_before_any_call(
     graphql: GraphQL, make_gateway_member: MakeGatewayMember
 ) -> None:
     member = await make_gateway_member()
-    with recommender_calls() as calls:
+    with upstream_calls("recommender") as calls:
         answer = await graphql(
             "{ me { recommendedPerks(first: 51) { exposureId } } }", member=member
         )

@@ -20,7 +20,7 @@ from services.kernel.auth import MemberTokenCodec
 from services.kernel.clock import utcnow
 from services.rewards.models import IDEMPOTENCY, OUTBOX, DropEntry, LedgerEntry, Redemption
 from tests.conftest import BrandFixture, MemberFixture
-from tests.gateway.conftest import GraphQL, MakeGatewayMember
+from tests.gateway.conftest import GraphQL, MakeGatewayMember, upstream_calls
 from tests.rewards.conftest import sync_members
 
 
@@ -411,6 +411,28 @@ async def test_bad_catalog_arguments_are_typed_errors(graphql: GraphQL, loyalty:
         answer = await graphql(PERKS, variables, member=member)
         assert answer["data"] is None, variables
         assert [e["extensions"]["code"] for e in answer["errors"]] == [code], variables
+
+
+async def test_points_and_tier_status_asked_together_are_one_call_to_rewards(
+    graphql: GraphQL, loyalty: Loyalty
+) -> None:
+    member = loyalty.member
+    together = "{ me { points { available } tierStatus { tier { name } spendMinor } } }"
+    with upstream_calls("rewards") as calls:
+        both = await graphql(together, member=member)
+    assert both["data"]["me"] == {
+        "points": {"available": 300},
+        "tierStatus": {"tier": {"name": "Insider"}, "spendMinor": 30_000},
+    }
+    assert calls == ["GET /rewards/v1/me/summary ['tier']"]
+
+    # Each alone asks for only what it shows, and answers the same.
+    with upstream_calls("rewards") as calls:
+        points = await graphql("{ me { points { available } } }", member=member)
+        tier = await graphql("{ me { tierStatus { tier { name } spendMinor } } }", member=member)
+    assert points["data"]["me"] == {"points": both["data"]["me"]["points"]}
+    assert tier["data"]["me"] == {"tierStatus": both["data"]["me"]["tierStatus"]}
+    assert calls == ["GET /rewards/v1/me/summary []", "GET /rewards/v1/me/tier []"]
 
 
 async def test_node_returns_a_perk_of_the_brand_and_nothing_of_another(

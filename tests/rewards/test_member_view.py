@@ -151,6 +151,34 @@ async def test_the_member_and_staff_see_the_same_summary(
     assert await rewards_events(session) == events_before
 
 
+async def test_the_summary_with_the_tier_is_both_answers_in_one(
+    client: httpx.AsyncClient, session: AsyncSession, brand: BrandFixture, member: MemberFixture
+) -> None:
+    program = await set_program(session, brand.id)
+    await move(session, program, member.id, 40, utcnow() - timedelta(days=1))
+
+    for summary_path, tier_path, headers in (
+        ("/rewards/v1/me/summary", "/rewards/v1/me/tier", member.headers),
+        (
+            f"/rewards/v1/members/{member.id}/summary",
+            f"/rewards/v1/members/{member.id}/tier",
+            brand.headers,
+        ),
+    ):
+        alone = await client.get(summary_path, headers=headers)
+        tier = await client.get(tier_path, headers=headers)
+        both = await client.get(summary_path, params={"include": "tier"}, headers=headers)
+        assert alone.status_code == tier.status_code == both.status_code == 200, both.text
+        assert alone.json()["tier"] is None
+        assert both.json() == {**alone.json(), "tier": tier.json()}
+
+    unknown = await client.get(
+        "/rewards/v1/me/summary", params={"include": "badges"}, headers=member.headers
+    )
+    assert (unknown.status_code, unknown.json()["error"]) == (422, "ValidationError")
+    assert unknown.json()["detail"][0]["loc"] == ["query", "include", 0]
+
+
 async def test_who_may_read_a_summary(
     client: httpx.AsyncClient, brand: BrandFixture, member: MemberFixture
 ) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import strawberry
 
-from services.gateway.calls import read, read_connection
+from services.gateway.calls import read_connection
 from services.gateway.connections import Connection, page_args
 from services.gateway.context import GatewayInfo
 from services.gateway.ids import decode_global_id
@@ -27,6 +27,7 @@ from services.gateway.schema.rewards_types import (
     TierStatus,
     drop_from_json,
     ledger_entry_from_json,
+    my_rewards,
     perk_from_json,
     points_from_json,
     redemption_from_json,
@@ -49,11 +50,11 @@ __all__ = [
 
 
 async def _tier_status(info: GatewayInfo) -> TierStatus:
-    return tier_status_from_json(await read(info.context, "rewards", "/rewards/v1/me/tier"))
+    return tier_status_from_json(await my_rewards(info.context, "tier"))
 
 
 async def _points(info: GatewayInfo) -> Points:
-    return points_from_json(await read(info.context, "rewards", "/rewards/v1/me/summary"))
+    return points_from_json(await my_rewards(info.context, "summary"))
 
 
 async def _ledger(

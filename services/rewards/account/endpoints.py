@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated, Literal
+
+from fastapi import Query
 
 from services.kernel.auth import MemberDep
 from services.kernel.db import SessionDep
@@ -14,6 +17,11 @@ from services.rewards.ledger.members import MembersDep
 
 router = Router(prefix="/rewards/v1", tags=["rewards: member view"])
 
+
+Include = Annotated[
+    list[Literal["tier"]] | None,
+    Query(description="`tier`: the tier status too (`tier`), in the same answer."),
+]
 
 _ERRORS: dict[int | str, dict[str, str]] = {
     404: {"description": "MemberNotFound"},
@@ -27,8 +35,12 @@ _ERRORS: dict[int | str, dict[str, str]] = {
     summary="My points: balance, what expires soon, last activity",
     responses=_ERRORS,
 )
-async def my_summary(session: SessionDep, me: MemberDep, members: MembersDep) -> SummaryRead:
-    return await service.summary(session, me.brand_id, me.member_id, members=members)
+async def my_summary(
+    session: SessionDep, me: MemberDep, members: MembersDep, include: Include = None
+) -> SummaryRead:
+    return await service.summary(
+        session, me.brand_id, me.member_id, members=members, with_tier="tier" in (include or ())
+    )
 
 
 @router.get(
@@ -38,6 +50,12 @@ async def my_summary(session: SessionDep, me: MemberDep, members: MembersDep) ->
     responses=_ERRORS,
 )
 async def member_summary(
-    member_id: uuid.UUID, session: SessionDep, staff: StaffRead, members: MembersDep
+    member_id: uuid.UUID,
+    session: SessionDep,
+    staff: StaffRead,
+    members: MembersDep,
+    include: Include = None,
 ) -> SummaryRead:
-    return await service.summary(session, staff.brand_id, member_id, members=members)
+    return await service.summary(
+        session, staff.brand_id, member_id, members=members, with_tier="tier" in (include or ())
+    )

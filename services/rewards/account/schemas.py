@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from services.rewards.ledger.schemas import BalanceRead
 from services.rewards.models import ExpiryPolicy
+from services.rewards.tiers.schemas import TierStatus
 
 
 class ExpiringPoints(BaseModel):
@@ -35,4 +36,9 @@ class SummaryRead(BaseModel):
     expiring_soon: ExpiringSoonRead
     last_activity_at: datetime | None = Field(
         description="The last earn or redemption (activity, for the inactivity expiry rule)"
+    )
+    tier: TierStatus | None = Field(
+        default=None,
+        description="The member's tier status (as `GET .../tier` answers it), when asked for "
+        "with `include=tier`: a screen that shows both asks once",
     )

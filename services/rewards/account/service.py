@@ -18,6 +18,7 @@ from services.rewards.account.schemas import ExpiringPoints, ExpiringSoonRead, S
 from services.rewards.expiry.service import expiring_soon
 from services.rewards.ledger.members import MemberSource
 from services.rewards.ledger.service import account_for, balances_of, program_for
+from services.rewards.tiers import service as tiers
 
 
 async def summary(
@@ -27,6 +28,7 @@ async def summary(
     *,
     now: datetime | None = None,
     members: MemberSource | None = None,
+    with_tier: bool = False,
 ) -> SummaryRead:
     account = await account_for(session, brand_id, member_id=member_id, members=members)
     program = await program_for(session, brand_id)
@@ -42,4 +44,7 @@ async def summary(
             inactivity_expires_at=soon.inactivity_expires_at,
         ),
         last_activity_at=account.last_activity_at,
+        tier=await tiers.status(session, brand_id, member_id, now=now, members=members)
+        if with_tier
+        else None,
     )
