@@ -38,7 +38,7 @@ async def test_a_querys_lists_are_one_call_and_a_surface_asked_twice_a_second(
     await sync_members(session)  # known to rewards, which reads the perks for them
     perk_ids = await _perks(client, brand, ["Tote", "Lipstick", "Mug"])
     items = [f"perk:{perk_id}" for perk_id in perk_ids]
-    for item_id in [*items, "prompt:p1"]:
+    for item_id in items:
         await add_item(session, brand.id, item_id)
     # The brand's lists for members without a tier: what this member (new to the
     # recommender) is served.
