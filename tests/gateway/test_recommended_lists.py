@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tests.conftest import BrandFixture
 from tests.gateway.conftest import GraphQL, MakeGatewayMember, upstream_calls
 from tests.recommender.serving_fixtures import add_item, add_list
-from tests.rewards.conftest import sync_members
 
 NIL = uuid.UUID(int=0)
 
@@ -35,7 +34,6 @@ async def test_a_querys_lists_are_one_call_and_a_surface_asked_twice_a_second(
     make_gateway_member: MakeGatewayMember,
 ) -> None:
     member = await make_gateway_member()
-    await sync_members(session)  # known to rewards, which reads the perks for them
     perk_ids = await _perks(client, brand, ["Tote", "Lipstick", "Mug"])
     items = [f"perk:{perk_id}" for perk_id in perk_ids]
     for item_id in items:

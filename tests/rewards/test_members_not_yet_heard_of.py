@@ -24,7 +24,9 @@ from services.rewards.ledger.members import MembersService
 from services.rewards.models import Account, Program
 from tests.conftest import BrandFixture, MemberFixture, make_brand
 from tests.rewards.conftest import rewards_events, sync_members
+from tests.rewards.perk_helpers import create_perk
 from tests.rewards.purchase_helpers import balance, buy, counts, purchase
+from tests.rewards.test_drops import create_drop
 
 
 async def _created_only(
@@ -110,6 +112,40 @@ async def test_the_apps_first_screen_after_sign_up_shows_an_empty_account(
     assert (mine.status_code, mine.json()["available"]) == (200, 0)
     staff = await client.get(f"/rewards/v1/members/{new.id}/balance", headers=brand.headers)
     assert (staff.status_code, staff.json()["pending"]) == (200, 0)
+    assert await _accounts(session) == 1
+
+
+async def test_the_catalog_redemptions_and_drops_answer_a_member_created_a_moment_ago(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    brand: BrandFixture,
+    program: Program,
+    base_settings: Settings,
+) -> None:
+    perk = await create_perk(client, brand, cost_points=100)
+    drop = await create_drop(client, brand, perk["id"])
+    new = await _created_only(client, brand, base_settings, "crm-newest")
+    mine = new.headers
+
+    offers = await client.get("/rewards/v1/me/perks", params={"all": "true"}, headers=mine)
+    assert offers.status_code == 200, offers.text
+    assert [(o["id"], o["redeemable"]) for o in offers.json()["items"]] == [(perk["id"], False)]
+    by_id = await client.get("/rewards/v1/me/perks", params={"ids": perk["id"]}, headers=mine)
+    assert [o["id"] for o in by_id.json()["items"]] == [perk["id"]]
+    for path, params, headers in (
+        ("/rewards/v1/me/redemptions", {}, mine),
+        ("/rewards/v1/me/redemptions", {"ids": str(uuid.uuid4())}, mine),
+        (f"/rewards/v1/members/{new.id}/redemptions", {}, brand.headers),
+    ):
+        empty = await client.get(path, params=params, headers=headers)
+        assert (empty.status_code, empty.json()["items"]) == (200, []), (path, empty.text)
+    drops = await client.get("/rewards/v1/me/drops", headers=mine)
+    assert [(d["id"], d["entry"]) for d in drops.json()["items"]] == [(drop["id"], None)]
+    drops_by_id = await client.get("/rewards/v1/me/drops", params={"ids": drop["id"]}, headers=mine)
+    assert [d["id"] for d in drops_by_id.json()["items"]] == [drop["id"]]
+    # Known now: entering is refused for what the account lacks, not for a missing member.
+    entered = await client.post(f"/rewards/v1/me/drops/{drop['id']}/entries", headers=mine)
+    assert (entered.status_code, entered.json()["error"]) == (409, "InsufficientPoints")
     assert await _accounts(session) == 1
 
 

@@ -21,6 +21,7 @@ from services.rewards.drops.schemas import (
     EntryRead,
     MyDrop,
 )
+from services.rewards.ledger.members import MembersDep
 from services.rewards.models import DropStatus
 
 router = Router(prefix="/rewards/v1", tags=["rewards: drops"])
@@ -104,12 +105,18 @@ async def audit_drop(drop_id: uuid.UUID, session: SessionDep, staff: StaffRead) 
 
 @router.get("/me/drops", response_model=Page[MyDrop], summary="Drops, newest first, with my entry")
 async def my_drops(
-    session: SessionDep, me: MemberDep, page: PageDep, ids: OptionalIds = None
+    session: SessionDep,
+    me: MemberDep,
+    page: PageDep,
+    members: MembersDep,
+    ids: OptionalIds = None,
 ) -> Page[MyDrop]:
     if ids is not None:
-        found = await service.my_drops_by_id(session, me.brand_id, me.member_id, ids)
+        found = await service.my_drops_by_id(
+            session, me.brand_id, me.member_id, ids, members=members
+        )
         return Page[MyDrop](items=found)
-    return await service.my_drops(session, me.brand_id, me.member_id, page)
+    return await service.my_drops(session, me.brand_id, me.member_id, page, members=members)
 
 
 @router.post(
@@ -128,9 +135,15 @@ async def my_drops(
     },
 )
 async def enter_drop(
-    drop_id: uuid.UUID, session: SessionDep, me: MemberDep, response: Response
+    drop_id: uuid.UUID,
+    session: SessionDep,
+    me: MemberDep,
+    members: MembersDep,
+    response: Response,
 ) -> EntryRead:
-    entry, created = await service.enter(session, me.brand_id, me.member_id, drop_id)
+    entry, created = await service.enter(
+        session, me.brand_id, me.member_id, drop_id, members=members
+    )
     if not created:
         response.status_code = 200
     return EntryRead.of(entry)

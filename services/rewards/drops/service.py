@@ -83,6 +83,7 @@ from services.rewards.errors import (
     UnknownTier,
 )
 from services.rewards.events import DropEntered, DropEntryData, DropWon, DropWonData
+from services.rewards.ledger.members import MemberSource
 from services.rewards.ledger.service import account_for
 from services.rewards.models import (
     OUTBOX,
@@ -331,6 +332,7 @@ async def enter(
     member_id: uuid.UUID,
     drop_id: uuid.UUID,
     now: datetime | None = None,
+    members: MemberSource | None = None,
 ) -> tuple[DropEntry, bool]:
     """The member's entry, and whether it is new (entering twice returns the first entry)."""
     now = now or utcnow()
@@ -341,7 +343,7 @@ async def enter(
     existing = await drops.entry(drop.id, member_id)
     if existing is not None:
         return existing, False
-    account = await account_for(session, brand_id, member_id=member_id)
+    account = await account_for(session, brand_id, member_id=member_id, members=members)
     perks_service.check_active(account)
     if drop.status is DropStatus.DRAWN or now >= drop.closes_at:
         raise DropClosed(
@@ -388,8 +390,9 @@ async def my_drops(
     brand_id: uuid.UUID,
     member_id: uuid.UUID,
     page: PageRequest,
+    members: MemberSource | None = None,
 ) -> Page[MyDrop]:
-    account = await account_for(session, brand_id, member_id=member_id)
+    account = await account_for(session, brand_id, member_id=member_id, members=members)
     rows = await DropRepository(session).member_page(brand_id, member_id, page)
     return Page[MyDrop].of(
         rows, page, key=lambda row: row[0].id, item=lambda row: _my_drop(row, account)
@@ -401,9 +404,10 @@ async def my_drops_by_id(
     brand_id: uuid.UUID,
     member_id: uuid.UUID,
     ids: Sequence[uuid.UUID],
+    members: MemberSource | None = None,
 ) -> list[MyDrop]:
     """These drops of the brand, each with the member's entry if any."""
-    account = await account_for(session, brand_id, member_id=member_id)
+    account = await account_for(session, brand_id, member_id=member_id, members=members)
     rows = await DropRepository(session).member_drops_by_ids(brand_id, member_id, ids)
     return [_my_drop(row, account) for row in rows]
 

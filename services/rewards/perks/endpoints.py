@@ -164,9 +164,12 @@ async def member_redemptions(
     session: SessionDep,
     staff: StaffRead,
     page: PageDep,
+    members: MembersDep,
     status: RedemptionStatus | None = None,
 ) -> Page[RedemptionRead]:
-    rows = await service.list_redemptions(session, staff.brand_id, member_id, page, status)
+    rows = await service.list_redemptions(
+        session, staff.brand_id, member_id, page, status, members=members
+    )
     return Page[RedemptionRead].of(rows, page, key=lambda r: r.id, item=RedemptionRead.of)
 
 
@@ -195,6 +198,7 @@ async def my_perks(
     session: SessionDep,
     me: MemberDep,
     page: PageDep,
+    members: MembersDep,
     all_perks: Annotated[
         bool,
         Query(
@@ -217,11 +221,17 @@ async def my_perks(
     ids: OptionalIds = None,
 ) -> Page[PerkOffer]:
     if ids is not None:
-        found = await service.offers_by_id(session, me.brand_id, me.member_id, ids)
+        found = await service.offers_by_id(session, me.brand_id, me.member_id, ids, members=members)
         return Page[PerkOffer](items=found)
     query = service.OfferQuery(category=category, affordable=affordable, tier_id=tier_id)
     return await service.offers(
-        session, me.brand_id, me.member_id, page, include_all=all_perks, query=query
+        session,
+        me.brand_id,
+        me.member_id,
+        page,
+        include_all=all_perks,
+        query=query,
+        members=members,
     )
 
 
@@ -269,13 +279,18 @@ async def my_redemptions(
     session: SessionDep,
     me: MemberDep,
     page: PageDep,
+    members: MembersDep,
     status: RedemptionStatus | None = None,
     ids: OptionalIds = None,
 ) -> Page[RedemptionRead]:
     if ids is not None:
-        found = await service.redemptions_by_id(session, me.brand_id, me.member_id, ids)
+        found = await service.redemptions_by_id(
+            session, me.brand_id, me.member_id, ids, members=members
+        )
         return Page[RedemptionRead](items=[RedemptionRead.of(r) for r in found])
-    rows = await service.list_redemptions(session, me.brand_id, me.member_id, page, status)
+    rows = await service.list_redemptions(
+        session, me.brand_id, me.member_id, page, status, members=members
+    )
     return Page[RedemptionRead].of(rows, page, key=lambda r: r.id, item=RedemptionRead.of)
 
 

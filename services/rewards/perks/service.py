@@ -664,12 +664,13 @@ async def offers(
     include_all: bool = False,
     query: OfferQuery = OfferQuery(),
     now: datetime | None = None,
+    members: MemberSource | None = None,
 ) -> Page[PerkOffer]:
     """The active perks in id order: only those the member can redeem now, or (`include_all`)
     every one with `redeemable` and the reason a redemption would be refused; `query` narrows
     them in SQL, so a page is as full as it can be."""
     now = now or utcnow()
-    account = await account_for(session, brand_id, member_id=member_id)
+    account = await account_for(session, brand_id, member_id=member_id, members=members)
     perks = PerkRepository(session)
     filters = query.filters(account.available)
     shown: list[PerkOffer] = []
@@ -701,11 +702,12 @@ async def offers_by_id(
     ids: Sequence[uuid.UUID],
     *,
     now: datetime | None = None,
+    members: MemberSource | None = None,
 ) -> list[PerkOffer]:
     """These perks of the brand as the member sees them, redeemable or not; a perk withdrawn
     from the catalog is shown (a redemption still names it) with the reason PerkNotFound."""
     now = now or utcnow()
-    account = await account_for(session, brand_id, member_id=member_id)
+    account = await account_for(session, brand_id, member_id=member_id, members=members)
     perks = PerkRepository(session)
     states = await perks.offers_by_ids(brand_id, member_id, ids)
     names = await _tier_names(perks, [s.perk for s in states], account)
@@ -721,9 +723,10 @@ async def list_redemptions(
     member_id: uuid.UUID,
     page: PageRequest,
     status: RedemptionStatus | None = None,
+    members: MemberSource | None = None,
 ) -> Sequence[Redemption]:
     """A member's redemptions, newest first (codes only once revealed)."""
-    await account_for(session, brand_id, member_id=member_id)
+    await account_for(session, brand_id, member_id=member_id, members=members)
     return await PerkRepository(session).member_redemptions(brand_id, member_id, page, status)
 
 
@@ -732,9 +735,10 @@ async def redemptions_by_id(
     brand_id: uuid.UUID,
     member_id: uuid.UUID,
     ids: Sequence[uuid.UUID],
+    members: MemberSource | None = None,
 ) -> Sequence[Redemption]:
     """These redemptions, those of them that are the member's (codes only once revealed)."""
-    await account_for(session, brand_id, member_id=member_id)
+    await account_for(session, brand_id, member_id=member_id, members=members)
     return await PerkRepository(session).member_redemptions_by_ids(brand_id, member_id, ids)
 
 
