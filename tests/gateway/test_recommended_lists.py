@@ -41,6 +41,9 @@ async def test_a_querys_lists_are_one_call_and_a_surface_asked_twice_a_second(
     # The brand's lists for members without a tier: what this member (new to the
     # recommender) is served.
     await add_list(session, brand.id, NIL, "perks", items, reason="Popular")
+    # An item no service holds (its id is not a UUID) is left out, not an error for the list.
+    await add_item(session, brand.id, "prompt:not-an-id")
+    await add_list(session, brand.id, NIL, "prompts", ["prompt:not-an-id"])
 
     one_call = """{ me {
         recommendedPerks(first: 2) { reason position exposureId item { name } }

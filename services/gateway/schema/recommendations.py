@@ -88,12 +88,24 @@ async def _lists(context: GatewayContext, asked: list[tuple[str, int]]) -> list[
     return [served[key] for key in asked]
 
 
+def _readable(item: dict[str, Any]) -> bool:
+    if item.get("kind") not in _KINDS:
+        return False
+    try:
+        uuid.UUID(str(item.get("id")))
+    except ValueError:
+        return False
+    return True
+
+
 async def recommended(
     context: GatewayContext, surface: str, first: int
 ) -> list[Recommendation[Any]]:
     lists = context.loaders.batched("recommendation_lists", partial(_lists, context))
     listing: dict[str, Any] = await lists.load((surface, _first(first)))
-    items: list[dict[str, Any]] = listing["items"]
+    # An item no service could hold (an unknown kind, an id that is not one) is left out like
+    # one its service no longer shows, rather than failing the whole list.
+    items = [i for i in listing["items"] if _readable(i)]
     loaded = await asyncio.gather(
         *(context.loaders.by_id(_KINDS[i["kind"]][0]).load(uuid.UUID(i["id"])) for i in items)
     )
