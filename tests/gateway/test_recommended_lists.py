@@ -1,6 +1,7 @@
 """The lists a query asks for reach the recommender in one call, each still its own exposure;
 a surface asked twice (two aliases) goes in a second call, since the recommender takes each
-surface once a call."""
+surface once a call. A member who signed up a moment ago, whom no service but members has heard
+of yet, gets a whole home screen."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import BrandFixture
 from tests.gateway.conftest import GraphQL, MakeGatewayMember, upstream_calls
+from tests.gateway.test_home_screen import HOME
 from tests.recommender.serving_fixtures import add_item, add_list
 
 NIL = uuid.UUID(int=0)
@@ -90,3 +92,32 @@ async def test_a_list_out_of_range_is_refused_before_any_call(
         )
     assert [e["extensions"]["code"] for e in answer["errors"]] == ["PAGINATION_LIMIT"]
     assert calls == []
+
+
+async def test_the_home_screen_of_a_member_who_signed_up_a_moment_ago_answers_whole(
+    graphql: GraphQL,
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    brand: BrandFixture,
+    make_gateway_member: MakeGatewayMember,
+) -> None:
+    # No service but members has heard of the member yet: their events are still on the way.
+    program = {"currency": "EUR", "points_per_unit": 1}
+    assert (await client.put("/rewards/v1/program", json=program, headers=brand.headers)).is_success
+    member = await make_gateway_member(display_name="Newt")
+    perk_ids = await _perks(client, brand, ["Tote"])
+    await add_item(session, brand.id, f"perk:{perk_ids[0]}")
+    await add_list(session, brand.id, NIL, "perks", [f"perk:{perk_ids[0]}"], reason="Popular")
+
+    # The perks alone first: nothing else in the query has opened their rewards account.
+    perks = await graphql("{ me { recommendedPerks { item { name } } } }", member=member)
+    assert perks == {"data": {"me": {"recommendedPerks": [{"item": {"name": "Tote"}}]}}}
+    answer = await graphql(HOME, {"n": 10}, member=member)
+
+    assert "errors" not in answer, answer["errors"]
+    me = answer["data"]["me"]
+    assert me["displayName"] == "Newt"
+    assert me["points"] == {"available": 0, "pending": 0, "expiringSoon": {"points": 0}}
+    assert me["tierStatus"]["tier"] is None
+    assert [r["item"]["name"] for r in me["recommendedPerks"]] == ["Tote"]
+    assert me["recommendedPrompts"] == me["forYou"] == []
