@@ -135,8 +135,9 @@ def parse_lists(asked: Sequence[str]) -> list[tuple[str, int]]:
     if not 1 <= len(asked) <= len(SURFACES):
         raise ValidationFailed(f"Ask for 1 to {len(SURFACES)} lists, each surface at most once.")
     lists: list[tuple[str, int]] = []
-    for one in asked:
-        surface, colon, count = one.partition(":")
+    for asked_for in asked:
+        one = asked_for if len(asked_for) <= 40 else f"{asked_for[:40]}..."  # as echoed back
+        surface, colon, count = asked_for.partition(":")
         if not colon:
             limit = DEFAULT_LIMIT
         elif count.isdecimal() and len(count) <= 3:

@@ -680,6 +680,8 @@ async def test_bad_lists_are_refused_whole_and_log_nothing(
         "list 'perks:ten': write the surface, or the surface and a limit from 1 to 50 after a "
         "colon (perks:10)."
     )
+    long = await api.get(lists_url(me, "perks:" + "9" * 500), headers=headers)
+    assert long.json()["detail"].startswith(f"list 'perks:{'9' * 34}...': write the surface")
     none = await api.get(f"/recommender/v1/members/{me}/recommendations/lists", headers=headers)
     assert error(none) == (422, "ValidationError")
     theirs = await api.get(lists_url(other, "perks"), headers=headers)
