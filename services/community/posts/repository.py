@@ -27,6 +27,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, aggregate_order_by, insert
@@ -47,6 +48,9 @@ _PUBLISHED: ColumnClause[Any] = literal_column("'published'")
 _REMOVED: ColumnClause[Any] = literal_column("'removed'")
 # One array parameter for a batch of ids, however many.
 _IDS = bindparam("ids", type_=ARRAY(UUID(as_uuid=True)))
+# The brand and the viewer, for statements built once and bound when run.
+_BRAND = bindparam("brand_id", type_=UUID(as_uuid=True))
+_VIEWER = bindparam("viewer", type_=UUID(as_uuid=True))
 
 
 def _published(column: Any) -> ColumnElement[bool]:
@@ -102,6 +106,35 @@ def _with_author(statement: Select[Post]) -> Select[Post, str | None]:
     return statement.join(CommunityMember, CommunityMember.member_id == Post.author_id).add_columns(
         CommunityMember.display_name
     )
+
+
+def _many_seen_by(hide_muted: bool) -> Select[Any]:
+    mine = (
+        select(func.array_agg(aggregate_order_by(Reaction.kind, Reaction.kind)))
+        .where(Reaction.member_id == _VIEWER, Reaction.target_id == Post.id)
+        .scalar_subquery()
+    )
+    saved = exists().where(Bookmark.member_id == _VIEWER, Bookmark.post_id == Post.id)
+    return (
+        _with_author(select(Post))
+        .add_columns(mine, saved)
+        .where(
+            Post.brand_id == _BRAND,
+            Post.id == any_(_IDS),
+            or_(
+                _published(Post.status),
+                (Post.author_id == _VIEWER) & (Post.status == ContentStatus.HELD),
+            ),
+            not_blocked_between(_VIEWER, Post.author_id),
+            not_muted_by(_VIEWER, Post.author_id) if hide_muted else true(),
+        )
+        .order_by(Post.id.desc())
+    )
+
+
+# The batch read behind every list of posts the apps show (the gateway's `by_id`), built once
+# for each kind of viewer: building it for every call cost about a tenth of the call's CPU.
+_MANY_SEEN_BY = {hide_muted: _many_seen_by(hide_muted) for hide_muted in (False, True)}
 
 
 class PostRepository:
@@ -191,27 +224,10 @@ class PostRepository:
     ) -> list[ViewedPostRow]:
         """The posts among `post_ids` the viewer may see (published, or their own held ones;
         nothing by a member blocked either way), newest first, in one statement."""
-        mine = (
-            select(func.array_agg(aggregate_order_by(Reaction.kind, Reaction.kind)))
-            .where(Reaction.member_id == viewer.member_id, Reaction.target_id == Post.id)
-            .scalar_subquery()
+        rows = await self.session.execute(
+            _MANY_SEEN_BY[viewer.hide_muted],
+            {"ids": list(post_ids), "viewer": viewer.member_id, "brand_id": brand_id},
         )
-        saved = exists().where(Bookmark.member_id == viewer.member_id, Bookmark.post_id == Post.id)
-        statement = (
-            _with_author(select(Post))
-            .add_columns(mine, saved)
-            .where(
-                Post.brand_id == brand_id,
-                Post.id == any_(_IDS),
-                or_(
-                    _published(Post.status),
-                    (Post.author_id == viewer.member_id) & (Post.status == ContentStatus.HELD),
-                ),
-                *_hidden_from(viewer, Post.author_id),
-            )
-            .order_by(Post.id.desc())
-        )
-        rows = await self.session.execute(statement, {"ids": list(post_ids)})
         return [
             ViewedPostRow(
                 post, name, [ReactionKind(kind) for kind in kinds or ()], bool(bookmarked)

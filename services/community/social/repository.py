@@ -39,7 +39,9 @@ def followees_of(member_id: uuid.UUID) -> Select[uuid.UUID]:
     return select(Follow.followee_id).where(Follow.follower_id == member_id)
 
 
-def not_blocked_between(viewer_id: uuid.UUID, author: Any) -> ColumnElement[bool]:
+def not_blocked_between(
+    viewer_id: uuid.UUID | ColumnElement[uuid.UUID], author: Any
+) -> ColumnElement[bool]:
     """True unless the viewer blocked the author or the author blocked the viewer."""
     return ~exists().where(
         or_(
@@ -49,7 +51,9 @@ def not_blocked_between(viewer_id: uuid.UUID, author: Any) -> ColumnElement[bool
     )
 
 
-def not_muted_by(viewer_id: uuid.UUID, author: Any) -> ColumnElement[bool]:
+def not_muted_by(
+    viewer_id: uuid.UUID | ColumnElement[uuid.UUID], author: Any
+) -> ColumnElement[bool]:
     """True unless the viewer muted the author."""
     return ~exists().where(Mute.muter_id == viewer_id, Mute.muted_id == author)
 
