@@ -10,15 +10,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    DateTime,
     Select,
     and_,
     any_,
     bindparam,
     exists,
-    false,
     literal_column,
     or_,
     select,
@@ -73,26 +74,58 @@ ANSWER_COLUMNS = (
 def _for_member(member: CommunityMember) -> ColumnElement[bool]:
     """The prompts whose audience includes `member`: everyone; their tier; an active membership
     of one of the groups (not archived); or a milestone they reached."""
-    tier = member.tier_id
-    in_tier = Prompt.audience_tier_ids.contains([tier]) if tier is not None else false()
+    return _for(member.brand_id, member.member_id, _tiers(member))
+
+
+def _tiers(member: CommunityMember) -> list[uuid.UUID]:
+    return [member.tier_id] if member.tier_id is not None else []
+
+
+# A value, or the parameter of a statement built once and bound when run.
+Bound = ColumnElement[Any] | uuid.UUID | list[uuid.UUID] | datetime
+
+
+def _for(brand_id: Bound, member_id: Bound, tiers: Bound) -> ColumnElement[bool]:
+    """`_for_member`, of the member's brand, id and tiers (none, or theirs)."""
     in_group = exists().where(
-        GroupMembership.member_id == member.member_id,
+        GroupMembership.member_id == member_id,
         GroupMembership.status == MembershipStatus.ACTIVE,
         GroupMembership.group_id == any_(Prompt.audience_group_ids),
         Group.id == GroupMembership.group_id,
         Group.archived.is_(False),
     )
     reached = exists().where(
-        ReachedMilestone.brand_id == member.brand_id,
-        ReachedMilestone.member_id == member.member_id,
+        ReachedMilestone.brand_id == brand_id,
+        ReachedMilestone.member_id == member_id,
         ReachedMilestone.milestone == Prompt.audience_milestone,
     )
     return or_(
         Prompt.audience == AudienceKind.ALL,
-        and_(Prompt.audience == AudienceKind.TIERS, in_tier),
+        and_(Prompt.audience == AudienceKind.TIERS, Prompt.audience_tier_ids.overlap(tiers)),
         and_(Prompt.audience == AudienceKind.GROUPS, in_group),
         and_(Prompt.audience == AudienceKind.MILESTONE, reached),
     )
+
+
+def _started_for(brand_id: Bound, member_id: Bound, tiers: Bound, now: Bound) -> Select[Prompt]:
+    return select(Prompt).where(
+        Prompt.brand_id == brand_id, Prompt.starts_at <= now, _for(brand_id, member_id, tiers)
+    )
+
+
+# The started prompts among some ids that a member may read, behind every prompt the apps show
+# (the gateway's `by_id`): built once and bound when run, since building it for every call cost
+# a good part of the call's CPU.
+_STARTED_FOR_BY_IDS = (
+    _started_for(
+        bindparam("brand_id", type_=UUID(as_uuid=True)),
+        bindparam("member_id", type_=UUID(as_uuid=True)),
+        bindparam("tiers", type_=ARRAY(UUID(as_uuid=True))),
+        bindparam("now", type_=DateTime(timezone=True)),
+    )
+    .where(Prompt.id == any_(_IDS))
+    .order_by(Prompt.id.desc())
+)
 
 
 def _open_at(now: datetime) -> ColumnElement[bool]:
@@ -146,26 +179,26 @@ class PromptRepository:
         )
         return (await self.session.scalars(statement, {"ids": list(prompt_ids)})).all()
 
-    def _started_for(self, member: CommunityMember, now: datetime) -> Select[Prompt]:
-        return select(Prompt).where(
-            Prompt.brand_id == member.brand_id, Prompt.starts_at <= now, _for_member(member)
-        )
-
     async def started_for(
         self, member: CommunityMember, now: datetime, page: PageRequest
     ) -> Sequence[Prompt]:
         """The prompts for the member that have started (open or closed since), newest first."""
-        statement = keyset(self._started_for(member, now), Prompt.id, page, newest_first=True)
+        started = _started_for(member.brand_id, member.member_id, _tiers(member), now)
+        statement = keyset(started, Prompt.id, page, newest_first=True)
         return (await self.session.scalars(statement)).all()
 
     async def started_for_by_ids(
         self, member: CommunityMember, now: datetime, prompt_ids: Sequence[uuid.UUID]
     ) -> Sequence[Prompt]:
         """`started_for`, among these ids only, all of them."""
-        statement = (
-            self._started_for(member, now).where(Prompt.id == any_(_IDS)).order_by(Prompt.id.desc())
-        )
-        return (await self.session.scalars(statement, {"ids": list(prompt_ids)})).all()
+        parameters = {
+            "brand_id": member.brand_id,
+            "member_id": member.member_id,
+            "tiers": _tiers(member),
+            "now": now,
+            "ids": list(prompt_ids),
+        }
+        return (await self.session.scalars(_STARTED_FOR_BY_IDS, parameters)).all()
 
     async def open_for(
         self, member: CommunityMember, now: datetime, page: PageRequest
