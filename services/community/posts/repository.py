@@ -27,7 +27,6 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
-    true,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, aggregate_order_by, insert
@@ -96,9 +95,17 @@ class BookmarkRow:
 
 
 def _hidden_from(viewer: Viewer, author: Any) -> list[ColumnElement[bool]]:
-    clauses = [not_blocked_between(viewer.member_id, author)]
-    if viewer.hide_muted:
-        clauses.append(not_muted_by(viewer.member_id, author))
+    return _hidden(viewer.member_id, viewer.hide_muted, author)
+
+
+def _hidden(
+    viewer_id: uuid.UUID | ColumnElement[uuid.UUID], hide_muted: bool, author: Any
+) -> list[ColumnElement[bool]]:
+    """What a viewer (an id, or the parameter of a statement built once) is not shown: the
+    work of members blocked either way, and of those they muted when `hide_muted`."""
+    clauses = [not_blocked_between(viewer_id, author)]
+    if hide_muted:
+        clauses.append(not_muted_by(viewer_id, author))
     return clauses
 
 
@@ -125,8 +132,7 @@ def _many_seen_by(hide_muted: bool) -> Select[Any]:
                 _published(Post.status),
                 (Post.author_id == _VIEWER) & (Post.status == ContentStatus.HELD),
             ),
-            not_blocked_between(_VIEWER, Post.author_id),
-            not_muted_by(_VIEWER, Post.author_id) if hide_muted else true(),
+            *_hidden(_VIEWER, hide_muted, Post.author_id),
         )
         .order_by(Post.id.desc())
     )

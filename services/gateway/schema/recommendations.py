@@ -88,14 +88,15 @@ async def _lists(context: GatewayContext, asked: list[tuple[str, int]]) -> list[
     return [served[key] for key in asked]
 
 
-def _readable(item: dict[str, Any]) -> bool:
+def _raw_id(item: dict[str, Any]) -> uuid.UUID | None:
+    """The item's id in its service; None for one no service could hold (an unknown kind, an
+    id that is not one)."""
     if item.get("kind") not in _KINDS:
-        return False
+        return None
     try:
-        uuid.UUID(str(item.get("id")))
+        return uuid.UUID(str(item.get("id")))
     except ValueError:
-        return False
-    return True
+        return None
 
 
 async def recommended(
@@ -103,11 +104,14 @@ async def recommended(
 ) -> list[Recommendation[Any]]:
     lists = context.loaders.batched("recommendation_lists", partial(_lists, context))
     listing: dict[str, Any] = await lists.load((surface, _first(first)))
-    # An item no service could hold (an unknown kind, an id that is not one) is left out like
-    # one its service no longer shows, rather than failing the whole list.
-    items = [i for i in listing["items"] if _readable(i)]
+    # An item no service could hold is left out like one its service no longer shows, rather
+    # than failing the whole list.
+    readable = [
+        (item, raw_id) for item in listing["items"] if (raw_id := _raw_id(item)) is not None
+    ]
+    items = [item for item, _ in readable]
     loaded = await asyncio.gather(
-        *(context.loaders.by_id(_KINDS[i["kind"]][0]).load(uuid.UUID(i["id"])) for i in items)
+        *(context.loaders.by_id(_KINDS[i["kind"]][0]).load(raw_id) for i, raw_id in readable)
     )
     exposure_id = strawberry.ID(str(listing["exposure_id"]))
     shown: list[Recommendation[Any]] = []
