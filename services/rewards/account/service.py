@@ -44,7 +44,5 @@ async def summary(
             inactivity_expires_at=soon.inactivity_expires_at,
         ),
         last_activity_at=account.last_activity_at,
-        tier=await tiers.status(session, brand_id, member_id, now=now, members=members)
-        if with_tier
-        else None,
+        tier=await tiers.status_of(session, program, account, now) if with_tier else None,
     )

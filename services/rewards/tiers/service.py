@@ -55,6 +55,7 @@ from services.rewards.ledger import service as ledger
 from services.rewards.ledger.members import MemberSource
 from services.rewards.models import (
     OUTBOX,
+    Account,
     DowngradeRule,
     Program,
     QualificationWindow,
@@ -458,10 +459,18 @@ async def status(
 ) -> TierStatus:
     """Where a member stands: tier, spend in the window, what reaching the next and keeping
     this one take, and when the window closes."""
-    now = now or utcnow()
     program = await ledger.program_for(session, brand_id)
     account = await ledger.account_for(session, brand_id, member_id=member_id, members=members)
-    ladder = await ladder_of(session, brand_id)
+    return await status_of(session, program, account, now)
+
+
+async def status_of(
+    session: AsyncSession, program: Program, account: Account, now: datetime | None = None
+) -> TierStatus:
+    """`status`, of a program and an account already read."""
+    now = now or utcnow()
+    member_id = account.member_id
+    ladder = await ladder_of(session, program.brand_id)
     window = current_window(program.qualification_window, now)
     spend = await window_spend(session, member_id, window)
     current = ladder.by_id(account.tier_id)
