@@ -245,6 +245,15 @@ async def connection(engine_database: Database) -> AsyncIterator[AsyncConnection
 
 
 @pytest.fixture
+async def small_pool(test_infra: WorkerInfrastructure) -> AsyncIterator[Database]:
+    """A pool of two connections of its own, whose work commits (not the test's rolled-back
+    connection): for tests of what holds a connection, and for how long."""
+    database = Database(test_infra.database_url, pool_size=2, max_overflow=0, pool_timeout=5.0)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
 def database(connection: AsyncConnection) -> Database:
     """Every session from here shares the test's transaction, rolled back when the test ends."""
     return Database.bound_to(connection)

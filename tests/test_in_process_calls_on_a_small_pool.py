@@ -30,7 +30,6 @@ from services.rewards.models import LedgerEntry
 from tests.conftest import (
     BrandFixture,
     MemberFixture,
-    WorkerInfrastructure,
     app_for,
     make_brand,
     make_runtime,
@@ -39,15 +38,7 @@ from tests.conftest import (
 from tests.rewards.conftest import DEFAULT_PROGRAM
 from tests.rewards.purchase_helpers import purchase
 
-POOL = 2
 NEWCOMERS = 8
-
-
-@pytest.fixture
-async def small_pool(test_infra: WorkerInfrastructure) -> AsyncIterator[Database]:
-    database = Database(test_infra.database_url, pool_size=POOL, max_overflow=0, pool_timeout=5.0)
-    yield database
-    await database.dispose()
 
 
 @pytest.fixture
