@@ -13,17 +13,27 @@ _MICROSECOND = timedelta(microseconds=1)
 _TAIL_BITS = (1 << 62) - 1
 
 
+# `uuid.UUID`'s slots, set through their descriptors: `UUID.__setattr__` refuses, and going
+# around it by name (`object.__setattr__`) cost twice as much.
+_new_uuid = object.__new__
+_UUID = uuid.UUID
+_set_int = uuid.UUID.__dict__["int"].__set__
+_set_is_safe = uuid.UUID.__dict__["is_safe"].__set__
+_UNKNOWN = uuid.SafeUUID.unknown
+_uuid7 = uuid_utils.uuid7
+
+
 def _uuid(value: int) -> uuid.UUID:
     """`uuid.UUID(int=value)` without its argument checks (a 128-bit value made here): ids are
     made for every row and event of a bulk load, and the checks were most of their cost."""
-    made = object.__new__(uuid.UUID)
-    object.__setattr__(made, "int", value)
-    object.__setattr__(made, "is_safe", uuid.SafeUUID.unknown)
+    made = _new_uuid(_UUID)
+    _set_int(made, value)
+    _set_is_safe(made, _UNKNOWN)
     return made
 
 
 def new_id() -> uuid.UUID:
-    return _uuid(uuid_utils.uuid7().int)
+    return _uuid(_uuid7().int)
 
 
 def id_at(moment: datetime, entropy: bytes | None = None) -> uuid.UUID:
