@@ -24,7 +24,7 @@ Precedence (deterministic, the same on every call):
 5. **Bonus.** Every live campaign with `bonus_points` covering at least one line adds its bonus,
    once per purchase; bonuses add up and are not multiplied.
 
-Line points = base * rule * tier * campaign, computed exactly (fractions, no floats). The
+Line points = base * rule * tier * campaign, computed exactly (decimals, no floats). The
 purchase earns `floor(sum of line points + bonuses)`: rounded down **once**, on the total, so
 splitting an order into lines never loses points.
 """
@@ -35,9 +35,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Context, Decimal
-from fractions import Fraction
-from functools import lru_cache
+from decimal import Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow
 from math import floor
 
 from services.rewards.currencies import format_minor
@@ -51,7 +49,10 @@ from services.rewards.earning.schemas import (
 )
 from services.rewards.models import AudienceKind, RuleKind
 
-_EXACT = Context(prec=60)
+# Every input (amounts, the rate, multipliers) is a decimal, and so is every product and sum of
+# them: 60 digits hold them all, and a rounding would raise (Inexact), never pass unseen.
+_EXACT = Context(prec=60, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])
+_ONE = Decimal(1)
 TIMES = "\u00d7"  # the multiplication sign, in the reasons members read
 
 
@@ -105,29 +106,11 @@ class Purchase:
     occurred_at: datetime
 
 
-def exact(value: Fraction) -> Decimal:
-    """A fraction whose denominator divides a power of ten, as the exact decimal it is."""
-    digits = _decimal_digits(value.denominator)
-    if digits is None:  # not a decimal fraction: cannot happen with decimal inputs
-        return Decimal(value.numerator) / Decimal(value.denominator)
-    scaled = value.numerator * (10**digits // value.denominator)
-    return Decimal(scaled).scaleb(-digits, _EXACT)
-
-
-# A brand has a handful of multipliers and denominators, met on every line of every purchase:
-# converting them once keeps exact arithmetic from dominating a bulk load.
-@lru_cache(maxsize=1024)
-def _decimal_digits(denominator: int) -> int | None:
-    """The fewest decimal digits that represent 1/denominator exactly, if any (up to 40)."""
-    for digits in range(41):
-        if (10**digits) % denominator == 0:
-            return digits
-    return None
-
-
-@lru_cache(maxsize=1024)
-def _fraction(value: Decimal) -> Fraction:
-    return Fraction(value)
+def exact(value: Decimal) -> Decimal:
+    """The decimal in its shortest form, as breakdowns show it: an integer as one (14, 1400),
+    anything else without trailing zeros (14.1, not 14.10)."""
+    whole = int(value)
+    return Decimal(whole) if whole == value else value.normalize(_EXACT)
 
 
 def number(value: Decimal) -> str:
@@ -164,8 +147,8 @@ def compute(
 ) -> Breakdown:
     """The breakdown of a purchase's points. `campaigns` are those live at `occurred_at`."""
     lines = list(purchase.lines) or [Line(None, None, 1, purchase.amount_minor)]
-    unit = Fraction(rates.points_per_unit, 10**rates.exponent)
-    tier_multiplier = tier.multiplier if tier is not None else Decimal(1)
+    unit = Decimal(rates.points_per_unit).scaleb(-rates.exponent, _EXACT)
+    tier_multiplier = tier.multiplier if tier is not None else _ONE
 
     by_sku: dict[str, list[LineRule]] = {}
     by_category: dict[str, list[LineRule]] = {}
@@ -195,22 +178,22 @@ def compute(
 
     won: dict[uuid.UUID, list[int]] = {c.id: [] for c in reaching}
     breakdown_lines: list[LineBreakdown] = []
-    total = Fraction(0)
+    total = Decimal(0)
     for index, line in enumerate(lines):
-        base = unit * line.amount_minor
+        base = _EXACT.multiply(unit, line.amount_minor)
         hit, rule_why = _line_rule(line, by_sku, by_category)
-        rule_multiplier = hit.multiplier if hit is not None else Decimal(1)
+        rule_multiplier = hit.multiplier if hit is not None else _ONE
         multiplying = [c for c in reaching if c.multiplier is not None and index in covered[c.id]]
         winner = min(multiplying, key=lambda c: (-(c.multiplier or 0), c.id.bytes), default=None)
-        campaign_multiplier = Decimal(1)
+        campaign_multiplier = _ONE
         if winner is not None and winner.multiplier is not None:
             campaign_multiplier = winner.multiplier
             won[winner.id].append(index)
-        multiplier = (
-            _fraction(rule_multiplier) * _fraction(tier_multiplier) * _fraction(campaign_multiplier)
+        multiplier = _EXACT.multiply(
+            _EXACT.multiply(rule_multiplier, tier_multiplier), campaign_multiplier
         )
-        line_points = base * multiplier
-        total += line_points
+        line_points = _EXACT.multiply(base, multiplier)
+        total = _EXACT.add(total, line_points)
         breakdown_lines.append(
             LineBreakdown(
                 sku=line.sku,
@@ -254,7 +237,7 @@ def compute(
         outcomes.append(
             _outcome(campaign, lines_won, bonus, _campaign_why(campaign, lines_won, covered, bonus))
         )
-    total += bonus_total
+    total = _EXACT.add(total, bonus_total)
     points = floor(total)
     return Breakdown(
         currency=rates.currency,
