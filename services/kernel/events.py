@@ -10,8 +10,10 @@ from __future__ import annotations
 import builtins
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, ClassVar
 
+import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from services.kernel.clock import utcnow
@@ -76,8 +78,6 @@ def event_class(event_type: str, version: int) -> type[Event] | None:
 
 def parse_event(payload: bytes | str) -> Event:
     """Rebuild a typed event from its JSON form; unknown types raise `LookupError`."""
-    import orjson
-
     raw = orjson.loads(payload)
     cls = event_class(raw.get("type", ""), raw.get("version", 0))
     if cls is None:
@@ -86,7 +86,25 @@ def parse_event(payload: bytes | str) -> Event:
 
 
 def event_json(event: Event) -> bytes:
-    return event.model_dump_json().encode()
+    """The event as `model_dump_json()` writes it, byte for byte, in about half the time: orjson
+    writes the fields itself (uuids, times, enums) and asks `_json_fallback` only for nested
+    models and decimals. Every event an outbox stores is written here, and a bulk load writes
+    millions. `tests/kernel/test_event_json.py` holds it to pydantic's output for every event
+    type; a value orjson cannot write falls back to pydantic."""
+    try:
+        return orjson.dumps(event.__dict__, default=_json_fallback, option=orjson.OPT_UTC_Z)
+    except TypeError:  # orjson.JSONEncodeError too
+        return event.model_dump_json().encode()
+
+
+def _json_fallback(value: object) -> object:
+    # An event's models hold only fields (no computed, excluded or aliased ones), so their
+    # `__dict__` is what pydantic writes; pydantic writes a Decimal as its string.
+    if isinstance(value, BaseModel):
+        return value.__dict__
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not written by event_json")
 
 
 def event_time(event: Event) -> datetime:

@@ -36,7 +36,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.db import copy_records
-from services.kernel.events import Event
+from services.kernel.events import Event, event_json
 
 OUTBOX_TABLE = "outbox"
 INBOX_TABLE = "inbox"
@@ -96,7 +96,7 @@ def outbox_row(event: Event) -> dict[str, object]:
         "brand_id": event.brand_id,
         "subject_id": event.subject_id,
         "occurred_at": event.occurred_at,
-        "payload": orjson.loads(event.model_dump_json()),
+        "payload": orjson.loads(event_json(event)),
     }
 
 
@@ -105,8 +105,8 @@ _COLUMNS = ("id", "type", "version", "brand_id", "subject_id", "occurred_at", "p
 
 
 def _parameters(event: Event, index: int = 0) -> dict[str, Any]:
-    """One event's bind parameters for `Outbox._insert`: the payload as the JSON text pydantic
-    writes (cast to jsonb in SQL), not parsed and dumped again."""
+    """One event's bind parameters for `Outbox._insert`: the payload as the event's JSON text
+    (cast to jsonb in SQL), not parsed and dumped again."""
     values: dict[str, Any] = {
         "id": event.id,
         "type": event.type,
@@ -114,7 +114,7 @@ def _parameters(event: Event, index: int = 0) -> dict[str, Any]:
         "brand_id": event.brand_id,
         "subject_id": event.subject_id,
         "occurred_at": event.occurred_at,
-        "payload": event.model_dump_json(),
+        "payload": event_json(event).decode(),
     }
     return {f"{name}_{index}": value for name, value in values.items()}
 
@@ -206,7 +206,7 @@ class Outbox:
                 e.brand_id,
                 e.subject_id,
                 e.occurred_at,
-                e.model_dump_json(),
+                event_json(e).decode(),
             )
             for e in events
         ]
