@@ -804,12 +804,10 @@ class _Replay:
         moments += self.spend_falls  # a return lowered some window's spend
         last = self.last_run["review"]
         # A run is never before its moment, so moments after the load's `now` cannot run in it.
-        runs = [
-            _REVIEW.at_or_after(self._not_before("review", moment))
-            for moment in moments
-            if last < moment <= now
-        ]
-        return min(runs, default=None)
+        # The first run at or after a moment moves with the moment, so the first moment's run
+        # is the first run.
+        first = min((moment for moment in moments if last < moment <= now), default=None)
+        return None if first is None else _REVIEW.at_or_after(self._not_before("review", first))
 
     def _review(self, at: datetime) -> None:
         tier, since = self.tier, self.tier_since

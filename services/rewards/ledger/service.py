@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
@@ -345,17 +345,22 @@ def release_movements(
     occurred_at: datetime,
 ) -> tuple[Movement, Movement]:
     """The pair of entries that make pending points available: out of pending, into available."""
-    out_of_pending = Movement(
-        member_id=member_id,
-        kind=EntryKind.RELEASE,
-        bucket=Bucket.PENDING,
-        points=-points,
-        reason=reason,
-        source_type=source_type,
-        source_id=source_id,
-        occurred_at=occurred_at,
+    # Two constructions: `dataclasses.replace` costs as much again, and every purchase of a
+    # bulk history load is released.
+    out_of_pending, into_available = (
+        Movement(
+            member_id=member_id,
+            kind=EntryKind.RELEASE,
+            bucket=bucket,
+            points=signed,
+            reason=reason,
+            source_type=source_type,
+            source_id=source_id,
+            occurred_at=occurred_at,
+        )
+        for bucket, signed in ((Bucket.PENDING, -points), (Bucket.AVAILABLE, points))
     )
-    return out_of_pending, replace(out_of_pending, bucket=Bucket.AVAILABLE, points=points)
+    return out_of_pending, into_available
 
 
 async def release_pending(

@@ -61,7 +61,6 @@ from services.rewards.errors import (
 )
 from services.rewards.events import (
     PurchaseData,
-    PurchaseLineData,
     PurchaseRecorded,
     PurchaseReturned,
     ReturnData,
@@ -159,7 +158,7 @@ def recorded_event(
             order_id=order_id,
             amount_minor=amount_minor,
             currency=currency,
-            lines=[PurchaseLineData(**line) for line in lines],
+            lines=lines,  # validated into PurchaseLineData in one pass, not a call a line
             points=points,
             points_bucket=bucket,
             occurred_at=occurred_at,
@@ -605,7 +604,7 @@ def returned_event(
             return_id=return_id,
             amount_minor=amount_minor,
             currency=currency,
-            lines=[PurchaseLineData(**line) for line in lines],
+            lines=lines,
             points_reversed=points_reversed,
             occurred_at=occurred_at,
         ),
