@@ -4,6 +4,7 @@ through `load_history`, leave the same accounts, tiers, ledger, lots, purchases 
 
 from __future__ import annotations
 
+import gc
 import random
 import uuid
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.clock import utcnow
+from services.kernel.collector import collector_paused
 from services.rewards.errors import (
     CurrencyMismatch,
     HistoryNotEmpty,
@@ -26,7 +28,7 @@ from services.rewards.errors import (
     PurchaseInFuture,
 )
 from services.rewards.history.schemas import HistoricLine, HistoricPurchase
-from services.rewards.history.service import load_history
+from services.rewards.history.service import _Lot, _Replay, load_history
 from services.rewards.ledger.service import ledger_matches
 from services.rewards.models import (
     OUTBOX,
@@ -314,6 +316,29 @@ async def test_balances_equal_the_sums_of_entries_after_a_bulk_load(
         )
         assert sum(open_lots.all()) == account.available
         assert account.pending == 50  # the purchase 3 days ago, still in its window
+
+
+async def test_a_load_leaves_nothing_for_the_cyclic_collector(
+    session: AsyncSession, brand: BrandFixture, make_member: MakeMember
+) -> None:
+    """Bulk loads pause the collector (`collector_paused`): what a member's replay reaches (its
+    lots, and through them the batch's rows and events) must go as soon as the replay ends."""
+    await set_program(
+        session, brand.id, pending_days=10, expiry_policy="days_after_earning", expiry_days=60
+    )
+    members = await _member_pair(make_member, brand)
+    history = [
+        _simple(member, f"O-{index}-{n}", days)
+        for index, member in enumerate(members)
+        for n, days in enumerate((200, 65, 3))
+    ]
+    gc.collect()
+    with collector_paused():
+        report = await load_history(session, brand.id, history)
+        left = [o for o in gc.get_objects() if isinstance(o, (_Replay, _Lot))]
+
+    assert report.purchases == 6
+    assert left == []
 
 
 @pytest.mark.parametrize(

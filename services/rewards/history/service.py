@@ -334,13 +334,6 @@ class _Replay:
         self.last_run: dict[Job, datetime] = dict.fromkeys(_JOBS, self.floor)
         self.deadline: datetime | None = None  # the inactivity deadline, for deadline_basis
         self.deadline_basis: tuple[datetime | None, int] | None = None
-        # The loop asks these at every step: bound once, in `_JOBS` order.
-        self.whens: tuple[tuple[Job, Callable[[], datetime | None]], ...] = (
-            ("release", self._when_release),
-            ("expire", self._when_expire),
-            ("remind", self._when_remind),
-            ("review", self._when_review),
-        )
 
     # --- the loop ---
 
@@ -384,8 +377,8 @@ class _Replay:
     def _next_job(self) -> tuple[Job | None, datetime]:
         best: Job | None = None
         best_at = _NEVER
-        for job, when in self.whens:
-            at = when()
+        for job, when in _WHENS:
+            at = when(self)
             if at is not None and at < best_at:
                 best, best_at = job, at
         return best, best_at
@@ -993,6 +986,17 @@ class _Replay:
             self.out.events.append(
                 expiry.reminder_event(brand_id, self.member_id, self.available, deadline, at)
             )
+
+
+# What `_Replay._next_job` asks at every step, in `_JOBS` order. Kept out of the instances:
+# bound methods held by a replay would make each replay a reference cycle, kept (with the
+# batch's rows and events it reaches) until the cyclic collector runs, which a bulk load pauses.
+_WHENS: tuple[tuple[Job, Callable[[_Replay], datetime | None]], ...] = (
+    ("release", _Replay._when_release),
+    ("expire", _Replay._when_expire),
+    ("remind", _Replay._when_remind),
+    ("review", _Replay._when_review),
+)
 
 
 def _new_year(year: int) -> datetime:
