@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 import pytest
+from asyncpg.pgproto.pgproto import UUID as PostgresUUID
 
 from services.kernel.event_examples import example_event
 from services.kernel.events import Event, EventData, event_json, parse_event
@@ -128,3 +129,22 @@ def test_a_value_orjson_cannot_write_goes_to_pydantic() -> None:
     event = _everything(datetime(2026, 3, 14, 9, 30, tzinfo=UTC), traits={"big": 2**70})
 
     assert event_json(event) == event.model_dump_json().encode()
+
+
+def test_ids_read_from_postgresql_are_written_without_pydantic(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # asyncpg returns its own subclass of uuid.UUID, which orjson does not write by itself; the
+    # events of the API and of bulk loads carry them, so they must not send each event to pydantic.
+    member_id = PostgresUUID("019cebae-61c0-7000-b23f-ae5b9bf3b2f9")
+    event = _everything(datetime(2026, 3, 14, 9, 30, tzinfo=UTC), member_id=member_id)
+    assert type(event.data.member_id) is PostgresUUID
+    expected = event.model_dump_json().encode()
+
+    def fail(*args: object, **kwargs: object) -> str:
+        raise AssertionError("event_json fell back to pydantic")
+
+    monkeypatch.setattr(EverythingHappened, "model_dump_json", fail)
+
+    assert event_json(event) == expected
+    assert b'"member_id":"019cebae-61c0-7000-b23f-ae5b9bf3b2f9"' in expected
