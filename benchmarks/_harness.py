@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -14,13 +15,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.kernel.db import asyncpg_url
+from services.kernel.db import asyncpg_url, libpq_url
 from services.kernel.embedded import InfrastructureUrls, infrastructure
 from services.kernel.migrations import migrate
 from services.kernel.settings import Settings
@@ -83,6 +84,24 @@ def report(
         **extra,
     }
     print(json.dumps(line), flush=True)
+
+
+def pgbench_binary() -> str:
+    """pgserver's own pgbench where it is installed (the embedded servers), else the PATH's."""
+    import pgserver
+
+    bundled = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pgbench"
+    return str(bundled) if bundled.exists() else shutil.which("pgbench") or "pgbench"
+
+
+def pgbench_args(url: str) -> list[str]:
+    """Connection arguments for a pgbench run against the database at `url`."""
+    parts = urlsplit(libpq_url(url))
+    host = parse_qs(parts.query).get("host", [parts.hostname or "127.0.0.1"])[0]
+    args = ["-h", host, "-U", parts.username or "postgres"]
+    if parts.port:
+        args += ["-p", str(parts.port)]
+    return [*args, parts.path.lstrip("/")]
 
 
 def free_port() -> int:

@@ -21,7 +21,6 @@ import asyncio
 import itertools
 import os
 import re
-import shutil
 import signal
 import statistics
 import subprocess
@@ -29,8 +28,6 @@ import sys
 import time
 import uuid
 from datetime import UTC, date, datetime
-from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from sqlalchemy import text
@@ -40,6 +37,8 @@ from benchmarks._harness import (
     free_port,
     median,
     open_balanced_clients,
+    pgbench_args,
+    pgbench_binary,
     report,
     scratch_database,
     servers,
@@ -47,7 +46,7 @@ from benchmarks._harness import (
 )
 from services.demo.members import CATEGORIES
 from services.kernel.consumer import ConsumerRunner
-from services.kernel.db import Database, libpq_url
+from services.kernel.db import Database
 from services.kernel.logging import configure_logging
 from services.kernel.relay import Relay
 from services.kernel.settings import Settings
@@ -177,22 +176,6 @@ async def drive(
     if failures:
         sys.exit(f"{failures} purchases failed")
     return latencies
-
-
-def pgbench_binary() -> str:
-    import pgserver
-
-    bundled = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pgbench"
-    return str(bundled) if bundled.exists() else shutil.which("pgbench") or "pgbench"
-
-
-def pgbench_args(url: str) -> list[str]:
-    parts = urlsplit(libpq_url(url))
-    host = parse_qs(parts.query).get("host", [parts.hostname or "127.0.0.1"])[0]
-    args = ["-h", host, "-U", parts.username or "postgres"]
-    if parts.port:
-        args += ["-p", str(parts.port)]
-    return [*args, parts.path.lstrip("/")]
 
 
 def init_pgbench(url: str) -> None:

@@ -621,12 +621,15 @@ async def simulate(runtime: Runtime, request: Request, console: Console | None =
     return await _Run(runtime, request, console).run()
 
 
+def describe_content(content: dict[str, int]) -> str:
+    """What a run loaded into the community, counted: "5,604 posts, 7,751 comments, ..."."""
+    labels = {"upcoming_sessions": "sessions to come", "confirmed": "bookings"}
+    return ", ".join(f"{count:,} {labels.get(kind, kind)}" for kind, count in content.items())
+
+
 def describe(summary: Summary) -> str:
     phases = ", ".join(f"{name} {took:,.1f} s" for name, took in summary.phase_seconds.items())
-    labels = {"upcoming_sessions": "sessions to come", "confirmed": "bookings"}
-    content = ", ".join(
-        f"{count:,} {labels.get(kind, kind)}" for kind, count in summary.content.items()
-    )
+    content = describe_content(summary.content)
     lines = [
         f"brand id       {summary.brand_id}",
         *([f"staff API key  {summary.api_key}  (shown once)"] if summary.api_key else []),
