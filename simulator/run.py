@@ -463,7 +463,6 @@ class _Run:
         if self.done("members"):
             return
         await self._chunked("members", task, progress)
-        await self._refresh_statistics()
         self.save("members")
 
     async def _chunked(
@@ -506,18 +505,6 @@ class _Run:
             self.save()
             progress.update(task, completed=loaded_members)
 
-    async def _refresh_statistics(self) -> None:
-        """ANALYZE after each phase's bulk load. PostgreSQL plans by its statistics, and a
-        table that grew from nothing to millions of rows since its last ANALYZE (autovacuum may
-        be off, as on this project's machines, or not yet come round) is planned as nearly
-        empty: the events phase's read of the unpublished outbox, 5,000 rows a batch by id,
-        then scanned and sorted on disk every row left, each batch (at 200,000 members 400 ms a
-        batch against 13 ms analyzed). The last one leaves the relay and the services a
-        database planned as it is. The whole database, sampled: about a second at 200,000
-        members."""
-        async with self.runtime.database.unit_of_work() as session:
-            await session.execute(text("ANALYZE"))
-
     def _loaded(self, chunks: int) -> int:
         return min(chunks * self.params.chunk_members, self.params.members)
 
@@ -532,7 +519,6 @@ class _Run:
         with collector_paused():
             self.events += await apply_unpublished(self.runtime.database, SERVICES, PROJECTIONS)
         progress.update(task, total=self.events, completed=self.events)
-        await self._refresh_statistics()
         self.save("events")
 
     async def _community(self, progress: Progress) -> None:
@@ -557,7 +543,6 @@ class _Run:
         self.state.counts["comments"] = counts.comments
         self.state.counts["reactions"] = counts.reactions
         self.state.counts["follows"] = counts.follows
-        await self._refresh_statistics()
         self.save("community")
 
     async def _happenings(self, progress: Progress) -> None:
@@ -576,7 +561,6 @@ class _Run:
         for kind in ("prompts", "answers", "sessions", "upcoming_sessions", "confirmed"):
             self.state.counts[kind] = getattr(counts, kind)
         progress.update(task, total=counts.answers, completed=counts.answers)
-        await self._refresh_statistics()
         self.save("happenings")
 
     async def _settle(self, progress: Progress) -> None:
@@ -604,7 +588,6 @@ class _Run:
         if self.done("purchases"):
             return
         await self._chunked("purchases", task, progress)
-        await self._refresh_statistics()
         self.save("purchases")
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 from rich.console import Console
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from services.community.experiences.models import Booking, ExperienceSession
 from services.community.members.repository import CommunityMemberRepository
@@ -52,22 +52,6 @@ async def committed(
         await purge_brand(engine_database, brand_id)
 
 
-_LOADED_TABLES = (
-    "members.outbox",
-    "members.members",
-    "rewards.accounts",
-    "rewards.ledger_entries",
-    "rewards.outbox",
-    "community.posts",
-    "community.outbox",
-    "community.experience_bookings",
-)
-_LAST_ANALYZED = """
-    SELECT schemaname || '.' || relname, last_analyze FROM pg_stat_user_tables
-    WHERE schemaname || '.' || relname = ANY(:tables)
-"""
-
-
 def _request(tmp_path: Path, **changes: Any) -> Request:
     request = Request(
         members=200,
@@ -85,19 +69,9 @@ async def test_a_small_world_loads_and_reruns_resume(
 ) -> None:
     runtime, brands = committed
     request = _request(tmp_path)
-    async with runtime.database.unit_of_work() as session:
-        started = await session.scalar(select(func.clock_timestamp()))
     summary = await simulate(runtime, request)
     brands.append(summary.brand_id)
     assert summary.members == 200
-    # The loaded tables are analyzed as each phase ends: planned as nearly empty, the read of
-    # a million unpublished events scanned and sorted every one of them for each batch.
-    async with runtime.database.unit_of_work() as session:
-        analyzed = dict(
-            (await session.execute(text(_LAST_ANALYZED), {"tables": list(_LOADED_TABLES)})).all()
-        )
-    assert analyzed.keys() == set(_LOADED_TABLES)
-    assert all(when is not None and when >= started for when in analyzed.values()), analyzed
     assert summary.api_key is not None
     assert summary.database_bytes > 0
 
