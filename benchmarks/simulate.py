@@ -54,6 +54,7 @@ DAYS = 365
 SEED = 1
 ANCHOR_SCALE = 100  # pgbench scale: 100,000 account rows each
 TARGET_SECONDS = 15 * 60
+WORKERS = os.cpu_count() or 1  # as `kinfolk simulate` by default: a worker per core
 
 
 def pgbench_init_seconds(url: str) -> float:
@@ -64,18 +65,14 @@ def pgbench_init_seconds(url: str) -> float:
     return time.perf_counter() - started
 
 
-async def simulated(settings: Settings, redis_url: str, out: Path) -> Summary:
+async def simulated(database_url: str, redis_url: str, out: Path) -> Summary:
+    settings = Settings(database_url=database_url, redis_url=redis_url, log_level="WARNING")
+    configure_logging(settings)
     request = Request(
-        members=MEMBERS,
-        days=DAYS,
-        seed=SEED,
-        brand="Benchmark Beauty",
-        out=out,
-        workers=os.cpu_count() or 1,
+        members=MEMBERS, days=DAYS, seed=SEED, brand="Benchmark Beauty", out=out, workers=WORKERS
     )
-    assert settings.database_url is not None
     async with Runtime.open(
-        settings, SERVICES, database_url=settings.database_url, redis_url=redis_url
+        settings, SERVICES, database_url=database_url, redis_url=redis_url
     ) as runtime:
         return await simulate(runtime, request)
 
@@ -86,7 +83,7 @@ async def main() -> None:
         estimate = check_request(MEMBERS, DAYS, SEED, free_disk_bytes(out))
         print(
             f"simulating {MEMBERS:,} members over {DAYS} days (seed {SEED}), "
-            f"{os.cpu_count()} workers: about {estimate / 1e9:,.1f} GB",
+            f"{WORKERS} workers: about {estimate / 1e9:,.1f} GB",
             flush=True,
         )
         with servers() as urls:
@@ -99,11 +96,7 @@ async def main() -> None:
                 async with scratch_database(
                     urls.database_url, f"kinfolk_bench_simulate_{pid}"
                 ) as url:
-                    settings = Settings(
-                        database_url=url, redis_url=urls.redis_url, log_level="WARNING"
-                    )
-                    configure_logging(settings)
-                    summary = await simulated(settings, urls.redis_url, out)
+                    summary = await simulated(url, urls.redis_url, out)
                 after = await asyncio.to_thread(pgbench_init_seconds, anchor_url)
                 print(f"anchor after: pgbench -i -s {ANCHOR_SCALE} in {after:.1f} s", flush=True)
     if not summary.complete:
@@ -131,7 +124,7 @@ async def main() -> None:
         phases=phases,
         database_bytes=summary.database_bytes,
         purchases=summary.purchases,
-        workers=os.cpu_count() or 1,
+        workers=WORKERS,
         anchor_before=round(before, 2),
         anchor_after=round(after, 2),
     )

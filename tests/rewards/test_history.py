@@ -292,9 +292,14 @@ def _simple(
     )
 
 
-async def test_balances_equal_the_sums_of_entries_after_a_bulk_load(
-    session: AsyncSession, brand: BrandFixture, make_member: MakeMember
-) -> None:
+async def _expiring_pair_history(
+    session: AsyncSession,
+    brand: BrandFixture,
+    make_member: MakeMember,
+    days_ago: tuple[int, ...],
+) -> tuple[list[MemberFixture], list[HistoricPurchase]]:
+    """A program with 10 pending days and lots expiring 60 days after earning, two members,
+    and a simple purchase of each for every entry of `days_ago`."""
     await set_program(
         session, brand.id, pending_days=10, expiry_policy="days_after_earning", expiry_days=60
     )
@@ -302,8 +307,17 @@ async def test_balances_equal_the_sums_of_entries_after_a_bulk_load(
     history = [
         _simple(member, f"O-{index}-{n}", days)
         for index, member in enumerate(members)
-        for n, days in enumerate((200, 120, 65, 30, 3))
+        for n, days in enumerate(days_ago)
     ]
+    return members, history
+
+
+async def test_balances_equal_the_sums_of_entries_after_a_bulk_load(
+    session: AsyncSession, brand: BrandFixture, make_member: MakeMember
+) -> None:
+    members, history = await _expiring_pair_history(
+        session, brand, make_member, (200, 120, 65, 30, 3)
+    )
     report = await load_history(session, brand.id, history)
     assert report.purchases == 10
     assert report.points_expired > 0
@@ -323,15 +337,7 @@ async def test_a_load_leaves_nothing_for_the_cyclic_collector(
 ) -> None:
     """Bulk loads pause the collector (`collector_paused`): what a member's replay reaches (its
     lots, and through them the batch's rows and events) must go as soon as the replay ends."""
-    await set_program(
-        session, brand.id, pending_days=10, expiry_policy="days_after_earning", expiry_days=60
-    )
-    members = await _member_pair(make_member, brand)
-    history = [
-        _simple(member, f"O-{index}-{n}", days)
-        for index, member in enumerate(members)
-        for n, days in enumerate((200, 65, 3))
-    ]
+    _, history = await _expiring_pair_history(session, brand, make_member, (200, 65, 3))
     gc.collect()
     with collector_paused():
         report = await load_history(session, brand.id, history)
