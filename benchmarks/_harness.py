@@ -21,6 +21,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from benchmarks._http import Connection
 from services.kernel.db import asyncpg_url, libpq_url
 from services.kernel.embedded import InfrastructureUrls, infrastructure
 from services.kernel.migrations import migrate
@@ -158,42 +159,35 @@ def worker_of_port(server_pid: int) -> dict[int, int]:
     return owners
 
 
-async def open_balanced_clients(
+async def open_balanced_connections(
     base: str, server_pid: int, count: int, workers: int
-) -> tuple[list[httpx.AsyncClient], list[int]]:
-    """`count` clients of one keep-alive connection each, spread evenly over `workers` server
-    processes.
+) -> tuple[list[Connection], list[int]]:
+    """`count` keep-alive connections spread evenly over `workers` server processes.
 
     The workers share one listening socket: connections opened together all tend to land on
     whichever worker accepts first, and stay there, so one worker would do nearly all the work
     while the other idles (a load balancer in front of real servers spreads them). A connection
     that lands on a worker already holding its share is closed and opened again. Returns the
-    clients and how many connections each worker holds.
+    connections and how many each worker holds.
     """
-    clients: list[httpx.AsyncClient] = []
+    connections: list[Connection] = []
     per_worker: dict[int, int] = {}
     share = -(-count // workers)
     for _ in range(count * 20):
-        if len(clients) == count:
+        if len(connections) == count:
             break
-        client = httpx.AsyncClient(
-            base_url=base, limits=httpx.Limits(max_connections=1), timeout=30
-        )
-        response = await client.get("/healthz")
-        stream = response.extensions.get("network_stream")
-        port = stream.get_extra_info("client_addr")[1] if stream is not None else None
-        worker = worker_of_port(server_pid).get(port, -1) if port is not None else -1
+        connection = await Connection.open(base)
+        await connection.get("/healthz")
+        worker = worker_of_port(server_pid).get(connection.local_port, -1)
         if worker != -1 and per_worker.get(worker, 0) >= share:
-            await client.aclose()
+            await connection.aclose()
             await asyncio.sleep(0.01)
             continue
         per_worker[worker] = per_worker.get(worker, 0) + 1
-        clients.append(client)
-    while len(clients) < count:  # could not balance: take what comes
-        clients.append(
-            httpx.AsyncClient(base_url=base, limits=httpx.Limits(max_connections=1), timeout=30)
-        )
-    return clients, sorted(per_worker.values(), reverse=True)
+        connections.append(connection)
+    while len(connections) < count:  # could not balance: take what comes
+        connections.append(await Connection.open(base))
+    return connections, sorted(per_worker.values(), reverse=True)
 
 
 async def wait_ready(base: str, server: subprocess.Popen[bytes]) -> None:
@@ -210,52 +204,77 @@ async def wait_ready(base: str, server: subprocess.Popen[bytes]) -> None:
     sys.exit("the server did not become ready in two minutes")
 
 
+def _cpu_seconds(pids: set[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_pids() -> set[int]:
+    """PostgreSQL's processes when it runs on this machine (its backends do the queries'
+    work); empty when it is elsewhere."""
+    found: set[int] = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as comm:
+                    if comm.read().strip() == "postgres":
+                        found.add(int(entry))
+            except OSError:
+                continue
+    return found
+
+
 class CpuMeter:
-    """CPU seconds of the server's processes and of this one (the load generator) over a run:
-    where a request's time goes on a shared machine."""
+    """CPU seconds of the server's processes, of PostgreSQL's (when it runs on this machine) and
+    of this one (the load generator) over a run: where a request's time goes on a shared
+    machine."""
 
     def __init__(self, server_pid: int) -> None:
         self._server_pid = server_pid
-        self._server = self._client = 0.0
+        self._server = self._database = self._client = 0.0
 
     def _server_seconds(self) -> float:
-        total = 0
-        for pid in {self._server_pid, *descendants(self._server_pid)}:
-            try:
-                with open(f"/proc/{pid}/stat") as stat:
-                    fields = stat.read().rpartition(")")[2].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / os.sysconf("SC_CLK_TCK")
+        return _cpu_seconds({self._server_pid, *descendants(self._server_pid)})
 
     def start(self) -> None:
-        self._server, self._client = self._server_seconds(), time.process_time()
+        self._server = self._server_seconds()
+        self._database = _cpu_seconds(_postgres_pids())
+        self._client = time.process_time()
 
-    def per_request_ms(self, requests: int) -> tuple[float, float]:
-        """(server, load generator) CPU milliseconds per request since `start`."""
+    def per_request_ms(self, requests: int) -> tuple[float, float, float]:
+        """(server, load generator, PostgreSQL) CPU milliseconds per request since `start`.
+        PostgreSQL's counts every database of the server, and its processes that exited
+        during the run are not counted."""
         server = (self._server_seconds() - self._server) / requests * 1000
         client = (time.process_time() - self._client) / requests * 1000
-        return round(server, 2), round(client, 2)
+        database = (_cpu_seconds(_postgres_pids()) - self._database) / requests * 1000
+        return round(server, 2), round(client, 2), round(database, 2)
 
 
 def ms(latencies: list[float], percentile: int) -> float:
     return statistics.quantiles(latencies, n=100)[percentile - 1] * 1000
 
 
-Send = Callable[[httpx.AsyncClient, int], Awaitable[None]]
+Send = Callable[[Connection, int], Awaitable[None]]
 
 
 async def closed_loop(
-    clients: list[httpx.AsyncClient], send: Send, seconds: float
+    clients: list[Connection], send: Send, seconds: float
 ) -> tuple[list[float], float]:
-    """Each client sends its next request as soon as the last one is answered; returns every
-    latency and the requests per second."""
+    """Each connection sends its next request as soon as the last one is answered; returns
+    every latency and the requests per second."""
     latencies: list[float] = []
     start = time.perf_counter()
     stop = start + seconds
 
-    async def client_loop(client: httpx.AsyncClient, k: int) -> None:
+    async def client_loop(client: Connection, k: int) -> None:
         i = k
         while time.perf_counter() < stop:
             sent = time.perf_counter()

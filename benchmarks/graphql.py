@@ -42,12 +42,13 @@ from benchmarks._harness import (
     closed_loop,
     free_port,
     ms,
-    open_balanced_clients,
+    open_balanced_connections,
     report,
     scratch_database,
     servers,
     wait_ready,
 )
+from benchmarks._http import Connection
 from services.demo.seed import ensure_demo_brand, settle
 from services.kernel.app import build_app
 from services.kernel.auth import MemberTokenCodec
@@ -136,7 +137,7 @@ async def run(url: str, redis_url: str, data_dir: Path) -> None:
     failures: list[str] = []
     counts: list[int] = []
 
-    async def home(client: httpx.AsyncClient, i: int) -> None:
+    async def home(client: Connection, i: int) -> None:
         response = await client.post(
             "/graphql", json={"query": HOME_QUERY}, headers=tokens[i % len(tokens)]
         )
@@ -149,7 +150,7 @@ async def run(url: str, redis_url: str, data_dir: Path) -> None:
             len(me["recommendedPerks"]) + len(me["recommendedPrompts"]) + len(me["forYou"])
         )
 
-    async def bare(client: httpx.AsyncClient, i: int) -> None:
+    async def bare(client: Connection, i: int) -> None:
         response = await client.post("/bare/graphql", json={"query": BARE_QUERY})
         if response.status_code != 200 or response.json() != {"data": {"hello": "world"}}:
             failures.append(f"bare {response.status_code} {response.text[:200]}")
@@ -159,7 +160,7 @@ async def run(url: str, redis_url: str, data_dir: Path) -> None:
     server = start_server(url, redis_url, port, jwt_secret)
     try:
         await wait_ready(base, server)
-        clients, spread = await open_balanced_clients(base, server.pid, CLIENTS, WORKERS)
+        clients, spread = await open_balanced_connections(base, server.pid, CLIENTS, WORKERS)
         print(f"clients: {CLIENTS}, connections per worker: {spread}", flush=True)
         try:
             await closed_loop(clients, home, 3.0)  # warm both workers, pools and caches
@@ -171,7 +172,7 @@ async def run(url: str, redis_url: str, data_dir: Path) -> None:
                 flush=True,
             )
             cpu = CpuMeter(server.pid)
-            results: dict[str, list[tuple[list[float], float, tuple[float, float]]]] = {
+            results: dict[str, list[tuple[list[float], float, tuple[float, float, float]]]] = {
                 "bare": [],
                 "home": [],
             }
@@ -184,7 +185,8 @@ async def run(url: str, redis_url: str, data_dir: Path) -> None:
                     print(
                         f"round {round_no} {name}: {rps:.0f} requests/s, p50 "
                         f"{ms(latencies, 50):.1f} ms, p99 {ms(latencies, 99):.1f} ms; CPU per "
-                        f"request: server {used[0]} ms, load generator {used[1]} ms",
+                        f"request: server {used[0]} ms, load generator {used[1]} ms, "
+                        f"PostgreSQL {used[2]} ms",
                         flush=True,
                     )
         finally:
@@ -197,7 +199,7 @@ async def run(url: str, redis_url: str, data_dir: Path) -> None:
         sys.exit(f"{len(failures)} requests failed, e.g. {failures[:3]}")
 
     def med(
-        name: str, pick: Callable[[tuple[list[float], float, tuple[float, float]]], float]
+        name: str, pick: Callable[[tuple[list[float], float, tuple[float, float, float]]], float]
     ) -> float:
         return statistics.median(pick(r) for r in results[name])
 
@@ -216,6 +218,7 @@ async def run(url: str, redis_url: str, data_dir: Path) -> None:
         server_cpu_ms=round(med("home", lambda r: r[2][0]), 2),
         anchor_server_cpu_ms=round(med("bare", lambda r: r[2][0]), 2),
         generator_cpu_ms=round(med("home", lambda r: r[2][1]), 2),
+        postgresql_cpu_ms=round(med("home", lambda r: r[2][2]), 2),
         clients=CLIENTS,
         seconds=SECONDS,
         rounds=ROUNDS,

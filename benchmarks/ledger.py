@@ -5,11 +5,12 @@ simulator's world; the clients replay its orders round-robin as purchases happen
 
 A real server (`kinfolk serve all --workers 2`, a subprocess) takes purchases from CLIENTS
 concurrent HTTP clients (one keep-alive connection each, spread evenly over the workers as a
-load balancer would; see `_harness.open_balanced_clients`) for DURATION seconds; pgbench runs
+load balancer would; see `_harness.open_balanced_connections`) for DURATION seconds; pgbench runs
 its built-in TPC-B-like script with the same number of clients on the same PostgreSQL, in the
 same run. Two rounds in alternating order; medians. As context it prints what the same clients
 reach against `GET /healthz` (the load generator shares the machine's cores with the server and
-PostgreSQL; pgbench's client is C, ours is httpx). At the end every member's cached balance must
+PostgreSQL; pgbench's client is C, ours writes requests as bytes and reads answers with
+httptools, `benchmarks/_http.py`). At the end every member's cached balance must
 equal the sum of their ledger entries and the points of all accepted purchases (zero drift).
 
 Run: python3 -m uv run --frozen python -m benchmarks.ledger
@@ -36,7 +37,7 @@ from benchmarks._harness import (
     closed_loop,
     free_port,
     median,
-    open_balanced_clients,
+    open_balanced_connections,
     pgbench_args,
     pgbench_binary,
     report,
@@ -44,6 +45,7 @@ from benchmarks._harness import (
     servers,
     wait_ready,
 )
+from benchmarks._http import Connection
 from services.demo.members import CATEGORIES
 from services.kernel.consumer import ConsumerRunner
 from services.kernel.db import Database
@@ -130,18 +132,20 @@ def baskets() -> list[Basket]:
     return found
 
 
-async def healthz_rate(clients: list[httpx.AsyncClient], seconds: float) -> float:
+async def healthz_rate(clients: list[Connection], seconds: float) -> float:
     """Requests/s of the same clients against GET /healthz: the ceiling the HTTP client and
     the framework leave on this machine, printed as context."""
 
-    async def healthz(client: httpx.AsyncClient, _: int) -> None:
-        (await client.get("/healthz")).raise_for_status()
+    async def healthz(client: Connection, _: int) -> None:
+        answer = await client.get("/healthz")
+        if answer.status_code != 200:
+            sys.exit(f"GET /healthz answered {answer.status_code}")
 
     return (await closed_loop(clients, healthz, seconds))[1]
 
 
 async def drive(
-    clients: list[httpx.AsyncClient], api_key: str, orders: list[Basket], seconds: float
+    clients: list[Connection], api_key: str, orders: list[Basket], seconds: float
 ) -> list[float]:
     """CLIENTS loops posting purchases with fresh order ids; returns each request's latency."""
     latencies: list[float] = []
@@ -151,7 +155,7 @@ async def drive(
     headers = {"Authorization": f"Bearer {api_key}"}
     run = uuid.uuid4().hex[:6]
 
-    async def client_loop(client: httpx.AsyncClient) -> None:
+    async def client_loop(client: Connection) -> None:
         nonlocal failures
         while time.perf_counter() < deadline:
             n = next(order)
@@ -241,7 +245,7 @@ def start_server(database_url: str, redis_url: str, port: int) -> subprocess.Pop
 
 
 async def run_rounds(
-    clients: list[httpx.AsyncClient], api_key: str, orders: list[Basket], pgbench_url: str
+    clients: list[Connection], api_key: str, orders: list[Basket], pgbench_url: str
 ) -> tuple[list[float], list[float], list[float]]:
     """Alternating rounds of our load and pgbench; rates per round and every latency."""
     ours: list[float] = []
@@ -284,7 +288,9 @@ async def main() -> None:
             server = start_server(url, urls.redis_url, port)
             try:
                 await wait_ready(base, server)
-                clients, spread = await open_balanced_clients(base, server.pid, CLIENTS, WORKERS)
+                clients, spread = await open_balanced_connections(
+                    base, server.pid, CLIENTS, WORKERS
+                )
                 print(f"connections per worker: {spread}", flush=True)
                 try:
                     await drive(clients, api_key, orders, 2.0)  # warm up both workers

@@ -27,7 +27,6 @@ Run: python3 -m uv run --frozen python -m benchmarks.recommender_serving
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import random
 import secrets
@@ -40,18 +39,18 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import httpx
 
 from benchmarks._harness import (
     CpuMeter,
     free_port,
     ms,
-    open_balanced_clients,
+    open_balanced_connections,
     report,
     scratch_database,
     servers,
     wait_ready,
 )
+from benchmarks._http import Connection
 from services.kernel.auth import MemberTokenCodec
 from services.kernel.db import Database, libpq_url
 from services.kernel.settings import Settings
@@ -68,12 +67,6 @@ LIMIT = 10
 SURFACES = ("perks", "prompts", "experiences", "posts", "discover", "new")
 CATEGORIES = ("skincare", "makeup", "fragrance", "hair", "body", "tools", "wellness", "nails")
 NIL = uuid.UUID(int=0)
-
-# httpcore (under httpx) tries `import sniffio` on every request; it is not installed here, and a
-# failed import is not remembered, so each one searched sys.path again: that doubled the load
-# generator's CPU per request. Marked absent, the import fails at once.
-if importlib.util.find_spec("sniffio") is None:
-    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 
 class _Steps:
@@ -324,16 +317,16 @@ def start_server(url: str, redis_url: str, port: int, jwt_secret: str) -> subpro
     return subprocess.Popen([*command, "--host", "127.0.0.1", "--port", str(port)], env=env)
 
 
-Request = Callable[[httpx.AsyncClient, int], Awaitable[None]]
+Request = Callable[[Connection, int], Awaitable[None]]
 
 
 async def open_loop(
-    clients: list[httpx.AsyncClient], send: Request, rate: float, seconds: float
+    clients: list[Connection], send: Request, rate: float, seconds: float
 ) -> tuple[list[float], float]:
     """Request i is due at start + i / rate, on a free connection (the least recently used);
     returns every latency from when it was due, and the rate achieved."""
     total = int(rate * seconds)
-    idle: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+    idle: asyncio.Queue[Connection] = asyncio.Queue()
     for client in clients:
         idle.put_nowait(client)
     latencies: list[float] = []
@@ -377,7 +370,7 @@ async def run(url: str, redis_url: str) -> None:
     explored = 0
     served = 0
 
-    async def recommend(client: httpx.AsyncClient, i: int) -> None:
+    async def recommend(client: Connection, i: int) -> None:
         nonlocal explored, served
         member, surface = plan[i % len(plan)]
         response = await client.get(
@@ -392,7 +385,7 @@ async def run(url: str, redis_url: str) -> None:
         served += len(items)
         explored += sum(item["explored"] for item in items)
 
-    async def healthz(client: httpx.AsyncClient, i: int) -> None:
+    async def healthz(client: Connection, i: int) -> None:
         response = await client.get("/healthz")
         if response.status_code != 200:
             failures.append(f"healthz {response.status_code}")
@@ -402,7 +395,7 @@ async def run(url: str, redis_url: str) -> None:
     server = start_server(url, redis_url, port, jwt_secret)
     try:
         await wait_ready(base, server)
-        clients, spread = await open_balanced_clients(base, server.pid, CONNECTIONS, WORKERS)
+        clients, spread = await open_balanced_connections(base, server.pid, CONNECTIONS, WORKERS)
         print(f"connections per worker: {spread}", flush=True)
         try:
             await open_loop(clients, recommend, RATE, 3.0)  # warm up both workers and pools
@@ -414,7 +407,7 @@ async def run(url: str, redis_url: str) -> None:
             print(
                 f"anchor GET /healthz: {anchor_rate:.0f}/s, p50 {ms(anchor, 50):.2f} ms, "
                 f"p99 {ms(anchor, 99):.2f} ms; CPU per request: server {anchor_cpu[0]} ms, "
-                f"load generator {anchor_cpu[1]} ms",
+                f"load generator {anchor_cpu[1]} ms, PostgreSQL {anchor_cpu[2]} ms",
                 flush=True,
             )
             served = explored = 0
@@ -426,7 +419,7 @@ async def run(url: str, redis_url: str) -> None:
                 f"p99 {ms(ours, 99):.2f} ms, max {max(ours) * 1000:.1f} ms, "
                 f"{served / len(ours):.1f} items a list, {explored / max(served, 1):.1%} "
                 f"explored; CPU per request: server {ours_cpu[0]} ms, load generator "
-                f"{ours_cpu[1]} ms",
+                f"{ours_cpu[1]} ms, PostgreSQL {ours_cpu[2]} ms",
                 flush=True,
             )
             after, after_rate = await open_loop(clients, healthz, RATE, DURATION / 2)
@@ -461,6 +454,7 @@ async def run(url: str, redis_url: str) -> None:
         server_cpu_ms=ours_cpu[0],
         anchor_server_cpu_ms=anchor_cpu[0],
         generator_cpu_ms=ours_cpu[1],
+        postgresql_cpu_ms=ours_cpu[2],
         rate=RATE,
         seconds=DURATION,
         members=MEMBERS,
