@@ -118,7 +118,7 @@ def serve(
 
     if workers > 1:
         with infrastructure(settings) as urls:
-            serve_many(urls, service, host=host, port=port, workers=workers)
+            serve_many(settings, urls, service, host=host, port=port, workers=workers)
         return
 
     async def main(urls: InfrastructureUrls) -> None:

@@ -11,7 +11,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import Coroutine, Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 import uvicorn
@@ -42,11 +42,24 @@ log = structlog.get_logger(__name__)
 STOP_GRACE_SECONDS = 10.0
 
 
-def _uvicorn(app: Any, host: str, port: int) -> uvicorn.Server:
-    config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
+def _uvicorn(app: Any, settings: Settings, host: str, port: int) -> uvicorn.Server:
+    return uvicorn.Server(http_config(app, settings, host=host, port=port, lifespan="on"))
+
+
+def http_config(
+    app: Any, settings: Settings, *, host: str, port: int, lifespan: Literal["on", "off"]
+) -> uvicorn.Config:
+    """How every process serves HTTP: no access log of uvicorn's (the app logs requests), and
+    idle connections kept as the settings say."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan=lifespan,
+        timeout_keep_alive=settings.http_keep_alive_seconds,
     )
-    return uvicorn.Server(config)
 
 
 async def _announce_when_listening(server: uvicorn.Server, message: str) -> None:
@@ -182,7 +195,7 @@ async def run_dev(settings: Settings, urls: InfrastructureUrls, *, host: str, po
         # One process hosts every service: jobs call them in process, as requests do.
         components = [relay, *_workers(runtime, urls, SERVICES, stop, peers=Peers.of(app))]
         banner = demo.banner(settings, urls, seeded, host=host, port=port)
-        await _serve_until_stopped(_uvicorn(app, host, port), components, stop, banner)
+        await _serve_until_stopped(_uvicorn(app, settings, host, port), components, stop, banner)
 
 
 def _hosted(service: str) -> Sequence[ServiceModule]:
@@ -197,11 +210,17 @@ async def serve_one(
         settings, services, database_url=urls.database_url, redis_url=urls.redis_url
     ) as runtime:
         app = build_app(services, settings, runtime)
-        await _serve_until_stopped(_uvicorn(app, host, port), [], asyncio.Event())
+        await _serve_until_stopped(_uvicorn(app, settings, host, port), [], asyncio.Event())
 
 
 def serve_many(
-    urls: InfrastructureUrls, service: str, *, host: str, port: int, workers: int
+    settings: Settings,
+    urls: InfrastructureUrls,
+    service: str,
+    *,
+    host: str,
+    port: int,
+    workers: int,
 ) -> None:
     """Several worker processes through `services.asgi`, on the URLs resolved here."""
     os.environ["KINFOLK_DATABASE_URL"] = urls.database_url
@@ -217,6 +236,7 @@ def serve_many(
             workers=workers,
             log_config=None,
             access_log=False,
+            timeout_keep_alive=settings.http_keep_alive_seconds,
         )
 
 
@@ -237,13 +257,8 @@ async def _probes(runtime: Runtime, title: str, stop: asyncio.Event) -> None:
         return
     app = build_app([], settings, runtime, title=title)
     server = _SideServer(
-        uvicorn.Config(
-            app,
-            host=settings.metrics_host,
-            port=settings.metrics_port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
+        http_config(
+            app, settings, host=settings.metrics_host, port=settings.metrics_port, lifespan="off"
         )
     )
     serving = asyncio.create_task(server.serve(), name="probes")

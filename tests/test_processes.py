@@ -124,3 +124,52 @@ async def test_the_probes_of_a_process_without_http_answer_until_it_stops(
     with pytest.raises(httpx.ConnectError):
         async with httpx.AsyncClient(timeout=2) as client:
             await client.get(f"http://127.0.0.1:{port}/healthz")
+
+
+async def _idle_connection_survives(port: int) -> bool:
+    """Whether a keep-alive connection that answered once still answers after two idle
+    seconds."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    request = b"GET /healthz HTTP/1.1\r\nHost: kinfolk\r\n\r\n"
+    try:
+        writer.write(request)
+        first = await reader.readuntil(b'{"status":"ok"}')
+        assert first.startswith(b"HTTP/1.1 200")
+        await asyncio.sleep(2.0)
+        writer.write(request)
+        second = await reader.read(1024)  # b"" once the server closed the connection
+        return second.startswith(b"HTTP/1.1 200")
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize(("keep_alive", "survives"), [(1, False), (30, True)])
+async def test_idle_connections_are_kept_open_as_long_as_the_settings_say(
+    base_settings: Settings, database: Database, redis: Redis, keep_alive: int, survives: bool
+) -> None:
+    """A load balancer reuses idle connections up to its own timeout (AWS's ALB: 60 s); a server
+    closing them sooner (uvicorn's default is 5 s) makes some of its requests fail. Shown on the
+    probes' server, which every process's HTTP shares its configuration with."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = base_settings.model_copy(
+        update={"metrics_port": port, "http_keep_alive_seconds": keep_alive}
+    )
+    stop = asyncio.Event()
+    serving = asyncio.create_task(
+        processes._probes(make_runtime(settings, database, redis), "Kinfolk relay", stop)
+    )
+    try:
+        async with asyncio.timeout(10):
+            while True:
+                try:
+                    survived = await _idle_connection_survives(port)
+                    break
+                except ConnectionRefusedError:
+                    await asyncio.sleep(0.05)
+        assert survived is survives
+    finally:
+        stop.set()
+        async with asyncio.timeout(5):
+            await serving
