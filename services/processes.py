@@ -46,20 +46,20 @@ def _uvicorn(app: Any, settings: Settings, host: str, port: int) -> uvicorn.Serv
     return uvicorn.Server(http_config(app, settings, host=host, port=port, lifespan="on"))
 
 
+def _http_options(settings: Settings) -> dict[str, Any]:
+    """How every process serves HTTP: no access log of uvicorn's (the app logs requests), and
+    idle connections kept as the settings say."""
+    return {
+        "log_config": None,
+        "access_log": False,
+        "timeout_keep_alive": settings.http_keep_alive_seconds,
+    }
+
+
 def http_config(
     app: Any, settings: Settings, *, host: str, port: int, lifespan: Literal["on", "off"]
 ) -> uvicorn.Config:
-    """How every process serves HTTP: no access log of uvicorn's (the app logs requests), and
-    idle connections kept as the settings say."""
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        lifespan=lifespan,
-        timeout_keep_alive=settings.http_keep_alive_seconds,
-    )
+    return uvicorn.Config(app, host=host, port=port, lifespan=lifespan, **_http_options(settings))
 
 
 async def _announce_when_listening(server: uvicorn.Server, message: str) -> None:
@@ -234,9 +234,7 @@ def serve_many(
             host=host,
             port=port,
             workers=workers,
-            log_config=None,
-            access_log=False,
-            timeout_keep_alive=settings.http_keep_alive_seconds,
+            **_http_options(settings),
         )
 
 
