@@ -1,8 +1,8 @@
 """A member created a moment ago, whose `member.created` has not reached rewards yet: a request
 naming them asks the members service (with a service token of the brand) and opens the account
 the projection would have opened, so a CRM's first purchase and an app's first screen are not
-answered 404. A member the members service does not have either is still not found, and
-nothing is written."""
+answered 404; a simulation of the rules takes them as that new account, and opens nothing. A
+member the members service does not have either is still not found, and nothing is written."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from services.rewards.models import Account, Program
 from tests.conftest import BrandFixture, MemberFixture, make_brand
 from tests.rewards.conftest import rewards_events, sync_members
 from tests.rewards.perk_helpers import create_perk
-from tests.rewards.purchase_helpers import balance, buy, counts, purchase
+from tests.rewards.purchase_helpers import balance, buy, counts, make_rule, make_tier, purchase
 from tests.rewards.test_drops import create_drop
 
 
@@ -149,6 +149,55 @@ async def test_the_catalog_redemptions_and_drops_answer_a_member_created_a_momen
     assert await _accounts(session) == 1
 
 
+async def test_the_rules_simulations_take_a_member_created_a_moment_ago_as_a_new_account(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    brand: BrandFixture,
+    program: Program,
+    base_settings: Settings,
+) -> None:
+    """No tier, nothing earned, no awards yet; and, a simulation writing nothing, no account
+    is opened for them (the purchase opens it)."""
+    await make_tier(client, brand, "Insider", 0, 10_000)
+    await make_rule(
+        client,
+        brand,
+        kind="activity",
+        name="Review published",
+        activity="review.published",
+        points=50,
+        cap_per_day=1,
+    )
+    ada = await _created_only(client, brand, base_settings, "crm-ada")
+    before = await counts(session)
+    events_before = await rewards_events(session)
+    body = purchase(ada, "A-1", 12_000)
+    simulated = await client.post("/rewards/v1/rules/simulate", json=body, headers=brand.headers)
+    assert simulated.status_code == 200, simulated.text
+    result = simulated.json()
+    assert (result["member_id"], result["points"], result["window_spend_minor"]) == (
+        str(ada.id),
+        120,
+        12_000,
+    )
+    assert result["breakdown"]["tier"] is None
+    assert result["tier_upgrade"]["name"] == "Insider"
+    activity = await client.post(
+        "/rewards/v1/rules/simulate-activity",
+        json={"activity": "review.published", "member_id": str(ada.id)},
+        headers=brand.headers,
+    )
+    assert activity.status_code == 200, activity.text
+    assert (activity.json()["member_id"], activity.json()["points"]) == (str(ada.id), 50)
+    assert activity.json()["rules"][0]["awards_so_far"] == {"day": 0, "month": 0, "lifetime": 0}
+    assert await counts(session) == before
+    assert await rewards_events(session) == events_before
+    assert await _accounts(session) == 0
+
+    recorded = await buy(client, brand, body)
+    assert (recorded["points"], recorded["breakdown"]) == (result["points"], result["breakdown"])
+
+
 async def test_a_member_the_members_service_lacks_too_is_not_found_and_nothing_is_written(
     client: httpx.AsyncClient,
     session: AsyncSession,
@@ -172,6 +221,14 @@ async def test_a_member_the_members_service_lacks_too_is_not_found_and_nothing_i
     ):
         refused = await client.post("/rewards/v1/purchases", json=body, headers=brand.headers)
         assert (refused.status_code, refused.json()["error"]) == (404, "MemberNotFound"), body
+    strangers = ({"member_id": str(nobody.id)}, {"external_id": "crm-theirs"})
+    for who in (*strangers, {"member_id": str(erased.id)}):
+        for path, body in (
+            ("/rewards/v1/rules/simulate", {**who, "amount_minor": 1_000, "currency": "EUR"}),
+            ("/rewards/v1/rules/simulate-activity", {**who, "activity": "review.published"}),
+        ):
+            refused = await client.post(path, json=body, headers=brand.headers)
+            assert (refused.status_code, refused.json()["error"]) == (404, "MemberNotFound"), body
     stranger = await client.get(f"/rewards/v1/members/{theirs.id}/balance", headers=brand.headers)
     assert (stranger.status_code, stranger.json()["error"]) == (404, "MemberNotFound")
     assert await counts(session) == before

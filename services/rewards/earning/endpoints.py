@@ -25,6 +25,7 @@ from services.rewards.earning.schemas import (
     SimulationRequest,
     SimulationResult,
 )
+from services.rewards.ledger.members import MembersDep
 from services.rewards.models import RuleKind
 
 router = Router(prefix="/rewards/v1", tags=["rewards: earning"])
@@ -44,9 +45,9 @@ router = Router(prefix="/rewards/v1", tags=["rewards: earning"])
     },
 )
 async def simulate(
-    request: SimulationRequest, session: SessionDep, staff: StaffRead
+    request: SimulationRequest, session: SessionDep, staff: StaffRead, members: MembersDep
 ) -> SimulationResult:
-    return await service.simulate(session, staff.brand_id, request)
+    return await service.simulate(session, staff.brand_id, request, members)
 
 
 @router.post(
@@ -60,9 +61,9 @@ async def simulate(
     },
 )
 async def simulate_activity(
-    request: ActivitySimulationRequest, session: SessionDep, staff: StaffRead
+    request: ActivitySimulationRequest, session: SessionDep, staff: StaffRead, members: MembersDep
 ) -> ActivitySimulationResult:
-    return await service.simulate_activity(session, staff.brand_id, request)
+    return await service.simulate_activity(session, staff.brand_id, request, members)
 
 
 # --- Earning rules --------------------------------------------------------------------------

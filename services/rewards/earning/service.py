@@ -57,8 +57,8 @@ from services.rewards.errors import (
     UnknownTier,
 )
 from services.rewards.ledger import service as ledger
+from services.rewards.ledger.members import MemberSource
 from services.rewards.models import (
-    Account,
     AudienceKind,
     Bucket,
     Campaign,
@@ -170,19 +170,20 @@ def breakdown_for(
 
 
 async def simulate(
-    session: AsyncSession, brand_id: uuid.UUID, request: SimulationRequest
+    session: AsyncSession, brand_id: uuid.UUID, request: SimulationRequest, members: MemberSource
 ) -> SimulationResult:
-    """What a purchase would earn, with every rule, tier and campaign and why; writes nothing."""
+    """What a purchase would earn, with every rule, tier and campaign and why; writes nothing.
+    A member rewards has not heard of yet (`ledger.members`) is simulated as a new account."""
     reference = await current_reference(session, brand_id)
     program = reference.program
     rates = rates_for(program, request.currency)
     check_lines(request.amount_minor, request.lines)
     now = utcnow()
     occurred_at = request.occurred_at or now
-    account: Account | None = None
+    account: ledger.Standing | None = None
     if request.member_id is not None or request.external_id is not None:
-        account = await ledger.account_for(
-            session, brand_id, member_id=request.member_id, external_id=request.external_id
+        account = await ledger.standing_of(
+            session, brand_id, members, member_id=request.member_id, external_id=request.external_id
         )
     ladder = reference.ladder
     tier = ladder.by_id(account.tier_id) if account is not None else None
@@ -229,7 +230,10 @@ def _day_and_month(moment: datetime) -> tuple[tuple[datetime, datetime], tuple[d
 
 
 async def simulate_activity(
-    session: AsyncSession, brand_id: uuid.UUID, request: ActivitySimulationRequest
+    session: AsyncSession,
+    brand_id: uuid.UUID,
+    request: ActivitySimulationRequest,
+    members: MemberSource,
 ) -> ActivitySimulationResult:
     """Which activity rules an activity would pay, and why, with the member's caps; writes nothing.
 
@@ -239,10 +243,10 @@ async def simulate_activity(
     """
     await ledger.program_for(session, brand_id)
     occurred_at = request.occurred_at or utcnow()
-    account: Account | None = None
+    account: ledger.Standing | None = None
     if request.member_id is not None or request.external_id is not None:
-        account = await ledger.account_for(
-            session, brand_id, member_id=request.member_id, external_id=request.external_id
+        account = await ledger.standing_of(
+            session, brand_id, members, member_id=request.member_id, external_id=request.external_id
         )
     repository = EarningRepository(session)
     day, month = _day_and_month(occurred_at)

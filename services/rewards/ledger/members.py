@@ -20,11 +20,24 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.db import release_connection
-from services.kernel.member_directory import MemberDirectory
+from services.kernel.member_directory import DirectoryMember, MemberDirectory
 from services.rewards.ledger.repository import LedgerRepository, MemberProfile
 
 
 class MemberSource(Protocol):
+    async def find(
+        self,
+        session: AsyncSession,
+        brand_id: uuid.UUID,
+        *,
+        member_id: uuid.UUID | None = None,
+        external_id: str | None = None,
+    ) -> DirectoryMember | None:
+        """The brand's member as the members service has them, writing nothing; None when it
+        has no such member. The session gives its connection back meanwhile, as in
+        `open_account`."""
+        ...
+
     async def open_account(
         self,
         session: AsyncSession,
@@ -46,6 +59,18 @@ class MembersService:
     def __init__(self, directory: MemberDirectory) -> None:
         self._directory = directory
 
+    async def find(
+        self,
+        session: AsyncSession,
+        brand_id: uuid.UUID,
+        *,
+        member_id: uuid.UUID | None = None,
+        external_id: str | None = None,
+    ) -> DirectoryMember | None:
+        # The members service may be in this process, on the same pool.
+        await release_connection(session)
+        return await self._directory.find(brand_id, member_id=member_id, external_id=external_id)
+
     async def open_account(
         self,
         session: AsyncSession,
@@ -54,9 +79,7 @@ class MembersService:
         member_id: uuid.UUID | None = None,
         external_id: str | None = None,
     ) -> bool:
-        # The members service may be in this process, on the same pool.
-        await release_connection(session)
-        found = await self._directory.find(brand_id, member_id=member_id, external_id=external_id)
+        found = await self.find(session, brand_id, member_id=member_id, external_id=external_id)
         if found is None:
             return False
         # The columns `projection._profile` takes from a `member.created`.

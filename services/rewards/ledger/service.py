@@ -92,14 +92,7 @@ async def account_for(
 ) -> Account:
     """The member's account, by id or by the brand's external id; 404 when rewards has none
     (and `members`, when given, has no such member either: see `ledger.members`)."""
-    repository = LedgerRepository(session)
-
-    async def read() -> Account | None:
-        if member_id is not None:
-            return await repository.account(brand_id, member_id)
-        return await repository.account_by_external_id(brand_id, external_id or "")
-
-    account = await read()
+    account = await _account(session, brand_id, member_id, external_id)
     if (
         account is None
         and members is not None
@@ -107,11 +100,57 @@ async def account_for(
             session, brand_id, member_id=member_id, external_id=external_id
         )
     ):
-        account = await read()
+        account = await _account(session, brand_id, member_id, external_id)
     if account is None or account.member_status == "erased":
-        reference = member_id if member_id is not None else f"external id {external_id!r}"
-        raise MemberNotFound(f"No member {reference} in this brand.")
+        raise _not_found(member_id, external_id)
     return account
+
+
+async def _account(
+    session: AsyncSession,
+    brand_id: uuid.UUID,
+    member_id: uuid.UUID | None,
+    external_id: str | None,
+) -> Account | None:
+    repository = LedgerRepository(session)
+    if member_id is not None:
+        return await repository.account(brand_id, member_id)
+    return await repository.account_by_external_id(brand_id, external_id or "")
+
+
+def _not_found(member_id: uuid.UUID | None, external_id: str | None) -> MemberNotFound:
+    reference = member_id if member_id is not None else f"external id {external_id!r}"
+    return MemberNotFound(f"No member {reference} in this brand.")
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """Who a simulation is for: an account's member, tier and status, or a member the members
+    service has and rewards has not opened an account for yet (no tier, nothing earned)."""
+
+    member_id: uuid.UUID
+    tier_id: uuid.UUID | None
+    member_status: str
+
+
+async def standing_of(
+    session: AsyncSession,
+    brand_id: uuid.UUID,
+    members: MemberSource,
+    *,
+    member_id: uuid.UUID | None = None,
+    external_id: str | None = None,
+) -> Standing:
+    """The member's standing, read without writing (a newcomer's account is not opened, as
+    `account_for` would); 404 as there."""
+    account = await _account(session, brand_id, member_id, external_id)
+    if account is not None and account.member_status != "erased":
+        return Standing(account.member_id, account.tier_id, account.member_status)
+    if account is None:
+        found = await members.find(session, brand_id, member_id=member_id, external_id=external_id)
+        if found is not None and found.status != "erased":
+            return Standing(found.member_id, None, found.status)
+    raise _not_found(member_id, external_id)
 
 
 async def configure_program(
