@@ -505,7 +505,7 @@ async def test_an_entrant_who_can_no_longer_pay_is_skipped_and_the_next_takes_th
     for n, someone in enumerate(members):
         await give(session, program, someone.id, 100)
         await service.enter(
-            session, brand.id, someone.id, drop.id, now=OPENS + timedelta(minutes=n)
+            session, brand.id, someone.id, drop.id, now=OPENS + timedelta(minutes=n), members=None
         )
     order = reference_order("skip-seed-123", str(drop.id), [str(m.id) for m in members])
     first = uuid.UUID(order[0])
@@ -553,7 +553,7 @@ async def test_a_queue_goes_by_entry_time_and_the_draw_stops_when_stock_runs_out
     # They enter in reverse order of creation: the queue follows entry times.
     for n, someone in enumerate(reversed(members)):
         await service.enter(
-            session, brand.id, someone.id, drop.id, now=OPENS + timedelta(seconds=n)
+            session, brand.id, someone.id, drop.id, now=OPENS + timedelta(seconds=n), members=None
         )
     await session.execute(update(Perk).where(Perk.id == perk.id).values(inventory_remaining=2))
 
@@ -583,7 +583,7 @@ async def test_the_job_draws_due_drops_once_and_a_redraw_from_scratch_gives_the_
     for someone in members:
         await give(session, program, someone.id, 10)
         for drop in (due, later):
-            await service.enter(session, brand.id, someone.id, drop.id, now=OPENS)
+            await service.enter(session, brand.id, someone.id, drop.id, now=OPENS, members=None)
     assert DRAW_DROPS_JOB in REWARDS.jobs
     assert await draw_due_drops(session, now=CLOSES - timedelta(seconds=1)) == 0
 
@@ -612,8 +612,10 @@ async def test_no_one_wins_twice_and_losers_keep_their_points(
     members = [await make_member(f"w-{n}") for n in range(3)]
     for someone in members:
         await give(session, program, someone.id, 100)
-        await service.enter(session, brand.id, someone.id, drop.id, now=OPENS)
-        await service.enter(session, brand.id, someone.id, drop.id, now=OPENS)  # same entry
+        await service.enter(session, brand.id, someone.id, drop.id, now=OPENS, members=None)
+        await service.enter(
+            session, brand.id, someone.id, drop.id, now=OPENS, members=None
+        )  # same entry
     await service.draw(session, brand.id, drop.id, now=CLOSES)
     audit = await service.audit(session, brand.id, drop.id)
     assert sorted(audit.winners) == sorted(m.id for m in members)  # 3 winners for 5 units

@@ -219,7 +219,7 @@ async def _online(
                 "occurred_at": at,
             }
         )
-        await record_purchase(session, brand.id, payload)
+        await record_purchase(session, brand.id, payload, members=None)
 
     async def give_back(happening: Back, at: datetime) -> None:
         clock[0] = at
@@ -247,6 +247,7 @@ async def _online(
                     perks[happening.perk].id,
                     channel=perks_service.Channel.MEMBER,
                     now=at,
+                    members=None,
                 )
         except KinfolkError as refusal:
             refused.append((happening.key, refusal.code))
@@ -434,6 +435,7 @@ async def test_bad_redemptions_and_returns_are_refused_and_nothing_is_written(
             currency="EUR",
             occurred_at=now - timedelta(days=2),
         ),
+        members=None,
     )
     await record_return(
         session,

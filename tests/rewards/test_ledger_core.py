@@ -209,17 +209,21 @@ async def test_accounts_are_found_by_id_or_external_id_within_their_brand_only(
     member: MemberFixture,
     other_brand: BrandFixture,
 ) -> None:
-    by_external = await ledger.account_for(session, member.brand_id, external_id="crm-1")
+    by_external = await ledger.account_for(
+        session, member.brand_id, external_id="crm-1", members=None
+    )
     assert by_external.member_id == member.id
-    assert (await ledger.account_for(session, member.brand_id, member_id=member.id)) is by_external
+    assert (
+        await ledger.account_for(session, member.brand_id, member_id=member.id, members=None)
+    ) is by_external
     for lookup in (
         {"member_id": member.id},
         {"external_id": "crm-1"},
     ):
         with pytest.raises(MemberNotFound):
-            await ledger.account_for(session, other_brand.id, **lookup)  # type: ignore[arg-type]
+            await ledger.account_for(session, other_brand.id, **lookup, members=None)  # type: ignore[arg-type]
     with pytest.raises(MemberNotFound):
-        await ledger.account_for(session, member.brand_id, member_id=uuid.uuid4())
+        await ledger.account_for(session, member.brand_id, member_id=uuid.uuid4(), members=None)
 
 
 async def test_zero_point_movements_are_a_programming_error(

@@ -433,7 +433,12 @@ async def test_a_cancelled_code_returns_to_the_pool_only_if_never_revealed(
 
     # A code granted by the system (a drop win, a gift) stays hidden until the member reveals it.
     hidden = await service.redeem(
-        session, brand.id, member.id, uuid.UUID(perk["id"]), channel=service.Channel.DROP
+        session,
+        brand.id,
+        member.id,
+        uuid.UUID(perk["id"]),
+        channel=service.Channel.DROP,
+        members=None,
     )
     assert hidden.code == "B"
     listed = await client.get("/rewards/v1/me/redemptions", headers=member.headers)
@@ -449,7 +454,12 @@ async def test_a_cancelled_code_returns_to_the_pool_only_if_never_revealed(
     assert after_cancel.json()["code"] is None  # a pooled code is never shown again
 
     again = await service.redeem(
-        session, brand.id, member.id, uuid.UUID(perk["id"]), channel=service.Channel.DROP
+        session,
+        brand.id,
+        member.id,
+        uuid.UUID(perk["id"]),
+        channel=service.Channel.DROP,
+        members=None,
     )
     shown = await client.post(
         f"/rewards/v1/me/redemptions/{again.id}/reveal", headers=member.headers
@@ -525,6 +535,7 @@ async def test_a_member_cancels_their_own_within_the_window(
         uuid.UUID(perk["id"]),
         channel=service.Channel.DROP,
         drop_id=uuid.uuid4(),
+        members=None,
     )
     from_drop = await client.post(
         f"/rewards/v1/me/redemptions/{won.id}/cancel", headers=member.headers

@@ -89,7 +89,7 @@ async def test_a_small_world_loads_and_reruns_resume(
         assert len(ids) == 200
         # Rewards and the community learnt the members from their events.
         first = ids[str(truth.external_id[0])]
-        account = await ledger.account_for(session, summary.brand_id, member_id=first)
+        account = await ledger.account_for(session, summary.brand_id, member_id=first, members=None)
         assert account.external_id == str(truth.external_id[0])
         assert await CommunityMemberRepository(session).get(summary.brand_id, first) is not None
         assert len(await tiers_service.list_tiers(session, summary.brand_id)) == 3

@@ -27,7 +27,7 @@ async def summary(
     member_id: uuid.UUID,
     *,
     now: datetime | None = None,
-    members: MemberSource | None = None,
+    members: MemberSource | None,
     with_tier: bool = False,
 ) -> SummaryRead:
     account = await account_for(session, brand_id, member_id=member_id, members=members)

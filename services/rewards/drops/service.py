@@ -332,7 +332,8 @@ async def enter(
     member_id: uuid.UUID,
     drop_id: uuid.UUID,
     now: datetime | None = None,
-    members: MemberSource | None = None,
+    *,
+    members: MemberSource | None,
 ) -> tuple[DropEntry, bool]:
     """The member's entry, and whether it is new (entering twice returns the first entry)."""
     now = now or utcnow()
@@ -390,7 +391,7 @@ async def my_drops(
     brand_id: uuid.UUID,
     member_id: uuid.UUID,
     page: PageRequest,
-    members: MemberSource | None = None,
+    members: MemberSource | None,
 ) -> Page[MyDrop]:
     account = await account_for(session, brand_id, member_id=member_id, members=members)
     rows = await DropRepository(session).member_page(brand_id, member_id, page)
@@ -404,7 +405,7 @@ async def my_drops_by_id(
     brand_id: uuid.UUID,
     member_id: uuid.UUID,
     ids: Sequence[uuid.UUID],
-    members: MemberSource | None = None,
+    members: MemberSource | None,
 ) -> list[MyDrop]:
     """These drops of the brand, each with the member's entry if any."""
     account = await account_for(session, brand_id, member_id=member_id, members=members)
@@ -455,6 +456,7 @@ async def _draw(session: AsyncSession, drop: Drop, now: datetime) -> None:
                         channel=perks_service.Channel.DROP,
                         now=now,
                         drop_id=drop.id,
+                        members=None,  # a job: entrants have accounts
                     )
             except OutOfStock as exc:
                 outcome, stopped = f"skipped:{exc.code}", True

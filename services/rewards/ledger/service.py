@@ -88,10 +88,15 @@ async def account_for(
     *,
     member_id: uuid.UUID | None = None,
     external_id: str | None = None,
-    members: MemberSource | None = None,
+    members: MemberSource | None,
 ) -> Account:
     """The member's account, by id or by the brand's external id; 404 when rewards has none
-    (and `members`, when given, has no such member either: see `ledger.members`)."""
+    (and `members`, when given, has no such member either: see `ledger.members`).
+
+    `members` has no default, here and in every function that passes it on: a request names
+    it (`MembersDep`), so that a member created a moment ago is not answered 404; a job or a
+    consumer passes None, working only on accounts that exist. Each caller decides, and a new
+    route that forgets is a type error rather than a 404 in production."""
     account = await _account(session, brand_id, member_id, external_id)
     if (
         account is None
@@ -186,7 +191,7 @@ async def adjust(
     brand_id: uuid.UUID,
     member_id: uuid.UUID,
     adjustment: AdjustmentCreate,
-    members: MemberSource | None = None,
+    members: MemberSource | None,
 ) -> AdjustmentRead:
     """A staff correction, with the reason the member will see; it cannot overdraw."""
     account = await account_for(session, brand_id, member_id=member_id, members=members)

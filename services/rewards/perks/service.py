@@ -515,7 +515,7 @@ async def redeem(
     now: datetime | None = None,
     drop_id: uuid.UUID | None = None,
     reveal: bool = False,
-    members: MemberSource | None = None,
+    members: MemberSource | None,
 ) -> Redemption:
     """The one redemption path (see the module doc for the rules, in the order checked)."""
     now = now or utcnow()
@@ -664,7 +664,7 @@ async def offers(
     include_all: bool = False,
     query: OfferQuery = OfferQuery(),
     now: datetime | None = None,
-    members: MemberSource | None = None,
+    members: MemberSource | None,
 ) -> Page[PerkOffer]:
     """The active perks in id order: only those the member can redeem now, or (`include_all`)
     every one with `redeemable` and the reason a redemption would be refused; `query` narrows
@@ -702,7 +702,7 @@ async def offers_by_id(
     ids: Sequence[uuid.UUID],
     *,
     now: datetime | None = None,
-    members: MemberSource | None = None,
+    members: MemberSource | None,
 ) -> list[PerkOffer]:
     """These perks of the brand as the member sees them, redeemable or not; a perk withdrawn
     from the catalog is shown (a redemption still names it) with the reason PerkNotFound."""
@@ -723,7 +723,8 @@ async def list_redemptions(
     member_id: uuid.UUID,
     page: PageRequest,
     status: RedemptionStatus | None = None,
-    members: MemberSource | None = None,
+    *,
+    members: MemberSource | None,
 ) -> Sequence[Redemption]:
     """A member's redemptions, newest first (codes only once revealed)."""
     await account_for(session, brand_id, member_id=member_id, members=members)
@@ -735,7 +736,7 @@ async def redemptions_by_id(
     brand_id: uuid.UUID,
     member_id: uuid.UUID,
     ids: Sequence[uuid.UUID],
-    members: MemberSource | None = None,
+    members: MemberSource | None,
 ) -> Sequence[Redemption]:
     """These redemptions, those of them that are the member's (codes only once revealed)."""
     await account_for(session, brand_id, member_id=member_id, members=members)
@@ -879,7 +880,13 @@ async def _grant_birthday_gift(
         try:
             async with session.begin_nested():
                 redemption = await redeem(
-                    session, brand_id, member_id, perk.id, channel=Channel.BIRTHDAY, now=now
+                    session,
+                    brand_id,
+                    member_id,
+                    perk.id,
+                    channel=Channel.BIRTHDAY,
+                    now=now,
+                    members=None,  # a job: the account was just read
                 )
         except _GIFT_SKIPS:
             continue

@@ -175,7 +175,7 @@ async def record_purchase(
     session: AsyncSession,
     brand_id: uuid.UUID,
     payload: PurchaseCreate,
-    members: MemberSource | None = None,
+    members: MemberSource | None,
 ) -> tuple[PurchaseResult, bool]:
     """Records a purchase and its points; returns the answer and whether it was new. A member
     rewards has not heard of yet is asked of `members` (see `ledger.members`)."""

@@ -455,7 +455,8 @@ async def status(
     brand_id: uuid.UUID,
     member_id: uuid.UUID,
     now: datetime | None = None,
-    members: MemberSource | None = None,
+    *,
+    members: MemberSource | None,
 ) -> TierStatus:
     """Where a member stands: tier, spend in the window, what reaching the next and keeping
     this one take, and when the window closes."""
