@@ -10,7 +10,8 @@ app (same middleware, workers and parser/validation caches).
 CLIENTS clients, each with one keep-alive connection (spread evenly over the workers), send
 requests back to back for SECONDS; each client asks as a different member (their own token).
 Rounds alternate bare and home-screen ROUNDS times; the figures are the medians over rounds, and
-the CPU time per request of the server and of this load generator says where time went.
+the CPU time per request of the server, of PostgreSQL and of this load generator says where
+time went.
 
 Target (issue #7): the home screen at no less than a third of the bare schema's throughput,
 p99 under 100 ms.

@@ -17,8 +17,8 @@ it delays. The anchor is the same load on `GET /healthz` of the same server: wha
 the load generator and this machine cost with no work behind the route, run for half the time
 before the route's load and half after it. Each half is printed; the JSON's anchor is the half
 before, because the half after also measures how the server recovers from the route's load
-when the route did not keep up (a backlog of seconds). Each run also prints
-the CPU time per request of the server's processes and of the load generator (from /proc), which
+when the route did not keep up (a backlog of seconds). Each run also prints the CPU time per
+request of the server's processes, of PostgreSQL and of the load generator (from /proc), which
 says where the time went when the machine is shared.
 
 Run: python3 -m uv run --frozen python -m benchmarks.recommender_serving
