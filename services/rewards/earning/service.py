@@ -180,13 +180,13 @@ async def simulate(
     check_lines(request.amount_minor, request.lines)
     now = utcnow()
     occurred_at = request.occurred_at or now
-    account: ledger.Standing | None = None
+    standing: ledger.Standing | None = None
     if request.member_id is not None or request.external_id is not None:
-        account = await ledger.standing_of(
+        standing = await ledger.standing_of(
             session, brand_id, members, member_id=request.member_id, external_id=request.external_id
         )
     ladder = reference.ladder
-    tier = ladder.by_id(account.tier_id) if account is not None else None
+    tier = ladder.by_id(standing.tier_id) if standing is not None else None
     breakdown = breakdown_for(
         reference,
         rates,
@@ -195,14 +195,14 @@ async def simulate(
         lines=request.lines,
         occurred_at=occurred_at,
         tier=tier,
-        member=account is not None,
+        member=standing is not None,
     )
     until = pending_until(program, occurred_at, now) if breakdown.points > 0 else None
     spend: int | None = None
     upgrade: TierPreview | None = None
-    if account is not None:
+    if standing is not None:
         window = tiers.current_window(program.qualification_window, now)
-        spend = await tiers.window_spend(session, account.member_id, window)
+        spend = await tiers.window_spend(session, standing.member_id, window)
         if window.starts_at <= occurred_at and (
             window.ends_at is None or occurred_at < window.ends_at
         ):
@@ -211,7 +211,7 @@ async def simulate(
         if target is not None:
             upgrade = TierPreview(tier_id=target.id, name=target.name, rank=target.rank)
     return SimulationResult(
-        member_id=account.member_id if account is not None else None,
+        member_id=standing.member_id if standing is not None else None,
         occurred_at=occurred_at,
         points=breakdown.points,
         points_bucket=Bucket.PENDING if until is not None else Bucket.AVAILABLE,
@@ -243,9 +243,9 @@ async def simulate_activity(
     """
     await ledger.program_for(session, brand_id)
     occurred_at = request.occurred_at or utcnow()
-    account: ledger.Standing | None = None
+    standing: ledger.Standing | None = None
     if request.member_id is not None or request.external_id is not None:
-        account = await ledger.standing_of(
+        standing = await ledger.standing_of(
             session, brand_id, members, member_id=request.member_id, external_id=request.external_id
         )
     repository = EarningRepository(session)
@@ -256,11 +256,11 @@ async def simulate_activity(
         why: str
         if rule.points is None:
             why = "Not awarded: the rule has no points."
-        elif account is not None and account.member_status != "active":
-            why = f"Not awarded: the member is {account.member_status}."
-        elif account is not None:
+        elif standing is not None and standing.member_status != "active":
+            why = f"Not awarded: the member is {standing.member_status}."
+        elif standing is not None:
             today, this_month, ever = await repository.award_counts(
-                account.member_id, rule.id, day=day, month=month
+                standing.member_id, rule.id, day=day, month=month
             )
             counts = AwardCountsRead(day=today, month=this_month, lifetime=ever)
             for cap, count, label in (
@@ -290,7 +290,7 @@ async def simulate_activity(
         )
     return ActivitySimulationResult(
         activity=request.activity,
-        member_id=account.member_id if account is not None else None,
+        member_id=standing.member_id if standing is not None else None,
         occurred_at=occurred_at,
         rules=outcomes,
         points=sum(o.points or 0 for o in outcomes if o.would_award),
