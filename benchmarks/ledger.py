@@ -7,11 +7,13 @@ A real server (`kinfolk serve all --workers 2`, a subprocess) takes purchases fr
 concurrent HTTP clients (one keep-alive connection each, spread evenly over the workers as a
 load balancer would; see `_harness.open_balanced_connections`) for DURATION seconds; pgbench runs
 its built-in TPC-B-like script with the same number of clients on the same PostgreSQL, in the
-same run. Two rounds in alternating order; medians. As context it prints what the same clients
-reach against `GET /healthz` (the load generator shares the machine's cores with the server and
-PostgreSQL; pgbench's client is C, ours writes requests as bytes and reads answers with
-httptools, `benchmarks/_http.py`). At the end every member's cached balance must
-equal the sum of their ledger entries and the points of all accepted purchases (zero drift).
+same run. Two rounds in alternating order; medians, with the CPU a purchase took in the server
+and in PostgreSQL (pgbench's own connections end with its run, so /proc cannot tell its share
+of PostgreSQL's). As context it prints what the same clients reach against `GET /healthz` (the
+load generator shares the machine's cores with the server and PostgreSQL; pgbench's client is
+C, ours writes requests as bytes and reads answers with httptools, `benchmarks/_http.py`). At
+the end every member's cached balance must equal the sum of their ledger entries and the points
+of all accepted purchases (zero drift).
 
 Run: python3 -m uv run --frozen python -m benchmarks.ledger
 """
@@ -28,12 +30,14 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 import httpx
 from sqlalchemy import text
 
 from benchmarks._harness import (
+    CpuMeter,
     closed_loop,
     free_port,
     median,
@@ -244,31 +248,45 @@ def start_server(database_url: str, redis_url: str, port: int) -> subprocess.Pop
     )
 
 
+@dataclass(slots=True)
+class Rounds:
+    ours: list[float] = field(default_factory=list)  # purchases/s per round
+    theirs: list[float] = field(default_factory=list)  # pgbench's tps per round
+    latencies: list[float] = field(default_factory=list)
+    server_cpu_ms: list[float] = field(default_factory=list)  # a purchase, per round
+    postgresql_cpu_ms: list[float] = field(default_factory=list)  # a purchase, per round
+
+
 async def run_rounds(
-    clients: list[Connection], api_key: str, orders: list[Basket], pgbench_url: str
-) -> tuple[list[float], list[float], list[float]]:
-    """Alternating rounds of our load and pgbench; rates per round and every latency."""
-    ours: list[float] = []
-    theirs: list[float] = []
-    latencies: list[float] = []
+    clients: list[Connection], api_key: str, orders: list[Basket], pgbench_url: str, cpu: CpuMeter
+) -> Rounds:
+    """Alternating rounds of our load and pgbench; ours with the CPU a purchase took."""
+    rounds = Rounds()
     for round_ in range(ROUNDS):
         order = ("kinfolk", "pgbench") if round_ % 2 == 0 else ("pgbench", "kinfolk")
         for which in order:
             if which == "pgbench":
                 tps = await asyncio.to_thread(run_pgbench, pgbench_url, DURATION)
-                theirs.append(tps)
+                rounds.theirs.append(tps)
                 print(f"round {round_ + 1}: pgbench {tps:8.0f} tps", flush=True)
                 continue
+            cpu.start()
             started = time.perf_counter()
             measured = await drive(clients, api_key, orders, DURATION)
             rate = len(measured) / (time.perf_counter() - started)
-            ours.append(rate)
-            latencies += measured
+            server, generator, database = cpu.per_request_ms(len(measured))
+            rounds.ours.append(rate)
+            rounds.latencies += measured
+            rounds.server_cpu_ms.append(server)
+            rounds.postgresql_cpu_ms.append(database)
             p99 = statistics.quantiles(measured, n=100)[98] * 1000
             print(
-                f"round {round_ + 1}: kinfolk {rate:8.0f} purchases/s, p99 {p99:.1f} ms", flush=True
+                f"round {round_ + 1}: kinfolk {rate:8.0f} purchases/s, p99 {p99:.1f} ms; CPU a "
+                f"purchase: server {server} ms, load generator {generator} ms, PostgreSQL "
+                f"{database} ms",
+                flush=True,
             )
-    return ours, theirs, latencies
+    return rounds
 
 
 async def main() -> None:
@@ -298,8 +316,8 @@ async def main() -> None:
                     print(
                         f"context: GET /healthz with the same clients: {healthz:.0f}/s", flush=True
                     )
-                    ours, theirs, latencies = await run_rounds(
-                        clients, api_key, orders, pgbench_url
+                    rounds = await run_rounds(
+                        clients, api_key, orders, pgbench_url, CpuMeter(server.pid)
                     )
                 finally:
                     for client in clients:
@@ -309,17 +327,19 @@ async def main() -> None:
                 server.wait(timeout=30)
             drifted = await drift(url)
             print(f"balance drift after the run: {drifted}")
-    cuts = statistics.quantiles(latencies, n=100)
+    cuts = statistics.quantiles(rounds.latencies, n=100)
     report(
         "ledger_purchases",
-        value=median(ours),
+        value=median(rounds.ours),
         unit="purchases/s",
         anchor=f"pgbench_tpcb_{CLIENTS}_clients",
-        anchor_value=median(theirs),
+        anchor_value=median(rounds.theirs),
         target=">= 0.5 of pgbench, p99 < 50 ms, zero drift",
-        p50_ms=round(statistics.median(latencies) * 1000, 2),
+        p50_ms=round(statistics.median(rounds.latencies) * 1000, 2),
         p99_ms=round(cuts[98] * 1000, 2),
         drift=drifted,
+        server_cpu_ms=round(median(rounds.server_cpu_ms), 2),
+        postgresql_cpu_ms=round(median(rounds.postgresql_cpu_ms), 2),
         healthz_rps=round(healthz, 1),
         connections_per_worker=spread,
         clients=CLIENTS,
