@@ -45,6 +45,7 @@ class Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._body: list[bytes] = []
         self._answer: asyncio.Future[Answer] | None = None
+        self._lost: asyncio.Future[None] | None = None  # done when the socket is gone
 
     @classmethod
     async def open(cls, base: str) -> Connection:
@@ -78,7 +79,12 @@ class Connection(asyncio.Protocol):
     ) -> Answer:
         if self._answer is not None:
             raise RuntimeError("one request at a time on a connection")
-        if self._transport is None or self._transport.is_closing():
+        if self._transport is not None and self._transport.is_closing():
+            # The old socket's `connection_lost` must come before the new one's
+            # `connection_made`, or it would drop the new transport.
+            assert self._lost is not None
+            await self._lost
+        if self._transport is None:
             self._parser = httptools.HttpResponseParser(self)
             await self._connect()
         assert self._transport is not None
@@ -99,6 +105,7 @@ class Connection(asyncio.Protocol):
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self._lost = asyncio.get_running_loop().create_future()
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -110,6 +117,8 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
         self._fail(ConnectionError(f"the server closed the connection ({exc})"))
 
     # httptools' callbacks
