@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import httpx
@@ -231,6 +231,20 @@ def _postgres_pids() -> set[int]:
     return found
 
 
+class CpuPerRequest(NamedTuple):
+    """CPU milliseconds a request took in each part of the system."""
+
+    server: float
+    generator: float  # this process, the load generator
+    postgresql: float  # every database of the server; its processes that exited are not counted
+
+    def describe(self) -> str:
+        return (
+            f"server {self.server} ms, load generator {self.generator} ms, "
+            f"PostgreSQL {self.postgresql} ms"
+        )
+
+
 class CpuMeter:
     """CPU seconds of the server's processes, of PostgreSQL's (when it runs on this machine) and
     of this one (the load generator) over a run: where a request's time goes on a shared
@@ -248,14 +262,12 @@ class CpuMeter:
         self._database = _cpu_seconds(_postgres_pids())
         self._client = time.process_time()
 
-    def per_request_ms(self, requests: int) -> tuple[float, float, float]:
-        """(server, load generator, PostgreSQL) CPU milliseconds per request since `start`.
-        PostgreSQL's counts every database of the server, and its processes that exited
-        during the run are not counted."""
+    def per_request_ms(self, requests: int) -> CpuPerRequest:
+        """CPU milliseconds per request since `start`."""
         server = (self._server_seconds() - self._server) / requests * 1000
         client = (time.process_time() - self._client) / requests * 1000
         database = (_cpu_seconds(_postgres_pids()) - self._database) / requests * 1000
-        return round(server, 2), round(client, 2), round(database, 2)
+        return CpuPerRequest(round(server, 2), round(client, 2), round(database, 2))
 
 
 def ms(latencies: list[float], percentile: int) -> float:

@@ -40,6 +40,7 @@ import httpx
 
 from benchmarks._harness import (
     CpuMeter,
+    CpuPerRequest,
     closed_loop,
     free_port,
     ms,
@@ -173,7 +174,7 @@ async def run(url: str, redis_url: str, data_dir: Path) -> None:
                 flush=True,
             )
             cpu = CpuMeter(server.pid)
-            results: dict[str, list[tuple[list[float], float, tuple[float, float, float]]]] = {
+            results: dict[str, list[tuple[list[float], float, CpuPerRequest]]] = {
                 "bare": [],
                 "home": [],
             }
@@ -186,8 +187,7 @@ async def run(url: str, redis_url: str, data_dir: Path) -> None:
                     print(
                         f"round {round_no} {name}: {rps:.0f} requests/s, p50 "
                         f"{ms(latencies, 50):.1f} ms, p99 {ms(latencies, 99):.1f} ms; CPU per "
-                        f"request: server {used[0]} ms, load generator {used[1]} ms, "
-                        f"PostgreSQL {used[2]} ms",
+                        f"request: {used.describe()}",
                         flush=True,
                     )
         finally:
@@ -199,9 +199,7 @@ async def run(url: str, redis_url: str, data_dir: Path) -> None:
     if failures:
         sys.exit(f"{len(failures)} requests failed, e.g. {failures[:3]}")
 
-    def med(
-        name: str, pick: Callable[[tuple[list[float], float, tuple[float, float, float]]], float]
-    ) -> float:
+    def med(name: str, pick: Callable[[tuple[list[float], float, CpuPerRequest]], float]) -> float:
         return statistics.median(pick(r) for r in results[name])
 
     home_rps, bare_rps = med("home", lambda r: r[1]), med("bare", lambda r: r[1])
@@ -216,10 +214,10 @@ async def run(url: str, redis_url: str, data_dir: Path) -> None:
         p99_ms=round(med("home", lambda r: ms(r[0], 99)), 2),
         anchor_p50_ms=round(med("bare", lambda r: ms(r[0], 50)), 2),
         anchor_p99_ms=round(med("bare", lambda r: ms(r[0], 99)), 2),
-        server_cpu_ms=round(med("home", lambda r: r[2][0]), 2),
-        anchor_server_cpu_ms=round(med("bare", lambda r: r[2][0]), 2),
-        generator_cpu_ms=round(med("home", lambda r: r[2][1]), 2),
-        postgresql_cpu_ms=round(med("home", lambda r: r[2][2]), 2),
+        server_cpu_ms=round(med("home", lambda r: r[2].server), 2),
+        anchor_server_cpu_ms=round(med("bare", lambda r: r[2].server), 2),
+        generator_cpu_ms=round(med("home", lambda r: r[2].generator), 2),
+        postgresql_cpu_ms=round(med("home", lambda r: r[2].postgresql), 2),
         clients=CLIENTS,
         seconds=SECONDS,
         rounds=ROUNDS,

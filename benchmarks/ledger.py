@@ -274,16 +274,15 @@ async def run_rounds(
             started = time.perf_counter()
             measured = await drive(clients, api_key, orders, DURATION)
             rate = len(measured) / (time.perf_counter() - started)
-            server, generator, database = cpu.per_request_ms(len(measured))
+            used = cpu.per_request_ms(len(measured))
             rounds.ours.append(rate)
             rounds.latencies += measured
-            rounds.server_cpu_ms.append(server)
-            rounds.postgresql_cpu_ms.append(database)
+            rounds.server_cpu_ms.append(used.server)
+            rounds.postgresql_cpu_ms.append(used.postgresql)
             p99 = statistics.quantiles(measured, n=100)[98] * 1000
             print(
                 f"round {round_ + 1}: kinfolk {rate:8.0f} purchases/s, p99 {p99:.1f} ms; CPU a "
-                f"purchase: server {server} ms, load generator {generator} ms, PostgreSQL "
-                f"{database} ms",
+                f"purchase: {used.describe()}",
                 flush=True,
             )
     return rounds

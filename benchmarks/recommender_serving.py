@@ -406,8 +406,7 @@ async def run(url: str, redis_url: str) -> None:
             anchor_cpu = cpu.per_request_ms(len(anchor))
             print(
                 f"anchor GET /healthz: {anchor_rate:.0f}/s, p50 {ms(anchor, 50):.2f} ms, "
-                f"p99 {ms(anchor, 99):.2f} ms; CPU per request: server {anchor_cpu[0]} ms, "
-                f"load generator {anchor_cpu[1]} ms, PostgreSQL {anchor_cpu[2]} ms",
+                f"p99 {ms(anchor, 99):.2f} ms; CPU per request: {anchor_cpu.describe()}",
                 flush=True,
             )
             served = explored = 0
@@ -418,8 +417,7 @@ async def run(url: str, redis_url: str) -> None:
                 f"recommendations: {rate:.0f}/s, p50 {ms(ours, 50):.2f} ms, "
                 f"p99 {ms(ours, 99):.2f} ms, max {max(ours) * 1000:.1f} ms, "
                 f"{served / len(ours):.1f} items a list, {explored / max(served, 1):.1%} "
-                f"explored; CPU per request: server {ours_cpu[0]} ms, load generator "
-                f"{ours_cpu[1]} ms, PostgreSQL {ours_cpu[2]} ms",
+                f"explored; CPU per request: {ours_cpu.describe()}",
                 flush=True,
             )
             after, after_rate = await open_loop(clients, healthz, RATE, DURATION / 2)
@@ -451,10 +449,10 @@ async def run(url: str, redis_url: str) -> None:
         anchor_rps=round(anchor_rate, 1),
         anchor_after_p50_ms=round(ms(after, 50), 2),
         anchor_after_p99_ms=round(ms(after, 99), 2),
-        server_cpu_ms=ours_cpu[0],
-        anchor_server_cpu_ms=anchor_cpu[0],
-        generator_cpu_ms=ours_cpu[1],
-        postgresql_cpu_ms=ours_cpu[2],
+        server_cpu_ms=ours_cpu.server,
+        anchor_server_cpu_ms=anchor_cpu.server,
+        generator_cpu_ms=ours_cpu.generator,
+        postgresql_cpu_ms=ours_cpu.postgresql,
         rate=RATE,
         seconds=DURATION,
         members=MEMBERS,
