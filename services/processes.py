@@ -43,7 +43,7 @@ STOP_GRACE_SECONDS = 10.0
 
 
 def _uvicorn(app: Any, settings: Settings, host: str, port: int) -> uvicorn.Server:
-    return uvicorn.Server(http_config(app, settings, host=host, port=port, lifespan="on"))
+    return uvicorn.Server(_http_config(app, settings, host=host, port=port, lifespan="on"))
 
 
 def _http_options(settings: Settings) -> dict[str, Any]:
@@ -56,7 +56,7 @@ def _http_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def http_config(
+def _http_config(
     app: Any, settings: Settings, *, host: str, port: int, lifespan: Literal["on", "off"]
 ) -> uvicorn.Config:
     return uvicorn.Config(app, host=host, port=port, lifespan=lifespan, **_http_options(settings))
@@ -255,7 +255,7 @@ async def _probes(runtime: Runtime, title: str, stop: asyncio.Event) -> None:
         return
     app = build_app([], settings, runtime, title=title)
     server = _SideServer(
-        http_config(
+        _http_config(
             app, settings, host=settings.metrics_host, port=settings.metrics_port, lifespan="off"
         )
     )

@@ -78,14 +78,18 @@ async def test_a_cancellation_while_stopping_still_stops_every_component(
     assert all(task.done() for task in tasks)
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 async def test_the_probes_of_a_process_without_http_answer_until_it_stops(
     base_settings: Settings, database: Database, redis: Redis
 ) -> None:
     """The relay's and the workers' `/healthz`, `/readyz` and `/metrics`, on `metrics_port`;
     none without one."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = _free_port()
     stop = asyncio.Event()
     unset = make_runtime(base_settings, database, redis)
     async with asyncio.timeout(5):
@@ -150,9 +154,7 @@ async def test_idle_connections_are_kept_open_as_long_as_the_settings_say(
     """A load balancer reuses idle connections up to its own timeout (AWS's ALB: 60 s); a server
     closing them sooner (uvicorn's default is 5 s) makes some of its requests fail. Shown on the
     probes' server, which every process's HTTP shares its configuration with."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = _free_port()
     settings = base_settings.model_copy(
         update={"metrics_port": port, "http_keep_alive_seconds": keep_alive}
     )

@@ -101,11 +101,11 @@ class Settings(BaseSettings):
 
     # HTTP limits.
     max_body_bytes: int = 1_048_576
+    max_import_bytes: int = 256 * 1_048_576
     # How long an idle keep-alive connection stays open. Longer than the idle timeout of the load
     # balancer in front (AWS's ALB: 60 s), so that it never sends a request on a connection the
     # server is closing at that moment, which its client sees as a 502. uvicorn's own is 5 s.
     http_keep_alive_seconds: int = Field(default=75, ge=1)
-    max_import_bytes: int = 256 * 1_048_576
     # Calls to other services over HTTP, and fetching the identity provider's JWKS.
     outbound_timeout_seconds: float = 10.0
 
