@@ -10,11 +10,16 @@ and the loads they added slowed the next arrivals into missing as well: on the r
 benchmark, the lists served in the first tenth of a second after a quiet spell (every entry
 expired) took 100 ms and more. A load that fails or is cancelled is its own request's: the
 requests waiting on it each load for themselves.
+
+An entry lives between three quarters of the TTL and all of it, at random: entries loaded
+together (each surface's exploration pool, in every process, after a start or a quiet spell)
+would otherwise expire together, and their loads would come due in the same instant.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, Literal, TypeVar
 
@@ -58,7 +63,8 @@ class TtlCache(Generic[K, V]):
             raise
         else:
             if self._loading.get(key) is mine:  # not forgotten while it loaded
-                self._entries.put(key, value, seconds=self._seconds)
+                lifetime = self._seconds * random.uniform(0.75, 1.0)
+                self._entries.put(key, value, seconds=lifetime)
             mine.set_result(value)
             return value
         finally:

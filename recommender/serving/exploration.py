@@ -9,7 +9,7 @@ need to compare policies offline. Items of the model's list are shown in places 
 explored: their propensity is 1 - share.
 
 The DRAWS samples are drawn once for each read of a brand's pool (`SampledPool`, cached with the
-pool for a few seconds), not for each list: drawing them cost more than the rest of arranging a
+pool for half a minute), not for each list: drawing them cost more than the rest of arranging a
 list, and the lists served from one read of the pool differ only in which draws they pick and
 which candidates their member may see. The samples are seeded by the pool as read and the picks
 by the exposure id, so a list can be replayed from its pool and its exposure id.

@@ -3,9 +3,10 @@
 A list is the member's precomputed one (or the brand's non-personalised one) after the live
 business rules, re-ordered for variety, with a share of its places explored; it is logged as an
 `Exposure` on the request's connection (in its transaction when one is open; serving opens
-none, so the row commits with its one statement). The request costs two statements (the list
+none, so the row commits with its one statement, without waiting for the WAL flush: see
+`repository._ADD_EXPOSURE_ALONE`). The request costs two statements (the list
 with its rules, the exposure); the brand's running experiment and exploration candidates come
-from a cache of a few seconds. Nothing here commits.
+from a cache of a few seconds (CACHE_SECONDS, POOL_CACHE_SECONDS). Nothing here commits.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ from services.kernel.errors import ValidationFailed
 from services.kernel.ids import id_at, new_id
 
 CACHE_SECONDS = 5.0
+# The exploration pools are read again less often: their counts change once a minute (the
+# `count_shown` job), and every list checks the live rules of the candidates it is given.
+POOL_CACHE_SECONDS = 30.0
 # How far down the model's list (in items that pass the rules, per place) variety may reach.
 VARIETY_WINDOW = 3
 EXPLORED_REASON = "Something new you might like"
@@ -81,7 +85,7 @@ class ServedList:
 
 
 _EXPERIMENTS: TtlCache[uuid.UUID, RunningExperiment | None] = TtlCache(CACHE_SECONDS)
-_POOLS: TtlCache[tuple[uuid.UUID, str], exploration.SampledPool] = TtlCache(CACHE_SECONDS)
+_POOLS: TtlCache[tuple[uuid.UUID, str], exploration.SampledPool] = TtlCache(POOL_CACHE_SECONDS)
 
 
 def forget_experiment(brand_id: uuid.UUID) -> None:
