@@ -107,3 +107,20 @@ async def test_an_entry_past_its_time_is_loaded_again() -> None:
     assert await cache.get("brand", load) == "value 1"
     await asyncio.sleep(0.06)
     assert await cache.get("brand", load) == "value 2"
+
+
+async def test_entries_live_between_three_quarters_of_their_time_and_all_of_it() -> None:
+    cache: TtlCache[int, str] = TtlCache(0.4)
+    load = Loads()
+    load.release.set()
+    for key in range(20):
+        await cache.get(key, load)
+    assert load.calls == 20
+    await asyncio.sleep(0.25)  # under three quarters: every entry is still there
+    for key in range(20):
+        await cache.get(key, load)
+    assert load.calls == 20
+    await asyncio.sleep(0.16)  # past the whole time: none is
+    for key in range(20):
+        await cache.get(key, load)
+    assert load.calls == 40
