@@ -36,6 +36,16 @@ async def never_started() -> AsyncIterator[Runtime]:
     yield  # pragma: no cover
 
 
+@asynccontextmanager
+async def _opened(runtime: RuntimeFactory | Runtime) -> AsyncIterator[Runtime]:
+    """A ready runtime as it is (its opener closes it), or the factory's, open while in use."""
+    if isinstance(runtime, Runtime):
+        yield runtime
+        return
+    async with runtime() as opened:
+        yield opened
+
+
 def build_app(
     services: Sequence[ServiceModule],
     settings: Settings,
@@ -47,11 +57,7 @@ def build_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if isinstance(runtime, Runtime):
-            attach_runtime(app, runtime)
-            yield
-            return
-        async with runtime() as opened:
+        async with _opened(runtime) as opened:
             attach_runtime(app, opened)
             # What start-up made (modules, models, the app, the schema: some 360,000 objects
             # with every service) lives as long as the process. Frozen, it is left out of the

@@ -7,6 +7,8 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import pytest
+
 from services.kernel.app import build_app
 from services.kernel.runtime import Runtime
 from services.kernel.settings import Settings
@@ -18,14 +20,18 @@ def _tracked(thing: object) -> bool:
     return any(found is thing for found in gc.get_objects())
 
 
+@pytest.mark.parametrize("given", ["factory", "ready"])
 async def test_a_started_server_leaves_what_start_up_made_out_of_collections(
-    base_settings: Settings, runtime: Runtime
+    base_settings: Settings, runtime: Runtime, given: str
 ) -> None:
+    """Both ways a server is given its runtime: `kinfolk serve all --workers N` opens it through
+    a factory, `kinfolk serve` and `kinfolk dev` open it first."""
+
     @asynccontextmanager
     async def opened() -> AsyncIterator[Runtime]:
         yield runtime
 
-    app = build_app([MEMBERS], base_settings, opened)
+    app = build_app([MEMBERS], base_settings, opened if given == "factory" else runtime)
     gc.unfreeze()
     assert _tracked(app)
     try:
