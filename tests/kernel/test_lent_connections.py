@@ -1,0 +1,127 @@
+"""`Database.driver`: connections of the pool, lent one borrower at a time outside any
+transaction, given back to the pool when idle, discarded when broken, and bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.kernel import db
+from services.kernel.db import Database
+from tests.conftest import WorkerInfrastructure
+
+
+@pytest.fixture
+async def pooled(test_infra: WorkerInfrastructure) -> AsyncIterator[Database]:
+    """A pool of its own (eight connections: two lent at most), short waits."""
+    database = Database(test_infra.database_url, pool_size=8, max_overflow=0, pool_timeout=0.3)
+    yield database
+    await database.dispose()
+
+
+def _checked_out(database: Database) -> int:
+    return database.engine.sync_engine.pool.checkedout()  # type: ignore[attr-defined,no-any-return]
+
+
+async def _backend(driver: asyncpg.Connection) -> int:
+    pid: int = await driver.fetchval("SELECT pg_backend_pid()")
+    return pid
+
+
+async def test_a_lent_connection_is_outside_any_transaction_and_lent_again(
+    pooled: Database,
+) -> None:
+    async with pooled.driver() as driver:
+        assert not driver.is_in_transaction()
+        first = await _backend(driver)
+        assert _checked_out(pooled) == 1
+    async with pooled.driver() as driver:
+        assert await _backend(driver) == first
+    assert _checked_out(pooled) == 1  # kept out, for the next borrower
+
+
+async def test_borrowers_past_the_lent_connections_wait_then_time_out(pooled: Database) -> None:
+    release = asyncio.Event()
+    held = [asyncio.Event(), asyncio.Event()]
+
+    async def hold(holding: asyncio.Event) -> None:
+        async with pooled.driver():
+            holding.set()
+            await release.wait()
+
+    holders = [asyncio.create_task(hold(holding)) for holding in held]
+    await asyncio.gather(*(holding.wait() for holding in held))
+    with pytest.raises(PoolTimeout, match=r"no lent connection came free within 0\.3 s"):
+        async with pooled.driver():
+            pass
+    # Sessions still find connections: the lent ones are a quarter of the pool.
+    async with pooled.unit_of_work() as session:
+        assert await session.scalar(text("SELECT 1")) == 1
+    release.set()
+    await asyncio.gather(*holders)
+
+
+async def test_a_connection_left_in_a_transaction_comes_back_rolled_back(
+    pooled: Database,
+) -> None:
+    name = f"lent_{uuid.uuid4().hex}"
+    async with pooled.driver() as driver:
+        await driver.execute("BEGIN")
+        await driver.execute(f"CREATE TABLE {name} (id int)")
+    async with pooled.driver() as driver:
+        assert not driver.is_in_transaction()
+        assert await driver.fetchval("SELECT to_regclass($1)", name) is None
+
+
+async def test_a_closed_connection_is_discarded_and_the_next_borrower_gets_a_live_one(
+    pooled: Database,
+) -> None:
+    async with pooled.driver() as driver:
+        broken = await _backend(driver)
+        await driver.close()
+    assert _checked_out(pooled) == 0  # given back to the pool as unusable
+    async with pooled.driver() as driver:
+        assert await _backend(driver) != broken
+        assert await driver.fetchval("SELECT 1") == 1
+
+
+async def test_connections_idle_past_the_ping_age_go_back_to_the_pool(
+    pooled: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.05)
+    release = asyncio.Event()
+    held = [asyncio.Event(), asyncio.Event()]
+
+    async def hold(holding: asyncio.Event) -> None:
+        async with pooled.driver():
+            holding.set()
+            await release.wait()
+
+    holders = [asyncio.create_task(hold(holding)) for holding in held]
+    await asyncio.gather(*(holding.wait() for holding in held))
+    release.set()
+    await asyncio.gather(*holders)
+    assert _checked_out(pooled) == 2
+    await asyncio.sleep(0.1)
+    async with pooled.driver() as driver:  # the idle ones go back; a fresh one is lent
+        assert await driver.fetchval("SELECT 1") == 1
+        assert _checked_out(pooled) == 1
+    await pooled.dispose()
+    assert _checked_out(pooled) == 0
+
+
+async def test_bound_to_a_tests_connection_it_is_that_connection(
+    database: Database, session: AsyncSession
+) -> None:
+    name = f"bound_{uuid.uuid4().hex}"
+    await session.execute(text(f"CREATE TABLE {name} (id int)"))
+    async with database.driver() as driver:
+        assert driver.is_in_transaction()  # the test's
+        assert await driver.fetchval("SELECT to_regclass($1)::text", name) == name
