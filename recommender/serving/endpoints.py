@@ -26,7 +26,7 @@ from recommender.serving.schemas import (
 )
 from recommender.store.models import IDEMPOTENCY, Experiment
 from recommender.surfaces import SURFACES
-from services.kernel.db import SessionDep
+from services.kernel.db import DatabaseDep, SessionDep
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
 from services.kernel.pagination import Page, PageDep
 from services.kernel.routing import Router
@@ -88,7 +88,7 @@ def _list_body(served: service.ServedList) -> dict[str, object]:
 async def recommendations(
     member_id: uuid.UUID,
     request: Request,
-    session: SessionDep,
+    database: DatabaseDep,
     caller: Reader,
     surface: Annotated[
         str,
@@ -99,7 +99,7 @@ async def recommendations(
     if not caller.may_see(member_id):
         raise MemberNotFound()
     served = await service.recommend(
-        session,
+        database,
         caller.brand_id,
         member_id,
         surface,
@@ -129,7 +129,7 @@ async def recommendations(
 async def recommendation_lists(
     member_id: uuid.UUID,
     request: Request,
-    session: SessionDep,
+    database: DatabaseDep,
     caller: Reader,
     lists: Annotated[
         list[str],
@@ -143,7 +143,7 @@ async def recommendation_lists(
     if not caller.may_see(member_id):
         raise MemberNotFound()
     served = await service.recommend_lists(
-        session,
+        database,
         caller.brand_id,
         member_id,
         service.parse_lists(lists),

@@ -1,7 +1,8 @@
 """All SQL of serving, feedback and experiments. Every query filters by brand.
 
-The request path costs two statements: `candidates` (the member, their list, the live rules and
-the exploration candidates in one query) and `add_exposure`.
+The request path costs two statements, `ServedLists.candidates` (the member, their list, the live
+rules and the exploration candidates in one query) and `ServedLists.add_exposure`, on a
+connection of the driver's (`Database.driver`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import asyncpg
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -26,7 +28,6 @@ from recommender.store.models import (
     MemberFacts,
     ModelVersion,
 )
-from services.kernel.db import driver_connection
 
 # One statement for the whole list. `m`: the member's tier and consent (no row: an unknown
 # member, served like one without a tier). `r`: the list to serve, the member's own when
@@ -223,9 +224,12 @@ class ArmCounts:
     redemptions: int
 
 
-class ServingRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+class ServedLists:
+    """The two statements of serving a list, on a driver connection (`Database.driver`):
+    SQLAlchemy's execution and result rows would cost more than the statements."""
+
+    def __init__(self, driver: asyncpg.Connection) -> None:
+        self.driver = driver
 
     async def candidates(
         self,
@@ -242,8 +246,7 @@ class ServingRepository:
         """The first `window` items of the member's stored list for `surface` that pass the
         live rules, in the stored order, then those of the exploration candidates `pool` that
         pass them."""
-        driver = await driver_connection(self.session)
-        rows = await driver.fetch(
+        rows = await self.driver.fetch(
             _CANDIDATES,
             brand_id,
             member_id,
@@ -273,6 +276,29 @@ class ServingRepository:
             ],
         )
 
+    async def add_exposure(self, exposure: NewExposure) -> None:
+        """Outside a transaction (serving, on a lent connection) the statement commits alone,
+        without waiting for the flush (`_ADD_EXPOSURE_ALONE`). Inside one (a test's) it
+        commits with the transaction, as the transaction does."""
+        await self.driver.execute(
+            _ADD_EXPOSURE if self.driver.is_in_transaction() else _ADD_EXPOSURE_ALONE,
+            exposure.id,
+            exposure.brand_id,
+            exposure.member_id,
+            exposure.surface,
+            exposure.version_id,
+            exposure.arm,
+            exposure.item_ids,
+            exposure.propensities,
+            exposure.explored,
+            exposure.served_at,
+        )
+
+
+class ServingRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
     async def exploration_pool(
         self,
         brand_id: uuid.UUID,
@@ -293,26 +319,6 @@ class ServingRepository:
             },
         )
         return [Candidate(row.item_id, int(row.shown), int(row.taken)) for row in result]
-
-    async def add_exposure(self, exposure: NewExposure) -> None:
-        """Written on the request's connection. In a request that writes nothing else (serving)
-        no transaction was opened before it, so the statement commits alone, without waiting
-        for the flush (`_ADD_EXPOSURE_ALONE`). Inside a transaction it commits with the
-        transaction, as the transaction does."""
-        driver = await driver_connection(self.session)
-        await driver.execute(
-            _ADD_EXPOSURE if driver.is_in_transaction() else _ADD_EXPOSURE_ALONE,
-            exposure.id,
-            exposure.brand_id,
-            exposure.member_id,
-            exposure.surface,
-            exposure.version_id,
-            exposure.arm,
-            exposure.item_ids,
-            exposure.propensities,
-            exposure.explored,
-            exposure.served_at,
-        )
 
     async def running_experiment(self, brand_id: uuid.UUID) -> Experiment | None:
         found: Experiment | None = await self.session.scalar(

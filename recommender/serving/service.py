@@ -29,12 +29,14 @@ from recommender.serving.repository import (
     CandidateRow,
     Candidates,
     NewExposure,
+    ServedLists,
     ServingRepository,
 )
 from recommender.serving.rules import DEFAULT_LIMIT, MAX_LIMIT, diversify
 from recommender.store.models import Interaction, InteractionKind
 from recommender.surfaces import SURFACE_KINDS, SURFACES
 from services.kernel.clock import utcnow
+from services.kernel.db import Database
 from services.kernel.errors import ValidationFailed
 from services.kernel.ids import id_at, new_id
 
@@ -99,27 +101,27 @@ def clear_caches() -> None:
     _POOLS.clear()
 
 
-async def running_experiment(
-    session: AsyncSession, brand_id: uuid.UUID
-) -> RunningExperiment | None:
+async def running_experiment(database: Database, brand_id: uuid.UUID) -> RunningExperiment | None:
     async def load() -> RunningExperiment | None:
-        found = await ServingRepository(session).running_experiment(brand_id)
+        async with database.unit_of_work() as session:
+            found = await ServingRepository(session).running_experiment(brand_id)
         return RunningExperiment(found.id, arms_of(found.arms)) if found is not None else None
 
     return await _EXPERIMENTS.get(brand_id, load)
 
 
 async def _pool(
-    session: AsyncSession, brand_id: uuid.UUID, surface: str, now: datetime
+    database: Database, brand_id: uuid.UUID, surface: str, now: datetime
 ) -> exploration.SampledPool:
     async def load() -> exploration.SampledPool:
-        found = await ServingRepository(session).exploration_pool(
-            brand_id,
-            SURFACE_KINDS[surface],
-            threshold=exploration.LITTLE_DATA,
-            size=exploration.POOL_SIZE,
-            now=now,
-        )
+        async with database.unit_of_work() as session:
+            found = await ServingRepository(session).exploration_pool(
+                brand_id,
+                SURFACE_KINDS[surface],
+                threshold=exploration.LITTLE_DATA,
+                size=exploration.POOL_SIZE,
+                now=now,
+            )
         return exploration.SampledPool.of(found)
 
     return await _POOLS.get((brand_id, surface), load)
@@ -159,7 +161,7 @@ def parse_lists(asked: Sequence[str]) -> list[tuple[str, int]]:
 
 
 async def recommend_lists(
-    session: AsyncSession,
+    database: Database,
     brand_id: uuid.UUID,
     member_id: uuid.UUID,
     lists: Sequence[tuple[str, int]],
@@ -170,14 +172,14 @@ async def recommend_lists(
     exposure, as `recommend` serves one: what a screen that shows several asks in one call."""
     return [
         await recommend(
-            session, brand_id, member_id, surface, limit, exploration_share=exploration_share
+            database, brand_id, member_id, surface, limit, exploration_share=exploration_share
         )
         for surface, limit in lists
     ]
 
 
 async def recommend(
-    session: AsyncSession,
+    database: Database,
     brand_id: uuid.UUID,
     member_id: uuid.UUID,
     surface: str,
@@ -190,38 +192,40 @@ async def recommend(
     check_request(surface, limit)
     now = utcnow()
     exposure_id = new_id()
-    experiment = await running_experiment(session, brand_id)
+    experiment = await running_experiment(database, brand_id)
     arm = assign_arm(experiment.id, experiment.arms, member_id) if experiment else None
     share = min(max(exploration_share, 0.0), 1.0)
     rng = exploration.list_random(exposure_id)
     places = exploration.explored_places(rng, limit, share)
-    pool = await _pool(session, brand_id, surface, now) if share > 0 else None
+    pool = await _pool(database, brand_id, surface, now) if share > 0 else None
     exploring = any(places) and pool is not None and bool(pool.candidates)
-    candidates = await ServingRepository(session).candidates(
-        brand_id,
-        member_id,
-        surface,
-        SURFACE_KINDS[surface],
-        personal=arm is None or arm.policy is not Policy.POPULAR,
-        pool=pool.item_ids if exploring and pool is not None else (),
-        window=limit * VARIETY_WINDOW,
-        now=now,
-    )
-    items = _arrange(candidates, pool, places, share, rng, limit)
-    await ServingRepository(session).add_exposure(
-        NewExposure(
-            id=exposure_id,
-            brand_id=brand_id,
-            member_id=member_id,
-            surface=surface,
-            version_id=candidates.version_id,
-            arm=arm.name if arm is not None else "",
-            item_ids=[item.item_id for item in items],
-            propensities=[item.propensity for item in items],
-            explored=[item.explored for item in items],
-            served_at=now,
+    async with database.driver() as driver:
+        lists = ServedLists(driver)
+        candidates = await lists.candidates(
+            brand_id,
+            member_id,
+            surface,
+            SURFACE_KINDS[surface],
+            personal=arm is None or arm.policy is not Policy.POPULAR,
+            pool=pool.item_ids if exploring and pool is not None else (),
+            window=limit * VARIETY_WINDOW,
+            now=now,
         )
-    )
+        items = _arrange(candidates, pool, places, share, rng, limit)
+        await lists.add_exposure(
+            NewExposure(
+                id=exposure_id,
+                brand_id=brand_id,
+                member_id=member_id,
+                surface=surface,
+                version_id=candidates.version_id,
+                arm=arm.name if arm is not None else "",
+                item_ids=[item.item_id for item in items],
+                propensities=[item.propensity for item in items],
+                explored=[item.explored for item in items],
+                served_at=now,
+            )
+        )
     return ServedList(
         member_id=member_id,
         surface=surface,

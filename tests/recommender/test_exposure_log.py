@@ -11,13 +11,12 @@ from contextlib import asynccontextmanager
 import pytest
 from asyncpg import Connection
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from recommender.serving.repository import (
     _ADD_EXPOSURE,
     _ADD_EXPOSURE_ALONE,
     NewExposure,
-    ServingRepository,
+    ServedLists,
 )
 from recommender.store.models import Exposure
 from services.kernel.clock import utcnow
@@ -50,16 +49,14 @@ async def brand_id(engine_database: Database) -> AsyncIterator[uuid.UUID]:
 
 
 @asynccontextmanager
-async def flushing_commits(database: Database) -> AsyncIterator[tuple[AsyncSession, Connection]]:
-    """A unit of work whose connection waits for the flush at each commit, as in production
-    (the test databases do not: they are made with `synchronous_commit` off, for speed)."""
-    async with database.unit_of_work() as session:
-        driver = await driver_connection(session)
-        await driver.execute("SET synchronous_commit = on")
-        try:
-            yield session, driver
-        finally:
-            await driver.execute("RESET synchronous_commit")
+async def flushing_commits(driver: Connection) -> AsyncIterator[Connection]:
+    """The connection waiting for the flush at each commit, as in production (the test
+    databases do not: they are made with `synchronous_commit` off, for speed)."""
+    await driver.execute("SET synchronous_commit = on")
+    try:
+        yield driver
+    finally:
+        await driver.execute("RESET synchronous_commit")
 
 
 async def _stored(database: Database, exposure_id: uuid.UUID) -> list[str] | None:
@@ -72,11 +69,16 @@ async def test_an_exposure_served_alone_commits_at_once_and_leaves_the_setting_a
     engine_database: Database, brand_id: uuid.UUID
 ) -> None:
     exposure = _exposure(brand_id)
-    async with flushing_commits(engine_database) as (session, driver):
+    async with engine_database.driver() as lent, flushing_commits(lent) as driver:
         assert not driver.is_in_transaction()  # serving opens none
-        await ServingRepository(session).add_exposure(exposure)
+        run: list[str] = []
+        driver.add_query_logger(lambda logged: run.append(logged.query))
+        await ServedLists(driver).add_exposure(exposure)
+        await asyncio.sleep(0)  # asyncpg calls its query loggers soon after, not at once
+        # (A new connection also runs asyncpg's type introspection first.)
+        assert [q for q in run if "recommender.exposures" in q] == [_ADD_EXPOSURE_ALONE]
         assert not driver.is_in_transaction()  # committed by its own statement
-        # Seen from another connection before this unit of work ends.
+        # Seen from another connection at once.
         assert await _stored(engine_database, exposure.id) == ["perk:1", "perk:2"]
         # The commit without the flush lasted as long as its statement's transaction.
         assert await driver.fetchval("SHOW synchronous_commit") == "on"
@@ -86,7 +88,7 @@ async def test_the_alone_statement_turns_the_flush_off_for_its_own_transaction_o
     engine_database: Database, brand_id: uuid.UUID
 ) -> None:
     exposure = _exposure(brand_id)
-    async with flushing_commits(engine_database) as (_, driver):
+    async with engine_database.driver() as lent, flushing_commits(lent) as driver:
         transaction = driver.transaction()
         await transaction.start()
         await driver.execute(
@@ -112,14 +114,16 @@ async def test_inside_a_transaction_an_exposure_commits_or_rolls_back_with_it(
     engine_database: Database, brand_id: uuid.UUID
 ) -> None:
     kept, dropped = _exposure(brand_id), _exposure(brand_id)
-    async with flushing_commits(engine_database) as (session, driver):
+    async with engine_database.unit_of_work() as session:
+        driver = await driver_connection(session)
         await session.execute(select(1))  # the unit of work's transaction is open
         assert driver.is_in_transaction()
+        await driver.execute("SET LOCAL synchronous_commit = on")  # as in production
         run: list[str] = []
         driver.add_query_logger(lambda logged: run.append(logged.query))
-        await ServingRepository(session).add_exposure(kept)
+        await ServedLists(driver).add_exposure(kept)
         await asyncio.sleep(0)
-        assert run == [_ADD_EXPOSURE]
+        assert [q for q in run if "recommender.exposures" in q] == [_ADD_EXPOSURE]
         # The transaction's other writes still wait for the flush when it commits.
         assert await driver.fetchval("SHOW synchronous_commit") == "on"
         assert await _stored(engine_database, kept.id) is None  # not before the commit
@@ -128,7 +132,7 @@ async def test_inside_a_transaction_an_exposure_commits_or_rolls_back_with_it(
     async def fails_after_logging() -> None:
         async with engine_database.unit_of_work() as session:
             await session.execute(select(1))
-            await ServingRepository(session).add_exposure(dropped)
+            await ServedLists(await driver_connection(session)).add_exposure(dropped)
             raise RuntimeError("the request failed after its list was logged")
 
     with pytest.raises(RuntimeError):
