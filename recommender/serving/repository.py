@@ -213,6 +213,21 @@ class NewExposure:
     explored: list[bool]
     served_at: datetime
 
+    def values(self) -> tuple[object, ...]:
+        """The row's values in the order of the insert's parameters."""
+        return (
+            self.id,
+            self.brand_id,
+            self.member_id,
+            self.surface,
+            self.version_id,
+            self.arm,
+            self.item_ids,
+            self.propensities,
+            self.explored,
+            self.served_at,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class ArmCounts:
@@ -280,19 +295,8 @@ class ServedLists:
         """Outside a transaction (serving, on a lent connection) the statement commits alone,
         without waiting for the flush (`_ADD_EXPOSURE_ALONE`). Inside one (a test's) it
         commits with the transaction, as the transaction does."""
-        await self.driver.execute(
-            _ADD_EXPOSURE if self.driver.is_in_transaction() else _ADD_EXPOSURE_ALONE,
-            exposure.id,
-            exposure.brand_id,
-            exposure.member_id,
-            exposure.surface,
-            exposure.version_id,
-            exposure.arm,
-            exposure.item_ids,
-            exposure.propensities,
-            exposure.explored,
-            exposure.served_at,
-        )
+        statement = _ADD_EXPOSURE if self.driver.is_in_transaction() else _ADD_EXPOSURE_ALONE
+        await self.driver.execute(statement, *exposure.values())
 
 
 class ServingRepository:

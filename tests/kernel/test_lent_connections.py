@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
@@ -30,6 +31,26 @@ def _checked_out(database: Database) -> int:
     return database.engine.sync_engine.pool.checkedout()  # type: ignore[attr-defined,no-any-return]
 
 
+@asynccontextmanager
+async def all_lent(database: Database) -> AsyncIterator[None]:
+    """Both of the pool's lent connections held by borrowers until the block ends."""
+    release = asyncio.Event()
+    held = [asyncio.Event(), asyncio.Event()]
+
+    async def hold(holding: asyncio.Event) -> None:
+        async with database.driver():
+            holding.set()
+            await release.wait()
+
+    holders = [asyncio.create_task(hold(holding)) for holding in held]
+    await asyncio.gather(*(holding.wait() for holding in held))
+    try:
+        yield
+    finally:
+        release.set()
+        await asyncio.gather(*holders)
+
+
 async def _backend(driver: asyncpg.Connection) -> int:
     pid: int = await driver.fetchval("SELECT pg_backend_pid()")
     return pid
@@ -48,24 +69,13 @@ async def test_a_lent_connection_is_outside_any_transaction_and_lent_again(
 
 
 async def test_borrowers_past_the_lent_connections_wait_then_time_out(pooled: Database) -> None:
-    release = asyncio.Event()
-    held = [asyncio.Event(), asyncio.Event()]
-
-    async def hold(holding: asyncio.Event) -> None:
-        async with pooled.driver():
-            holding.set()
-            await release.wait()
-
-    holders = [asyncio.create_task(hold(holding)) for holding in held]
-    await asyncio.gather(*(holding.wait() for holding in held))
-    with pytest.raises(PoolTimeout, match=r"no lent connection came free within 0\.3 s"):
-        async with pooled.driver():
-            pass
-    # Sessions still find connections: the lent ones are a quarter of the pool.
-    async with pooled.unit_of_work() as session:
-        assert await session.scalar(text("SELECT 1")) == 1
-    release.set()
-    await asyncio.gather(*holders)
+    async with all_lent(pooled):
+        with pytest.raises(PoolTimeout, match=r"no lent connection came free within 0\.3 s"):
+            async with pooled.driver():
+                pass
+        # Sessions still find connections: the lent ones are a quarter of the pool.
+        async with pooled.unit_of_work() as session:
+            assert await session.scalar(text("SELECT 1")) == 1
 
 
 async def test_a_connection_left_in_a_transaction_comes_back_rolled_back(
@@ -96,18 +106,8 @@ async def test_connections_idle_past_the_ping_age_go_back_to_the_pool(
     pooled: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.05)
-    release = asyncio.Event()
-    held = [asyncio.Event(), asyncio.Event()]
-
-    async def hold(holding: asyncio.Event) -> None:
-        async with pooled.driver():
-            holding.set()
-            await release.wait()
-
-    holders = [asyncio.create_task(hold(holding)) for holding in held]
-    await asyncio.gather(*(holding.wait() for holding in held))
-    release.set()
-    await asyncio.gather(*holders)
+    async with all_lent(pooled):
+        pass
     assert _checked_out(pooled) == 2
     await asyncio.sleep(0.1)
     async with pooled.driver() as driver:  # the idle ones go back; a fresh one is lent

@@ -91,19 +91,7 @@ async def test_the_alone_statement_turns_the_flush_off_for_its_own_transaction_o
     async with engine_database.driver() as lent, flushing_commits(lent) as driver:
         transaction = driver.transaction()
         await transaction.start()
-        await driver.execute(
-            _ADD_EXPOSURE_ALONE,
-            exposure.id,
-            exposure.brand_id,
-            exposure.member_id,
-            exposure.surface,
-            exposure.version_id,
-            exposure.arm,
-            exposure.item_ids,
-            exposure.propensities,
-            exposure.explored,
-            exposure.served_at,
-        )
+        await driver.execute(_ADD_EXPOSURE_ALONE, *exposure.values())
         assert await driver.fetchval("SHOW synchronous_commit") == "off"
         await transaction.rollback()
         assert await driver.fetchval("SHOW synchronous_commit") == "on"

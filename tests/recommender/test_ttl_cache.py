@@ -27,6 +27,17 @@ class Loads:
         return f"value {call}"
 
 
+async def loading_and_waiting(
+    cache: TtlCache[str, str], load: Loads
+) -> tuple[asyncio.Task[str], asyncio.Task[str]]:
+    """A request that starts the load, and one that came after it and waits for it."""
+    loading = asyncio.create_task(cache.get("brand", load))
+    await asyncio.sleep(0)
+    waiting = asyncio.create_task(cache.get("brand", load))
+    await asyncio.sleep(0)
+    return loading, waiting
+
+
 async def test_requests_that_miss_together_share_one_load() -> None:
     cache: TtlCache[str, str] = TtlCache(60)
     load = Loads()
@@ -60,10 +71,7 @@ async def test_a_failed_load_fails_its_own_request_and_the_others_load_for_thems
 async def test_a_cancelled_load_leaves_the_others_to_load() -> None:
     cache: TtlCache[str, str] = TtlCache(60)
     load = Loads()
-    first = asyncio.create_task(cache.get("brand", load))
-    await asyncio.sleep(0)
-    second = asyncio.create_task(cache.get("brand", load))
-    await asyncio.sleep(0)
+    first, second = await loading_and_waiting(cache, load)
     first.cancel()
     load.release.set()
     with pytest.raises(asyncio.CancelledError):
@@ -75,10 +83,7 @@ async def test_a_cancelled_load_leaves_the_others_to_load() -> None:
 async def test_a_cancelled_waiter_does_not_cancel_the_load() -> None:
     cache: TtlCache[str, str] = TtlCache(60)
     load = Loads()
-    first = asyncio.create_task(cache.get("brand", load))
-    await asyncio.sleep(0)
-    waiter = asyncio.create_task(cache.get("brand", load))
-    await asyncio.sleep(0)
+    first, waiter = await loading_and_waiting(cache, load)
     waiter.cancel()
     load.release.set()
     assert await first == "value 1"
