@@ -29,41 +29,54 @@ from recommender.store.models import (
     ModelVersion,
 )
 
-# One statement for the whole list. `m`: the member's tier and consent (no row: an unknown
-# member, served like one without a tier). `r`: the list to serve, the member's own when
-# `personal` ($5) and they consented, else the brand's for their tier, else the brand's for
-# members without a tier. `c`: its items with their rank, score and reason, unnested side by
-# side (a list's reasons are stored compressed: subscripting the array item by item
-# decompressed it for every item), then the exploration candidates ($6, rank NULL). The
-# prepared statement must settle on one generic plan: planning it anew for every request costs
-# more than running it. PostgreSQL sizes `unnest` of a constant array by its length, so a custom
-# plan for a request without candidates (most requests: no place explored) looked cheaper than
-# the generic one and was made every time (PostgreSQL 15: 2.1 against 1.0 ms a request). The
-# candidates therefore come through a subquery that is never flattened (OFFSET 0), where the
-# array is a column whose length no plan can see, and every plan is sized alike.
-# `mine`: what the member dismissed and redeemed (net of cancellations: a cancelled
-# redemption is a negative-weight row). `eligible`: the items that pass the live rules,
-# checked item by item through primary keys. Only the first $8 of the model's items come
-# back: enough to fill a list and re-order it for variety.
+# One statement for the whole list. `m`: the member's tier and consent (no row: an unknown member,
+# served like one without a tier). `r`: the list to serve, the member's own when `personal` ($5)
+# and they consented, else the brand's for their tier, else the brand's for members without a
+# tier: three lookups by primary key, the first found wins. `c`: its items with their rank, score
+# and reason, unnested side by side (a list's reasons are stored compressed: subscripting the
+# array item by item decompressed it for every item), then the exploration candidates ($6, rank
+# NULL). The prepared statement must settle on one generic plan: planning it anew for every
+# request costs more than running it. PostgreSQL sizes `unnest` of a constant array by its length,
+# so a custom plan for a request without candidates (most requests: no place explored) looked
+# cheaper than the generic one and was made every time (PostgreSQL 15: 2.1 against 1.0 ms a
+# request). The candidates therefore come through a subquery that is never flattened (OFFSET 0),
+# where the array is a column whose length no plan can see, and every plan is sized alike. `mine`:
+# what the member dismissed and redeemed (net of cancellations: a cancelled redemption is a
+# negative-weight row). `eligible`: the items that pass the live rules, each looked up by itself
+# in a subquery that is never folded into a join (OFFSET 0). A connection keeps the generic plan
+# it settled on for its life; written as one condition with OR and as a join, the statement was
+# planned, while the tables had no statistics yet (a new database, one autovacuum had not
+# reached), to scan every list of the surface and join every item of its kinds against the list: 7
+# against 0.3 ms a list on the demo brand. The kinds are checked outside the lookup, so that the
+# only index its conditions match in full is the primary key. Only the first $8 of the model's
+# items come back: enough to fill a list and re-order it for variety.
 #
-# Run on the driver (asyncpg, a prepared statement per connection): the request path's CPU is
-# the budget, and SQLAlchemy's execution and result rows cost more than the query itself.
+# Run on the driver (asyncpg, a prepared statement per connection): the request path's CPU is the
+# budget, and SQLAlchemy's execution and result rows cost more than the query itself.
 _CANDIDATES = """
 WITH m AS (
     SELECT tier_id, personalised
     FROM recommender.members
     WHERE member_id = $2 AND brand_id = $1 AND NOT erased
 ), r AS (
-    SELECT rec.version_id, rec.item_ids, rec.scores, rec.reasons
-    FROM recommender.recommendations rec
-    WHERE rec.brand_id = $1 AND rec.surface = $3
-      AND (
-        (rec.member_id = $2 AND rec.segment = '' AND $5
-         AND coalesce((SELECT personalised FROM m), false))
-        OR (rec.member_id = '00000000-0000-0000-0000-000000000000'
-            AND rec.segment IN (coalesce((SELECT tier_id::text FROM m), ''), ''))
-      )
-    ORDER BY rec.member_id = $2 DESC, rec.segment <> '' DESC
+    SELECT found.version_id, found.item_ids, found.scores, found.reasons
+    FROM (
+        SELECT 1 AS choice, rec.version_id, rec.item_ids, rec.scores, rec.reasons
+        FROM recommender.recommendations rec
+        WHERE rec.brand_id = $1 AND rec.member_id = $2 AND rec.surface = $3
+          AND rec.segment = '' AND $5 AND coalesce((SELECT personalised FROM m), false)
+        UNION ALL
+        SELECT 2, rec.version_id, rec.item_ids, rec.scores, rec.reasons
+        FROM recommender.recommendations rec
+        WHERE rec.brand_id = $1 AND rec.member_id = '00000000-0000-0000-0000-000000000000'
+          AND rec.surface = $3 AND rec.segment = coalesce((SELECT tier_id::text FROM m), '')
+        UNION ALL
+        SELECT 3, rec.version_id, rec.item_ids, rec.scores, rec.reasons
+        FROM recommender.recommendations rec
+        WHERE rec.brand_id = $1 AND rec.member_id = '00000000-0000-0000-0000-000000000000'
+          AND rec.surface = $3 AND rec.segment = ''
+    ) AS found
+    ORDER BY found.choice
     LIMIT 1
 ), c AS (
     SELECT u.item_id, u.ord::int AS ord, u.score, u.reason
@@ -83,24 +96,29 @@ WITH m AS (
 ), eligible AS (
     SELECT c.ord, i.item_id, i.kind, i.title, i.category, c.score, c.reason
     FROM c
-    JOIN recommender.items i ON i.brand_id = $1 AND i.item_id = c.item_id
+    CROSS JOIN LATERAL (
+        SELECT i.item_id, i.kind, i.title, i.category, i.per_member_limit
+        FROM recommender.items i
+        WHERE i.brand_id = $1 AND i.item_id = c.item_id
+          AND i.active
+          AND (i.valid_from IS NULL OR i.valid_from <= $7)
+          AND (i.valid_until IS NULL OR i.valid_until > $7)
+          AND (i.stock IS NULL OR i.stock > 0)
+          AND (cardinality(i.tier_ids) = 0 OR (SELECT tier_id FROM m) = ANY(i.tier_ids))
+          AND (i.author_id IS NULL OR i.author_id <> $2)
+          AND (i.kind <> 'experience' OR EXISTS (
+                SELECT 1 FROM recommender.sessions s
+                WHERE s.brand_id = $1 AND s.item_id = i.item_id
+                  AND NOT s.cancelled AND s.starts_at > $7
+                  AND (s.capacity IS NULL OR s.booked < s.capacity)))
+        OFFSET 0
+    ) AS i
     LEFT JOIN mine ON mine.item_id = i.item_id
-    WHERE i.active
-      AND i.kind = ANY($4::text[])
-      AND (i.valid_from IS NULL OR i.valid_from <= $7)
-      AND (i.valid_until IS NULL OR i.valid_until > $7)
-      AND (i.stock IS NULL OR i.stock > 0)
-      AND (cardinality(i.tier_ids) = 0 OR (SELECT tier_id FROM m) = ANY(i.tier_ids))
-      AND (i.author_id IS NULL OR i.author_id <> $2)
+    WHERE i.kind = ANY($4::text[])
       AND NOT coalesce(mine.dismissed, false)
       AND (i.kind <> 'perk' OR (
             coalesce(mine.redeemed, 0) < 1
             AND (i.per_member_limit IS NULL OR coalesce(mine.redeemed, 0) < i.per_member_limit)))
-      AND (i.kind <> 'experience' OR EXISTS (
-            SELECT 1 FROM recommender.sessions s
-            WHERE s.brand_id = $1 AND s.item_id = i.item_id
-              AND NOT s.cancelled AND s.starts_at > $7
-              AND (s.capacity IS NULL OR s.booked < s.capacity)))
 )
 SELECT (SELECT version_id FROM r) AS version_id, e.*
 FROM (SELECT 1) AS one
