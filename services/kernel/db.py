@@ -348,7 +348,8 @@ class _Lender:
     connections count against the engine's pool like any checked out; one left idle
     PING_AFTER_IDLE_SECONDS goes back to the pool at the next borrowing (which pings it when it
     is checked out again). One that comes back closed, or still in a transaction it cannot
-    roll back, is discarded: the pool replaces it.
+    roll back, or whose borrower was cancelled or timed out (perhaps mid-statement), is
+    discarded: the pool replaces it.
     """
 
     def __init__(self, engine: AsyncEngine, size: int, wait_seconds: float) -> None:
@@ -371,7 +372,14 @@ class _Lender:
             connection, driver = await self._take()
             try:
                 yield driver
-            finally:
+            except (asyncio.CancelledError, TimeoutError, asyncpg.InterfaceError):
+                # Stopped mid-statement: the driver may still be busy with it.
+                await _discard(connection)
+                raise
+            except BaseException:
+                await self._give_back(connection, driver)
+                raise
+            else:
                 await self._give_back(connection, driver)
         finally:
             self._slots.release()

@@ -125,3 +125,24 @@ async def test_bound_to_a_tests_connection_it_is_that_connection(
     async with database.driver() as driver:
         assert driver.is_in_transaction()  # the test's
         assert await driver.fetchval("SELECT to_regclass($1)::text", name) == name
+
+
+async def test_a_borrower_cancelled_mid_statement_leaves_no_busy_connection_behind(
+    pooled: Database,
+) -> None:
+    started = asyncio.Event()
+
+    async def slow() -> None:
+        async with pooled.driver() as driver:
+            started.set()
+            await driver.fetchval("SELECT pg_sleep(5)")
+
+    task = asyncio.create_task(slow())
+    await started.wait()
+    await asyncio.sleep(0.05)  # the statement is running
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert _checked_out(pooled) == 0  # discarded, not lent again while busy
+    async with pooled.driver() as driver:
+        assert await driver.fetchval("SELECT 1") == 1
