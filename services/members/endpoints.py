@@ -21,7 +21,7 @@ from services.kernel.auth import (
     require_staff,
 )
 from services.kernel.clients import Peers, ServiceClient
-from services.kernel.db import SessionDep
+from services.kernel.db import SessionDep, reads_only
 from services.kernel.errors import Unauthorized
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
 from services.kernel.module import ServiceModule
@@ -253,6 +253,7 @@ async def export_member(
 
 
 @router.get("/me", response_model=MemberRead, summary="My profile")
+@reads_only
 async def get_me(member: CurrentMember) -> Member:
     return member
 

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.community.models import CommunityMember
-from services.kernel.db import table_of, unnest_rows
+from services.kernel.db import STANDS_ALONE, table_of, unnest_rows
 
 _MEMBERS = table_of(CommunityMember)
 
@@ -81,7 +81,9 @@ class CommunityMemberRepository:
         """Rows for members that have none, from what the members service answers for a
         request; a row already there (the projection's) is left as it is."""
         if profiles:
-            await self.session.execute(_insert_profiles(profiles).on_conflict_do_nothing())
+            await self.session.execute(
+                _insert_profiles(profiles).on_conflict_do_nothing(), execution_options=STANDS_ALONE
+            )
 
     async def upsert_profiles(self, profiles: Sequence[MemberProfile], *, joined: bool) -> None:
         """Insert or refresh members from members events, in one statement. `member.created`

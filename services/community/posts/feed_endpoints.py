@@ -19,7 +19,7 @@ from services.community.posts.schemas import (
     PostView,
     PostViews,
 )
-from services.kernel.db import SessionDep
+from services.kernel.db import SessionDep, reads_only
 from services.kernel.pagination import Ids, Page, PageDep
 from services.kernel.routing import Router
 
@@ -46,6 +46,7 @@ def _view(row: ViewedPostRow) -> PostView:
     summary="Posts by id, each with my reactions and bookmark (those I may see; newest first)",
     responses={422: {"description": "ValidationError (no ids, more than 100, not uuids)"}},
 )
+@reads_only
 async def posts_by_ids(ids: Ids, session: SessionDep, me: ReadingMember) -> PostViews:
     return PostViews(items=[_view(row) for row in await feeds.by_ids(session, me, ids)])
 

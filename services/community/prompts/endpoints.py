@@ -23,7 +23,7 @@ from services.community.prompts.schemas import (
     PromptRead,
     PromptUpdate,
 )
-from services.kernel.db import SessionDep
+from services.kernel.db import SessionDep, reads_only
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
 from services.kernel.pagination import OptionalIds, Page, PageDep
 from services.kernel.routing import Router
@@ -56,6 +56,7 @@ async def create_prompt(
     "them that have started (as `OpenPromptRead`). With `ids`, those among the ids, unpaged",
     responses={422: {"description": "ValidationError (more than 100 ids, not uuids)"}},
 )
+@reads_only
 async def list_prompts(
     session: SessionDep, viewer: ReadingActor, page: PageDep, ids: OptionalIds = None
 ) -> Page[PromptRead] | Page[OpenPromptRead]:

@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.kernel.db import table_of, unnest_rows
+from services.kernel.db import STANDS_ALONE, table_of, unnest_rows
 from services.kernel.pagination import PageRequest, keyset
 from services.rewards.models import Account, Bucket, LedgerEntry, Lot, Program
 
@@ -310,7 +310,9 @@ class LedgerRepository:
         """Open accounts for members that have none, leaving any account already there (the
         projection's, or one a concurrent request opened) as it is."""
         if profiles:
-            await self.session.execute(_insert_accounts(profiles).on_conflict_do_nothing())
+            await self.session.execute(
+                _insert_accounts(profiles).on_conflict_do_nothing(), execution_options=STANDS_ALONE
+            )
 
     async def move_balances(self, member_id: uuid.UUID, change: BalanceChange) -> Balances | None:
         """Adds to the cached sums in one statement; None when `available` would drop below the

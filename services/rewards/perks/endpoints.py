@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Query, Request, Response
 
 from services.kernel.auth import MemberDep
-from services.kernel.db import SessionDep
+from services.kernel.db import SessionDep, reads_only
 from services.kernel.idempotency import RequiredIdempotencyKeyHeader, request_hash
 from services.kernel.pagination import OptionalIds, Page, PageDep
 from services.kernel.routing import Router
@@ -194,6 +194,7 @@ async def cancel_redemption(
     response_model=Page[PerkOffer],
     summary="Perks I can redeem now (or all, each with why not)",
 )
+@reads_only
 async def my_perks(
     session: SessionDep,
     me: MemberDep,
