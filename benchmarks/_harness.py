@@ -10,6 +10,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -268,6 +269,54 @@ class CpuMeter:
         client = (time.process_time() - self._client) / requests * 1000
         database = (_cpu_seconds(_postgres_pids()) - self._database) / requests * 1000
         return CpuPerRequest(round(server, 2), round(client, 2), round(database, 2))
+
+
+_PROBE_LOOP = """
+import time
+while True:
+    started = time.process_time()
+    total = 0
+    for i in range(20_000):
+        total += i * i
+    print(f"{time.time():.3f} {(time.process_time() - started) * 1000:.4f}", flush=True)
+    time.sleep(0.1)
+"""
+
+
+class MachineProbe:
+    """How fast this shared machine ran, second by second: a fixed loop's CPU time, ten times a
+    second, in a process of its own (about 1% of a core). Another tenant on the same host makes
+    every process's CPU slower at once, the server's included; a second in which the loop took
+    twice its usual time was such a second, and its latencies say little about the server."""
+
+    def __init__(self) -> None:
+        self._out = tempfile.NamedTemporaryFile(prefix="kinfolk-machine-probe-")  # noqa: SIM115
+        self._path = Path(self._out.name)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> MachineProbe:
+        self._process = subprocess.Popen([sys.executable, "-c", _PROBE_LOOP], stdout=self._out)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+        self._out.close()  # and gone
+
+    def slowest_second(self, since: float, until: float) -> tuple[float, float]:
+        """The loop's median CPU milliseconds over the seconds between two `time.time()`s, and
+        how many times that its slowest second's median was."""
+        seconds: dict[int, list[float]] = {}
+        for line in self._path.read_text().splitlines():
+            at, took = (float(part) for part in line.split())
+            if since <= at < until:
+                seconds.setdefault(int(at - since), []).append(took)
+        if not seconds:
+            return 0.0, 0.0
+        medians = [statistics.median(loops) for loops in seconds.values()]
+        usual = statistics.median(medians)
+        return round(usual, 3), round(max(medians) / usual, 2)
 
 
 def ms(latencies: list[float], percentile: int) -> float:
