@@ -172,6 +172,7 @@ async def import_members(
 
 
 @router.get("/members", response_model=Page[MemberRead], summary="List members")
+@reads_only
 async def list_members(
     session: SessionDep,
     staff: StaffRead,
@@ -186,6 +187,7 @@ async def list_members(
 
 
 @router.get("/members/{member_id}", response_model=MemberRead, summary="Get a member")
+@reads_only
 async def get_member(member_id: uuid.UUID, session: SessionDep, staff: StaffRead) -> Member:
     return await service.get_member(session, staff.brand_id, member_id)
 
@@ -217,6 +219,7 @@ async def erase_member(member_id: uuid.UUID, session: SessionDep, staff: StaffWr
 
 
 @router.get("/members/{member_id}/consents", response_model=ConsentList, summary="Consents")
+@reads_only
 async def list_consents(member_id: uuid.UUID, session: SessionDep, staff: StaffRead) -> ConsentList:
     consents = await service.list_consents(session, staff.brand_id, member_id)
     return ConsentList(items=[ConsentRead.model_validate(c) for c in consents])
@@ -243,6 +246,7 @@ async def set_consent(
     response_model=MemberExport,
     summary="Export everything Kinfolk holds on a member (right of access)",
 )
+@reads_only
 async def export_member(
     member_id: uuid.UUID, session: SessionDep, staff: StaffRead, peers: PrivacyPeers
 ) -> MemberExport:
@@ -266,6 +270,7 @@ async def update_me(
 
 
 @router.get("/me/consents", response_model=ConsentList, summary="My consents")
+@reads_only
 async def list_my_consents(member: CurrentMember, session: SessionDep) -> ConsentList:
     consents = await service.list_consents(session, member.brand_id, member.id)
     return ConsentList(items=[ConsentRead.model_validate(c) for c in consents])
@@ -285,6 +290,7 @@ async def set_my_consent(
 
 
 @router.get("/me/export", response_model=MemberExport, summary="Export my data")
+@reads_only
 async def export_me(
     member: CurrentMember, session: SessionDep, peers: PrivacyPeers
 ) -> MemberExport:
@@ -303,6 +309,7 @@ async def create_api_key(payload: ApiKeyCreate, session: SessionDep, admin: Admi
 
 
 @router.get("/api-keys", response_model=Page[ApiKeyRead], summary="List API keys")
+@reads_only
 async def list_api_keys(session: SessionDep, admin: Admin, page: PageDep) -> Page[ApiKeyRead]:
     keys = await service.list_api_keys(session, admin.brand_id, page)
     return Page[ApiKeyRead].of(keys, page, key=lambda k: k.id, item=ApiKeyRead.model_validate)

@@ -77,6 +77,7 @@ async def list_prompts(
 @router.get(
     "/prompts/{prompt_id}", response_model=PromptRead, summary="Get a prompt", responses=_NOT_FOUND
 )
+@reads_only
 async def get_prompt(prompt_id: uuid.UUID, session: SessionDep, staff: StaffRead) -> PromptRead:
     return PromptRead.model_validate(await service.get_prompt(session, staff.brand_id, prompt_id))
 
@@ -113,6 +114,7 @@ async def delete_prompt(prompt_id: uuid.UUID, session: SessionDep, staff: StaffW
     response_model=Page[OpenPromptRead],
     summary="Prompts I can answer now, newest first",
 )
+@reads_only
 async def my_prompts(session: SessionDep, me: ReadingMember, page: PageDep) -> Page[OpenPromptRead]:
     rows = await service.open_prompts(session, me, page)
     return Page[OpenPromptRead].of(
@@ -163,6 +165,7 @@ async def answer_prompt(
     summary="A prompt's published answers, newest first (members and staff)",
     responses=_NOT_FOUND,
 )
+@reads_only
 async def prompt_answers(
     prompt_id: uuid.UUID, session: SessionDep, viewer: ReadingActor, page: PageDep
 ) -> Page[PostRead]:

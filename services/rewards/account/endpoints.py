@@ -50,6 +50,7 @@ async def my_summary(
     summary="A member's points: balance, what expires soon, last activity",
     responses=_ERRORS,
 )
+@reads_only
 async def member_summary(
     member_id: uuid.UUID,
     session: SessionDep,

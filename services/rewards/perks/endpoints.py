@@ -59,6 +59,7 @@ async def create_perk(payload: PerkCreate, session: SessionDep, staff: StaffWrit
 
 
 @router.get("/perks", response_model=Page[PerkRead], summary="List the catalog")
+@reads_only
 async def list_perks(
     session: SessionDep,
     staff: StaffRead,
@@ -73,6 +74,7 @@ async def list_perks(
 
 
 @router.get("/perks/{perk_id}", response_model=PerkRead, summary="Get a perk")
+@reads_only
 async def get_perk(perk_id: uuid.UUID, session: SessionDep, staff: StaffRead) -> PerkRead:
     return PerkRead.model_validate(await service.get_perk(session, staff.brand_id, perk_id))
 
@@ -159,6 +161,7 @@ async def redeem_for_member(
     response_model=Page[RedemptionRead],
     summary="A member's redemptions, newest first",
 )
+@reads_only
 async def member_redemptions(
     member_id: uuid.UUID,
     session: SessionDep,
@@ -276,6 +279,7 @@ async def redeem(
 @router.get(
     "/me/redemptions", response_model=Page[RedemptionRead], summary="My redemptions, newest first"
 )
+@reads_only
 async def my_redemptions(
     session: SessionDep,
     me: MemberDep,
