@@ -1,5 +1,5 @@
 """`Database.driver`: connections of the pool, lent one borrower at a time outside any
-transaction, given back to the pool when idle, discarded when broken, and bounded."""
+transaction, pinged after idling, discarded when broken, and bounded."""
 
 from __future__ import annotations
 
@@ -102,19 +102,31 @@ async def test_a_closed_connection_is_discarded_and_the_next_borrower_gets_a_liv
         assert await driver.fetchval("SELECT 1") == 1
 
 
-async def test_connections_idle_past_the_ping_age_go_back_to_the_pool(
+async def test_a_connection_idle_past_the_ping_age_is_pinged_and_lent_again(
     pooled: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.05)
-    async with all_lent(pooled):
-        pass
-    assert _checked_out(pooled) == 2
+    async with pooled.driver() as driver:
+        first = await _backend(driver)
     await asyncio.sleep(0.1)
-    async with pooled.driver() as driver:  # the idle ones go back; a fresh one is lent
-        assert await driver.fetchval("SELECT 1") == 1
-        assert _checked_out(pooled) == 1
-    await pooled.dispose()
-    assert _checked_out(pooled) == 0
+    async with pooled.driver() as driver:
+        assert await _backend(driver) == first  # the same one, with its prepared statements
+    assert _checked_out(pooled) == 1
+
+
+async def test_a_connection_that_died_while_idle_is_discarded_and_a_live_one_lent(
+    pooled: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.05)
+    async with pooled.driver() as driver:
+        first = await _backend(driver)
+    # Ended from outside, as a restart of PostgreSQL or a firewall's idle timeout would.
+    async with pooled.unit_of_work() as session:
+        await session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+    await asyncio.sleep(0.1)
+    async with pooled.driver() as driver:
+        assert await _backend(driver) != first
+    assert _checked_out(pooled) == 1
 
 
 async def test_bound_to_a_tests_connection_it_is_that_connection(
