@@ -102,30 +102,20 @@ async def test_a_closed_connection_is_discarded_and_the_next_borrower_gets_a_liv
         assert await driver.fetchval("SELECT 1") == 1
 
 
-async def test_a_connection_idle_past_the_ping_age_is_pinged_and_lent_again(
-    pooled: Database, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("ended_while_idle", [False, True])
+async def test_a_connection_idle_past_the_ping_age_is_pinged_and_lent_again_if_alive(
+    pooled: Database, monkeypatch: pytest.MonkeyPatch, ended_while_idle: bool
 ) -> None:
     monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.05)
     async with pooled.driver() as driver:
         first = await _backend(driver)
+    if ended_while_idle:  # as a restart of PostgreSQL or a firewall's idle timeout would
+        async with pooled.unit_of_work() as session:
+            await session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
     await asyncio.sleep(0.1)
     async with pooled.driver() as driver:
-        assert await _backend(driver) == first  # the same one, with its prepared statements
-    assert _checked_out(pooled) == 1
-
-
-async def test_a_connection_that_died_while_idle_is_discarded_and_a_live_one_lent(
-    pooled: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.05)
-    async with pooled.driver() as driver:
-        first = await _backend(driver)
-    # Ended from outside, as a restart of PostgreSQL or a firewall's idle timeout would.
-    async with pooled.unit_of_work() as session:
-        await session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
-    await asyncio.sleep(0.1)
-    async with pooled.driver() as driver:
-        assert await _backend(driver) != first
+        # Alive, the same one, with its prepared statements; ended, discarded and replaced.
+        assert (await _backend(driver) == first) is not ended_while_idle
     assert _checked_out(pooled) == 1
 
 
