@@ -9,9 +9,11 @@ app (same middleware, workers and parser/validation caches).
 
 CLIENTS clients, each with one keep-alive connection (spread evenly over the workers), send
 requests back to back for SECONDS; each client asks as a different member (their own token).
-Rounds alternate bare and home-screen ROUNDS times; the figures are the medians over rounds, and
-the CPU time per request of the server, of PostgreSQL and of this load generator says where
-time went.
+Rounds alternate bare, shape and home-screen ROUNDS times; the figures are the medians over
+rounds, and the CPU time per request of the server, of PostgreSQL and of this load generator
+says where time went. "Shape" is the home-screen query answered from memory on the same server
+(`benchmarks/_home_shape.py`: no service, no database, no exposure logged): the floor of any
+backend behind this gateway, printed with its own ratio to the bare schema.
 
 Target (issue #7): the home screen at no less than a third of the bare schema's throughput,
 p99 under 100 ms.
@@ -152,6 +154,16 @@ async def run(url: str, redis_url: str, data_dir: Path) -> None:
             len(me["recommendedPerks"]) + len(me["recommendedPrompts"]) + len(me["forYou"])
         )
 
+    async def shape(client: Connection, i: int) -> None:
+        response = await client.post("/shape/graphql", json={"query": HOME_QUERY})
+        body: dict[str, Any] = response.json() if response.status_code == 200 else {}
+        if (
+            response.status_code != 200
+            or body.get("errors")
+            or len(body["data"]["me"]["forYou"]) != 10
+        ):
+            failures.append(f"shape {response.status_code} {response.text[:200]}")
+
     async def bare(client: Connection, i: int) -> None:
         response = await client.post("/bare/graphql", json={"query": BARE_QUERY})
         if response.status_code != 200 or response.json() != {"data": {"hello": "world"}}:
@@ -167,6 +179,7 @@ async def run(url: str, redis_url: str, data_dir: Path) -> None:
         try:
             await closed_loop(clients, home, 3.0)  # warm both workers, pools and caches
             await closed_loop(clients, bare, 2.0)
+            await closed_loop(clients, shape, 2.0)
             if failures:
                 sys.exit(f"the home-screen query failed: {failures[:2]}")
             print(
@@ -176,10 +189,11 @@ async def run(url: str, redis_url: str, data_dir: Path) -> None:
             cpu = CpuMeter(server.pid)
             results: dict[str, list[tuple[list[float], float, CpuPerRequest]]] = {
                 "bare": [],
+                "shape": [],
                 "home": [],
             }
             for round_no in range(1, ROUNDS + 1):
-                for name, send in (("bare", bare), ("home", home)):
+                for name, send in (("bare", bare), ("shape", shape), ("home", home)):
                     cpu.start()
                     latencies, rps = await closed_loop(clients, send, SECONDS)
                     used = cpu.per_request_ms(len(latencies))
@@ -203,6 +217,13 @@ async def run(url: str, redis_url: str, data_dir: Path) -> None:
         return statistics.median(pick(r) for r in results[name])
 
     home_rps, bare_rps = med("home", lambda r: r[1]), med("bare", lambda r: r[1])
+    shape_rps = med("shape", lambda r: r[1])
+    print(
+        f"the home screen's shape from memory: {shape_rps:.0f} requests/s, "
+        f"{shape_rps / bare_rps:.3f} of the bare schema's: no backend behind this gateway "
+        "can take the home screen past that",
+        flush=True,
+    )
     report(
         "graphql_home_screen",
         value=home_rps,
@@ -218,6 +239,10 @@ async def run(url: str, redis_url: str, data_dir: Path) -> None:
         anchor_server_cpu_ms=round(med("bare", lambda r: r[2].server), 2),
         generator_cpu_ms=round(med("home", lambda r: r[2].generator), 2),
         postgresql_cpu_ms=round(med("home", lambda r: r[2].postgresql), 2),
+        shape_rps=round(shape_rps, 1),
+        shape_ratio=round(shape_rps / bare_rps, 4),
+        shape_p99_ms=round(med("shape", lambda r: ms(r[0], 99)), 2),
+        shape_server_cpu_ms=round(med("shape", lambda r: r[2].server), 2),
         clients=CLIENTS,
         seconds=SECONDS,
         rounds=ROUNDS,

@@ -1,7 +1,8 @@
 """The server `benchmarks/graphql.py` measures: Kinfolk's app as `kinfolk serve all` builds it,
 plus a bare strawberry schema answering `{ hello }` at `/bare/graphql` in the same app, on the
 same middleware, workers and parser and validation caches: the anchor costs everything the home
-screen costs except the gateway's own work and the services behind it.
+screen costs except the gateway's own work and the services behind it. And at `/shape/graphql`,
+the home screen's shape answered from memory (`benchmarks._home_shape`): its floor.
 
 Run by the benchmark: `python -m benchmarks.graphql_server --port P --workers N`.
 """
@@ -17,6 +18,7 @@ from fastapi import FastAPI
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.fastapi import GraphQLRouter
 
+from benchmarks._home_shape import home_shape_schema
 from services.asgi import create_app as create_kinfolk_app
 
 
@@ -34,6 +36,8 @@ def create_app() -> FastAPI:
         extensions=[partial(ParserCache, maxsize=1024), partial(ValidationCache, maxsize=1024)],
     )
     app.include_router(GraphQLRouter(bare, path="/bare/graphql", graphql_ide=None))
+    shape = home_shape_schema()
+    app.include_router(GraphQLRouter(shape, path="/shape/graphql", graphql_ide=None))
     return app
 
 
