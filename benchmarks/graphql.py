@@ -40,6 +40,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks import _home_shape as home_shape
 from benchmarks._harness import (
     CpuMeter,
     CpuPerRequest,
@@ -160,7 +161,7 @@ async def run(url: str, redis_url: str, data_dir: Path) -> None:
         if (
             response.status_code != 200
             or body.get("errors")
-            or len(body["data"]["me"]["forYou"]) != 10
+            or len(body["data"]["me"]["forYou"]) != home_shape.POSTS
         ):
             failures.append(f"shape {response.status_code} {response.text[:200]}")
 

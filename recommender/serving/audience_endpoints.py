@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from recommender.serving import audience
 from recommender.serving.access import StaffRead
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.routing import Router
 
 router = Router(prefix="/recommender/v1", tags=["recommender"])
@@ -40,7 +40,6 @@ class AudienceRead(BaseModel):
         422: {"description": "InvalidShare (top_share outside (0, 1])"},
     },
 )
-@reads_only
 async def item_audience(
     item_id: Annotated[str, Path(max_length=200, description="e.g. `perk:<id>`")],
     staff: StaffRead,

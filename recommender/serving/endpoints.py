@@ -26,7 +26,7 @@ from recommender.serving.schemas import (
 )
 from recommender.store.models import IDEMPOTENCY, Experiment
 from recommender.surfaces import SURFACES
-from services.kernel.db import DatabaseDep, SessionDep, reads_only
+from services.kernel.db import DatabaseDep, SessionDep
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
 from services.kernel.pagination import Page, PageDep
 from services.kernel.routing import Router
@@ -250,7 +250,6 @@ async def create_experiment(
 @router.get(
     "/experiments", response_model=Page[ExperimentRead], summary="Experiments, newest first"
 )
-@reads_only
 async def list_experiments(
     session: SessionDep, staff: StaffRead, page: PageDep
 ) -> Page[ExperimentRead]:
@@ -264,7 +263,6 @@ async def list_experiments(
     summary="An experiment",
     responses=_EXPERIMENT_404,
 )
-@reads_only
 async def get_experiment(
     experiment_id: uuid.UUID, session: SessionDep, staff: StaffRead
 ) -> ExperimentRead:
@@ -289,7 +287,6 @@ async def end_experiment(
     summary="Each arm's exposures, click rate and redemption rate",
     responses=_EXPERIMENT_404,
 )
-@reads_only
 async def experiment_report(
     experiment_id: uuid.UUID, session: SessionDep, staff: StaffRead
 ) -> ExperimentReport:

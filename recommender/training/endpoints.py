@@ -11,7 +11,7 @@ from recommender.training import repository
 from recommender.training.schemas import TrainingQueued, VersionRead
 from recommender.training.tasks import TRAIN_JOB_NAME
 from services.kernel.auth import Scope, StaffPrincipal, require_staff
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.jobs import enqueue, job_queue
 from services.kernel.routing import Router
 
@@ -22,7 +22,6 @@ StaffWrite = Annotated[StaffPrincipal, Depends(require_staff(Scope.RECOMMENDER_W
 
 
 @router.get("/models", response_model=list[VersionRead], summary="List the model versions")
-@reads_only
 async def list_models(staff: StaffRead, session: SessionDep) -> list[VersionRead]:
     """Newest first, each with its offline figures on the held-out members and, when it was
     judged against a serving version, that version's figures on the same members."""

@@ -1,8 +1,8 @@
 """Async SQLAlchemy on asyncpg: one engine per process, one session per unit of work.
 
 Services never commit. The boundary (an HTTP request, a job, an event handler) owns the
-transaction: `unit_of_work` commits when the work returns and rolls back when it raises. A
-route marked `reads_only` gets a session without a transaction instead (`Database.reading`).
+transaction: `unit_of_work` commits when the work returns and rolls back when it raises. A GET
+request reads without one (`Database.reading`).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import asyncio
 import errno
 import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from contextvars import ContextVar
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -83,51 +83,42 @@ _WRITTEN_OR_LOCKED = text("SELECT txid_current_if_assigned()")
 
 
 class ReadOnlySession(Session):
-    """The session of a `reads_only` route: its statements run each on its own, so it refuses
-    to write (a write there would not be undone with the rest of the request's work), but for
-    a statement that says it stands alone (`STANDS_ALONE`)."""
+    """The session of a GET request (`Database.reading`): its statements run each on its own,
+    so it refuses to write (a write there would not be undone with the rest of the request's
+    work), but for a statement that says it stands alone (`STANDS_ALONE`)."""
 
 
 class WriteInReadOnlySession(RuntimeError):
-    """A `reads_only` route wrote: a defect of the route (mark it otherwise), not of the input."""
+    """A GET route wrote: a defect of the route (a write is a POST, PUT, PATCH or DELETE), not
+    of the input."""
 
 
 @event.listens_for(ReadOnlySession, "before_flush")
 def _refuse_flush(session: Session, _context: UOWTransaction, _instances: object) -> None:
     raise WriteInReadOnlySession(
-        f"a reads_only route flushed changes: {len(session.new)} new, "
+        f"a reading session flushed changes: {len(session.new)} new, "
         f"{len(session.dirty)} changed, {len(session.deleted)} deleted"
     )
 
 
-# Execution options of a write that is whole in one statement and may run in a reading session,
-# outside any transaction: an idempotent fill-in of a projection (`INSERT ... ON CONFLICT DO
-# NOTHING` of what another service answered). `session.execute(statement, ...,
+# The execution option of a write that is whole in one statement and may run in a reading
+# session, outside any transaction: an idempotent fill-in of a projection (`INSERT ... ON
+# CONFLICT DO NOTHING` of what another service answered). `session.execute(statement, ...,
 # execution_options=STANDS_ALONE)`.
-STANDS_ALONE = {"kinfolk_stands_alone": True}
+_STANDS_ALONE = "kinfolk_stands_alone"
+STANDS_ALONE = {_STANDS_ALONE: True}
 
 
 @event.listens_for(ReadOnlySession, "do_orm_execute")
 def _refuse_writes(state: ORMExecuteState) -> None:
     writes = state.is_insert or state.is_update or state.is_delete
-    if writes and not state.execution_options.get("kinfolk_stands_alone"):
-        raise WriteInReadOnlySession(f"a reads_only route ran {state.statement}")
+    if writes and not state.execution_options.get(_STANDS_ALONE):
+        raise WriteInReadOnlySession(f"a reading session ran {state.statement}")
 
 
-_READS_ONLY = "__kinfolk_reads_only__"
-Endpoint = TypeVar("Endpoint")
-
-
-def reads_only(endpoint: Endpoint) -> Endpoint:
-    """Marks a route that only reads: its request session (`SessionDep`) is
-    `Database.reading`'s, which sends no BEGIN and COMMIT around its statements.
-
-    Put it under the route's decorator. Only for routes whose every statement, through every
-    dependency, reads, or writes what stands alone (`STANDS_ALONE`): the session refuses any
-    other write made through it, so the tests that call the route find one.
-    On the gateway's home screen: 17 statements, against 27 with their BEGINs and COMMITs."""
-    setattr(endpoint, _READS_ONLY, True)
-    return endpoint
+# What a request reads with `Database.reading`: on the gateway's home screen, 17 statements
+# against 27 with their BEGINs and COMMITs. HEAD is GET without the body.
+_READING_METHODS = frozenset({"GET", "HEAD"})
 
 
 async def release_connection(session: AsyncSession) -> bool:
@@ -574,17 +565,8 @@ class Database:
     async def _session(
         self, maker: async_sessionmaker[AsyncSession]
     ) -> AsyncIterator[AsyncSession]:
-        if self._turns is not None:
-            async with self._turns, self._session_of(maker) as session:
-                yield session
-            return
-        async with self._session_of(maker) as session:
-            yield session
-
-    @staticmethod
-    @asynccontextmanager
-    async def _session_of(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-        async with maker() as session:
+        turns = self._turns if self._turns is not None else nullcontext()
+        async with turns, maker() as session:
             try:
                 yield session
             except BaseException:
@@ -610,9 +592,9 @@ DatabaseDep = Annotated[Database, Depends(get_database)]
 
 
 async def get_session(request: Request, database: DatabaseDep) -> AsyncIterator[AsyncSession]:
-    """The request's session, `Database.reading`'s for a route marked `reads_only`. The commit
-    happens here, before the response is sent."""
-    reads = getattr(request.scope.get("endpoint"), _READS_ONLY, False)
+    """The request's session: a GET request's reads (`Database.reading`), any other's is one
+    transaction, committed here before the response is sent."""
+    reads = request.method in _READING_METHODS
     async with database.reading() if reads else database.unit_of_work() as session:
         serving = _REQUEST_SESSION.set(session)
         try:

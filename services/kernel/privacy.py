@@ -28,7 +28,7 @@ from sqlalchemy import Select, Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.auth import MemberPrincipal, PrincipalDep, Scope, StaffPrincipal
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.errors import Forbidden, NotFound
 from services.kernel.routing import Router
 
@@ -108,7 +108,6 @@ def privacy_router(service: str, sections: Sequence[PrivacySection]) -> Router:
         },
         name=f"{service}_privacy_export",
     )
-    @reads_only
     async def privacy_export(
         member_id: uuid.UUID, session: SessionDep, principal: PrincipalDep
     ) -> dict[str, list[dict[str, Any]]]:

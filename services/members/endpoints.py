@@ -21,7 +21,7 @@ from services.kernel.auth import (
     require_staff,
 )
 from services.kernel.clients import Peers, ServiceClient
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.errors import Unauthorized
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
 from services.kernel.module import ServiceModule
@@ -172,7 +172,6 @@ async def import_members(
 
 
 @router.get("/members", response_model=Page[MemberRead], summary="List members")
-@reads_only
 async def list_members(
     session: SessionDep,
     staff: StaffRead,
@@ -187,7 +186,6 @@ async def list_members(
 
 
 @router.get("/members/{member_id}", response_model=MemberRead, summary="Get a member")
-@reads_only
 async def get_member(member_id: uuid.UUID, session: SessionDep, staff: StaffRead) -> Member:
     return await service.get_member(session, staff.brand_id, member_id)
 
@@ -219,7 +217,6 @@ async def erase_member(member_id: uuid.UUID, session: SessionDep, staff: StaffWr
 
 
 @router.get("/members/{member_id}/consents", response_model=ConsentList, summary="Consents")
-@reads_only
 async def list_consents(member_id: uuid.UUID, session: SessionDep, staff: StaffRead) -> ConsentList:
     consents = await service.list_consents(session, staff.brand_id, member_id)
     return ConsentList(items=[ConsentRead.model_validate(c) for c in consents])
@@ -246,7 +243,6 @@ async def set_consent(
     response_model=MemberExport,
     summary="Export everything Kinfolk holds on a member (right of access)",
 )
-@reads_only
 async def export_member(
     member_id: uuid.UUID, session: SessionDep, staff: StaffRead, peers: PrivacyPeers
 ) -> MemberExport:
@@ -257,7 +253,6 @@ async def export_member(
 
 
 @router.get("/me", response_model=MemberRead, summary="My profile")
-@reads_only
 async def get_me(member: CurrentMember) -> Member:
     return member
 
@@ -270,7 +265,6 @@ async def update_me(
 
 
 @router.get("/me/consents", response_model=ConsentList, summary="My consents")
-@reads_only
 async def list_my_consents(member: CurrentMember, session: SessionDep) -> ConsentList:
     consents = await service.list_consents(session, member.brand_id, member.id)
     return ConsentList(items=[ConsentRead.model_validate(c) for c in consents])
@@ -290,7 +284,6 @@ async def set_my_consent(
 
 
 @router.get("/me/export", response_model=MemberExport, summary="Export my data")
-@reads_only
 async def export_me(
     member: CurrentMember, session: SessionDep, peers: PrivacyPeers
 ) -> MemberExport:
@@ -309,7 +302,6 @@ async def create_api_key(payload: ApiKeyCreate, session: SessionDep, admin: Admi
 
 
 @router.get("/api-keys", response_model=Page[ApiKeyRead], summary="List API keys")
-@reads_only
 async def list_api_keys(session: SessionDep, admin: Admin, page: PageDep) -> Page[ApiKeyRead]:
     keys = await service.list_api_keys(session, admin.brand_id, page)
     return Page[ApiKeyRead].of(keys, page, key=lambda k: k.id, item=ApiKeyRead.model_validate)

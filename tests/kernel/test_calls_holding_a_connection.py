@@ -24,6 +24,7 @@ from tests.conftest import BrandFixture, calls_holding_a_connection
 
 
 def _app(database: Database, brand_id: uuid.UUID) -> FastAPI:
+    """POSTs that call a peer, each in a transaction (a GET reads without one)."""
     app = FastAPI()
     app.state.database = database
 
@@ -39,24 +40,24 @@ def _app(database: Database, brand_id: uuid.UUID) -> FastAPI:
         name = await session.scalar(select(Brand.name).where(Brand.id == brand_id))
         return {"name": name}
 
-    @app.get("/read-then-call")
+    @app.post("/read-then-call")
     async def read_then_call(session: SessionDep) -> int:
         await session.get(Brand, brand_id)
         return await ask_peer()
 
-    @app.get("/read-release-then-call")
+    @app.post("/read-release-then-call")
     async def read_release_then_call(session: SessionDep) -> int:
         await session.get(Brand, brand_id)
         await release_connection(session)
         return await ask_peer()
 
-    @app.get("/write-release-then-call")
+    @app.post("/write-release-then-call")
     async def write_release_then_call(session: SessionDep) -> int:
         await session.execute(update(Brand).where(Brand.id == brand_id).values(name="Renamed"))
         assert await release_connection(session) is False  # kept: it wrote
         return await ask_peer()
 
-    @app.get("/call-first")
+    @app.post("/call-first")
     async def call_first(session: SessionDep) -> int:
         status = await ask_peer()
         await session.get(Brand, brand_id)
@@ -75,7 +76,7 @@ async def client(database: Database, brand: BrandFixture) -> AsyncIterator[httpx
 @pytest.mark.holds_connection_on_purpose
 async def test_a_request_that_read_and_then_called_is_counted(client: httpx.AsyncClient) -> None:
     before = calls_holding_a_connection()
-    response = await client.get("/read-then-call")
+    response = await client.post("/read-then-call")
     assert response.json() == 200  # the call still works: counted, not refused
     assert calls_holding_a_connection() - before == 1
 
@@ -87,7 +88,7 @@ async def test_a_request_that_released_kept_on_purpose_or_had_not_read_is_not_co
     client: httpx.AsyncClient, path: str
 ) -> None:
     before = calls_holding_a_connection()
-    response = await client.get(path)
+    response = await client.post(path)
     assert response.json() == 200
     assert calls_holding_a_connection() == before
 

@@ -1,6 +1,6 @@
-"""`Database.reading` and `reads_only` routes: statements each on their own, with no BEGIN and
-COMMIT around them; writes refused but for a statement that stands alone; the session chosen
-by the route a request is for."""
+"""`Database.reading`, a GET request's session: statements each on their own, with no BEGIN and
+COMMIT around them; writes refused but for a statement that stands alone; other methods keep
+their transaction."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from services.kernel.db import (
     SessionDep,
     WriteInReadOnlySession,
     driver_connection,
-    reads_only,
     table_of,
 )
 from tests.conftest import WorkerInfrastructure
@@ -85,15 +84,15 @@ async def test_a_reading_session_refuses_writes_and_writes_nothing(database: Dat
 
     async with database.reading() as session:
         session.add(_Note(id=2, body="added"))
-        with pytest.raises(WriteInReadOnlySession, match="route flushed changes: 1 new"):
+        with pytest.raises(WriteInReadOnlySession, match="reading session flushed changes: 1 new"):
             await session.flush()
         session.expunge_all()
-        with pytest.raises(WriteInReadOnlySession, match="reads_only route ran INSERT"):
+        with pytest.raises(WriteInReadOnlySession, match="reading session ran INSERT"):
             await session.execute(insert(_notes).values(id=3, body="inserted"))
         assert (await session.get(_Note, 1)) is not None  # reading is what it is for
-        with pytest.raises(WriteInReadOnlySession, match="reads_only route ran UPDATE"):
+        with pytest.raises(WriteInReadOnlySession, match="reading session ran UPDATE"):
             await session.execute(_notes.update().where(_notes.c.id == 1).values(body="changed"))
-        with pytest.raises(WriteInReadOnlySession, match="reads_only route ran DELETE"):
+        with pytest.raises(WriteInReadOnlySession, match="reading session ran DELETE"):
             await session.execute(_notes.delete())
     assert await _bodies(database) == ["kept"]
 
@@ -107,25 +106,24 @@ async def test_a_write_that_stands_alone_is_written_at_once(database: Database) 
         assert await _bodies(database) == ["filled in"]
 
 
-async def test_a_request_gets_a_reading_session_when_its_route_reads_only(
+async def test_a_get_request_gets_a_reading_session_and_other_methods_a_transaction(
     database: Database,
 ) -> None:
     app = FastAPI()
     app.state.database = database
 
-    @app.get("/read")
-    @reads_only
+    @app.get("/session")
     async def read(session: SessionDep) -> dict[str, object]:
         return await _described(session)
 
-    @app.get("/work")
+    @app.post("/session")
     async def work(session: SessionDep) -> dict[str, object]:
         return await _described(session)
 
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        assert (await client.get("/read")).json() == {"reading": True, "in_transaction": False}
-        assert (await client.get("/work")).json() == {"reading": False, "in_transaction": True}
+        assert (await client.get("/session")).json() == {"reading": True, "in_transaction": False}
+        assert (await client.post("/session")).json() == {"reading": False, "in_transaction": True}
 
 
 async def _described(session: AsyncSession) -> dict[str, object]:

@@ -13,7 +13,6 @@ from fastapi import APIRouter, FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
-from services.kernel import db
 from services.kernel.routing import Router
 from services.registry import SERVICES
 
@@ -203,27 +202,3 @@ def test_no_dependency_of_a_route_waits_for_the_thread_pool() -> None:
                 if not (inspect.iscoroutinefunction(call) or inspect.isasyncgenfunction(call)):
                     in_threads.add(f"{call.__module__}.{call.__qualname__} ({route.path})")
     assert sorted(in_threads) == []
-
-
-# GET routes that write through their session, and so take a transaction: none today.
-GET_ROUTES_THAT_WRITE: set[str] = set()
-
-
-def test_every_get_route_with_a_session_reads_only_and_no_other_route_does() -> None:
-    """A GET route's session is `Database.reading`'s (`reads_only`): no BEGIN and COMMIT around
-    its statements. One that must write is listed above, with its reason; a route of another
-    method that only reads still takes a transaction (its callers expect it to change things)."""
-    unmarked: set[str] = set()
-    misplaced: set[str] = set()
-    for service in SERVICES:
-        for route in _api_routes(service.router.routes):
-            marked = getattr(route.endpoint, db._READS_ONLY, False)
-            if route.methods != {"GET"}:
-                if marked:
-                    misplaced.add(f"{sorted(route.methods)} {route.path}")
-                continue
-            sessions = any(d.call is db.get_session for d in _dependencies(route.dependant))
-            if sessions and not marked and route.path not in GET_ROUTES_THAT_WRITE:
-                unmarked.add(f"{route.path} ({route.endpoint.__module__})")
-    assert sorted(unmarked) == []
-    assert sorted(misplaced) == []

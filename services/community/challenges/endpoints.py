@@ -16,7 +16,7 @@ from services.community.challenges.schemas import (
     MyChallengeRead,
     ProgressRead,
 )
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.pagination import Page, PageDep
 from services.kernel.routing import Router
 
@@ -42,7 +42,6 @@ async def create_challenge(
 
 
 @router.get("/challenges", response_model=Page[ChallengeRead], summary="The brand's challenges")
-@reads_only
 async def list_challenges(
     session: SessionDep, staff: StaffRead, page: PageDep
 ) -> Page[ChallengeRead]:
@@ -55,7 +54,6 @@ async def list_challenges(
     summary="Get a challenge",
     responses=_NOT_FOUND,
 )
-@reads_only
 async def get_challenge(
     challenge_id: uuid.UUID, session: SessionDep, staff: StaffRead
 ) -> ChallengeRead:
@@ -97,7 +95,6 @@ async def delete_challenge(
     summary="Who joined a challenge, with their progress (staff)",
     responses=_NOT_FOUND,
 )
-@reads_only
 async def challenge_participants(
     challenge_id: uuid.UUID, session: SessionDep, staff: StaffRead, page: PageDep
 ) -> Page[ProgressRead]:
@@ -134,7 +131,6 @@ async def join_challenge(
     response_model=Page[MyChallengeRead],
     summary="Challenges open to join or in progress, with my progress",
 )
-@reads_only
 async def my_challenges(
     session: SessionDep,
     me: ReadingMember,
@@ -153,7 +149,6 @@ async def my_challenges(
     summary="A challenge with my progress and streaks",
     responses=_NOT_FOUND,
 )
-@reads_only
 async def my_challenge(
     challenge_id: uuid.UUID, session: SessionDep, me: ReadingMember
 ) -> MyChallengeRead:

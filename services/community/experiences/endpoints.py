@@ -33,7 +33,7 @@ from services.community.experiences.schemas import (
 from services.community.models import IDEMPOTENCY
 from services.kernel.auth import MemberDep
 from services.kernel.clock import utcnow
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.idempotency import (
     IdempotencyKeyHeader,
     RequiredIdempotencyKeyHeader,
@@ -72,7 +72,6 @@ async def create_experience(
 @router.get(
     "/experiences", response_model=Page[ExperienceRead], summary="Experiences, newest first"
 )
-@reads_only
 async def list_experiences(
     session: SessionDep,
     actor: ReadingActor,
@@ -98,7 +97,6 @@ async def list_experiences(
     summary="An experience, with its rating",
     responses=_NOT_FOUND,
 )
-@reads_only
 async def get_experience_route(
     experience_id: uuid.UUID, session: SessionDep, actor: ReadingActor
 ) -> ExperienceRead:
@@ -124,7 +122,6 @@ async def update_experience(
     summary="An experience's rating: count, average and reviews per rating",
     responses=_NOT_FOUND,
 )
-@reads_only
 async def experience_rating(
     experience_id: uuid.UUID, session: SessionDep, actor: ReadingActor
 ) -> RatingSummary:
@@ -137,7 +134,6 @@ async def experience_rating(
     summary="Reviews of an experience's sessions, newest first",
     responses=_NOT_FOUND,
 )
-@reads_only
 async def experience_reviews(
     experience_id: uuid.UUID, session: SessionDep, actor: ReadingActor, page: PageDep
 ) -> Page[ReviewRead]:
@@ -171,7 +167,6 @@ async def add_session(
     response_model=Page[SessionRead],
     summary="Upcoming sessions in start order (or sessions by id)",
 )
-@reads_only
 async def browse_sessions(
     session: SessionDep,
     actor: ReadingActor,
@@ -223,7 +218,6 @@ async def browse_sessions(
     summary="A session",
     responses=_SESSION_NOT_FOUND,
 )
-@reads_only
 async def get_session(
     session_id: uuid.UUID, session: SessionDep, actor: ReadingActor
 ) -> SessionRead:
@@ -267,7 +261,6 @@ async def cancel_session(
     summary="A session's bookings and waitlist, oldest first (its host or staff)",
     responses={**_SESSION_NOT_FOUND, 403: {"description": "NotTheHost"}},
 )
-@reads_only
 async def session_bookings(
     session_id: uuid.UUID,
     session: SessionDep,
@@ -325,7 +318,6 @@ async def book(
     response_model=Page[BookingRead],
     summary="My bookings and waitlist places, newest first",
 )
-@reads_only
 async def my_bookings(
     session: SessionDep,
     member: ReadingMember,
@@ -343,7 +335,6 @@ async def my_bookings(
     summary="A booking (members: their own; the host and staff: their sessions')",
     responses={404: {"description": "BookingNotFound"}},
 )
-@reads_only
 async def get_booking(
     booking_id: uuid.UUID, session: SessionDep, actor: ReadingActor
 ) -> BookingRead:

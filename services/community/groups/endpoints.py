@@ -18,7 +18,7 @@ from services.community.groups.schemas import (
     ModeratorAdd,
 )
 from services.community.models import GroupRole, MembershipStatus
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.pagination import Page, PageDep
 from services.kernel.routing import Router
 
@@ -45,7 +45,6 @@ async def create_group(payload: GroupCreate, session: SessionDep, actor: Writing
 
 
 @router.get("/groups", response_model=Page[GroupRead], summary="List groups, oldest first")
-@reads_only
 async def list_groups(
     session: SessionDep,
     actor: ReadingActor,
@@ -62,7 +61,6 @@ async def list_groups(
     summary="Get a group",
     responses={404: {"description": "GroupNotFound"}},
 )
-@reads_only
 async def get_group(group_id: uuid.UUID, session: SessionDep, actor: ReadingActor) -> GroupRead:
     return GroupRead.model_validate(await service.get_group(session, actor, group_id))
 
@@ -129,7 +127,6 @@ async def leave_group(group_id: uuid.UUID, session: SessionDep, me: CurrentMembe
     summary="A group's members (who left or was removed: staff and moderators only)",
     responses=_MANAGE_ERRORS,
 )
-@reads_only
 async def list_members(
     group_id: uuid.UUID,
     session: SessionDep,

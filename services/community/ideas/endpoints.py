@@ -23,7 +23,7 @@ from services.community.ideas.schemas import (
 )
 from services.community.models import IDEMPOTENCY
 from services.kernel.auth import MemberDep
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
 from services.kernel.pagination import Page, PageDep
 from services.kernel.routing import Router
@@ -66,7 +66,6 @@ async def propose_idea(
     response_model=Page[IdeaRead],
     summary="The ideas board, most voted or newest first (members and staff)",
 )
-@reads_only
 async def list_ideas(
     session: SessionDep,
     viewer: ReadingActor,
@@ -85,7 +84,6 @@ async def list_ideas(
     summary="An idea, with its status and the brand's reply",
     responses=_IDEA_404,
 )
-@reads_only
 async def get_idea(idea_id: uuid.UUID, session: SessionDep, viewer: ReadingActor) -> IdeaRead:
     return await service.get_idea(session, viewer, idea_id)
 
@@ -120,7 +118,6 @@ async def unvote(idea_id: uuid.UUID, session: SessionDep, member: CurrentMember)
     summary="Who voted, in voting order (staff; the rest of an `idea.status_changed`'s voters)",
     responses={404: {"description": "IdeaNotFound"}},
 )
-@reads_only
 async def list_voters(
     idea_id: uuid.UUID, session: SessionDep, staff: StaffRead, page: PageDep
 ) -> Page[VoterRead]:
@@ -168,7 +165,6 @@ async def comment(
     summary="An idea's comments, oldest first",
     responses=_IDEA_404,
 )
-@reads_only
 async def list_comments(
     idea_id: uuid.UUID, session: SessionDep, viewer: ReadingActor, page: PageDep
 ) -> Page[CommentRead]:

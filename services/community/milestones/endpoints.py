@@ -6,7 +6,7 @@ from services.community.access import ReadingMember, StaffWrite
 from services.community.milestones import service
 from services.community.milestones.schemas import MilestonePromptCreate, MilestoneRead
 from services.community.prompts.schemas import PromptRead
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.pagination import Page, PageDep
 from services.kernel.routing import Router
 
@@ -19,7 +19,6 @@ router = Router(prefix="/community/v1", tags=["community: milestones"])
     summary="My milestones, newest first",
     responses={404: {"description": "MemberNotFound"}},
 )
-@reads_only
 async def my_milestones(
     session: SessionDep, me: ReadingMember, page: PageDep
 ) -> Page[MilestoneRead]:

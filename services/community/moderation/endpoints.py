@@ -32,7 +32,7 @@ from services.community.moderation.schemas import (
     SettingsBody,
     SettingsRead,
 )
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.pagination import Page, PageDep
 from services.kernel.routing import Router
 
@@ -64,7 +64,6 @@ async def file_report(
 
 
 @router.get("/me/reports", response_model=Page[ReportRead], summary="My reports, oldest first")
-@reads_only
 async def my_reports(session: SessionDep, me: ReadingMember, page: PageDep) -> Page[ReportRead]:
     rows = await reports.my_reports(session, me, page)
     return Page[ReportRead].of(rows, page, key=lambda r: r.id, item=ReportRead.model_validate)
@@ -75,7 +74,6 @@ async def my_reports(session: SessionDep, me: ReadingMember, page: PageDep) -> P
     response_model=Page[ReportRead],
     summary="Every report of the brand, oldest first (staff)",
 )
-@reads_only
 async def list_reports(
     session: SessionDep,
     staff: StaffRead,
@@ -98,7 +96,6 @@ async def list_reports(
     summary="Open reports and held content, oldest first (staff: all; moderators: their groups)",
     responses={403: {"description": "NotAModerator"}},
 )
-@reads_only
 async def moderation_queue(
     session: SessionDep, actor: ReadingActor, page: PageDep
 ) -> Page[QueueItem]:
@@ -127,7 +124,6 @@ async def decide(payload: DecisionCreate, session: SessionDep, actor: WritingAct
     response_model=Page[DecisionRead],
     summary="Decisions, oldest first, by target or author (staff)",
 )
-@reads_only
 async def list_decisions(
     session: SessionDep,
     staff: StaffRead,
@@ -159,7 +155,6 @@ async def add_term(
 
 
 @router.get("/moderation/blocklist", response_model=Page[BlockedTermRead], summary="The blocklist")
-@reads_only
 async def list_terms(session: SessionDep, staff: StaffRead, page: PageDep) -> Page[BlockedTermRead]:
     rows = await blocklist.list_terms(session, staff.brand_id, page)
     return Page[BlockedTermRead].of(
@@ -184,7 +179,6 @@ async def delete_term(term_id: uuid.UUID, session: SessionDep, staff: StaffWrite
 @router.get(
     "/moderation/settings", response_model=SettingsRead, summary="The brand's screening settings"
 )
-@reads_only
 async def get_settings(session: SessionDep, staff: StaffRead) -> SettingsRead:
     return await settings.current_settings(session, staff.brand_id)
 
@@ -220,7 +214,6 @@ async def add_examples(
     response_model=Page[ExampleRead],
     summary="The labelled examples, oldest first",
 )
-@reads_only
 async def list_examples(session: SessionDep, staff: StaffRead, page: PageDep) -> Page[ExampleRead]:
     rows = await training.list_examples(session, staff.brand_id, page)
     return Page[ExampleRead].of(rows, page, key=lambda e: e.id, item=ExampleRead.model_validate)
@@ -253,6 +246,5 @@ async def train(session: SessionDep, staff: StaffWrite) -> ClassifierRead:
     summary="The brand's current classifier",
     responses={404: {"description": "ClassifierNotTrained"}},
 )
-@reads_only
 async def get_classifier(session: SessionDep, staff: StaffRead) -> ClassifierRead:
     return ClassifierRead.model_validate(await training.current_classifier(session, staff.brand_id))

@@ -25,7 +25,7 @@ from services.community.posts.schemas import (
     ReactionRead,
 )
 from services.community.posts.staff_endpoints import router as staff_router
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
 from services.kernel.routing import Router
 
@@ -79,7 +79,6 @@ async def create_post(
     summary="Read a post (held: its author only; removed: no one)",
     responses={404: {"description": "PostNotFound"}},
 )
-@reads_only
 async def read_post(post_id: uuid.UUID, session: SessionDep, me: ReadingMember) -> PostRead:
     post = await service.readable_post(session, me.brand_id, post_id, me.member_id)
     return PostRead.of(post, await service.display_name(session, me.brand_id, post.author_id))
@@ -151,7 +150,6 @@ async def create_comment(
     summary="Read a comment",
     responses={404: {"description": "CommentNotFound, PostNotFound"}},
 )
-@reads_only
 async def read_comment(
     comment_id: uuid.UUID, session: SessionDep, me: ReadingMember
 ) -> CommentRead:

@@ -19,7 +19,7 @@ from services.community.posts.schemas import (
     PostView,
     PostViews,
 )
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.pagination import Ids, Page, PageDep
 from services.kernel.routing import Router
 
@@ -46,7 +46,6 @@ def _view(row: ViewedPostRow) -> PostView:
     summary="Posts by id, each with my reactions and bookmark (those I may see; newest first)",
     responses={422: {"description": "ValidationError (no ids, more than 100, not uuids)"}},
 )
-@reads_only
 async def posts_by_ids(ids: Ids, session: SessionDep, me: ReadingMember) -> PostViews:
     return PostViews(items=[_view(row) for row in await feeds.by_ids(session, me, ids)])
 
@@ -56,7 +55,6 @@ async def posts_by_ids(ids: Ids, session: SessionDep, me: ReadingMember) -> Post
     response_model=Page[PostRead],
     summary="Posts by the members I follow, newest first",
 )
-@reads_only
 async def following_feed(session: SessionDep, me: ReadingMember, page: PageDep) -> Page[PostRead]:
     return _posts(await feeds.following(session, me, page), page)
 
@@ -67,7 +65,6 @@ async def following_feed(session: SessionDep, me: ReadingMember, page: PageDep) 
     summary="A group's posts, newest first",
     responses={404: {"description": "GroupNotFound"}},
 )
-@reads_only
 async def group_feed(
     group_id: uuid.UUID, session: SessionDep, me: ReadingMember, page: PageDep
 ) -> Page[PostRead]:
@@ -79,7 +76,6 @@ async def group_feed(
     response_model=Page[PostRead],
     summary="Posts with a tag, newest first",
 )
-@reads_only
 async def tag_feed(
     tag: Annotated[str, Path(min_length=1, max_length=MAX_TAG + 1)],
     session: SessionDep,
@@ -94,7 +90,6 @@ async def tag_feed(
     response_model=Page[PostRead],
     summary="My posts, newest first, the held ones included (status `held`)",
 )
-@reads_only
 async def my_posts(session: SessionDep, me: ReadingMember, page: PageDep) -> Page[PostRead]:
     return _posts(await feeds.authored(session, me, me.member_id, page), page)
 
@@ -105,7 +100,6 @@ async def my_posts(session: SessionDep, me: ReadingMember, page: PageDep) -> Pag
     summary="A member's published posts, newest first",
     responses={404: {"description": "MemberNotFound"}},
 )
-@reads_only
 async def member_posts(
     member_id: uuid.UUID,
     session: SessionDep,
@@ -122,7 +116,6 @@ async def member_posts(
     summary="A post's comments, oldest first (replies name their `parent_id`)",
     responses={404: {"description": "PostNotFound"}},
 )
-@reads_only
 async def comments(
     post_id: uuid.UUID, session: SessionDep, me: ReadingMember, page: PageDep
 ) -> Page[CommentRead]:
@@ -148,7 +141,6 @@ def _bookmark(row: BookmarkRow) -> BookmarkedPost:
     response_model=Page[BookmarkedPost],
     summary="My saved posts, newest saved first",
 )
-@reads_only
 async def my_bookmarks(
     session: SessionDep, me: ReadingMember, page: PageDep
 ) -> Page[BookmarkedPost]:

@@ -8,7 +8,7 @@ from services.community.access import StaffRead
 from services.community.models import ContentStatus
 from services.community.posts import staff
 from services.community.posts.schemas import StaffCommentRead, StaffPostRead
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.pagination import Page, PageDep
 from services.kernel.routing import Router
 
@@ -20,7 +20,6 @@ router = Router()
     response_model=Page[StaffPostRead],
     summary="Posts of the brand, newest first, optionally of one status",
 )
-@reads_only
 async def list_posts(
     session: SessionDep, principal: StaffRead, page: PageDep, status: ContentStatus | None = None
 ) -> Page[StaffPostRead]:
@@ -34,7 +33,6 @@ async def list_posts(
     summary="A post in any status",
     responses={404: {"description": "PostNotFound"}},
 )
-@reads_only
 async def get_post(post_id: uuid.UUID, session: SessionDep, principal: StaffRead) -> StaffPostRead:
     return StaffPostRead.model_validate(await staff.post(session, principal.brand_id, post_id))
 
@@ -44,7 +42,6 @@ async def get_post(post_id: uuid.UUID, session: SessionDep, principal: StaffRead
     response_model=Page[StaffCommentRead],
     summary="Comments of the brand, newest first, optionally of one status",
 )
-@reads_only
 async def list_comments(
     session: SessionDep, principal: StaffRead, page: PageDep, status: ContentStatus | None = None
 ) -> Page[StaffCommentRead]:
@@ -60,7 +57,6 @@ async def list_comments(
     summary="A comment in any status",
     responses={404: {"description": "CommentNotFound"}},
 )
-@reads_only
 async def get_comment(
     comment_id: uuid.UUID, session: SessionDep, principal: StaffRead
 ) -> StaffCommentRead:

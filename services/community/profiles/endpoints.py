@@ -5,7 +5,7 @@ from __future__ import annotations
 from services.community.access import ReadingActor
 from services.community.profiles import service
 from services.community.profiles.schemas import ProfileRead, ProfileReads
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.pagination import Ids
 from services.kernel.routing import Router
 
@@ -18,7 +18,6 @@ router = Router(prefix="/community/v1", tags=["community: profiles"])
     summary="Members' public profiles by id: name, reputation, trust level, follow counts",
     responses={422: {"description": "ValidationError (no ids, more than 100, not uuids)"}},
 )
-@reads_only
 async def profiles(ids: Ids, session: SessionDep, viewer: ReadingActor) -> ProfileReads:
     rows = await service.profiles(session, viewer.brand_id, ids)
     return ProfileReads(

@@ -23,7 +23,7 @@ from services.community.prompts.schemas import (
     PromptRead,
     PromptUpdate,
 )
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
 from services.kernel.pagination import OptionalIds, Page, PageDep
 from services.kernel.routing import Router
@@ -56,7 +56,6 @@ async def create_prompt(
     "them that have started (as `OpenPromptRead`). With `ids`, those among the ids, unpaged",
     responses={422: {"description": "ValidationError (more than 100 ids, not uuids)"}},
 )
-@reads_only
 async def list_prompts(
     session: SessionDep, viewer: ReadingActor, page: PageDep, ids: OptionalIds = None
 ) -> Page[PromptRead] | Page[OpenPromptRead]:
@@ -77,7 +76,6 @@ async def list_prompts(
 @router.get(
     "/prompts/{prompt_id}", response_model=PromptRead, summary="Get a prompt", responses=_NOT_FOUND
 )
-@reads_only
 async def get_prompt(prompt_id: uuid.UUID, session: SessionDep, staff: StaffRead) -> PromptRead:
     return PromptRead.model_validate(await service.get_prompt(session, staff.brand_id, prompt_id))
 
@@ -114,7 +112,6 @@ async def delete_prompt(prompt_id: uuid.UUID, session: SessionDep, staff: StaffW
     response_model=Page[OpenPromptRead],
     summary="Prompts I can answer now, newest first",
 )
-@reads_only
 async def my_prompts(session: SessionDep, me: ReadingMember, page: PageDep) -> Page[OpenPromptRead]:
     rows = await service.open_prompts(session, me, page)
     return Page[OpenPromptRead].of(
@@ -165,7 +162,6 @@ async def answer_prompt(
     summary="A prompt's published answers, newest first (members and staff)",
     responses=_NOT_FOUND,
 )
-@reads_only
 async def prompt_answers(
     prompt_id: uuid.UUID, session: SessionDep, viewer: ReadingActor, page: PageDep
 ) -> Page[PostRead]:

@@ -18,7 +18,7 @@ from services.community.reputation.schemas import (
     ReputationRead,
     TrustLevelSet,
 )
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.pagination import Page, PageDep
 from services.kernel.routing import Router
 
@@ -47,7 +47,6 @@ def _held(row: tuple[MemberBadge, Badge]) -> MemberBadgeRead:
 
 
 @router.get("/me/reputation", response_model=ReputationRead, summary="My reputation and trust")
-@reads_only
 async def my_reputation(me: ReadingMember) -> ReputationRead:
     return _reputation(service.Standing.of(me))
 
@@ -58,7 +57,6 @@ async def my_reputation(me: ReadingMember) -> ReputationRead:
     summary="A member's reputation and trust level (staff)",
     responses=_MEMBER_404,
 )
-@reads_only
 async def member_reputation(
     member_id: uuid.UUID, session: SessionDep, staff: StaffRead
 ) -> ReputationRead:
@@ -71,7 +69,6 @@ async def member_reputation(
     summary="A member's reputation history, newest first (staff)",
     responses=_MEMBER_404,
 )
-@reads_only
 async def member_reputation_history(
     member_id: uuid.UUID, session: SessionDep, staff: StaffRead, page: PageDep
 ) -> Page[ReputationEventRead]:
@@ -123,7 +120,6 @@ async def create_badge(payload: BadgeCreate, session: SessionDep, staff: StaffWr
 
 
 @router.get("/badges", response_model=Page[BadgeRead], summary="The brand's badges")
-@reads_only
 async def list_badges(session: SessionDep, staff: StaffRead, page: PageDep) -> Page[BadgeRead]:
     rows = await badges.list_badges(session, staff.brand_id, page)
     return Page[BadgeRead].of(rows, page, key=lambda b: b.id, item=BadgeRead.model_validate)
@@ -135,7 +131,6 @@ async def list_badges(session: SessionDep, staff: StaffRead, page: PageDep) -> P
     summary="Get a badge (members and staff: badges show on public profiles)",
     responses=_BADGE_404,
 )
-@reads_only
 async def get_badge(badge_id: uuid.UUID, session: SessionDep, viewer: ReadingActor) -> BadgeRead:
     return BadgeRead.model_validate(await badges.get_badge(session, viewer.brand_id, badge_id))
 
@@ -168,7 +163,6 @@ async def delete_badge(badge_id: uuid.UUID, session: SessionDep, staff: StaffWri
 
 
 @router.get("/me/badges", response_model=Page[MemberBadgeRead], summary="My badges, newest first")
-@reads_only
 async def my_badges(session: SessionDep, me: ReadingMember, page: PageDep) -> Page[MemberBadgeRead]:
     rows = await badges.member_badges(session, me.brand_id, me.member_id, page)
     return Page[MemberBadgeRead].of(rows, page, key=lambda r: r[0].id, item=_held)
@@ -180,7 +174,6 @@ async def my_badges(session: SessionDep, me: ReadingMember, page: PageDep) -> Pa
     summary="A member's badges, newest first: their public profile (members and staff)",
     responses=_MEMBER_404,
 )
-@reads_only
 async def member_badges(
     member_id: uuid.UUID, session: SessionDep, viewer: ReadingActor, page: PageDep
 ) -> Page[MemberBadgeRead]:

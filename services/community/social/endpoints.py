@@ -17,7 +17,7 @@ from services.community.social import service
 from services.community.social.models import Block, Follow, Mute
 from services.community.social.repository import Relation
 from services.community.social.schemas import RelatedMember, RelationState
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.member_directory import MemberDirectory
 from services.kernel.pagination import Page, PageDep, PageRequest
 from services.kernel.routing import Router
@@ -92,7 +92,6 @@ def _relation_routes(path: str, noun: str, relation: Relation, add: Adder, remov
         summary=f"Members I {noun}, newest first",
         name=f"list_{path}",
     )
-    @reads_only
     async def list_route(
         session: SessionDep, me: ReadingMember, page: PageDep
     ) -> Page[RelatedMember]:
@@ -108,7 +107,6 @@ _relation_routes("mutes", "mute", Mute, service.mute, service.unmute)
 @router.get(
     "/me/followers", response_model=Page[RelatedMember], summary="My followers, newest first"
 )
-@reads_only
 async def my_followers(
     session: SessionDep, me: ReadingMember, page: PageDep
 ) -> Page[RelatedMember]:
@@ -122,7 +120,6 @@ async def my_followers(
     summary="A member's followers, newest first",
     responses={404: _ERRORS[404]},
 )
-@reads_only
 async def followers(
     member_id: uuid.UUID,
     session: SessionDep,
@@ -141,7 +138,6 @@ async def followers(
     summary="Members a member follows, newest first",
     responses={404: _ERRORS[404]},
 )
-@reads_only
 async def following(
     member_id: uuid.UUID,
     session: SessionDep,

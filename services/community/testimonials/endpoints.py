@@ -13,7 +13,7 @@ from services.community.testimonials import service
 from services.community.testimonials.models import FeatureStatus
 from services.community.testimonials.repository import TestimonialFilters
 from services.community.testimonials.schemas import FeatureRequest, TestimonialRead
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.pagination import Page, PageDep, PageRequest
 from services.kernel.routing import Router
 
@@ -48,7 +48,6 @@ async def feature_post(
     summary="Live testimonials, by sku, newest first (members and staff; staff: any status)",
     responses={403: {"description": "StaffOnlyFilter"}},
 )
-@reads_only
 async def list_testimonials(
     session: SessionDep,
     viewer: ReadingActor,
@@ -83,7 +82,6 @@ async def unfeature(
     response_model=Page[TestimonialRead],
     summary="The brand's requests to feature my posts, waiting for my answer",
 )
-@reads_only
 async def my_requests(
     session: SessionDep, me: ReadingMember, page: PageDep
 ) -> Page[TestimonialRead]:

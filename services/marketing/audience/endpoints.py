@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import Request, status
 
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.jobs import enqueue, job_queue
 from services.kernel.routing import Router
 from services.marketing.access import StaffRead, StaffWrite
@@ -23,7 +23,6 @@ router = Router(prefix="/marketing/v1", tags=["marketing: member 360"])
     summary="A member's 360",
     responses={404: {"description": "MemberNotFound"}},
 )
-@reads_only
 async def read_member(member_id: uuid.UUID, staff: StaffRead, session: SessionDep) -> Member360Read:
     """Profile, consents, tier and its history, points, spend, community activity, scores and
     the segments the member is in, as of the events marketing has consumed."""

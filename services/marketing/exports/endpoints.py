@@ -13,7 +13,7 @@ from fastapi import Query, Request, Response, status
 from fastapi.responses import FileResponse, StreamingResponse
 
 from services.kernel.auth import StaffPrincipal
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.errors import ServiceUnavailable
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
 from services.kernel.jobs import enqueue, job_queue
@@ -125,7 +125,6 @@ async def create_export(
 
 
 @router.get("/exports", response_model=Page[ExportRead], summary="List exports, newest first")
-@reads_only
 async def list_exports(
     request: Request, staff: StaffRead, session: SessionDep, page: PageDep
 ) -> Page[ExportRead]:
@@ -141,7 +140,6 @@ async def list_exports(
     summary="An export's progress and, once completed, its download link",
     responses={404: {"description": "ExportNotFound"}},
 )
-@reads_only
 async def read_export(
     export_id: uuid.UUID, request: Request, staff: StaffRead, session: SessionDep
 ) -> ExportRead:
@@ -162,7 +160,6 @@ async def read_export(
         503: {"description": "ServiceUnavailable: the S3 store holding the file did not answer"},
     },
 )
-@reads_only
 async def download_export(
     export_id: uuid.UUID,
     request: Request,
@@ -237,7 +234,6 @@ async def create_schedule(
 
 
 @router.get("/export-schedules", response_model=Page[ScheduleRead], summary="List export schedules")
-@reads_only
 async def list_schedules(
     staff: StaffRead, session: SessionDep, page: PageDep
 ) -> Page[ScheduleRead]:
@@ -251,7 +247,6 @@ async def list_schedules(
     summary="An export schedule",
     responses={404: {"description": "ExportScheduleNotFound"}},
 )
-@reads_only
 async def read_schedule(
     schedule_id: uuid.UUID, staff: StaffRead, session: SessionDep
 ) -> ScheduleRead:

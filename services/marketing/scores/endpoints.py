@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Query, Request, status
 
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.jobs import enqueue, job_queue
 from services.kernel.routing import Router
 from services.marketing.access import StaffRead, StaffWrite
@@ -23,7 +23,6 @@ router = Router(prefix="/marketing/v1", tags=["marketing: scores"])
 
 
 @router.get("/churn-models", response_model=list[ChurnModelRead], summary="List the churn models")
-@reads_only
 async def list_churn_models(
     staff: StaffRead,
     session: SessionDep,

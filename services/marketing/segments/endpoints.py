@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request, Response, status
 
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
 from services.kernel.pagination import Page, PageDep
 from services.kernel.routing import Router
@@ -155,7 +155,6 @@ async def create_segment(
 
 
 @router.get("/segments", response_model=Page[SegmentRead], summary="List segments")
-@reads_only
 async def list_segments(staff: StaffRead, session: SessionDep, page: PageDep) -> Page[SegmentRead]:
     rows = await service.list_segments(session, staff.brand_id, page)
     return Page.of(rows, page, key=lambda s: s.id, item=_read)
@@ -190,7 +189,6 @@ async def preview_rule(
 @router.get(
     "/segments/{segment_id}", response_model=SegmentRead, summary="A segment", responses=_404
 )
-@reads_only
 async def read_segment(segment_id: uuid.UUID, staff: StaffRead, session: SessionDep) -> SegmentRead:
     return _read(await service.get_segment(session, staff.brand_id, segment_id))
 
@@ -230,7 +228,6 @@ async def delete_segment(segment_id: uuid.UUID, staff: StaffWrite, session: Sess
     summary="Preview a saved segment now",
     responses={**_404, **_AFFINITY},
 )
-@reads_only
 async def preview_segment(
     segment_id: uuid.UUID, staff: StaffRead, session: SessionDep, affinity: Affinities
 ) -> PreviewRead:
@@ -261,7 +258,6 @@ async def materialise(
     summary="A segment's versions, newest first",
     responses=_404,
 )
-@reads_only
 async def list_versions(
     segment_id: uuid.UUID,
     staff: StaffRead,
@@ -280,7 +276,6 @@ async def list_versions(
     summary="One version",
     responses={404: {"description": "SegmentNotFound, VersionNotFound"}},
 )
-@reads_only
 async def read_version(
     segment_id: uuid.UUID, version: int, staff: StaffRead, session: SessionDep
 ) -> VersionRead:
@@ -294,7 +289,6 @@ async def read_version(
     summary="Who entered or exited at a version",
     responses={404: {"description": "SegmentNotFound, VersionNotFound"}},
 )
-@reads_only
 async def version_changes(
     segment_id: uuid.UUID,
     version: int,

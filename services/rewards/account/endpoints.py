@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import Query
 
 from services.kernel.auth import MemberDep
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.routing import Router
 from services.rewards.access import StaffRead
 from services.rewards.account import service
@@ -35,7 +35,6 @@ _ERRORS: dict[int | str, dict[str, str]] = {
     summary="My points: balance, what expires soon, last activity",
     responses=_ERRORS,
 )
-@reads_only
 async def my_summary(
     session: SessionDep, me: MemberDep, members: MembersDep, include: Include = None
 ) -> SummaryRead:
@@ -50,7 +49,6 @@ async def my_summary(
     summary="A member's points: balance, what expires soon, last activity",
     responses=_ERRORS,
 )
-@reads_only
 async def member_summary(
     member_id: uuid.UUID,
     session: SessionDep,

@@ -7,7 +7,7 @@ import uuid
 from fastapi import Response
 
 from services.kernel.auth import MemberDep
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.pagination import OptionalIds, Page, PageDep
 from services.kernel.routing import Router
 from services.rewards.access import StaffRead, StaffWrite
@@ -39,7 +39,6 @@ async def create_drop(payload: DropCreate, session: SessionDep, staff: StaffWrit
 
 
 @router.get("/drops", response_model=Page[DropRead], summary="List drops")
-@reads_only
 async def list_drops(
     session: SessionDep,
     staff: StaffRead,
@@ -54,7 +53,6 @@ async def list_drops(
 
 
 @router.get("/drops/{drop_id}", response_model=DropRead, summary="Get a drop")
-@reads_only
 async def get_drop(drop_id: uuid.UUID, session: SessionDep, staff: StaffRead) -> DropRead:
     return service.drop_read(await service.get_drop(session, staff.brand_id, drop_id))
 
@@ -101,13 +99,11 @@ async def draw_drop(drop_id: uuid.UUID, session: SessionDep, staff: StaffWrite) 
     response_model=DropAudit,
     summary="The draw's seed, entrants and ordered outcomes, to re-run it independently",
 )
-@reads_only
 async def audit_drop(drop_id: uuid.UUID, session: SessionDep, staff: StaffRead) -> DropAudit:
     return await service.audit(session, staff.brand_id, drop_id)
 
 
 @router.get("/me/drops", response_model=Page[MyDrop], summary="Drops, newest first, with my entry")
-@reads_only
 async def my_drops(
     session: SessionDep,
     me: MemberDep,

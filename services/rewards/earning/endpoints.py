@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Query, Response
 
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.pagination import Page, PageDep
 from services.kernel.routing import Router
 from services.kernel.schemas import UtcDatetime
@@ -82,7 +82,6 @@ async def create_rule(payload: RuleCreate, session: SessionDep, staff: StaffWrit
 
 
 @router.get("/rules", response_model=Page[RuleRead], summary="List earning rules")
-@reads_only
 async def list_rules(
     session: SessionDep,
     staff: StaffRead,
@@ -100,7 +99,6 @@ async def list_rules(
     summary="Get an earning rule",
     responses={404: {"description": "RuleNotFound"}},
 )
-@reads_only
 async def get_rule(rule_id: uuid.UUID, session: SessionDep, staff: StaffRead) -> RuleRead:
     return RuleRead.model_validate(await service.get_rule(session, staff.brand_id, rule_id))
 
@@ -157,7 +155,6 @@ async def create_campaign(
 
 
 @router.get("/campaigns", response_model=Page[CampaignRead], summary="List campaigns")
-@reads_only
 async def list_campaigns(
     session: SessionDep,
     staff: StaffRead,
@@ -182,7 +179,6 @@ async def list_campaigns(
     summary="Get a campaign",
     responses={404: {"description": "CampaignNotFound"}},
 )
-@reads_only
 async def get_campaign(
     campaign_id: uuid.UUID, session: SessionDep, staff: StaffRead
 ) -> CampaignRead:

@@ -7,7 +7,7 @@ import uuid
 from fastapi import Request, Response
 
 from services.kernel.auth import MemberDep
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
 from services.kernel.pagination import Page, PageDep
 from services.kernel.routing import Router
@@ -29,7 +29,6 @@ router = Router(prefix="/rewards/v1", tags=["rewards: ledger"])
 
 
 @router.get("/program", response_model=ProgramRead, summary="The brand's program settings")
-@reads_only
 async def get_program(session: SessionDep, staff: StaffRead) -> ProgramRead:
     program = await service.program_for(session, staff.brand_id)
     return ProgramRead.model_validate(program)
@@ -56,7 +55,6 @@ async def _history(
 
 
 @router.get("/members/{member_id}/balance", response_model=BalanceRead)
-@reads_only
 async def member_balance(
     member_id: uuid.UUID, session: SessionDep, staff: StaffRead, members: MembersDep
 ) -> BalanceRead:
@@ -71,7 +69,6 @@ async def member_balance(
     response_model=Page[EntryRead],
     summary="A member's points history, newest first, with a reason on every line",
 )
-@reads_only
 async def member_ledger(
     member_id: uuid.UUID, session: SessionDep, staff: StaffRead, page: PageDep, members: MembersDep
 ) -> Page[EntryRead]:
@@ -108,7 +105,6 @@ async def create_adjustment(
 
 
 @router.get("/me/balance", response_model=BalanceRead, summary="My points")
-@reads_only
 async def my_balance(session: SessionDep, me: MemberDep, members: MembersDep) -> BalanceRead:
     account = await service.account_for(
         session, me.brand_id, member_id=me.member_id, members=members
@@ -117,7 +113,6 @@ async def my_balance(session: SessionDep, me: MemberDep, members: MembersDep) ->
 
 
 @router.get("/me/ledger", response_model=Page[EntryRead], summary="My points history")
-@reads_only
 async def my_ledger(
     session: SessionDep, me: MemberDep, page: PageDep, members: MembersDep
 ) -> Page[EntryRead]:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Query, Request, Response
 
 from services.kernel.auth import MemberDep
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.idempotency import RequiredIdempotencyKeyHeader, request_hash
 from services.kernel.pagination import OptionalIds, Page, PageDep
 from services.kernel.routing import Router
@@ -59,7 +59,6 @@ async def create_perk(payload: PerkCreate, session: SessionDep, staff: StaffWrit
 
 
 @router.get("/perks", response_model=Page[PerkRead], summary="List the catalog")
-@reads_only
 async def list_perks(
     session: SessionDep,
     staff: StaffRead,
@@ -74,7 +73,6 @@ async def list_perks(
 
 
 @router.get("/perks/{perk_id}", response_model=PerkRead, summary="Get a perk")
-@reads_only
 async def get_perk(perk_id: uuid.UUID, session: SessionDep, staff: StaffRead) -> PerkRead:
     return PerkRead.model_validate(await service.get_perk(session, staff.brand_id, perk_id))
 
@@ -161,7 +159,6 @@ async def redeem_for_member(
     response_model=Page[RedemptionRead],
     summary="A member's redemptions, newest first",
 )
-@reads_only
 async def member_redemptions(
     member_id: uuid.UUID,
     session: SessionDep,
@@ -197,7 +194,6 @@ async def cancel_redemption(
     response_model=Page[PerkOffer],
     summary="Perks I can redeem now (or all, each with why not)",
 )
-@reads_only
 async def my_perks(
     session: SessionDep,
     me: MemberDep,
@@ -279,7 +275,6 @@ async def redeem(
 @router.get(
     "/me/redemptions", response_model=Page[RedemptionRead], summary="My redemptions, newest first"
 )
-@reads_only
 async def my_redemptions(
     session: SessionDep,
     me: MemberDep,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import Response
 
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.idempotency import REPLAYED_HEADER
 from services.kernel.routing import Router
 from services.rewards.access import StaffRead, StaffWrite
@@ -67,7 +67,6 @@ async def record_purchase(
     summary="A purchase as it stands: its points, breakdown and returns",
     responses={404: {"description": "PurchaseNotFound"}},
 )
-@reads_only
 async def get_purchase(order_id: str, session: SessionDep, staff: StaffRead) -> PurchaseRead:
     return await service.get_purchase(session, staff.brand_id, order_id)
 

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import Response
 
 from services.kernel.auth import MemberDep
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.routing import Router
 from services.rewards.access import StaffRead, StaffWrite
 from services.rewards.ledger.members import MembersDep
@@ -25,7 +25,6 @@ _LADDER_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/tiers", response_model=TierList, summary="The brand's tiers, by rank")
-@reads_only
 async def list_tiers(session: SessionDep, staff: StaffRead) -> TierList:
     tiers = await service.list_tiers(session, staff.brand_id)
     return TierList(items=[TierRead.model_validate(t) for t in tiers])
@@ -48,7 +47,6 @@ async def create_tier(payload: TierCreate, session: SessionDep, staff: StaffWrit
     summary="Get a tier",
     responses={404: {"description": "TierNotFound"}},
 )
-@reads_only
 async def get_tier(tier_id: uuid.UUID, session: SessionDep, staff: StaffRead) -> TierRead:
     return TierRead.model_validate(await service.get_tier(session, staff.brand_id, tier_id))
 
@@ -86,7 +84,6 @@ async def delete_tier(tier_id: uuid.UUID, session: SessionDep, staff: StaffWrite
         409: {"description": "ProgramNotConfigured"},
     },
 )
-@reads_only
 async def member_tier(
     member_id: uuid.UUID, session: SessionDep, staff: StaffRead, members: MembersDep
 ) -> TierStatus:
@@ -98,6 +95,5 @@ async def member_tier(
     response_model=TierStatus,
     summary="My tier: spend in the window, the next tier, what keeping mine takes",
 )
-@reads_only
 async def my_tier(session: SessionDep, me: MemberDep, members: MembersDep) -> TierStatus:
     return await service.status(session, me.brand_id, me.member_id, members=members)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Response, status
 
 from services.kernel.auth import Scope, StaffPrincipal, require_staff
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.pagination import Page, PageDep
 from services.kernel.routing import Router
 from services.kernel.settings import Settings
@@ -61,7 +61,6 @@ async def create_endpoint(
 
 
 @router.get("/endpoints", response_model=Page[EndpointRead], summary="List endpoints")
-@reads_only
 async def list_endpoints(staff: Staff, session: SessionDep, page: PageDep) -> Page[EndpointRead]:
     rows = await service.list_endpoints(session, staff.brand_id, page)
     return Page.of(rows, page, key=lambda e: e.id, item=EndpointRead.model_validate)
@@ -70,7 +69,6 @@ async def list_endpoints(staff: Staff, session: SessionDep, page: PageDep) -> Pa
 @router.get(
     "/endpoints/{endpoint_id}", response_model=EndpointRead, summary="An endpoint", responses=_404
 )
-@reads_only
 async def read_endpoint(endpoint_id: uuid.UUID, staff: Staff, session: SessionDep) -> EndpointRead:
     return EndpointRead.model_validate(
         await service.get_endpoint(session, staff.brand_id, endpoint_id)
@@ -113,7 +111,6 @@ async def delete_endpoint(endpoint_id: uuid.UUID, staff: Staff, session: Session
     summary="The endpoint's signing secret",
     responses=_404,
 )
-@reads_only
 async def read_secret(endpoint_id: uuid.UUID, staff: Staff, session: SessionDep) -> EndpointSecret:
     return _secret(await service.get_endpoint(session, staff.brand_id, endpoint_id))
 

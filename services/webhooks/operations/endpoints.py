@@ -10,7 +10,7 @@ from fastapi import Depends, Query, Request, Response, status
 from pydantic import AwareDatetime
 
 from services.kernel.auth import Scope, StaffPrincipal, require_staff
-from services.kernel.db import SessionDep, reads_only
+from services.kernel.db import SessionDep
 from services.kernel.idempotency import IdempotencyKeyHeader, request_hash
 from services.kernel.pagination import Page, PageDep
 from services.kernel.routing import Router
@@ -47,7 +47,6 @@ _CURSOR_400: dict[int | str, dict[str, str]] = {
         422: {"description": "UnknownEventType, InvalidTimeRange, ValidationError"},
     },
 )
-@reads_only
 async def list_messages(
     staff: Staff,
     session: SessionDep,
@@ -95,7 +94,6 @@ async def list_messages(
     summary="A message, its payload and its deliveries",
     responses=_MESSAGE_404,
 )
-@reads_only
 async def read_message(message_id: uuid.UUID, staff: Staff, session: SessionDep) -> MessageDetail:
     message, deliveries = await service.get_message(session, staff.brand_id, message_id)
     return MessageDetail.of(message, deliveries)
@@ -107,7 +105,6 @@ async def read_message(message_id: uuid.UUID, staff: Staff, session: SessionDep)
     summary="A message's delivery attempts, newest first",
     responses={**_CURSOR_400, **_MESSAGE_404},
 )
-@reads_only
 async def message_attempts(
     message_id: uuid.UUID,
     staff: Staff,
@@ -127,7 +124,6 @@ async def message_attempts(
     summary="An endpoint's delivery attempts, newest first",
     responses={**_CURSOR_400, **_ENDPOINT_404},
 )
-@reads_only
 async def endpoint_attempts(
     endpoint_id: uuid.UUID,
     staff: Staff,
