@@ -29,15 +29,25 @@ class BareQuery:
         return "world"
 
 
+async def no_context() -> None:
+    """The routers' context: none, found without leaving the event loop. Strawberry's default
+    getter is a plain function, which FastAPI runs in its thread pool: a hop to another thread
+    and back on every request that Kinfolk's own `/graphql` (an async getter) does not make."""
+
+
 def create_app() -> FastAPI:
     app = create_kinfolk_app()
     bare = strawberry.Schema(
         query=BareQuery,
         extensions=[partial(ParserCache, maxsize=1024), partial(ValidationCache, maxsize=1024)],
     )
-    app.include_router(GraphQLRouter(bare, path="/bare/graphql", graphql_ide=None))
+    app.include_router(
+        GraphQLRouter(bare, path="/bare/graphql", graphql_ide=None, context_getter=no_context)
+    )
     shape = home_shape_schema()
-    app.include_router(GraphQLRouter(shape, path="/shape/graphql", graphql_ide=None))
+    app.include_router(
+        GraphQLRouter(shape, path="/shape/graphql", graphql_ide=None, context_getter=no_context)
+    )
     return app
 
 
