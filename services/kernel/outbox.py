@@ -36,6 +36,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.db import copy_records
+from services.kernel.driver_statements import DriverStatement
 from services.kernel.events import Event, event_json
 
 OUTBOX_TABLE = "outbox"
@@ -127,20 +128,20 @@ class Outbox:
 
     def __init__(self, table: Table) -> None:
         self.table = table
-        # One INSERT per number of rows, built once: SQLAlchemy then reuses its compiled form
-        # instead of walking literal values for a cache key on every call (the hot path of
-        # every write that emits events).
-        self._inserts: dict[int, Insert] = {}
+        # One INSERT per number of rows, for the handful of sizes real writes have, built and
+        # compiled once and run by the driver: the hot path of every write that emits events.
+        self._inserts: dict[int, DriverStatement] = {}
 
-    def _insert(self, rows: int) -> Insert:
+    async def _write(self, session: AsyncSession, parameters: dict[str, Any], rows: int) -> None:
+        if rows > _KEPT_SIZES:
+            # A rare large batch goes through SQLAlchemy, whose cache keeps its compiled form,
+            # rather than growing the dict.
+            await session.execute(self._build_insert(rows), parameters)
+            return
         statement = self._inserts.get(rows)
         if statement is None:
-            # Kept only for the handful of sizes real writes have; a rare large batch is built
-            # anew each time rather than growing the dict.
-            statement = self._build_insert(rows)
-            if rows <= _KEPT_SIZES:
-                self._inserts[rows] = statement
-        return statement
+            statement = self._inserts[rows] = DriverStatement(self._build_insert(rows))
+        await statement.fetch(session, parameters)
 
     def _build_insert(self, rows: int) -> Insert:
         def row(i: int) -> list[ColumnElement[Any]]:
@@ -163,7 +164,7 @@ class Outbox:
         if batch is not None:
             batch.append(event)
             return
-        await session.execute(self._insert(1), _parameters(event))
+        await self._write(session, _parameters(event), 1)
 
     async def add_many(self, session: AsyncSession, events: Sequence[Event]) -> None:
         batch: list[Event] | None = session.info.get(self._BATCH_KEY)
@@ -194,7 +195,7 @@ class Outbox:
             parameters: dict[str, Any] = {}
             for index, event in enumerate(events):
                 parameters.update(_parameters(event, index))
-            await session.execute(self._insert(len(events)), parameters)
+            await self._write(session, parameters, len(events))
 
     async def copy_many(self, session: AsyncSession, events: Iterable[Event]) -> int:
         """Bulk path for imports: COPY on the session's own connection, inside its transaction."""

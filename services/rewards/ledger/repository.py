@@ -29,6 +29,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.db import STANDS_ALONE, table_of, unnest_rows
+from services.kernel.driver_statements import DriverStatement
 from services.kernel.pagination import PageRequest, keyset
 from services.rewards.models import Account, Bucket, LedgerEntry, Lot, Program
 
@@ -165,9 +166,10 @@ def _move_and_append_statement(with_lot: bool) -> Select[tuple[int, int]]:
     return statement
 
 
+# Run by the driver: every earning and spending of points runs one.
 _MOVE_AND_APPEND = {
-    False: _move_and_append_statement(False),
-    True: _move_and_append_statement(True),
+    False: DriverStatement(_move_and_append_statement(False)),
+    True: DriverStatement(_move_and_append_statement(True)),
 }
 
 
@@ -333,8 +335,7 @@ class LedgerRepository:
         the balances cannot move (None)."""
         parameters = _move_parameters(member_id, change)
         parameters.update(_append_parameters(entry, lot))
-        statement = _MOVE_AND_APPEND[lot is not None]
-        row = (await self.session.execute(statement, parameters)).one_or_none()
+        row = await _MOVE_AND_APPEND[lot is not None].fetch_one(self.session, parameters)
         return None if row is None else Balances(row.available, row.pending)
 
     # --- entries and lots ---

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.db import table_of
+from services.kernel.driver_statements import DriverStatement
 from services.rewards.ledger.repository import (
     PROGRAM_XID,
     Balances,
@@ -74,11 +75,17 @@ def _lock_statement(by_external_id: bool) -> Select[tuple[object, ...]]:
     ).select_from(one.outerjoin(program, true()).outerjoin(account, true()))
 
 
-# Built once (bind parameters, not literal values): SQLAlchemy reuses their compiled form.
-_LOCK = {False: _lock_statement(False), True: _lock_statement(True)}
+# Built once (bind parameters, not literal values) and run by the driver: every purchase runs
+# them.
+_LOCK = {
+    False: DriverStatement(_lock_statement(False)),
+    True: DriverStatement(_lock_statement(True)),
+}
 _PURCHASES: Table = table_of(Purchase)
-_INSERT_PURCHASE = (
+# Every column bound: the caller gives each a value (`insert_purchase`).
+_INSERT_PURCHASE = DriverStatement(
     insert(_PURCHASES)
+    .values({column.key: bindparam(column.key, type_=column.type) for column in _PURCHASES.c})
     .on_conflict_do_nothing(index_elements=[_PURCHASES.c.brand_id, _PURCHASES.c.order_id])
     .returning(_PURCHASES.c.id)
 )
@@ -99,7 +106,8 @@ class PurchaseRepository:
             parameters["member_id"] = member_id
         else:
             parameters["external_id"] = external_id
-        row = (await self.session.execute(_LOCK[member_id is None], parameters)).one()
+        row = await _LOCK[member_id is None].fetch_one(self.session, parameters)
+        assert row is not None  # the statement always answers one row
         version = None if row.xid is None else ProgramVersion(row.xid, row.updated_at)
         account = (
             None
@@ -116,12 +124,13 @@ class PurchaseRepository:
     # --- purchases ---
 
     async def insert_purchase(self, values: dict[str, Any]) -> bool:
-        """Inserts the purchase unless its order id is taken; False when it is.
+        """Inserts the purchase (a value for every column) unless its order id is taken; False
+        when it is.
 
         A concurrent insert of the same order id waits here until that transaction ends: after
         its commit this returns False (the caller replays), after its rollback it inserts.
         """
-        return (await self.session.execute(_INSERT_PURCHASE, values)).one_or_none() is not None
+        return await _INSERT_PURCHASE.fetch_one(self.session, values) is not None
 
     async def by_order(
         self, brand_id: uuid.UUID, order_id: str, *, for_update: bool = False
