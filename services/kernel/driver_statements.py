@@ -61,8 +61,13 @@ class DriverStatement:
         compiled = self.statement.compile(dialect=dialect)
         assert isinstance(compiled, SQLCompiler)
         names = tuple(compiled.positiontup or ())
-        if len(set(names)) != len(names) or any(compiled.binds[name].expanding for name in names):
-            raise ValueError("a DriverStatement binds each parameter once, none expanding")
+        # Parameters SQLAlchemy renders into the SQL at execution (expanding IN lists, literal
+        # execution) leave a placeholder asyncpg cannot run.
+        if len(set(names)) != len(names) or "__[POSTCOMPILE_" in compiled.string:
+            raise ValueError(
+                "a DriverStatement binds each parameter once, none expanding or rendered into "
+                "the SQL at execution"
+            )
         processors = compiled._bind_processors  # no public accessor, as in `driver_sql`
         columns = compiled._result_columns
         return _Compiled(
