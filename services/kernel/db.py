@@ -180,11 +180,29 @@ def request_holds_connection() -> bool:
 async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
     """The session's asyncpg connection, inside the session's transaction: for what SQLAlchemy
     does not speak (COPY, array-parameter statements run many thousand times)."""
+    return (await driver_handles(session))[1]
+
+
+async def driver_handles(session: AsyncSession) -> tuple[Any, asyncpg.Connection]:
+    """SQLAlchemy's adapter of the session's connection and the asyncpg connection under it,
+    with the session's transaction begun on it.
+
+    SQLAlchemy's asyncpg adapter sends BEGIN with a transaction's first statement, not when the
+    session takes the connection: what ran on the driver before any statement of the session
+    would run outside the transaction (a COPY kept when the session rolls back, a lock taken
+    FOR UPDATE released at once). So the adapter's transaction is begun here as its own first
+    statement would begin it (in a reading session, AUTOCOMMIT, that begins nothing). The
+    adapter's names are internal to SQLAlchemy (pinned in uv.lock);
+    `tests/kernel/test_driver_statements.py` holds the driver's work to the transaction."""
     connection = await session.connection()
     raw = await connection.get_raw_connection()
+    adapter: Any = raw.dbapi_connection
+    async with adapter._execute_mutex:
+        if adapter._transaction is None:
+            await adapter._start_transaction()
     driver = raw.driver_connection
     assert isinstance(driver, asyncpg.Connection)
-    return driver
+    return adapter, driver
 
 
 def driver_sql(session: AsyncSession, statement: Select[Any]) -> tuple[str, list[Any]]:

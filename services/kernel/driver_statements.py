@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
 
-from services.kernel.db import ReadOnlySession, WriteInReadOnlySession
+from services.kernel.db import ReadOnlySession, WriteInReadOnlySession, driver_handles
 
 Processor = Callable[[Any], Any]
 
@@ -124,27 +124,12 @@ def _processor(processor: object) -> Processor | None:
 
 
 async def _driver(session: AsyncSession) -> tuple[Any, asyncpg.Connection]:
-    """SQLAlchemy's adapter of the session's connection and the asyncpg connection under it,
-    the session's transaction begun on it.
-
-    SQLAlchemy's asyncpg adapter sends BEGIN with a transaction's first statement, not when the
-    session takes the connection: a statement run on the driver first would run outside any
-    transaction (a lock taken FOR UPDATE released at once). So the adapter's transaction is
-    started here as its own first statement would start it. The names are internal to
-    SQLAlchemy's adapter (pinned in uv.lock); `tests/kernel/test_driver_statements.py` holds a
-    driver statement's lock and its errors to what SQLAlchemy's execution gives."""
+    """`driver_handles` of the session, asked of SQLAlchemy once a transaction."""
     transaction = session.sync_session.get_transaction()
     kept: tuple[object, Any, asyncpg.Connection] | None = session.info.get(_DRIVER_KEY)
     if kept is not None and transaction is not None and kept[0] is transaction:
         return kept[1], kept[2]
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    adapter: Any = raw.dbapi_connection
-    async with adapter._execute_mutex:
-        if adapter._transaction is None:
-            await adapter._start_transaction()
-    driver = raw.driver_connection
-    assert isinstance(driver, asyncpg.Connection)
+    adapter, driver = await driver_handles(session)
     session.info[_DRIVER_KEY] = (session.sync_session.get_transaction(), adapter, driver)
     return adapter, driver
 

@@ -1,5 +1,7 @@
 """`DriverStatement`: a Core statement run by asyncpg on the session's connection gives what
-SQLAlchemy's execution of it gives (rows, types, errors), inside the session's transaction."""
+SQLAlchemy's execution of it gives (rows, types, errors), inside the session's transaction; and
+whatever runs on the session's driver connection (`driver_connection`: COPY) is inside it too,
+even as the transaction's first statement."""
 
 from __future__ import annotations
 
@@ -15,7 +17,13 @@ from sqlalchemy import BigInteger, DateTime, MetaData, bindparam, insert, select
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.kernel.db import Database, WriteInReadOnlySession, table_of, text_enum
+from services.kernel.db import (
+    Database,
+    WriteInReadOnlySession,
+    copy_records,
+    table_of,
+    text_enum,
+)
 from services.kernel.driver_statements import DriverStatement
 from tests.conftest import WorkerInfrastructure
 
@@ -61,6 +69,16 @@ def _thing(name: str = "serum", **changes: Any) -> dict[str, Any]:
     } | changes
 
 
+async def _committed(database: Database, thing: dict[str, Any]) -> None:
+    async with database.unit_of_work() as session:
+        await _INSERT.fetch(session, thing)
+
+
+async def _ids(database: Database) -> list[uuid.UUID]:
+    async with database.unit_of_work() as session:
+        return list(await session.scalars(select(_things.c.id)))
+
+
 @pytest.fixture
 async def database(test_infra: WorkerInfrastructure) -> AsyncIterator[Database]:
     database = Database(test_infra.database_url, pool_size=3, max_overflow=0)
@@ -96,8 +114,7 @@ async def test_rows_are_what_sqlalchemy_gives_types_included(database: Database)
 async def test_statements_run_in_the_sessions_transaction(database: Database) -> None:
     kept = _thing("kept")
     dropped = _thing("dropped")
-    async with database.unit_of_work() as session:
-        await _INSERT.fetch(session, kept)
+    await _committed(database, kept)
     async with database.unit_of_work() as session:
         # The driver statement first: its transaction is the session's, begun for it.
         await _INSERT.fetch(session, dropped)
@@ -108,12 +125,27 @@ async def test_statements_run_in_the_sessions_transaction(database: Database) ->
     assert names == ["kept"]
 
 
+async def test_a_copy_as_the_transactions_first_statement_rolls_back_with_it(
+    database: Database,
+) -> None:
+    thing = _thing()
+    # As COPY takes them: the enum's value, the JSON as text.
+    record = (*(thing[k] for k in ("id", "name", "count")), "blue", '{"n": 1}', thing["at"])
+    async with database.unit_of_work() as session:
+        await copy_records(session, _things, [c.key for c in _things.c], [record])
+        assert await session.scalar(select(_things.c.name)) == "serum"
+        await session.rollback()
+    assert await _ids(database) == []
+    async with database.unit_of_work() as session:
+        await copy_records(session, _things, [c.key for c in _things.c], [record])
+    assert await _ids(database) == [thing["id"]]
+
+
 async def test_a_lock_taken_by_a_driver_statement_holds_until_the_transaction_ends(
     database: Database,
 ) -> None:
     thing = _thing()
-    async with database.unit_of_work() as session:
-        await _INSERT.fetch(session, thing)
+    await _committed(database, thing)
     nowait = select(_things.c.id).where(_things.c.id == thing["id"]).with_for_update(nowait=True)
     async with database.unit_of_work() as holder:
         assert (await _LOCK.fetch_one(holder, {"id": thing["id"]})).name == "serum"
@@ -131,8 +163,7 @@ async def test_errors_are_the_ones_sqlalchemy_raises_and_nothing_is_written(
     database: Database,
 ) -> None:
     thing = _thing()
-    async with database.unit_of_work() as session:
-        await _INSERT.fetch(session, thing)
+    await _committed(database, thing)
     cases: list[tuple[dict[str, Any], type[sqlalchemy.exc.DBAPIError], str]] = [
         (_thing(id=thing["id"]), sqlalchemy.exc.IntegrityError, "23505"),  # a duplicate key
         (_thing("nul\x00here"), sqlalchemy.exc.DBAPIError, "22021"),  # a NUL in text
@@ -149,8 +180,7 @@ async def test_errors_are_the_ones_sqlalchemy_raises_and_nothing_is_written(
                     await insert_it
                 assert getattr(raised.value.orig, "sqlstate", None) == sqlstate, run
                 await session.rollback()
-    async with database.unit_of_work() as session:
-        assert list(await session.scalars(select(_things.c.id))) == [thing["id"]]
+    assert await _ids(database) == [thing["id"]]
 
 
 async def test_a_reading_session_refuses_a_driver_write(database: Database) -> None:
@@ -158,8 +188,7 @@ async def test_a_reading_session_refuses_a_driver_write(database: Database) -> N
         with pytest.raises(WriteInReadOnlySession):
             await _INSERT.fetch(session, _thing())
         assert (await _CONSTANT.fetch_one(session, {})).answer == 41
-    async with database.unit_of_work() as session:
-        assert list(await session.scalars(select(_things.c.id))) == []
+    assert await _ids(database) == []
 
 
 def test_a_statement_with_an_expanding_parameter_is_refused_when_compiled() -> None:
