@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from contextvars import ContextVar
 from enum import StrEnum
@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, UOWTransaction
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from services.kernel.settings import Settings
 
@@ -205,21 +206,33 @@ async def driver_handles(session: AsyncSession) -> tuple[Any, asyncpg.Connection
     return adapter, driver
 
 
+BindProcessor = Callable[[Any], Any]
+
+
+def driver_binds(compiled: SQLCompiler) -> list[tuple[str, BindProcessor | None]]:
+    """The bind parameters of a compiled statement in its `$n` order, each with its type's bind
+    processor (None: the value goes as it is). SQLAlchemy has no public accessor for the
+    processors, hence `_bind_processors`."""
+    processors = compiled._bind_processors
+    names = compiled.positiontup or []
+    return [
+        (name, processor if callable(processor := processors.get(name)) else None) for name in names
+    ]
+
+
 def driver_sql(session: AsyncSession, statement: Select[Any]) -> tuple[str, list[Any]]:
     """A SQLAlchemy statement as asyncpg takes it, for `driver_connection`'s COPY and cursors:
     SQL with `$n` placeholders and the values in order, each through its type's bind processor.
-    Values stay parameters (asyncpg binds them, or quotes them server-side for COPY).
-    SQLAlchemy has no public accessor for the processors, hence `_bind_processors`."""
+    Values stay parameters (asyncpg binds them, or quotes them server-side for COPY)."""
     compiled = statement.compile(
         dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True}
     )
+    assert isinstance(compiled, SQLCompiler)
     params = compiled.construct_params()
-    processors = compiled._bind_processors
-    names = compiled.positiontup or []
-    values = []
-    for name in names:
-        processor = processors.get(name)
-        values.append(processor(params[name]) if callable(processor) else params[name])
+    values = [
+        params[name] if process is None else process(params[name])
+        for name, process in driver_binds(compiled)
+    ]
     return compiled.string, values
 
 

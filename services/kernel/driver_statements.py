@@ -30,9 +30,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
 
-from services.kernel.db import ReadOnlySession, WriteInReadOnlySession, driver_handles
-
-Processor = Callable[[Any], Any]
+from services.kernel.db import (
+    BindProcessor,
+    ReadOnlySession,
+    WriteInReadOnlySession,
+    driver_binds,
+    driver_handles,
+)
 
 # The asyncpg connection under a session's current transaction, kept in `session.info` so that
 # the statements of one transaction ask SQLAlchemy for it once.
@@ -43,9 +47,9 @@ _DRIVER_KEY = "kinfolk.driver_statements.connection"
 class _Compiled:
     sql: str
     names: tuple[str, ...]  # the bind parameters in `$n` order
-    binds: tuple[Processor | None, ...]
+    binds: tuple[BindProcessor | None, ...]
     given: Mapping[str, Any]  # the values the statement itself carries (`literal(1)`)
-    results: tuple[Processor | None, ...]
+    results: tuple[Callable[[Any], Any] | None, ...]
     row: type[tuple[Any, ...]]
 
 
@@ -60,7 +64,8 @@ class DriverStatement:
     def _compile(self, dialect: Dialect) -> _Compiled:
         compiled = self.statement.compile(dialect=dialect)
         assert isinstance(compiled, SQLCompiler)
-        names = tuple(compiled.positiontup or ())
+        binds = driver_binds(compiled)
+        names = tuple(name for name, _ in binds)
         # Parameters SQLAlchemy renders into the SQL at execution (expanding IN lists, literal
         # execution) leave a placeholder asyncpg cannot run.
         if len(set(names)) != len(names) or "__[POSTCOMPILE_" in compiled.string:
@@ -68,12 +73,11 @@ class DriverStatement:
                 "a DriverStatement binds each parameter once, none expanding or rendered into "
                 "the SQL at execution"
             )
-        processors = compiled._bind_processors  # no public accessor, as in `driver_sql`
         columns = compiled._result_columns
         return _Compiled(
             sql=compiled.string,
             names=names,
-            binds=tuple(_processor(processors.get(name)) for name in names),
+            binds=tuple(process for _, process in binds),
             given={
                 name: compiled.binds[name].value
                 for name in names
@@ -117,10 +121,6 @@ class DriverStatement:
         """The first row, or None when there is none."""
         rows = await self.fetch(session, parameters)
         return rows[0] if rows else None
-
-
-def _processor(processor: object) -> Processor | None:
-    return processor if callable(processor) else None
 
 
 async def _driver(session: AsyncSession) -> tuple[Any, asyncpg.Connection]:
