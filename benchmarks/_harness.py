@@ -245,6 +245,12 @@ class CpuPerRequest(NamedTuple):
             f"PostgreSQL {self.postgresql} ms"
         )
 
+    def busy_share(self, rate: float) -> float:
+        """The share of this machine's cores the three kept busy at `rate` requests a second:
+        queueing, and with it the tail of the latencies, grows steeply as it nears 1."""
+        total_ms = self.server + self.generator + self.postgresql
+        return total_ms * rate / 1000 / (os.cpu_count() or 1)
+
 
 class CpuMeter:
     """CPU seconds of the server's processes, of PostgreSQL's (when it runs on this machine) and

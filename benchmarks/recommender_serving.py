@@ -20,8 +20,9 @@ before, because the half after also measures how the server recovers from the ro
 when the route did not keep up (a backlog of seconds). The route's load runs ROUNDS rounds of
 DURATION seconds, each printed with its CPU time per request of the server's processes, of
 PostgreSQL and of the load generator (from /proc), which says where the time went when the
-machine is shared, and with how evenly the machine ran (`MachineProbe`); the JSON's figures are
-the medians of the rounds, each round's p99 beside them.
+machine is shared, with the share of the machine's cores those three kept busy (the latencies'
+tail grows steeply as it nears 1), and with how evenly the machine ran (`MachineProbe`); the
+JSON's figures are the medians of the rounds, each round's p99 and busy share beside them.
 
 Run: python3 -m uv run --frozen python -m benchmarks.recommender_serving
 """
@@ -88,6 +89,10 @@ class Round:
     @property
     def p99(self) -> float:
         return ms(self.latencies, 99)
+
+    @property
+    def busy_share(self) -> float:
+        return self.cpu.busy_share(self.rate)
 
 
 class _Steps:
@@ -458,7 +463,9 @@ async def run(url: str, redis_url: str) -> None:
                 )
                 print(
                     f"round {round_ + 1} machine: a fixed loop took {loop_ms} ms of CPU in the "
-                    f"median second, {slowest}x that in the slowest (1x: the machine ran evenly)",
+                    f"median second, {slowest}x that in the slowest (1x: the machine ran evenly); "
+                    f"server, generator and PostgreSQL kept {measured.busy_share:.0%} of its "
+                    f"cores busy",
                     flush=True,
                 )
             after, after_rate = await open_loop(clients, healthz, RATE, DURATION / 2)
@@ -507,6 +514,7 @@ async def run(url: str, redis_url: str) -> None:
         connections_per_worker=spread,
         exploration_share=Settings().recommender_exploration_share,
         machine_slowest_second=[one.machine_slowest_second for one in rounds],
+        machine_busy_share=[round(one.busy_share, 3) for one in rounds],
     )
 
 
