@@ -142,6 +142,34 @@ async def test_perks_pass_only_when_redeemable_now_by_this_member(
     ]
 
 
+async def test_items_that_fail_the_rules_do_not_use_up_the_window_the_list_is_cut_from(
+    api: httpx.AsyncClient, session: AsyncSession, brand: BrandFixture, base_settings: Settings
+) -> None:
+    """A list is served from the first `limit x VARIETY_WINDOW` items of the stored list that
+    pass the rules, however many before them fail: the rules are checked before the window is
+    cut, and nothing past the window is looked at."""
+    me = await add_member(session, brand.id)
+    window = 2 * service.VARIETY_WINDOW
+    failing = [f"perk:gone{n}" for n in range(window + 2)]
+    passing = [f"perk:ok{n}" for n in range(window + 3)]
+    for item_id in failing:
+        await add_item(session, brand.id, item_id, stock=0)
+    for item_id in passing:
+        # One category: variety has nothing to separate, so the window keeps the list's order.
+        await add_item(session, brand.id, item_id, category="skincare")
+    await add_list(session, brand.id, me, "perks", [*failing, *passing])
+
+    response = await api.get(url(me, limit=2), headers=member_headers(base_settings, brand.id, me))
+
+    assert response.status_code == 200, response.text
+    assert ids_of(response.json()) == ["perk:ok0", "perk:ok1"]
+    driver = await driver_connection(session)
+    rows = await driver.fetch(
+        _CANDIDATES, brand.id, me, "perks", ["perk"], True, [], utcnow(), window
+    )
+    assert [row["item_id"] for row in rows] == passing[:window]
+
+
 async def test_experiences_need_a_bookable_session_and_nobody_is_shown_their_own_work(
     api: httpx.AsyncClient, session: AsyncSession, brand: BrandFixture, base_settings: Settings
 ) -> None:
