@@ -110,11 +110,18 @@ _STANDS_ALONE = "kinfolk_stands_alone"
 STANDS_ALONE = {_STANDS_ALONE: True}
 
 
+def refuse_write_if_reading(session: Session, statement: object) -> None:
+    """Refuses the write `statement` before it runs when `session` is a reading one: what
+    SQLAlchemy executes (below) and what runs on the driver (`DriverStatement`) alike."""
+    if isinstance(session, ReadOnlySession):
+        raise WriteInReadOnlySession(f"a reading session ran {statement}")
+
+
 @event.listens_for(ReadOnlySession, "do_orm_execute")
 def _refuse_writes(state: ORMExecuteState) -> None:
     writes = state.is_insert or state.is_update or state.is_delete
     if writes and not state.execution_options.get(_STANDS_ALONE):
-        raise WriteInReadOnlySession(f"a reading session ran {state.statement}")
+        refuse_write_if_reading(state.session, state.statement)
 
 
 # What a request reads with `Database.reading`: on the gateway's home screen, 17 statements

@@ -32,10 +32,9 @@ from sqlalchemy.sql.dml import UpdateBase
 
 from services.kernel.db import (
     BindProcessor,
-    ReadOnlySession,
-    WriteInReadOnlySession,
     driver_binds,
     driver_handles,
+    refuse_write_if_reading,
 )
 
 # The asyncpg connection under a session's current transaction, kept in `session.info` so that
@@ -93,8 +92,8 @@ class DriverStatement:
     async def fetch(self, session: AsyncSession, parameters: Mapping[str, Any]) -> list[Any]:
         """The statement's rows, named tuples (an INSERT/UPDATE/DELETE's RETURNING rows: none
         without one)."""
-        if self._writes and isinstance(session.sync_session, ReadOnlySession):
-            raise WriteInReadOnlySession(f"a reading session ran {self.statement}")
+        if self._writes:
+            refuse_write_if_reading(session.sync_session, self.statement)
         compiled = self._compiled
         if compiled is None:
             compiled = self._compiled = self._compile(session.get_bind().dialect)
