@@ -104,8 +104,7 @@ async def test_inside_a_transaction_an_exposure_commits_or_rolls_back_with_it(
     kept, dropped = _exposure(brand_id), _exposure(brand_id)
     async with engine_database.unit_of_work() as session:
         driver = await driver_connection(session)
-        await session.execute(select(1))  # the unit of work's transaction is open
-        assert driver.is_in_transaction()
+        assert driver.is_in_transaction()  # the unit of work's, begun by driver_connection
         await driver.execute("SET LOCAL synchronous_commit = on")  # as in production
         run: list[str] = []
         driver.add_query_logger(lambda logged: run.append(logged.query))
@@ -119,7 +118,6 @@ async def test_inside_a_transaction_an_exposure_commits_or_rolls_back_with_it(
 
     async def fails_after_logging() -> None:
         async with engine_database.unit_of_work() as session:
-            await session.execute(select(1))
             await ServedLists(await driver_connection(session)).add_exposure(dropped)
             raise RuntimeError("the request failed after its list was logged")
 
