@@ -328,6 +328,12 @@ def _renamed(query: dict[str, str], old: str, new: str) -> dict[str, str]:
 # restarted server or a firewall. One that dies in between fails its request as a 503, and the
 # disconnect makes the pool replace it.
 PING_AFTER_IDLE_SECONDS = 5.0
+# How long a lent connection's ping may take before the connection is given up for a new one.
+# PostgreSQL answers it in well under a millisecond; one that does not answer in a second is
+# behind a dropped route or a hung server, and waiting for it as long as for a free connection
+# (the pool's timeout, 10 s by default) held the request that long for each idle connection
+# pinged.
+PING_TIMEOUT_SECONDS = 1.0
 _RETURNED_AT = "kinfolk_returned_at"
 
 
@@ -430,9 +436,10 @@ class _Lender:
     prepared the statements its borrowers run, which another connection of the pool would
     prepare again (giving idle ones back to the pool, the recommender's lists took up to 87 ms
     for a tenth of a second after every quiet spell of a few seconds). One left idle
-    PING_AFTER_IDLE_SECONDS is pinged before it is lent again. One that fails the ping, comes
-    back closed, or still in a transaction it cannot roll back, or whose borrower was
-    cancelled or timed out (perhaps mid-statement), is discarded: the pool replaces it.
+    PING_AFTER_IDLE_SECONDS is pinged, with PING_TIMEOUT_SECONDS to answer, before it is lent
+    again. One that fails the ping, comes back closed, or still in a transaction it cannot roll
+    back, or whose borrower was cancelled or timed out (perhaps mid-statement), is discarded:
+    the pool replaces it.
     """
 
     def __init__(self, engine: AsyncEngine, size: int, wait_seconds: float) -> None:
@@ -473,7 +480,9 @@ class _Lender:
             if time.monotonic() - returned_at < PING_AFTER_IDLE_SECONDS:
                 return connection, driver
             try:
-                await driver.fetchval("SELECT 1", timeout=self._wait_seconds)
+                await driver.fetchval(
+                    "SELECT 1", timeout=min(PING_TIMEOUT_SECONDS, self._wait_seconds)
+                )
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
                 await _discard(connection)  # gone while idle: the pool replaces it
                 continue

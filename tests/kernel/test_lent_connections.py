@@ -4,6 +4,9 @@ transaction, pinged after idling, discarded when broken, and bounded."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -117,6 +120,32 @@ async def test_a_connection_idle_past_the_ping_age_is_pinged_and_lent_again_if_a
         # Alive, the same one, with its prepared statements; ended, discarded and replaced.
         assert (await _backend(driver) == first) is not ended_while_idle
     assert _checked_out(pooled) == 1
+
+
+async def test_a_connection_whose_server_stopped_answering_is_given_up_after_the_ping_timeout(
+    test_infra: WorkerInfrastructure, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lent connection idle past the ping age whose server no longer answers (its backend
+    stopped, as behind a dropped route) is given up after PING_TIMEOUT_SECONDS, not after the
+    pool's wait for a free connection, and the borrower gets a new one."""
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.05)
+    monkeypatch.setattr(db, "PING_TIMEOUT_SECONDS", 0.2)
+    patient = Database(test_infra.database_url, pool_size=4, max_overflow=0, pool_timeout=30.0)
+    try:
+        async with patient.driver() as driver:
+            stopped = await _backend(driver)
+        os.kill(stopped, signal.SIGSTOP)
+        try:
+            await asyncio.sleep(0.1)
+            started = time.monotonic()
+            async with patient.driver() as driver:
+                assert await _backend(driver) != stopped
+                assert await driver.fetchval("SELECT 1") == 1
+            assert time.monotonic() - started < 5.0  # not the pool's 30 s
+        finally:
+            os.kill(stopped, signal.SIGCONT)
+    finally:
+        await patient.dispose()
 
 
 async def test_bound_to_a_tests_connection_it_is_that_connection(
