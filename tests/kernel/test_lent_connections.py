@@ -134,7 +134,10 @@ async def test_a_connection_whose_server_stopped_answering_is_given_up_after_the
     try:
         async with patient.driver() as driver:
             stopped = await _backend(driver)
-        os.kill(stopped, signal.SIGSTOP)
+        try:
+            os.kill(stopped, signal.SIGSTOP)
+        except PermissionError:
+            pytest.skip("stopping a backend needs the right to signal PostgreSQL's processes")
         try:
             await asyncio.sleep(0.1)
             started = time.monotonic()
