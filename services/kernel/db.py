@@ -44,7 +44,6 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, UOWTransaction
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.util import await_only
 
 from services.kernel.settings import Settings
 
@@ -329,11 +328,11 @@ def _renamed(query: dict[str, str], old: str, new: str) -> dict[str, str]:
 # restarted server or a firewall. One that dies in between fails its request as a 503, and the
 # disconnect makes the pool replace it.
 PING_AFTER_IDLE_SECONDS = 5.0
-# How long a ping (of a pooled or a lent connection) may take before the connection is given up
-# for a new one. PostgreSQL answers it in well under a millisecond; one that does not answer in a
-# second is behind a dropped route or a hung server. Without a bound, the pool's ping
-# (SQLAlchemy's) waited for as long as the operating system kept the connection, and the lent
-# connections' waited the pool's timeout (10 s by default) for each idle connection pinged.
+# How long a lent connection's ping may take before the connection is given up for a new one.
+# PostgreSQL answers it in well under a millisecond; one that does not answer in a second is
+# behind a dropped route or a hung server, and waiting for it as long as for a free connection
+# (the pool's timeout, 10 s by default) held the request that long for each idle connection
+# pinged.
 PING_TIMEOUT_SECONDS = 1.0
 _RETURNED_AT = "kinfolk_returned_at"
 
@@ -352,19 +351,10 @@ def create_engine(
     return engine
 
 
-async def ping(driver: asyncpg.Connection, wait_seconds: float | None = None) -> None:
-    """Raises unless the connection's server answers within PING_TIMEOUT_SECONDS (or
-    `wait_seconds`, when shorter)."""
-    timeout = (
-        PING_TIMEOUT_SECONDS if wait_seconds is None else min(PING_TIMEOUT_SECONDS, wait_seconds)
-    )
-    await driver.fetchval("SELECT 1", timeout=timeout)
-
-
 def _ping_idle_connections(engine: AsyncEngine, idle_seconds: float) -> None:
     """Pool events (SQLAlchemy's documented way to vet a connection at checkout): raising
-    `DisconnectionError` there makes the pool discard the connection and take a fresh one.
-    The event runs in SQLAlchemy's greenlet, where `await_only` runs the driver's ping."""
+    `DisconnectionError` there makes the pool discard the connection and take a fresh one."""
+    dialect = engine.dialect
 
     def returned(_dbapi_connection: Any, record: Any) -> None:
         # `info` lives as long as the DBAPI connection: a new one has no mark, and needs no ping.
@@ -375,9 +365,9 @@ def _ping_idle_connections(engine: AsyncEngine, idle_seconds: float) -> None:
         if returned_at is None or time.monotonic() - returned_at < idle_seconds:
             return
         try:
-            await_only(ping(record.driver_connection))
+            dialect.do_ping(dbapi_connection)
         except Exception as exc:
-            raise DisconnectionError(f"an idle pooled connection is gone: {exc!r}") from exc
+            raise DisconnectionError(f"an idle pooled connection is gone: {exc}") from exc
 
     event.listen(engine.sync_engine, "checkin", returned)
     event.listen(engine.sync_engine, "checkout", handed_out)
@@ -490,7 +480,9 @@ class _Lender:
             if time.monotonic() - returned_at < PING_AFTER_IDLE_SECONDS:
                 return connection, driver
             try:
-                await ping(driver, self._wait_seconds)
+                await driver.fetchval(
+                    "SELECT 1", timeout=min(PING_TIMEOUT_SECONDS, self._wait_seconds)
+                )
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
                 await _discard(connection)  # gone while idle: the pool replaces it
                 continue
