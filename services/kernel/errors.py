@@ -257,9 +257,24 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# The errors `dependency_unavailable` looks through, answered (503, or 500 when they are not an
+# outage) where a route's other errors are. The `Exception` handler runs in Starlette's outermost
+# middleware, which re-raises after answering: the server then logged an error-level traceback
+# ("Exception in ASGI application") beside the warning for every 503 of an outage.
+_OUTAGE_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    sqlalchemy.exc.TimeoutError,
+    asyncpg.PostgresError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(KinfolkError, _kinfolk_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(sqlalchemy.exc.DBAPIError, _database_error)
+    for outage in _OUTAGE_ERRORS:
+        app.add_exception_handler(outage, _unhandled)
     app.add_exception_handler(Exception, _unhandled)

@@ -188,6 +188,23 @@ async def test_an_unreachable_database_or_redis_is_a_503_to_retry(
     assert "retry in a moment" in answer.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    "path",
+    ["/probe/v1/database-down/tcp", "/probe/v1/database-down/socket", "/probe/v1/redis-down"],
+)
+async def test_an_outage_is_answered_inside_the_app_not_raised_to_the_server(
+    base_settings: Settings, runtime: Runtime, path: str
+) -> None:
+    """An answered 503 is not raised on to the server as well (which logs it as an error with
+    its traceback, once per request of an outage): a transport that raises what the app raises
+    gets the answer."""
+    app = app_for([PROBE], base_settings, runtime)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
+    async with httpx.AsyncClient(transport=transport, base_url="http://probe") as client:
+        answer = await client.get(path)
+    assert (answer.status_code, answer.json()["error"]) == (503, "ServiceUnavailable")
+
+
 async def test_a_missing_file_is_still_a_bug_not_an_outage(probe: httpx.AsyncClient) -> None:
     answer = await probe.get("/probe/v1/missing-file")
     assert (answer.status_code, answer.json()["error"]) == (500, "InternalError")
