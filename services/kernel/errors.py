@@ -208,6 +208,18 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
             pending.append(orig)
 
 
+# The kinds an outage is raised as: each error `dependency_unavailable` accepts is one of these
+# (or wrapped in a `DBAPIError`), which it then tells apart by errno or SQLSTATE. Each has a
+# handler of its own (`install_error_handlers`).
+_OUTAGE_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    sqlalchemy.exc.TimeoutError,
+    asyncpg.PostgresError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+
+
 def dependency_unavailable(exc: BaseException) -> bool:
     """True when `exc` says PostgreSQL or Redis could not be reached, not that a query or a
     command was wrong: the request is worth sending again in a moment."""
@@ -257,24 +269,15 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-# The errors `dependency_unavailable` looks through, answered (503, or 500 when they are not an
-# outage) where a route's other errors are. The `Exception` handler runs in Starlette's outermost
-# middleware, which re-raises after answering: the server then logged an error-level traceback
-# ("Exception in ASGI application") beside the warning for every 503 of an outage.
-_OUTAGE_ERRORS: tuple[type[Exception], ...] = (
-    OSError,
-    sqlalchemy.exc.TimeoutError,
-    asyncpg.PostgresError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-)
-
-
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(KinfolkError, _kinfolk_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(sqlalchemy.exc.DBAPIError, _database_error)
+    # An outage is answered (503, or 500 when it is not one) where a route's other errors are.
+    # The `Exception` handler runs in Starlette's outermost middleware, which re-raises after
+    # answering: the server then logged an error-level traceback ("Exception in ASGI
+    # application") beside the warning for every 503 of an outage.
     for outage in _OUTAGE_ERRORS:
         app.add_exception_handler(outage, _unhandled)
     app.add_exception_handler(Exception, _unhandled)
