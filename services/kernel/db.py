@@ -46,6 +46,7 @@ from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, UOWTransac
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from services.kernel.settings import Settings
+from services.kernel.tcp_liveness import TcpLiveness, without_parameters
 
 # Constraint names that Alembic can diff and that error handlers can recognise.
 NAMING_CONVENTION = {
@@ -299,10 +300,11 @@ _LIBPQ_TLS, _ASYNCPG_TLS = "sslmode", "ssl"
 
 def asyncpg_url(url: str) -> str:
     """Normalise any PostgreSQL URL (libpq style, socket in `?host=`, `?sslmode=`) to the
-    asyncpg dialect."""
+    asyncpg dialect. libpq's TCP keepalive parameters are left out: asyncpg refuses them, and
+    `create_engine` sets them on each connection's socket itself (`tcp_liveness`)."""
     parts = urlsplit(url)
     scheme = "postgresql+asyncpg"
-    query = _renamed(dict(parse_qsl(parts.query)), _LIBPQ_TLS, _ASYNCPG_TLS)
+    query = _renamed(without_parameters(dict(parse_qsl(parts.query))), _LIBPQ_TLS, _ASYNCPG_TLS)
     return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
@@ -347,8 +349,21 @@ def create_engine(
     options.update(kwargs)
     engine = create_async_engine(asyncpg_url(url), **options)
     event.listen(engine.sync_engine, "do_connect", _connect_or_time_out)
+    _probe_silent_servers(engine, TcpLiveness.of(dict(parse_qsl(urlsplit(url).query))))
     _ping_idle_connections(engine, ping_after_idle_seconds)
     return engine
+
+
+def _probe_silent_servers(engine: AsyncEngine, liveness: TcpLiveness) -> None:
+    """Keepalives and a user timeout on each new connection's socket (see `tcp_liveness`)."""
+
+    def connected(dbapi_connection: Any, _record: Any) -> None:
+        driver: asyncpg.Connection = dbapi_connection.driver_connection
+        # asyncpg keeps its transport private and has no option of its own for this; its
+        # maintainers point to the transport's socket (MagicStack/asyncpg#606).
+        liveness.apply(driver._transport.get_extra_info("socket"))
+
+    event.listen(engine.sync_engine, "connect", connected)
 
 
 def _ping_idle_connections(engine: AsyncEngine, idle_seconds: float) -> None:

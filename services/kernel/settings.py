@@ -13,6 +13,8 @@ from urllib.parse import parse_qsl, urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.kernel.tcp_liveness import TcpLiveness
+
 # asyncpg's TLS modes, which are libpq's `sslmode` values (a URL may spell it either way).
 TLS_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 _POSTGRES_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+asyncpg"})
@@ -29,7 +31,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".kinfolk")
     # How long a new PostgreSQL connection may take (TCP, TLS and login), and how long a unit of
     # work waits for a pooled one when all are busy: both fail as 503s, not as requests hanging
-    # on a server that is away. Queries themselves have no limit: bulk jobs run long ones.
+    # on a server that is away. Queries themselves have no limit: bulk jobs run long ones. A
+    # server that goes silent mid-query is found by TCP keepalives (`tcp_liveness`, set in the URL).
     database_connect_timeout_seconds: float = Field(default=5.0, gt=0)
     database_pool_timeout_seconds: float = Field(default=10.0, gt=0)
     # Connections each process keeps open, and how many more it may open for a burst. One
@@ -185,9 +188,11 @@ class Settings(BaseSettings):
                 f"use a PostgreSQL URL, postgresql://user@host:5432/database (not "
                 f"{parts.scheme or 'no'} scheme)"
             )
-        for name, value in parse_qsl(parts.query):
+        query = dict(parse_qsl(parts.query))
+        for name, value in query.items():
             if name in ("sslmode", "ssl") and value not in TLS_MODES:
                 raise ValueError(f"{name} must be one of {', '.join(TLS_MODES)} (not {value!r})")
+        TcpLiveness.of(query)  # libpq's keepalive parameters, refused here when malformed
         return url
 
     @field_validator("export_s3_destinations")

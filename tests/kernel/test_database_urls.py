@@ -40,6 +40,15 @@ from tests.conftest import WorkerInfrastructure
             "postgresql+asyncpg://kin@db.example/kinfolk",
             "postgresql://kin@db.example/kinfolk",
         ),
+        (
+            # libpq's keepalive parameters: asyncpg refuses them (the services set them on the
+            # socket themselves, tests/kernel/test_tcp_liveness.py); libpq reads them.
+            "postgresql://kin@db.example/kinfolk?keepalives_idle=20&sslmode=require"
+            "&tcp_user_timeout=5000&keepalives=1&keepalives_interval=4&keepalives_count=2",
+            "postgresql+asyncpg://kin@db.example/kinfolk?ssl=require",
+            "postgresql://kin@db.example/kinfolk?keepalives_idle=20&sslmode=require"
+            "&tcp_user_timeout=5000&keepalives=1&keepalives_interval=4&keepalives_count=2",
+        ),
     ],
 )
 def test_a_url_is_spelled_for_asyncpg_and_for_libpq(
@@ -78,6 +87,27 @@ async def test_a_url_with_sslmode_connects(test_infra: WorkerInfrastructure, mod
         ),
         (
             "KINFOLK_DATABASE_URL",
+            "postgresql://kin:secret-pw@db.example/kinfolk?keepalives_idle=0",
+            "KINFOLK_DATABASE_URL: keepalives_idle must be a whole number of at least 1 (not '0')",
+        ),
+        (
+            "KINFOLK_DATABASE_URL",
+            "postgresql://kin@db.example/kinfolk?tcp_user_timeout=30s",
+            "KINFOLK_DATABASE_URL: tcp_user_timeout must be a whole number of at least 0 "
+            "(not '30s')",
+        ),
+        (
+            "KINFOLK_DATABASE_URL",
+            "postgresql://kin@db.example/kinfolk?keepalives=yes",
+            "KINFOLK_DATABASE_URL: keepalives must be 0 or 1 (not 'yes')",
+        ),
+        (
+            "KINFOLK_DATABASE_URL",
+            "postgresql://kin@db.example/kinfolk?keepalives=2",
+            "KINFOLK_DATABASE_URL: keepalives must be 0 or 1 (not '2')",
+        ),
+        (
+            "KINFOLK_DATABASE_URL",
             "mysql://kin:secret-pw@db.example/kinfolk",
             "KINFOLK_DATABASE_URL: use a PostgreSQL URL, postgresql://user@host:5432/database "
             "(not mysql scheme)",
@@ -111,6 +141,7 @@ def test_a_url_that_cannot_work_is_refused_with_what_to_change(
         "postgres://kin@db.example/kinfolk",
         "postgresql+asyncpg://kin@db.example/kinfolk?ssl=disable",
         "postgresql://postgres@/postgres?host=/tmp/kinfolk-pg",
+        "postgresql://kin@db.example/kinfolk?keepalives=0&tcp_user_timeout=0",
     ],
 )
 def test_the_urls_operators_write_are_accepted(url: str) -> None:
