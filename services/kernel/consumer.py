@@ -69,7 +69,7 @@ STREAM_PREFIX = "kinfolk:events:"
 DEAD_LETTER_SUFFIX = ":dead"
 
 # How long `run` blocks in XREADGROUP waiting for new messages: also the longest a stop waits.
-# The Redis client's reply timeout adds this on (`runtime.redis_timeouts`); a runner given a
+# The Redis client's reply timeout adds this on (`runtime.redis_options`); a runner given a
 # longer `block_ms` needs a client with a longer timeout.
 BLOCK_MILLISECONDS = 1_000
 

@@ -36,7 +36,7 @@ from services.kernel.idempotency import IDEMPOTENCY_TABLE
 from services.kernel.loops import Backoff, cancel_and_wait, release_free_memory, sleep_or_stop
 from services.kernel.module import ServiceModule
 from services.kernel.outbox import INBOX_TABLE, OUTBOX_TABLE
-from services.kernel.runtime import redis_timeouts
+from services.kernel.runtime import redis_options
 from services.kernel.settings import REDIS_SCHEMES, Settings
 
 log = structlog.get_logger(__name__)
@@ -193,14 +193,15 @@ def job_queue(redis: Redis) -> ArqRedis:
 
 
 def worker_redis(url: str, settings: Settings) -> ArqRedis:
-    """The worker's Redis connection, with the process's connect and reply timeouts.
+    """The worker's Redis connection, with the process's connect and reply timeouts (and
+    keepalives, `runtime.redis_options`).
 
     arq's `RedisSettings` can bound a connect but not a reply, so a Redis that accepts and never
     answers would hold the worker's poll forever; failing instead, the worker starts again after
     `run_worker`'s backoff, which is also what stands in for arq's own connection retries. The
     worker closes the pool when it stops.
     """
-    pool = ConnectionPool.from_url(url, **redis_timeouts(settings))
+    pool = ConnectionPool.from_url(url, **redis_options(url, settings))
     return ArqRedis(
         pool,
         job_serializer=serialize_job,

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TypedDict
+from urllib.parse import urlsplit
 
 import httpx
 from redis.asyncio import Redis
@@ -25,29 +26,38 @@ from services.kernel.db import Database, connect_options
 from services.kernel.errors import ServiceUnavailable
 from services.kernel.module import ServiceModule
 from services.kernel.settings import Settings
+from services.kernel.tcp_liveness import DEFAULTS, TcpLiveness
 
 
-class RedisTimeouts(TypedDict):
+class RedisOptions(TypedDict, total=False):
     socket_connect_timeout: float
     socket_timeout: float
+    socket_keepalive: bool
+    socket_keepalive_options: dict[int, int]
 
 
-def redis_timeouts(settings: Settings) -> RedisTimeouts:
+def redis_options(url: str, settings: Settings, liveness: TcpLiveness = DEFAULTS) -> RedisOptions:
     """redis-py's connect and reply timeouts, so a Redis that accepts and never answers fails
-    a call (a 503 in a request) instead of holding it forever.
+    a call (a 503 in a request) instead of holding it forever; and over TCP, keepalives, so a
+    Redis that goes silent fails a read that waits on it (`tcp_liveness`).
 
     The reply timeout leaves room for the longest block a consumer asks XREADGROUP for: that
     reply is late on purpose. Pub/sub listeners pass a timeout of their own to each read
-    (`get_message(timeout=...)`), which redis-py uses instead of this one.
+    (`get_message(timeout=...)`), which redis-py uses instead of this one: only the keepalives
+    end such a read on a dead connection.
     """
-    return RedisTimeouts(
+    options = RedisOptions(
         socket_connect_timeout=settings.redis_timeout_seconds,
         socket_timeout=settings.redis_timeout_seconds + BLOCK_MILLISECONDS / 1000,
     )
+    if urlsplit(url).scheme != "unix":  # redis-py refuses keepalive options for a Unix socket
+        options["socket_keepalive"] = liveness.keepalives
+        options["socket_keepalive_options"] = liveness.tcp_options()
+    return options
 
 
 def redis_client(url: str, settings: Settings) -> Redis:
-    client: Redis = Redis.from_url(url, **redis_timeouts(settings))
+    client: Redis = Redis.from_url(url, **redis_options(url, settings))
     return client
 
 

@@ -16,6 +16,10 @@ maintainers point to the transport's socket, as done here), and refuses them. So
 them in libpq's spelling: the services set them on each new connection's socket, libpq tools
 read them themselves, and a URL without them gets DEFAULTS, tighter than the operating system's
 (probing after two hours of silence). A Unix socket has no TCP to probe and is left alone.
+
+Redis connections get the same DEFAULTS (`runtime.redis_options`): a pub/sub reader on a Redis
+gone silent would otherwise wait for messages on a dead connection for ever, and every
+subscription of its process with it.
 """
 
 from __future__ import annotations
@@ -69,15 +73,24 @@ class TcpLiveness:
             user_timeout_ms=_whole(query, "tcp_user_timeout", DEFAULTS.user_timeout_ms, low=0),
         )
 
+    def tcp_options(self) -> dict[int, int]:
+        """The TCP-level socket options (IPPROTO_TCP), besides SO_KEEPALIVE itself."""
+        probing = {
+            socket.TCP_KEEPIDLE: self.idle_seconds,
+            socket.TCP_KEEPINTVL: self.interval_seconds,
+            socket.TCP_KEEPCNT: self.count,
+        }
+        return {
+            **(probing if self.keepalives else {}),
+            socket.TCP_USER_TIMEOUT: self.user_timeout_ms,
+        }
+
     def apply(self, sock: SocketOptions) -> None:
         if sock.family not in (socket.AF_INET, socket.AF_INET6):
             return
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, int(self.keepalives))
-        if self.keepalives:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, self.idle_seconds)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, self.interval_seconds)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, self.count)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, self.user_timeout_ms)
+        for option, value in self.tcp_options().items():
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
 # Probes after 30 s of silence, 10 s apart; the user timeout then ends the connection at the

@@ -1,9 +1,10 @@
-"""A PostgreSQL that goes silent mid-query (a dropped route: no reply, no reset) is found out by
-the connection's TCP keepalives (`services.kernel.tcp_liveness`), as unavailable; without them
-the query waits for as long as the operating system keeps the connection.
+"""A PostgreSQL that goes silent mid-query, or a Redis mid-read (a dropped route: no reply, no
+reset), is found out by the connection's TCP keepalives (`services.kernel.tcp_liveness`), as
+unavailable; without them the query or the read waits for as long as the operating system keeps
+the connection.
 
 The route is real: a network namespace joined to this one by a veth pair, with a relay inside
-it to PostgreSQL. Taking the namespace's end of the pair down drops every packet between them,
+it to the server. Taking the namespace's end of the pair down drops every packet between them,
 which is what a failover behind a stale address or a firewall that forgot the connection does.
 It needs root (network namespaces), and skips, saying why, where that is not allowed.
 """
@@ -16,16 +17,23 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, suppress
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import pytest
+import redis.exceptions
 import sqlalchemy.exc
+from redis.asyncio import Redis
 from sqlalchemy import text
 
+from services.gateway.notifications.channels import MemberChannels, member_channel
 from services.kernel.db import Database, driver_connection
 from services.kernel.errors import dependency_unavailable
+from services.kernel.runtime import redis_options
+from services.kernel.settings import Settings
+from services.kernel.tcp_liveness import TcpLiveness
 from tests.conftest import WorkerInfrastructure
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(120)]
@@ -75,24 +83,43 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
-@asynccontextmanager
-async def _to_postgresql(url: str, host: str, port: int) -> AsyncIterator[None]:
-    """A relay in this namespace, on (host, port), to the PostgreSQL of `url` (TCP or socket)."""
+Opener = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+
+
+def _opener(url: str) -> Opener:
+    """How to reach the server of a PostgreSQL or Redis URL, over TCP or its Unix socket."""
     parts = urlsplit(url)
+    if parts.scheme == "unix":  # Redis's socket form
+        return lambda: asyncio.open_unix_connection(parts.path)
     socket_folder = parse_qs(parts.query).get("host", [""])[0]
+    if socket_folder.startswith("/"):  # PostgreSQL's socket form
+        path = f"{socket_folder}/.s.PGSQL.{parts.port or 5432}"
+        return lambda: asyncio.open_unix_connection(path)
+    return lambda: asyncio.open_connection(parts.hostname, parts.port)
+
+
+@asynccontextmanager
+async def _through(route: Route, url: str, port: int) -> AsyncIterator[str]:
+    """The server of `url` reached through the route: the address (host:port) to connect to.
+    A relay in this namespace forwards to the server; one in the route's namespace to it."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if socket_folder.startswith("/"):
-            path = f"{socket_folder}/.s.PGSQL.{parts.port or 5432}"
-            upstream = await asyncio.open_unix_connection(path)
-        else:
-            upstream = await asyncio.open_connection(parts.hostname, parts.port or 5432)
-        await asyncio.gather(_pipe(reader, upstream[1]), _pipe(upstream[0], writer))
+        upstream_reader, upstream_writer = await _opener(url)()
+        await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
 
-    server = await asyncio.start_server(handle, host, port)
+    server = await asyncio.start_server(handle, route.outer_address, port)
+    relay = await asyncio.create_subprocess_exec(
+        *("ip", "netns", "exec", route.namespace, sys.executable, "-c", _RELAY),
+        *(route.inner_address, str(port), route.outer_address, str(port)),
+        stdout=asyncio.subprocess.PIPE,
+    )
     try:
-        yield
+        assert relay.stdout is not None
+        assert await relay.stdout.readline() == b"ready\n"
+        yield f"{route.inner_address}:{port}"
     finally:
+        relay.kill()
+        await relay.wait()
         server.close()
 
 
@@ -121,6 +148,9 @@ class Route:
     def silence(self) -> None:
         self.inside("link", "set", self.inner, "down")
 
+    def speak(self) -> None:
+        self.inside("link", "set", self.inner, "up")
+
     def down(self) -> None:
         with suppress(subprocess.SubprocessError):
             _ip("netns", "delete", self.namespace)  # and the pair with it
@@ -129,34 +159,34 @@ class Route:
 
 
 @pytest.fixture
-async def silenceable(test_infra: WorkerInfrastructure) -> AsyncIterator[tuple[Route, str]]:
-    """A PostgreSQL URL through the route, and the route (`silence()` drops its packets)."""
+def route() -> Iterator[Route]:
+    """A route into a namespace of its own, which `silence()` drops every packet of."""
     if shutil.which("ip") is None:
         pytest.skip("no `ip` command (iproute2) on this machine")
-    route = Route()
+    made = Route()
     try:
-        route.up()
+        made.up()
     except subprocess.CalledProcessError as exc:
-        route.down()
+        made.down()
         pytest.skip(f"network namespaces are not allowed here: {exc.stderr.decode().strip()}")
-    relay: asyncio.subprocess.Process | None = None
     try:
-        async with _to_postgresql(test_infra.database_url, route.outer_address, 55_432):
-            relay = await asyncio.create_subprocess_exec(
-                *("ip", "netns", "exec", route.namespace, sys.executable, "-c", _RELAY),
-                *(route.inner_address, "5432", route.outer_address, "55432"),
-                stdout=asyncio.subprocess.PIPE,
-            )
-            assert relay.stdout is not None
-            assert await relay.stdout.readline() == b"ready\n"
-            parts = urlsplit(test_infra.database_url)
-            user = parts.username or "postgres"
-            yield route, f"postgresql://{user}@{route.inner_address}:5432{parts.path}"
+        yield made
     finally:
-        if relay is not None:
-            relay.kill()
-            await relay.wait()
-        route.down()
+        made.down()
+
+
+@pytest.fixture
+async def postgresql(route: Route, test_infra: WorkerInfrastructure) -> AsyncIterator[str]:
+    """A URL of the test's PostgreSQL through the route, with no query yet."""
+    parts = urlsplit(test_infra.database_url)
+    async with _through(route, test_infra.database_url, 5432) as address:
+        yield f"postgresql://{parts.username or 'postgres'}@{address}{parts.path}"
+
+
+@pytest.fixture
+async def redis_address(route: Route, test_infra: WorkerInfrastructure) -> AsyncIterator[str]:
+    async with _through(route, test_infra.redis_url, 6379) as address:
+        yield address
 
 
 async def _query_into_silence(route: Route, url: str) -> tuple[float, BaseException | None]:
@@ -188,21 +218,106 @@ async def _query_into_silence(route: Route, url: str) -> tuple[float, BaseExcept
     raise AssertionError("the query was answered through a silent route")
 
 
-async def test_a_query_to_a_server_gone_silent_fails_as_unavailable_within_the_probing(
-    silenceable: tuple[Route, str],
+async def test_a_query_to_a_postgresql_gone_silent_fails_as_unavailable_within_the_probing(
+    route: Route, postgresql: str
 ) -> None:
-    route, url = silenceable
-    waited, error = await _query_into_silence(route, f"{url}?{FAST}")
+    waited, error = await _query_into_silence(route, f"{postgresql}?{FAST}")
     assert error is not None, f"still waiting after {waited:.1f} s"
     assert dependency_unavailable(error)  # a 503 in a request, to be retried
     assert waited < 8.0  # 2 s of silence, two probes a second apart, the 4 s user timeout
 
 
 async def test_without_probes_the_same_query_is_still_waiting(
-    silenceable: tuple[Route, str],
+    route: Route, postgresql: str
 ) -> None:
     """The route really is silent: nothing but the probes would end the wait."""
-    route, url = silenceable
-    waited, error = await _query_into_silence(route, f"{url}?{OFF}")
+    waited, error = await _query_into_silence(route, f"{postgresql}?{OFF}")
+    assert error is None, f"failed after {waited:.1f} s: {error!r}"
+    assert waited >= WAITED_SECONDS
+
+
+async def _read_into_silence(
+    route: Route, address: str, settings: Settings, liveness: TcpLiveness
+) -> tuple[float, BaseException | None]:
+    """A pub/sub read (as the gateway's notifications wait) under way when the route goes
+    silent: how long until it failed (and how), or WAITED_SECONDS and None when it had still
+    heard nothing then."""
+    url = f"redis://{address}/0"
+    client = Redis.from_url(url, **redis_options(url, settings, liveness))
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    try:
+        await pubsub.subscribe("kinfolk:silent-route")
+        assert await pubsub.get_message(timeout=0.2) is None
+        asyncio.get_running_loop().call_later(SILENCE_AFTER_SECONDS, route.silence)
+        started = time.monotonic()
+        try:
+            message = await pubsub.get_message(timeout=WAITED_SECONDS)
+        except redis.exceptions.RedisError as exc:
+            return time.monotonic() - started, exc
+        assert message is None
+        return time.monotonic() - started, None
+    finally:
+        with suppress(Exception):
+            await asyncio.wait_for(pubsub.aclose(), 5)  # type: ignore[no-untyped-call]
+        with suppress(Exception):
+            await asyncio.wait_for(client.aclose(), 5)
+
+
+async def test_a_pub_sub_read_on_a_redis_gone_silent_ends_within_the_probing(
+    route: Route, redis_address: str, base_settings: Settings
+) -> None:
+    """redis-py ends it as it ends a quiet read, with nothing (None): the next test is what
+    the gateway's reader makes of that."""
+    waited, error = await _read_into_silence(
+        route, redis_address, base_settings, TcpLiveness.of(dict(parse_qsl(FAST)))
+    )
+    assert error is None
+    assert waited < 8.0, f"still waiting after {waited:.1f} s"
+
+
+async def test_notifications_flow_again_after_the_redis_they_come_through_went_silent(
+    route: Route, redis_address: str, base_settings: Settings, redis: Redis
+) -> None:
+    """The gateway's one pub/sub connection of a process: its Redis goes silent, the probes
+    find it dead, the route comes back, and the next notification published reaches the open
+    subscription. A reader that took the dead connection's None for a quiet wait would spin
+    on it for ever and hear nothing again."""
+    url = f"redis://{redis_address}/0"
+    through_route = Redis.from_url(
+        url, **redis_options(url, base_settings, TcpLiveness.of(dict(parse_qsl(FAST))))
+    )
+    channels = MemberChannels(through_route)
+    channel = member_channel(uuid.uuid4(), uuid.uuid4())
+    try:
+        async with channels.listen(channel) as queue:
+            # SUBSCRIBE goes through the route's two relays: published directly, a message
+            # can arrive first, with no one subscribed yet.
+            for _ in range(100):
+                if await redis.publish(channel, b"before"):
+                    break
+                await asyncio.sleep(0.05)
+            assert await asyncio.wait_for(queue.get(), 5) == b"before"
+            route.silence()
+            await asyncio.sleep(6.0)  # 2 s of silence, two probes, the user timeout: found dead
+            route.speak()
+            heard: bytes | None = None
+            deadline = time.monotonic() + 20
+            while heard is None and time.monotonic() < deadline:
+                # Published while the reader is away is lost (pub/sub keeps nothing): again
+                # until it is back.
+                await redis.publish(channel, b"after")
+                with suppress(TimeoutError):
+                    heard = await asyncio.wait_for(queue.get(), 0.5)
+            assert heard == b"after"
+    finally:
+        await through_route.aclose()
+
+
+async def test_without_probes_the_pub_sub_read_hears_nothing_and_waits_on(
+    route: Route, redis_address: str, base_settings: Settings
+) -> None:
+    waited, error = await _read_into_silence(
+        route, redis_address, base_settings, TcpLiveness.of(dict(parse_qsl(OFF)))
+    )
     assert error is None, f"failed after {waited:.1f} s: {error!r}"
     assert waited >= WAITED_SECONDS

@@ -1,6 +1,7 @@
 """A server that goes silent is found out: each TCP connection to PostgreSQL probes its peer
 (keepalives) and bounds unacknowledged data (a user timeout), as `services.kernel.tcp_liveness`
-sets them: its defaults, or libpq's parameters from the URL.
+sets them: its defaults, or libpq's parameters from the URL; and each TCP connection to Redis
+probes its peer with the defaults.
 
 What is checked is what the kernel says of the live connection's socket. Dropping the packets of
 one connection to show a probe failing would need the machine's packet filter, which the suite
@@ -12,9 +13,12 @@ import socket
 from urllib.parse import urlsplit
 
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import text
 
 from services.kernel.db import Database, driver_connection
+from services.kernel.runtime import redis_client, redis_options
+from services.kernel.settings import Settings
 from services.kernel.tcp_liveness import DEFAULTS
 from tests.conftest import WorkerInfrastructure
 
@@ -98,3 +102,39 @@ def test_a_unix_socket_is_left_alone() -> None:
     finally:
         one.close()
         other.close()
+
+
+async def test_a_redis_connection_over_tcp_gets_the_defaults_too(
+    test_infra: WorkerInfrastructure, base_settings: Settings
+) -> None:
+    if urlsplit(test_infra.redis_url).scheme == "unix":
+        pytest.skip("Redis is reached over a Unix socket here, which has no TCP to probe")
+    client = redis_client(test_infra.redis_url, base_settings)
+    try:
+        assert await client.ping()
+        connection = await client.connection_pool.get_connection()
+        try:
+            sock = connection._writer.transport.get_extra_info("socket")
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            assert [
+                sock.getsockopt(TCP, option)
+                for option in (
+                    socket.TCP_KEEPIDLE,
+                    socket.TCP_KEEPINTVL,
+                    socket.TCP_KEEPCNT,
+                    socket.TCP_USER_TIMEOUT,
+                )
+            ] == [30, 10, 3, 30_000]
+        finally:
+            await client.connection_pool.release(connection)
+    finally:
+        await client.aclose()
+
+
+def test_a_redis_unix_socket_gets_no_keepalive_options(base_settings: Settings) -> None:
+    """redis-py refuses them for a Unix socket (the embedded server's form): every connection
+    failed to be made."""
+    url = "unix:///tmp/kinfolk-redis.sock"
+    assert "socket_keepalive" not in redis_options(url, base_settings)
+    client = Redis.from_url(url, **redis_options(url, base_settings))
+    assert client.connection_pool.make_connection() is not None

@@ -110,8 +110,22 @@ class MemberChannels:
                 log.warning("gateway.channels.read_failed", retry_in=delay, exc_info=True)
                 await asyncio.sleep(delay)
                 continue
+            if message is None:
+                # Nothing came: a quiet wait, or a connection the kernel gave up on (Redis gone
+                # silent, found by the keepalives). redis-py answers None for both, the second
+                # at once and on every read after (on Python 3.11+, ETIMEDOUT is the same
+                # TimeoutError as its read's own), and never reconnects: the reader would spin.
+                # A PING tells them apart: on a dead connection it raises, and the next read
+                # reconnects. Its PONG, on a live one, is read as a message of another type.
+                try:
+                    await pubsub.ping()
+                except Exception:
+                    delay = backoff.next_delay()
+                    log.warning("gateway.channels.ping_failed", retry_in=delay, exc_info=True)
+                    await asyncio.sleep(delay)
+                continue
             backoff.reset()
-            if message is None or message.get("type") != "message":
+            if message.get("type") != "message":
                 continue
             channel = _text(message["channel"])
             for queue in tuple(self._queues.get(channel, ())):
