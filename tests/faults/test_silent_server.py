@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, suppress
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
@@ -34,7 +34,8 @@ from services.kernel.errors import dependency_unavailable
 from services.kernel.runtime import redis_options
 from services.kernel.settings import Settings
 from services.kernel.tcp_liveness import TcpLiveness
-from tests.conftest import WorkerInfrastructure
+from tests.conftest import ROOT, WorkerInfrastructure
+from tests.faults.relay import Opener, relay
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(120)]
 
@@ -45,45 +46,9 @@ OFF = "keepalives=0&tcp_user_timeout=0"
 SILENCE_AFTER_SECONDS = 0.5
 WAITED_SECONDS = 12.0  # how long a query without probes is shown still waiting
 
-# A relay: accepts on (host, port) in the namespace, forwards each connection to the next hop.
-_RELAY = """
-import asyncio, sys
-async def pipe(reader, writer):
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except OSError:
-        pass
-    finally:
-        writer.close()
-async def handle(reader, writer):
-    upstream_reader, upstream_writer = await asyncio.open_connection(sys.argv[3], int(sys.argv[4]))
-    await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
-async def main():
-    server = await asyncio.start_server(handle, sys.argv[1], int(sys.argv[2]))
-    print("ready", flush=True)
-    await server.serve_forever()
-asyncio.run(main())
-"""
-
 
 def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except OSError:
-        pass
-    finally:
-        writer.close()
-
-
-Opener = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
 
 
 def _opener(url: str) -> Opener:
@@ -102,24 +67,20 @@ def _opener(url: str) -> Opener:
 async def _through(route: Route, url: str, port: int) -> AsyncIterator[str]:
     """The server of `url` reached through the route: the address (host:port) to connect to.
     A relay in this namespace forwards to the server; one in the route's namespace to it."""
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await _opener(url)()
-        await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
-
-    server = await asyncio.start_server(handle, route.outer_address, port)
-    relay = await asyncio.create_subprocess_exec(
-        *("ip", "netns", "exec", route.namespace, sys.executable, "-c", _RELAY),
+    server = await relay(route.outer_address, port, _opener(url))
+    inner = await asyncio.create_subprocess_exec(
+        *("ip", "netns", "exec", route.namespace, sys.executable, "-m", "tests.faults.relay"),
         *(route.inner_address, str(port), route.outer_address, str(port)),
         stdout=asyncio.subprocess.PIPE,
+        cwd=ROOT,
     )
     try:
-        assert relay.stdout is not None
-        assert await relay.stdout.readline() == b"ready\n"
+        assert inner.stdout is not None
+        assert await inner.stdout.readline() == b"ready\n"
         yield f"{route.inner_address}:{port}"
     finally:
-        relay.kill()
-        await relay.wait()
+        inner.kill()
+        await inner.wait()
         server.close()
 
 
