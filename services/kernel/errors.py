@@ -15,6 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.kernel.logging import note_logged
+
 log = structlog.get_logger(__name__)
 
 
@@ -253,6 +255,7 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
         # Mostly nothing was written; but a connection lost during COMMIT leaves it unknown, so
         # the answer asks for the retry with the same idempotency key, which is safe either way.
         log.warning("dependency_unavailable", path=request.url.path, error=repr(exc)[:300])
+        note_logged(exc)  # an outage needs no traceback
         return JSONResponse(
             error_body(
                 ServiceUnavailable.code,
@@ -263,6 +266,7 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
             headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
         )
     log.exception("unhandled_error", path=request.url.path)
+    note_logged(exc)
     return JSONResponse(
         error_body("InternalError", "Something went wrong on our side; it has been logged."),
         status_code=500,

