@@ -108,7 +108,10 @@ class Peers:
                 "http://in-process",
                 timeout=timeout,
                 headers=headers,
-                transport=httpx.ASGITransport(app=self.app),
+                # Answered as over the network: a service's error is its 500 (already logged
+                # there), not its exception raised on into the caller, which then behaved as
+                # it never does when the service runs elsewhere.
+                transport=httpx.ASGITransport(app=self.app, raise_app_exceptions=False),
             )
         # Each service that others call adds its `<service>_url` setting, as members does.
         configured = getattr(self.settings, f"{service}_url", None)

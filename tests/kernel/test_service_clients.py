@@ -108,3 +108,16 @@ async def test_a_call_to_another_service_carries_the_id_of_the_request_it_serves
 async def test_a_call_made_outside_any_request_sends_no_id() -> None:
     async with Peers(Settings(), TRACED, frozenset({"members"})).http("members") as http:
         assert (await http.get("/id")).json() == {"id": None}
+
+
+async def _fails(request: Request) -> JSONResponse:
+    raise RuntimeError("a bug in the called service")
+
+
+async def test_an_in_process_call_to_a_failing_route_is_answered_500_as_over_the_network() -> None:
+    """Not the callee's exception raised on into the caller, which a caller of a service in
+    another process never sees."""
+    app = Starlette(routes=[Route("/fails", _fails)])
+    async with Peers(Settings(), app, frozenset({"members"})).http("members") as http:
+        answer = await http.get("/fails")
+    assert answer.status_code == 500
