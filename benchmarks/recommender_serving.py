@@ -439,7 +439,7 @@ async def run(url: str, redis_url: str) -> None:
         try:
             # The machine's probe runs from before the warm-up: an interpreter starting up takes
             # tens of milliseconds of CPU, which, started with each round, landed on the round's
-            # first requests (a third of a round's slowest fell in its first 0.2 s).
+            # first requests (a third of a round's slowest fell in its first 0.3 s).
             with MachineProbe() as probe:
                 await open_loop(clients, recommend, RATE, 3.0)  # warm up both workers and pools
                 await open_loop(clients, healthz, RATE, 2.0)
