@@ -1,4 +1,4 @@
-"""Finding out that PostgreSQL went silent: TCP keepalives and a user timeout on each connection.
+"""Finding out that PostgreSQL or Redis went silent: TCP keepalives and a user timeout.
 
 A server that goes away without closing its connections (a failover behind a stale address, a
 dropped route, a NAT that forgot the mapping) sends nothing more, not even a reset. A query

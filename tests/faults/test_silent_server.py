@@ -43,6 +43,8 @@ pytestmark = [pytest.mark.faults, pytest.mark.timeout(120)]
 # that the test takes seconds: silence found after about 2 + 1 + 1 s, within the user timeout.
 FAST = "keepalives_idle=2&keepalives_interval=1&keepalives_count=2&tcp_user_timeout=4000"
 OFF = "keepalives=0&tcp_user_timeout=0"
+FAST_PROBING = TcpLiveness.of(dict(parse_qsl(FAST)))  # the same, for Redis's options
+NO_PROBING = TcpLiveness.of(dict(parse_qsl(OFF)))
 SILENCE_AFTER_SECONDS = 0.5
 WAITED_SECONDS = 12.0  # how long a query without probes is shown still waiting
 
@@ -229,9 +231,7 @@ async def test_a_pub_sub_read_on_a_redis_gone_silent_ends_within_the_probing(
 ) -> None:
     """redis-py ends it as it ends a quiet read, with nothing (None): the next test is what
     the gateway's reader makes of that."""
-    waited, error = await _read_into_silence(
-        route, redis_address, base_settings, TcpLiveness.of(dict(parse_qsl(FAST)))
-    )
+    waited, error = await _read_into_silence(route, redis_address, base_settings, FAST_PROBING)
     assert error is None
     assert waited < 8.0, f"still waiting after {waited:.1f} s"
 
@@ -244,9 +244,7 @@ async def test_notifications_flow_again_after_the_redis_they_come_through_went_s
     subscription. A reader that took the dead connection's None for a quiet wait would spin
     on it for ever and hear nothing again."""
     url = f"redis://{redis_address}/0"
-    through_route = Redis.from_url(
-        url, **redis_options(url, base_settings, TcpLiveness.of(dict(parse_qsl(FAST))))
-    )
+    through_route = Redis.from_url(url, **redis_options(url, base_settings, FAST_PROBING))
     channels = MemberChannels(through_route)
     channel = member_channel(uuid.uuid4(), uuid.uuid4())
     try:
@@ -277,8 +275,6 @@ async def test_notifications_flow_again_after_the_redis_they_come_through_went_s
 async def test_without_probes_the_pub_sub_read_hears_nothing_and_waits_on(
     route: Route, redis_address: str, base_settings: Settings
 ) -> None:
-    waited, error = await _read_into_silence(
-        route, redis_address, base_settings, TcpLiveness.of(dict(parse_qsl(OFF)))
-    )
+    waited, error = await _read_into_silence(route, redis_address, base_settings, NO_PROBING)
     assert error is None, f"failed after {waited:.1f} s: {error!r}"
     assert waited >= WAITED_SECONDS

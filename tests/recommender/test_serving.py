@@ -23,7 +23,7 @@ from recommender.serving.exploration import (
     ThompsonDraws,
     list_random,
 )
-from recommender.serving.repository import _CANDIDATES, ServingRepository
+from recommender.serving.repository import _CANDIDATES, ServedLists, ServingRepository
 from recommender.serving.rules import diversify
 from recommender.serving.schemas import RecommendationList, RecommendationLists
 from recommender.store.models import (
@@ -163,11 +163,10 @@ async def test_items_that_fail_the_rules_do_not_use_up_the_window_the_list_is_cu
 
     assert response.status_code == 200, response.text
     assert ids_of(response.json()) == ["perk:ok0", "perk:ok1"]
-    driver = await driver_connection(session)
-    rows = await driver.fetch(
-        _CANDIDATES, brand.id, me, "perks", ["perk"], True, [], utcnow(), window
+    candidates = await ServedLists(await driver_connection(session)).candidates(
+        brand.id, me, "perks", ["perk"], personal=True, pool=[], window=window, now=utcnow()
     )
-    assert [row["item_id"] for row in rows] == passing[:window]
+    assert [row.item_id for row in candidates.rows] == passing[:window]
 
 
 async def test_experiences_need_a_bookable_session_and_nobody_is_shown_their_own_work(
