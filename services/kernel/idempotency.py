@@ -17,6 +17,7 @@ keeps the table in its own schema (`idempotency_table`).
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated
@@ -96,15 +97,25 @@ def request_hash(method: str, path: str, payload: BaseModel | None) -> str:
     body = (
         b""
         if payload is None
-        else orjson.dumps(
-            payload.model_dump(mode="json", exclude_unset=True), option=orjson.OPT_SORT_KEYS
-        )
+        else _sorted_json(payload.model_dump(mode="json", exclude_unset=True))
     )
     digest = hashlib.sha256()
     for part in (method.upper().encode(), path.encode(), body):
         digest.update(len(part).to_bytes(8, "big"))
         digest.update(part)
     return digest.hexdigest()
+
+
+def _sorted_json(value: object) -> bytes:
+    """`value` as JSON with its keys sorted. A free-form field (a segment's rule) may hold an
+    integer beyond 64 bits, which orjson refuses: the standard library writes those, so that
+    the request reaches the validation that answers it, instead of failing here (ASCII, so
+    that nothing it holds can fail to encode). Every body orjson takes is written by orjson as
+    before, so the fingerprints already stored keep matching."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
 class IdempotencyStore:

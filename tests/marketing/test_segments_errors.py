@@ -92,6 +92,14 @@ BAD: list[tuple[Any, str, str]] = [
         "rule.count.op",
     ),
     ({"event": "purchase", "count": {"op": "gte", "value": -1}}, "WrongType", "rule.count.value"),
+    # beyond 64 bits: refused by the rule's check, not failing before it
+    ({"event": "purchase", "count": {"op": "eq", "value": 2**70}}, "WrongType", "rule.count.value"),
+    ({"field": "points_available", "op": "eq", "value": 2**64}, "WrongType", "rule.value"),
+    (
+        {"event": "purchase", "where": {"amount_minor": {"op": "gt", "value": -(2**70)}}},
+        "WrongType",
+        "rule.where.amount_minor.value",
+    ),
     ({"event": "purchase", "count": {"op": "gte", "min": 1}}, "InvalidRule", "rule.count.min"),
     ({"event": "purchase", "where": {"category": 3}}, "WrongType", "rule.where.category"),
     ({"event": "purchase", "where": {"sku": "x"}}, "InvalidRule", "rule.where.sku"),
