@@ -13,6 +13,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -35,6 +36,7 @@ MAX_TRAITS = 100
 MAX_TRAIT_KEY = 64
 MAX_TRAIT_TEXT = 1_000
 MAX_TRAIT_LIST = 100
+MAX_TRAIT_INT = 2**63 - 1
 MAX_INTERESTS = 50
 MAX_INTEREST = 64
 EARLIEST_BIRTHDAY = date(1900, 1, 1)
@@ -136,6 +138,24 @@ def _interests(values: list[str]) -> list[str]:
     return list(seen)
 
 
+def _trait_integers(traits: Any) -> Any:
+    """Refuses an integer trait beyond 64 bits, which the services that read traits (events,
+    segments, a CRM's JSON) cannot hold. Checked before the value is typed: a number type
+    would otherwise take it as an approximate float, changing what was sent."""
+    if isinstance(traits, dict):
+        for key, value in traits.items():
+            if (
+                isinstance(value, int)
+                and not isinstance(value, bool)
+                and abs(value) > MAX_TRAIT_INT
+            ):
+                raise ValueError(
+                    f"trait {key!r} is an integer beyond 64 bits; send it as text, or a number "
+                    f"from -{MAX_TRAIT_INT} to {MAX_TRAIT_INT}"
+                )
+    return traits
+
+
 def _trait_keys(traits: dict[str, Any]) -> dict[str, Any]:
     if len(traits) > MAX_TRAITS:
         raise ValueError(f"at most {MAX_TRAITS} traits")
@@ -164,8 +184,12 @@ TraitList = Annotated[
 # Strict, so "1" stays a string and `true` a boolean; bool comes before int for the same reason.
 TraitNumber = Annotated[StrictFloat, Field(allow_inf_nan=False)]
 TraitValue = StrictBool | StrictInt | TraitNumber | TraitText | TraitList
-Traits = Annotated[dict[str, TraitValue], AfterValidator(_trait_keys)]
-TraitChanges = Annotated[dict[str, TraitValue | None], AfterValidator(_trait_keys)]
+Traits = Annotated[
+    dict[str, TraitValue], BeforeValidator(_trait_integers), AfterValidator(_trait_keys)
+]
+TraitChanges = Annotated[
+    dict[str, TraitValue | None], BeforeValidator(_trait_integers), AfterValidator(_trait_keys)
+]
 # The raw list is bounded too, so normalising it is cheap whatever is sent.
 Interests = Annotated[list[str], Field(max_length=MAX_INTERESTS * 4), AfterValidator(_interests)]
 Source = Annotated[str, StringConstraints(min_length=1, max_length=200)]

@@ -48,13 +48,14 @@ async def test_ndjson_imports_good_lines_and_reports_each_bad_one(
         {"external_id": "d", "birthday": "1985-07-01", "interests": ["Hair", "hair"]},  # 7
         b"[1, 2]",  # 8: not an object
         {"external_id": "e", "shoe_size": 38},  # 9: unknown field
+        b'{"external_id": "f", "traits": {"big": %d}}' % 2**64,  # 10: beyond 64 bits
     )
 
     response = await client.post(URL, content=body, headers={**brand.headers, **NDJSON})
 
     assert response.status_code == 200
     report = response.json()
-    assert (report["total"], report["imported"], report["dry_run"]) == (8, 2, False)
+    assert (report["total"], report["imported"], report["dry_run"]) == (9, 2, False)
     assert [(f["line"], f["error"]) for f in report["failed"]] == [
         (2, "InvalidJSON"),
         (3, "ValidationError"),
@@ -62,12 +63,14 @@ async def test_ndjson_imports_good_lines_and_reports_each_bad_one(
         (6, "DuplicateExternalId"),
         (8, "ValidationError"),
         (9, "ValidationError"),
+        (10, "ValidationError"),
     ]
     details = {f["line"]: f["detail"] for f in report["failed"]}
     assert details[3].startswith("email: value is not a valid email address")
     assert details[5] == "external_id 'a' is already used on line 1 of this file."
     assert details[6] == "A member with external_id 'crm-1' already exists."
     assert details[9] == "shoe_size: Extra inputs are not permitted"
+    assert details[10].startswith("traits: Value error, trait 'big' is an integer beyond 64 bits")
     assert await external_ids(session) == ["crm-1", "a", "d"]
     events = await outbox_events(session)
     assert [t for t, _ in events] == ["member.created"] * 3

@@ -121,6 +121,8 @@ async def test_the_same_external_id_may_exist_in_another_brand(
         ({"traits": {"1bad": "x"}}, ["body", "traits"]),
         ({"traits": {"nested": {"a": 1}}}, ["body", "traits", "nested", "bool"]),
         ({"traits": {f"k{i}": i for i in range(101)}}, ["body", "traits"]),
+        ({"traits": {"big": 2**63}}, ["body", "traits"]),
+        ({"traits": {"big": -(2**70)}}, ["body", "traits"]),
         ({"interests": "skincare"}, ["body", "interests"]),
         ({"phone": "+33"}, ["body", "phone"]),
     ],
@@ -140,6 +142,21 @@ async def test_invalid_members_are_422_and_write_nothing(
     assert location in [item["loc"] for item in body["detail"]]
     assert await member_count(session) == 0
     assert await outbox_events(session) == []
+
+
+async def test_integer_traits_up_to_64_bits_are_kept_exactly(
+    client: httpx.AsyncClient, brand: BrandFixture, session: AsyncSession
+) -> None:
+    traits = {"largest": 2**63 - 1, "smallest": -(2**63 - 1)}
+
+    response = await client.post(
+        URL, json={"external_id": "crm-9", "traits": traits}, headers=brand.headers
+    )
+
+    assert response.status_code == 201
+    assert response.json()["traits"] == traits
+    [(kind, event)] = await outbox_events(session)
+    assert (kind, event["traits"]) == ("member.created", traits)
 
 
 async def test_missing_external_id_is_422(client: httpx.AsyncClient, brand: BrandFixture) -> None:
@@ -377,6 +394,7 @@ async def test_patch_that_changes_nothing_writes_no_event(
         {"interests": None},
         {"time_zone": "Nowhere/Land"},
         {"email": "@"},
+        {"traits": {"big": 2**64}},
     ],
 )
 async def test_bad_patches_are_422_and_change_nothing(
