@@ -524,6 +524,11 @@ class _Lender:
             return
         self._idle.append((connection, driver, time.monotonic()))
 
+    @property
+    def idle(self) -> int:
+        """Connections kept checked out between borrowings."""
+        return len(self._idle)
+
     async def close(self) -> None:
         idle, self._idle = self._idle, []
         for connection, _, _ in idle:
@@ -602,6 +607,12 @@ class Database:
         when its statement ends)."""
         async with self._session(self.reading_sessionmaker) as session:
             yield session
+
+    @property
+    def idle_lent_connections(self) -> int:
+        """The pool's connections `driver` keeps checked out while none is borrowed: they count
+        as checked out in the pool's figures without being in use (see `_Lender`)."""
+        return self._lender.idle
 
     @asynccontextmanager
     async def driver(self) -> AsyncIterator[asyncpg.Connection]:

@@ -40,11 +40,51 @@ from services.kernel.consumer import consumer_specs
 from services.kernel.db import Database
 from services.kernel.events import Event, parse_event
 from services.kernel.outbox import OUTBOX_TABLE
+from services.kernel.runtime import Runtime
 from services.kernel.settings import Settings
 from services.registry import SERVICES
-from tests.conftest import BrandFixture, bearer, make_brand, make_runtime, purge_brand
+from tests.conftest import (
+    BrandFixture,
+    app_for,
+    bearer,
+    make_brand,
+    make_runtime,
+    purge_brand,
+)
 
 BASE_URL = "http://kinfolk.test"
+
+
+def without_limits(settings: Settings) -> Settings:
+    """`settings` with the per-member, per-key and GraphQL cost budgets out of the way: the
+    fuzzers and the authorisation matrix send one token hundreds or thousands of times a minute
+    (more with KINFOLK_FUZZ_EXAMPLES). The limits have their own tests (tests/kernel/test_limits.py,
+    tests/gateway)."""
+    return settings.model_copy(
+        update={
+            "rate_limit_member_per_minute": 0,
+            "rate_limit_api_key_per_minute": 0,
+            "graphql_cost_per_minute": 10_000_000,
+        }
+    )
+
+
+@pytest.fixture
+def unlimited_settings(base_settings: Settings) -> Settings:
+    return without_limits(base_settings)
+
+
+@pytest.fixture
+def runtime(unlimited_settings: Settings, database: Database, redis: Redis) -> Runtime:
+    return make_runtime(unlimited_settings, database, redis)
+
+
+@pytest.fixture
+def app(unlimited_settings: Settings, runtime: Runtime) -> FastAPI:
+    """The all-services app, as tests/conftest.py's, without the limits (`without_limits`)."""
+    return app_for(SERVICES, unlimited_settings, runtime)
+
+
 # Cases per operation: EXAMPLES that fit the schema, and half as many that do not. Negative
 # generation costs several times more than positive (schemathesis mutates the schema and filters
 # until the value breaks it), so CI's one positive case per operation comes with a negative one
@@ -278,7 +318,7 @@ async def fuzz_world(
 async def committed_fuzz_world(
     app: FastAPI,
     client: httpx.AsyncClient,
-    base_settings: Settings,
+    unlimited_settings: Settings,
     engine_database: Database,
     redis: Redis,
     tokens: MemberTokenCodec,
@@ -291,9 +331,15 @@ async def committed_fuzz_world(
     drops that connection (as in production), whereas the one connection a test's transaction
     runs on would be left unusable for every later request of the test.
     """
-    attach_runtime(app, make_runtime(base_settings, engine_database, redis))
+    attach_runtime(app, make_runtime(unlimited_settings, engine_database, redis))
     pool = engine_database.engine.sync_engine.pool
-    in_use = pool.checkedout()  # type: ignore[attr-defined]
+
+    def in_use() -> int:
+        # The lent connections `Database.driver` keeps between borrowings are not in use.
+        checked_out: int = pool.checkedout()  # type: ignore[attr-defined]
+        return checked_out - engine_database.idle_lent_connections
+
+    before = in_use()
     async with engine_database.sessionmaker() as session:
         brand = await make_brand(session, f"Fuzz {uuid.uuid4().hex[:8]}")
 
@@ -307,4 +353,4 @@ async def committed_fuzz_world(
     finally:
         await purge_brand(engine_database, brand.id)
     # Cancelled calls gave their connections back (or the pool dropped them): none leaked.
-    assert pool.checkedout() == in_use  # type: ignore[attr-defined]
+    assert in_use() == before

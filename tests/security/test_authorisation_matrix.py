@@ -95,6 +95,7 @@ from tests.security.authorisation_expectations import (
     Who,
     path_parameters,
 )
+from tests.security.conftest import without_limits
 from tests.served import served
 
 BASE_URL = "http://kinfolk.test"
@@ -565,14 +566,7 @@ async def purge_brands(database: Database, brand_ids: list[uuid.UUID]) -> None:
 async def world(
     base_settings: Settings, engine_database: Database, test_infra: WorkerInfrastructure
 ) -> AsyncIterator[World]:
-    # The limits would refuse the matrix's few hundred requests a minute per token.
-    settings = base_settings.model_copy(
-        update={
-            "rate_limit_member_per_minute": 0,
-            "rate_limit_api_key_per_minute": 0,
-            "graphql_cost_per_minute": 10_000_000,
-        }
-    )
+    settings = without_limits(base_settings)
     redis = Redis.from_url(test_infra.redis_url)
     await redis.flushdb()
     app = build_app(SERVICES, settings, make_runtime(settings, engine_database, redis))
