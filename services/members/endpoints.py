@@ -33,6 +33,7 @@ from services.members.importing import CSV, NDJSON
 from services.members.models import IDEMPOTENCY, SCHEMA, ConsentPurpose, Member, MemberStatus
 from services.members.repository import MemberFilters
 from services.members.schemas import (
+    MAX_EXTERNAL_ID,
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyRead,
@@ -176,7 +177,7 @@ async def list_members(
     session: SessionDep,
     staff: StaffRead,
     page: PageDep,
-    external_id: Annotated[str | None, Query(max_length=255)] = None,
+    external_id: Annotated[str | None, Query(max_length=MAX_EXTERNAL_ID)] = None,
     status: MemberStatus | None = None,
     email: Annotated[str | None, Query(max_length=320)] = None,
 ) -> Page[MemberRead]:

@@ -32,6 +32,7 @@ from services.kernel.clock import utcnow
 from services.kernel.schemas import Input
 from services.members.models import ConsentPurpose, MemberStatus
 
+MAX_EXTERNAL_ID = 255
 MAX_TRAITS = 100
 MAX_TRAIT_KEY = 64
 MAX_TRAIT_TEXT = 1_000
@@ -168,7 +169,7 @@ def _trait_keys(traits: dict[str, Any]) -> dict[str, Any]:
     return traits
 
 
-ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_EXTERNAL_ID)]
 DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Email = Annotated[
     str, AfterValidator(_email), WithJsonSchema({"type": "string", "format": "email"})

@@ -30,6 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.community.experiences.schemas import normalise_tag
 from services.kernel.clock import utcnow
+from services.members.schemas import MAX_EXTERNAL_ID
+from services.rewards.perks.schemas import MAX_CATEGORY
 from tests.conftest import BrandFixture
 from tests.security.conftest import EXAMPLES, SEED, deliver_events
 
@@ -238,7 +240,7 @@ async def test_tag_filters_match_a_tag_exactly(client: httpx.AsyncClient, world:
 
 async def test_exact_filters_match_exactly(client: httpx.AsyncClient, world: World) -> None:
     def members_expect(query: str) -> set[str] | None:
-        if _holds_nul(query):
+        if _holds_nul(query) or len(query) > MAX_EXTERNAL_ID:
             return None
         return {m["id"] for m in world.members if m["external_id"] == query}
 
@@ -250,7 +252,7 @@ async def test_exact_filters_match_exactly(client: httpx.AsyncClient, world: Wor
     problems = await _try(strings("external_id", external_ids), members_ask, _ids, members_expect)
 
     def perks_expect(query: str) -> set[str] | None:
-        if _holds_nul(query):
+        if _holds_nul(query) or len(query) > MAX_CATEGORY:
             return None
         return {i for i, category in world.categories.items() if category == query}
 

@@ -18,6 +18,7 @@ from services.rewards.models import IDEMPOTENCY, PerkKind, RedemptionStatus
 from services.rewards.perks import service
 from services.rewards.perks.repository import PerkFilters
 from services.rewards.perks.schemas import (
+    MAX_CATEGORY,
     CodesReport,
     CodesUpload,
     PerkCreate,
@@ -63,7 +64,7 @@ async def list_perks(
     session: SessionDep,
     staff: StaffRead,
     page: PageDep,
-    category: Annotated[str | None, Query(max_length=100)] = None,
+    category: Annotated[str | None, Query(max_length=MAX_CATEGORY)] = None,
     kind: PerkKind | None = None,
     active: bool | None = None,
 ) -> Page[PerkRead]:
@@ -206,7 +207,7 @@ async def my_perks(
             description="Every active perk, each with `redeemable` and the reason when not.",
         ),
     ] = False,
-    category: Annotated[str | None, Query(max_length=100)] = None,
+    category: Annotated[str | None, Query(max_length=MAX_CATEGORY)] = None,
     affordable: Annotated[
         bool | None,
         Query(

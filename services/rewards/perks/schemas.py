@@ -27,6 +27,7 @@ from services.kernel.schemas import Input, UtcDatetime
 from services.rewards.models import PerkKind, Redemption, RedemptionStatus
 
 MAX_TAGS = 30
+MAX_CATEGORY = 100
 MAX_TAG = 50
 MAX_TIERS = 50
 MAX_FULFILMENT_KEYS = 30
@@ -65,7 +66,7 @@ def _fulfilment(values: dict[str, Any]) -> dict[str, Any]:
 
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Category = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Category = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CATEGORY)]
 Description = Annotated[str, StringConstraints(max_length=5_000)]
 Tags = Annotated[list[str], Field(max_length=MAX_TAGS * 4), AfterValidator(_tags)]
 TierIds = Annotated[
