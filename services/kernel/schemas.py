@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any, TypeGuard
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict
+
+# The largest integer that orjson writes (events, fingerprints) and a bigint column holds.
+INT64_MAX = 2**63 - 1
+
+
+def is_int64(value: Any) -> TypeGuard[int]:
+    """An integer (a bool is not one) from -INT64_MAX to INT64_MAX: what a free-form field (a
+    trait, a segment's rule) may hold and every service can carry on."""
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= INT64_MAX
 
 
 class Input(BaseModel):

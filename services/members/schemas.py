@@ -29,7 +29,7 @@ from pydantic_core import PydanticCustomError
 
 from services.kernel.auth import Scope
 from services.kernel.clock import utcnow
-from services.kernel.schemas import Input
+from services.kernel.schemas import INT64_MAX, Input, is_int64
 from services.members.models import ConsentPurpose, MemberStatus
 
 MAX_EXTERNAL_ID = 255
@@ -37,7 +37,6 @@ MAX_TRAITS = 100
 MAX_TRAIT_KEY = 64
 MAX_TRAIT_TEXT = 1_000
 MAX_TRAIT_LIST = 100
-MAX_TRAIT_INT = 2**63 - 1
 MAX_INTERESTS = 50
 MAX_INTEREST = 64
 EARLIEST_BIRTHDAY = date(1900, 1, 1)
@@ -145,14 +144,10 @@ def _trait_integers(traits: Any) -> Any:
     would otherwise take it as an approximate float, changing what was sent."""
     if isinstance(traits, dict):
         for key, value in traits.items():
-            if (
-                isinstance(value, int)
-                and not isinstance(value, bool)
-                and abs(value) > MAX_TRAIT_INT
-            ):
+            if type(value) is int and not is_int64(value):
                 raise ValueError(
                     f"trait {key!r} is an integer beyond 64 bits; send it as text, or a number "
-                    f"from -{MAX_TRAIT_INT} to {MAX_TRAIT_INT}"
+                    f"from -{INT64_MAX} to {INT64_MAX}"
                 )
     return traits
 

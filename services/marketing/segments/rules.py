@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeGuard
 
 from services.kernel.clock import utcnow
+from services.kernel.schemas import is_int64
 from services.marketing.fields import FIELDS, Field, FieldType
 from services.marketing.models import ActivityKind
 from services.marketing.segments.errors import (
@@ -69,7 +70,6 @@ KINDS = ("and", "or", "not", "field", "event", "segment", "affinity")
 EVENTS: tuple[str, ...] = (ACTIVE, *(kind.value for kind in ActivityKind))
 MAX_LIST = 1_000
 MAX_TEXT = 1_000
-_INT64 = 2**63 - 1
 _ITEM = re.compile(r"^(perk|prompt|experience|post|product):[^\s]{1,150}$")
 _LISTS = (Op.IN, Op.NOT_IN, Op.CONTAINS_ANY, Op.CONTAINS_ALL)
 _ORDERED = (Op.LT, Op.LTE, Op.GT, Op.GTE, Op.BETWEEN)
@@ -214,7 +214,7 @@ def _scalar(found: Field, op: Op, value: Any, path: str) -> Any:
     if kind is FieldType.UUID:
         return str(_uuid(value, path, wrong))
     if kind is FieldType.INTEGER:
-        if not _is_int(value):
+        if not is_int64(value):
             raise wrong
         return value
     if kind is FieldType.NUMBER:
@@ -233,12 +233,8 @@ def _scalar(found: Field, op: Op, value: Any, path: str) -> Any:
     raise wrong
 
 
-def _is_int(value: Any) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= _INT64
-
-
 def _is_number(value: Any) -> TypeGuard[int | float]:
-    if _is_int(value):
+    if is_int64(value):
         return True
     return isinstance(value, float) and math.isfinite(value)
 
@@ -246,7 +242,7 @@ def _is_number(value: Any) -> TypeGuard[int | float]:
 def _datetime(value: Any, wrong: WrongType) -> Any:
     if isinstance(value, dict):
         days = value.get("days_ago")
-        if set(value) != {"days_ago"} or not _is_int(days) or not 0 <= days <= 36_500:
+        if set(value) != {"days_ago"} or not is_int64(days) or not 0 <= days <= 36_500:
             raise WrongType(wrong.path, 'A relative time is {"days_ago": N}, N from 0 to 36500.')
         return {"days_ago": days}
     if not isinstance(value, str):
@@ -292,7 +288,7 @@ def _event(raw: dict[str, Any], path: str) -> EventCondition:
     if not isinstance(event, str) or event not in EVENTS:
         raise UnknownEvent(f"{path}.event", f"Use one of: {', '.join(EVENTS)}.")
     within = raw.get("within_days")
-    if within is not None and (not _is_int(within) or not 1 <= within <= 36_500):
+    if within is not None and (not is_int64(within) or not 1 <= within <= 36_500):
         raise WrongType(f"{path}.within_days", "A whole number of days, 1 to 36500 (or leave out).")
     where = _where(raw.get("where"), event, f"{path}.where")
     count = _count(raw.get("count"), f"{path}.count")
@@ -326,7 +322,7 @@ def _where(raw: Any, event: str, path: str) -> EventWhere | None:
             raise InvalidRule(f"{path}.amount_minor", 'An amount is {"op": "gte", "value": N}.')
         _only(amount, {"op", "value"}, f"{path}.amount_minor", "amount")
         op = _count_op(amount.get("op"), f"{path}.amount_minor.op")
-        if not _is_int(amount.get("value")):
+        if not is_int64(amount.get("value")):
             raise WrongType(f"{path}.amount_minor.value", "An amount in minor units (integer).")
         values["amount_minor"] = AmountCondition(op=op, value=amount["value"])
     return EventWhere(**values)
@@ -340,7 +336,7 @@ def _count(raw: Any, path: str) -> CountCondition:
     _only(raw, {"op", "value"}, path, "count")
     op = _count_op(raw.get("op", "gte"), f"{path}.op")
     value = raw.get("value", 1)
-    if not _is_int(value) or value < 0:
+    if not is_int64(value) or value < 0:
         raise WrongType(f"{path}.value", "A count is a whole number, 0 or more.")
     return CountCondition(op=op, value=value)
 
